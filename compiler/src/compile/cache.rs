@@ -1,0 +1,489 @@
+//! The content-addressed artifact cache.
+//!
+//! Layout under the cache directory:
+//!
+//! ```text
+//! CACHEDIR.TAG
+//! v1/<wasmtime version>/<key[..2]>/<key>.cwasm   the artifact
+//! v1/<wasmtime version>/<key[..2]>/<key>.json    its sha256, size and metadata
+//! ```
+//!
+//! The key is the sha256 of the input's sha256, the wasmtime version, the target triple,
+//! the CPU flags and the profile's sha256. Both files are written to a temporary file in
+//! the same directory and renamed into place, so concurrent `pack` processes never see a
+//! partial entry; an entry is used only after the artifact's sha256 matches its `.json`
+//! (a mismatch removes the entry, and the target is compiled again). The `.json`'s
+//! modification time is the entry's last use, which `prune --older-than` reads.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::Error;
+use super::fsutil;
+
+/// Version of the cache layout; part of every path.
+const LAYOUT: &str = "v1";
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by pack.\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+/// A cache directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// What `.json` beside an artifact records.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EntryMeta {
+    /// sha256 of the `.cwasm`, hex.
+    pub sha256: String,
+    pub size: u64,
+    pub compatibility_hash: String,
+    pub compile_time_ms: u64,
+    pub target: String,
+    pub triple: String,
+    pub cpu_flags: Vec<String>,
+    pub profile_sha256: String,
+    pub source_sha256: String,
+    pub wasmtime_version: String,
+}
+
+/// A verified cache entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub path: PathBuf,
+    pub meta: EntryMeta,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    Hit(Entry),
+    Miss,
+    /// An entry was there but its artifact did not match its digest; it was removed.
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// Entries and bytes held for one wasmtime version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VersionInfo {
+    pub wasmtime_version: String,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// `pack cache info`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CacheInfo {
+    pub path: PathBuf,
+    pub entries: u64,
+    pub bytes: u64,
+    pub versions: Vec<VersionInfo>,
+}
+
+/// What `prune` removes.
+#[derive(Debug, Clone, Default)]
+pub struct PruneOptions {
+    /// Entries not used for longer than this.
+    pub older_than: Option<Duration>,
+    /// Entries made by other wasmtime versions (which this pack cannot use).
+    pub other_versions: bool,
+}
+
+/// What `prune` or `clear` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneReport {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// The wasmtime version artifacts are compiled with. (wasmtime itself records only the
+/// major version in an artifact, and loads it into any engine of that major version.)
+pub fn wasmtime_version() -> &'static str {
+    WASMTIME_VERSION
+}
+
+/// The version of the `wasmtime` crate, pinned with `=` in the workspace; a test checks
+/// it against `Cargo.lock`.
+const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Temporary files older than this are left-overs of a process that died.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+impl Cache {
+    pub fn new(root: impl Into<PathBuf>) -> Cache {
+        Cache { root: root.into() }
+    }
+
+    /// The cache directory: `$PACK_CACHE_DIR`, else `$XDG_CACHE_HOME/pack`, else
+    /// `~/.cache/pack` (`%LOCALAPPDATA%\pack\cache` on Windows).
+    pub fn default_dir() -> Option<PathBuf> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(dir) = var("PACK_CACHE_DIR") {
+            return Some(dir);
+        }
+        if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
+            return Some(dir.join("pack"));
+        }
+        if cfg!(windows)
+            && let Some(dir) = var("LOCALAPPDATA")
+        {
+            return Some(dir.join("pack").join("cache"));
+        }
+        var("HOME").map(|home| home.join(".cache").join("pack"))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn version_dir(&self) -> PathBuf {
+        self.root.join(LAYOUT).join(wasmtime_version())
+    }
+
+    fn paths(&self, key: &str) -> (PathBuf, PathBuf) {
+        let dir = self.version_dir().join(&key[..2]);
+        (dir.join(format!("{key}.cwasm")), dir.join(format!("{key}.json")))
+    }
+
+    /// Looks `key` up and verifies the artifact's digest.
+    pub(crate) fn lookup(&self, key: &str) -> Lookup {
+        let (artifact, sidecar) = self.paths(key);
+        let Ok(text) = std::fs::read(&sidecar) else {
+            return Lookup::Miss;
+        };
+        let meta: EntryMeta = match serde_json::from_slice(&text) {
+            Ok(meta) => meta,
+            Err(e) => return self.discard(&artifact, &sidecar, format!("unreadable metadata: {e}")),
+        };
+        match sha256_file(&artifact) {
+            Ok((digest, size)) if digest == meta.sha256 && size == meta.size => {}
+            Ok((digest, size)) => {
+                return self.discard(
+                    &artifact,
+                    &sidecar,
+                    format!(
+                        "artifact has sha256 {digest} ({size} bytes), expected {} ({} bytes)",
+                        meta.sha256, meta.size
+                    ),
+                );
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
+            Err(e) => return self.discard(&artifact, &sidecar, e.to_string()),
+        }
+        // Record the use, for `prune --older-than`.
+        if let Ok(file) = std::fs::File::options().append(true).open(&sidecar) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+        Lookup::Hit(Entry {
+            path: artifact,
+            meta,
+        })
+    }
+
+    fn discard(&self, artifact: &Path, sidecar: &Path, reason: String) -> Lookup {
+        let _ = std::fs::remove_file(sidecar);
+        let _ = std::fs::remove_file(artifact);
+        Lookup::Corrupt {
+            path: artifact.to_path_buf(),
+            reason,
+        }
+    }
+
+    /// Stores an artifact under `key`, both files atomically, and returns the
+    /// artifact's path in the cache.
+    pub(crate) fn store(&self, key: &str, bytes: &[u8], meta: &EntryMeta) -> Result<PathBuf, Error> {
+        let (artifact, sidecar) = self.paths(key);
+        let dir = artifact.parent().expect("entries are in a directory");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Cache { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let tag = self.root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            let _ = fsutil::write_atomic(&tag, CACHEDIR_TAG.as_bytes());
+        }
+        fsutil::write_atomic(&artifact, bytes).map_err(io(&artifact))?;
+        let json = serde_json::to_vec_pretty(meta).expect("metadata serializes");
+        fsutil::write_atomic(&sidecar, &json).map_err(io(&sidecar))?;
+        Ok(artifact)
+    }
+
+    /// Counts entries and bytes, per wasmtime version.
+    pub fn info(&self) -> Result<CacheInfo, Error> {
+        let mut versions = Vec::new();
+        for (version, dir) in self.version_dirs()? {
+            let mut info = VersionInfo {
+                wasmtime_version: version,
+                ..Default::default()
+            };
+            walk(&dir, &mut |path, meta| {
+                info.bytes += meta.len();
+                if path.extension().is_some_and(|e| e == "cwasm") {
+                    info.entries += 1;
+                }
+            })
+            .map_err(|source| Error::Cache {
+                path: dir.clone(),
+                source,
+            })?;
+            versions.push(info);
+        }
+        Ok(CacheInfo {
+            path: self.root.clone(),
+            entries: versions.iter().map(|v| v.entries).sum(),
+            bytes: versions.iter().map(|v| v.bytes).sum(),
+            versions,
+        })
+    }
+
+    /// `(version, directory)` for every wasmtime version with entries.
+    fn version_dirs(&self) -> Result<Vec<(String, PathBuf)>, Error> {
+        let layout = self.root.join(LAYOUT);
+        let entries = match std::fs::read_dir(&layout) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(Error::Cache { path: layout, source }),
+        };
+        let mut dirs: Vec<(String, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect();
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// Removes entries unused for longer than `older_than`, and with `other_versions`
+    /// every entry of another wasmtime version. Temporary files left by processes that
+    /// died are removed too.
+    pub fn prune(&self, options: &PruneOptions) -> Result<PruneReport, Error> {
+        let mut report = PruneReport::default();
+        let now = SystemTime::now();
+        let age = |meta: &std::fs::Metadata| {
+            meta.modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default()
+        };
+        for (version, dir) in self.version_dirs()? {
+            if options.other_versions && version != wasmtime_version() {
+                let (entries, bytes) = count(&dir);
+                std::fs::remove_dir_all(&dir).map_err(|source| Error::Cache {
+                    path: dir.clone(),
+                    source,
+                })?;
+                report.entries += entries;
+                report.bytes += bytes;
+                continue;
+            }
+            let mut doomed = Vec::new();
+            walk(&dir, &mut |path, meta| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if name.starts_with(fsutil::TEMP_PREFIX) {
+                    if age(meta) > STALE_TEMP {
+                        doomed.push((path.to_path_buf(), meta.len(), false));
+                    }
+                    return;
+                }
+                if path.extension().is_some_and(|e| e == "json") {
+                    let artifact = path.with_extension("cwasm");
+                    let unused = options.older_than.is_some_and(|limit| age(meta) >= limit);
+                    if unused {
+                        let size = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
+                        doomed.push((path.to_path_buf(), meta.len(), false));
+                        doomed.push((artifact, size, true));
+                    }
+                } else if path.extension().is_some_and(|e| e == "cwasm")
+                    && !path.with_extension("json").exists()
+                    && age(meta) > STALE_TEMP
+                {
+                    // An artifact whose metadata never got written.
+                    doomed.push((path.to_path_buf(), meta.len(), true));
+                }
+            })
+            .map_err(|source| Error::Cache {
+                path: dir.clone(),
+                source,
+            })?;
+            for (path, size, is_entry) in doomed {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        report.bytes += size;
+                        report.entries += u64::from(is_entry);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(Error::Cache { path, source }),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) -> Result<PruneReport, Error> {
+        let layout = self.root.join(LAYOUT);
+        let (entries, bytes) = count(&layout);
+        match std::fs::remove_dir_all(&layout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Cache { path: layout, source }),
+        }
+        Ok(PruneReport { entries, bytes })
+    }
+}
+
+/// `(artifacts, bytes)` under `dir`.
+fn count(dir: &Path) -> (u64, u64) {
+    let (mut entries, mut bytes) = (0, 0);
+    let _ = walk(dir, &mut |path, meta| {
+        bytes += meta.len();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            entries += 1;
+        }
+    });
+    (entries, bytes)
+}
+
+/// Calls `f` for every file under `dir` (which may not exist).
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            walk(&path, f)?;
+        } else {
+            f(&path, &meta);
+        }
+    }
+    Ok(())
+}
+
+/// sha256 (hex) and size of a file, read in chunks.
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(bytes: &[u8]) -> EntryMeta {
+        EntryMeta {
+            sha256: hex::encode(Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+            compatibility_hash: "c".into(),
+            compile_time_ms: 1,
+            target: "linux/amd64".into(),
+            triple: "x86_64-unknown-linux-gnu".into(),
+            cpu_flags: vec![],
+            profile_sha256: "p".into(),
+            source_sha256: "s".into(),
+            wasmtime_version: wasmtime_version().into(),
+        }
+    }
+
+    #[test]
+    fn wasmtime_version_matches_the_lock_file() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+            .unwrap();
+        let version = lock
+            .split("[[package]]")
+            .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+            .map(|v| v.trim_end_matches('"'))
+            .unwrap();
+        assert_eq!(version, WASMTIME_VERSION);
+        assert!(WASMTIME_VERSION.starts_with(wasmtime::ModuleVersionStrategy::default().as_str()));
+    }
+
+    #[test]
+    fn store_lookup_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let key = "ab".repeat(32);
+        assert!(matches!(cache.lookup(&key), Lookup::Miss));
+        let path = cache.store(&key, b"artifact", &meta(b"artifact")).unwrap();
+        assert!(path.starts_with(dir.path().join("v1").join(wasmtime_version())));
+        assert!(dir.path().join("CACHEDIR.TAG").exists());
+        let Lookup::Hit(entry) = cache.lookup(&key) else { panic!("expected a hit") };
+        assert_eq!(entry.meta.size, 8);
+        let info = cache.info().unwrap();
+        assert_eq!((info.entries, info.versions.len()), (1, 1));
+
+        // A corrupt artifact is discarded, not used.
+        std::fs::write(&path, b"artifacT").unwrap();
+        assert!(matches!(cache.lookup(&key), Lookup::Corrupt { .. }));
+        assert!(!path.exists());
+        assert!(matches!(cache.lookup(&key), Lookup::Miss));
+        // No temporary files are left behind.
+        let mut files = 0;
+        walk(dir.path(), &mut |p, _| {
+            assert!(!p.to_string_lossy().contains(fsutil::TEMP_PREFIX), "{}", p.display());
+            files += 1;
+        })
+        .unwrap();
+        assert_eq!(files, 1, "only CACHEDIR.TAG is left");
+    }
+
+    #[test]
+    fn prune_and_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        cache.store(&"01".repeat(32), b"one", &meta(b"one")).unwrap();
+        // An entry of another wasmtime version.
+        let old = dir.path().join("v1").join("1.0.0").join("02");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join(format!("{}.cwasm", "02".repeat(32))), b"old").unwrap();
+        std::fs::write(old.join(format!("{}.json", "02".repeat(32))), b"{}").unwrap();
+        assert_eq!(cache.info().unwrap().entries, 2);
+
+        let kept = cache.prune(&PruneOptions::default()).unwrap();
+        assert_eq!(kept.entries, 0);
+        let report = cache
+            .prune(&PruneOptions {
+                other_versions: true,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(report.entries, 1);
+        assert_eq!(cache.info().unwrap().entries, 1);
+
+        let report = cache
+            .prune(&PruneOptions {
+                older_than: Some(Duration::ZERO),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(report.entries, 1);
+        assert_eq!(cache.info().unwrap().entries, 0);
+
+        cache.store(&"03".repeat(32), b"three", &meta(b"three")).unwrap();
+        assert_eq!(cache.clear().unwrap().entries, 1);
+        assert_eq!(cache.info().unwrap().entries, 0);
+    }
+}

@@ -1,0 +1,794 @@
+//! An OCI image layout directory (image-spec v1.1 `image-layout.md`):
+//!
+//! ```text
+//! <root>/oci-layout          {"imageLayoutVersion":"1.0.0"}
+//! <root>/index.json          an image index; tagged entries carry
+//!                            `org.opencontainers.image.ref.name`
+//! <root>/blobs/sha256/<hex>  content-addressed blobs
+//! ```
+//!
+//! Writes never leave a half-built layout behind: a blob is written to a temporary file in
+//! the layout, synced, and renamed to its digest; `index.json` is replaced the same way,
+//! last, while holding an exclusive lock on `oci-layout` so concurrent writers do not lose
+//! each other's tags. Reads verify: a blob read through [`Layout::read_blob`] has the size
+//! and digest its descriptor says, or the read fails naming the file.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use oci_spec::image::{Descriptor, Digest, DigestAlgorithm, ImageIndex, ImageManifest, MediaType};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::annotations::REF_NAME;
+use crate::reference::check_tag;
+use crate::{Error, Result, json};
+
+const OCI_LAYOUT_FILE: &str = "oci-layout";
+const INDEX_FILE: &str = "index.json";
+const LAYOUT_VERSION: &str = "1.0.0";
+const TEMP_PREFIX: &str = ".pack-tmp-";
+
+/// An OCI image layout on disk.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+/// A blob stored in a layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// Its digest (`sha256:<hex>`).
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Whether this call wrote it (`false`: the layout already had it).
+    pub written: bool,
+}
+
+impl Blob {
+    /// A descriptor of this blob with the given media type.
+    pub fn descriptor(&self, media_type: &str) -> Descriptor {
+        Descriptor::new(MediaType::from(media_type), self.size, self.digest.clone())
+    }
+}
+
+/// A tagged entry of `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// The tag (`org.opencontainers.image.ref.name`).
+    pub name: String,
+    /// What it points to.
+    pub descriptor: Descriptor,
+}
+
+/// The sha256 digest of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    digest_from_hex(&hex::encode(Sha256::digest(bytes)))
+}
+
+fn digest_from_hex(hex: &str) -> Digest {
+    Digest::from_str(&format!("sha256:{hex}")).expect("a sha256 hex string is a valid digest")
+}
+
+/// Parses `sha256:<hex>` or a bare 64-character hex string as a sha256 digest.
+pub fn parse_sha256(value: &str) -> Result<Digest> {
+    let full = if value.contains(':') {
+        value.to_string()
+    } else {
+        format!("sha256:{value}")
+    };
+    let digest = Digest::from_str(&full).map_err(|e| Error::InvalidDigest {
+        value: value.to_string(),
+        reason: e.to_string(),
+    })?;
+    check_sha256(&digest)?;
+    Ok(digest)
+}
+
+fn check_sha256(digest: &Digest) -> Result<()> {
+    if *digest.algorithm() == DigestAlgorithm::Sha256 {
+        Ok(())
+    } else {
+        Err(Error::InvalidDigest {
+            value: digest.to_string(),
+            reason: "pack reads only sha256 blobs".to_string(),
+        })
+    }
+}
+
+fn read_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Layout {
+    /// Opens an existing layout: `oci-layout` must name version 1.x and `index.json`
+    /// must be a valid image index.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let root = path.as_ref().to_path_buf();
+        let not_a_layout = |reason: &str| Error::NotALayout {
+            path: path.as_ref().to_path_buf(),
+            reason: reason.to_string(),
+        };
+        match fs::metadata(&root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(not_a_layout("it does not exist"));
+            }
+            Err(source) => return Err(Error::Read { path: root, source }),
+            Ok(m) if !m.is_dir() => return Err(not_a_layout("it is not a directory")),
+            Ok(_) => {}
+        }
+        let marker = root.join(OCI_LAYOUT_FILE);
+        let bytes = match fs::read(&marker) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(not_a_layout("it has no `oci-layout` file"));
+            }
+            other => other.map_err(read_err(&marker))?,
+        };
+        let header: oci_spec::image::OciLayout =
+            serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
+                path: marker.clone(),
+                what: "`oci-layout` file",
+                message: e.to_string(),
+            })?;
+        let version = header.image_layout_version();
+        if !version.starts_with("1.") {
+            return Err(not_a_layout(&format!(
+                "unsupported imageLayoutVersion `{version}` (pack reads 1.x)"
+            )));
+        }
+        let layout = Self { root };
+        if !layout.index_path().exists() {
+            return Err(not_a_layout("it has no `index.json`"));
+        }
+        layout.index()?;
+        Ok(layout)
+    }
+
+    /// Creates a new, empty layout at `path`, which must not exist or be an empty
+    /// directory. `index.json` is written last, so an interrupted creation leaves no
+    /// layout rather than a broken one.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let root = path.as_ref().to_path_buf();
+        match fs::read_dir(&root) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(Error::CannotCreate {
+                        path: root,
+                        reason: "it is a directory that is neither empty nor an OCI image layout"
+                            .to_string(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&root).map_err(write_err(&root))?;
+            }
+            Err(e) if root.is_file() => {
+                return Err(Error::CannotCreate {
+                    path: root,
+                    reason: format!("it is a file ({e})"),
+                });
+            }
+            Err(source) => return Err(Error::Read { path: root, source }),
+        }
+        let layout = Self { root };
+        let blobs = layout.blobs_dir();
+        fs::create_dir_all(&blobs).map_err(write_err(&blobs))?;
+        let header = serde_json::json!({ "imageLayoutVersion": LAYOUT_VERSION });
+        layout.write_atomic(&layout.root.join(OCI_LAYOUT_FILE), &json::to_vec(&header).unwrap())?;
+        layout.write_index(&empty_index())?;
+        Ok(layout)
+    }
+
+    /// Opens the layout at `path`, or creates it when `path` does not exist or is an
+    /// empty directory.
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self> {
+        if path.as_ref().join(OCI_LAYOUT_FILE).exists() {
+            Self::open(path)
+        } else {
+            Self::create(path)
+        }
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join(INDEX_FILE)
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    /// Reads `index.json`.
+    pub fn index(&self) -> Result<ImageIndex> {
+        let path = self.index_path();
+        let bytes = fs::read(&path).map_err(read_err(&path))?;
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
+            path: path.clone(),
+            what: "image index (`index.json`)",
+            message: e.to_string(),
+        })?;
+        if index.schema_version() != 2 {
+            return Err(Error::InvalidJson {
+                path,
+                what: "image index (`index.json`)",
+                message: format!("schemaVersion is {}, expected 2", index.schema_version()),
+            });
+        }
+        Ok(index)
+    }
+
+    /// The tagged entries of `index.json`, in file order.
+    pub fn tags(&self) -> Result<Vec<Tag>> {
+        Ok(self
+            .index()?
+            .manifests()
+            .iter()
+            .filter_map(|d| {
+                let name = d.annotations().as_ref()?.get(REF_NAME)?;
+                Some(Tag {
+                    name: name.clone(),
+                    descriptor: d.clone(),
+                })
+            })
+            .collect())
+    }
+
+    /// What `tag` points to.
+    pub fn resolve(&self, tag: &str) -> Result<Descriptor> {
+        let tags = self.tags()?;
+        if let Some(found) = tags.iter().find(|t| t.name == tag) {
+            return Ok(found.descriptor.clone());
+        }
+        let mut available: Vec<String> = tags.into_iter().map(|t| t.name).collect();
+        available.sort();
+        available.dedup();
+        Err(Error::TagNotFound {
+            layout: self.root.clone(),
+            tag: tag.to_string(),
+            available,
+        })
+    }
+
+    /// Points `tag` at `descriptor` (adding or replacing the tag), atomically.
+    pub fn set_tag(&self, tag: &str, descriptor: &Descriptor) -> Result<()> {
+        check_tag(tag)?;
+        self.update_index(|index| {
+            set_tag_in(index, tag, descriptor);
+            Ok(())
+        })
+    }
+
+    /// Removes `tag`; returns whether it existed. Blobs are left in place.
+    pub fn remove_tag(&self, tag: &str) -> Result<bool> {
+        self.update_index(|index| {
+            let mut manifests = index.manifests().clone();
+            let before = manifests.len();
+            manifests.retain(|d| ref_name(d) != Some(tag));
+            let removed = manifests.len() != before;
+            index.set_manifests(manifests);
+            Ok(removed)
+        })
+    }
+
+    /// Reads `index.json`, lets `f` change it, and writes it back atomically, holding an
+    /// exclusive lock on `oci-layout` throughout so concurrent updates are serialised.
+    /// Nothing is written when `f` fails.
+    pub fn update_index<R>(&self, f: impl FnOnce(&mut ImageIndex) -> Result<R>) -> Result<R> {
+        let marker = self.root.join(OCI_LAYOUT_FILE);
+        let lock = File::open(&marker).map_err(read_err(&marker))?;
+        lock.lock().map_err(write_err(&marker))?;
+        let mut index = self.index()?;
+        let result = f(&mut index)?;
+        self.write_index(&index)?;
+        drop(lock);
+        Ok(result)
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        let bytes = json::to_vec(index).expect("an image index serialises");
+        self.write_atomic(&self.index_path(), &bytes)
+    }
+
+    /// Where the blob with `digest` lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> Result<PathBuf> {
+        check_sha256(digest)?;
+        Ok(self.blobs_dir().join(digest.digest()))
+    }
+
+    /// Whether the layout has a blob with `digest`.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_ok_and(|p| p.is_file())
+    }
+
+    /// Streams `reader` into the layout as a blob, hashing as it goes. When `expected` is
+    /// given the content must hash to it (and when the layout already has that blob,
+    /// `reader` is not read at all).
+    pub fn put_blob(&self, reader: impl Read, expected: Option<&Digest>) -> Result<Blob> {
+        self.put_blob_named(reader, expected, None)
+    }
+
+    /// [`Layout::put_blob`] for a file; errors name the file.
+    pub fn put_file(&self, path: &Path, expected: Option<&Digest>) -> Result<Blob> {
+        if let Some(existing) = self.existing(expected)? {
+            return Ok(existing);
+        }
+        let file = File::open(path).map_err(read_err(path))?;
+        self.put_blob_named(file, expected, Some(path))
+    }
+
+    /// Stores `bytes` as a blob.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Blob> {
+        let digest = sha256(bytes);
+        if let Some(existing) = self.existing(Some(&digest))? {
+            return Ok(existing);
+        }
+        self.put_blob_named(bytes, Some(&digest), None)
+    }
+
+    /// Serialises `value` as canonical JSON, stores it, and returns its descriptor with
+    /// `media_type`, and the bytes.
+    pub fn put_json<T: Serialize + ?Sized>(
+        &self,
+        media_type: &str,
+        value: &T,
+    ) -> Result<(Descriptor, Vec<u8>)> {
+        let bytes = json::to_vec(value).map_err(|e| Error::InvalidInput {
+            message: format!("cannot serialise a `{media_type}` document: {e}"),
+        })?;
+        let blob = self.put_bytes(&bytes)?;
+        Ok((blob.descriptor(media_type), bytes))
+    }
+
+    fn existing(&self, expected: Option<&Digest>) -> Result<Option<Blob>> {
+        let Some(digest) = expected else {
+            return Ok(None);
+        };
+        let path = self.blob_path(digest)?;
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(Blob {
+                digest: digest.clone(),
+                size: m.len(),
+                written: false,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    fn put_blob_named(
+        &self,
+        mut reader: impl Read,
+        expected: Option<&Digest>,
+        source: Option<&Path>,
+    ) -> Result<Blob> {
+        if let Some(existing) = self.existing(expected)? {
+            return Ok(existing);
+        }
+        let blobs = self.blobs_dir();
+        fs::create_dir_all(&blobs).map_err(write_err(&blobs))?;
+        let mut tmp = self.temp_file()?;
+        let tmp_path = tmp.path().to_path_buf();
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source_err) => {
+                    return Err(Error::Read {
+                        path: source.map_or_else(|| PathBuf::from("<input>"), Path::to_path_buf),
+                        source: source_err,
+                    });
+                }
+            };
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(write_err(&tmp_path))?;
+            size += n as u64;
+        }
+        let digest = digest_from_hex(&hex::encode(hasher.finalize()));
+        if let Some(expected) = expected
+            && *expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                path: source.map_or_else(|| PathBuf::from("<input>"), Path::to_path_buf),
+                expected: expected.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        let dest = self.blob_path(&digest)?;
+        if dest.is_file() {
+            // Same content already there; the temporary file is removed on drop.
+            return Ok(Blob {
+                digest,
+                size,
+                written: false,
+            });
+        }
+        finish_temp(tmp, &dest)?;
+        sync_dir(&blobs)?;
+        Ok(Blob {
+            digest,
+            size,
+            written: true,
+        })
+    }
+
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.root)
+            .map_err(write_err(&self.root))
+    }
+
+    /// Replaces `dest` with `bytes`: temporary file, fsync, rename, fsync of the directory.
+    fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(write_err(dest))?;
+        finish_temp(tmp, dest)?;
+        sync_dir(dest.parent().unwrap_or(&self.root))
+    }
+
+    fn stat_blob(&self, digest: &Digest) -> Result<(PathBuf, u64)> {
+        let path = self.blob_path(digest)?;
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok((path, m.len())),
+            Ok(_) => Err(Error::BlobMissing {
+                layout: self.root.clone(),
+                digest: digest.to_string(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::BlobMissing {
+                layout: self.root.clone(),
+                digest: digest.to_string(),
+            }),
+            Err(source) => Err(Error::Read { path, source }),
+        }
+    }
+
+    fn check_size(&self, descriptor: &Descriptor) -> Result<PathBuf> {
+        let (path, actual) = self.stat_blob(descriptor.digest())?;
+        if actual != descriptor.size() {
+            return Err(Error::SizeMismatch {
+                path,
+                digest: descriptor.digest().to_string(),
+                expected: descriptor.size(),
+                actual,
+            });
+        }
+        Ok(path)
+    }
+
+    /// Reads the blob `descriptor` points to, checking its size (before reading) and its
+    /// digest.
+    pub fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        let path = self.check_size(descriptor)?;
+        let bytes = fs::read(&path).map_err(read_err(&path))?;
+        check_digest(&path, descriptor.digest(), &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads the blob with `digest`, checking its digest.
+    pub fn read_blob_by_digest(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let (path, _) = self.stat_blob(digest)?;
+        let bytes = fs::read(&path).map_err(read_err(&path))?;
+        check_digest(&path, digest, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Checks the size and digest of the blob `descriptor` points to, streaming it, and
+    /// returns its path. For large layers that should not be read into memory.
+    pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<PathBuf> {
+        let path = self.check_size(descriptor)?;
+        let mut file = File::open(&path).map_err(read_err(&path))?;
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).map_err(read_err(&path))?;
+        let actual = digest_from_hex(&hex::encode(hasher.finalize()));
+        if actual != *descriptor.digest() {
+            return Err(Error::DigestMismatch {
+                path,
+                expected: descriptor.digest().to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(path)
+    }
+
+    /// Reads and parses the image manifest `descriptor` points to (verified).
+    pub fn read_manifest(&self, descriptor: &Descriptor) -> Result<ImageManifest> {
+        self.expect_media_type(descriptor, &MediaType::ImageManifest)?;
+        let bytes = self.read_blob(descriptor)?;
+        self.parse_json(descriptor, &bytes, "image manifest")
+    }
+
+    /// Reads and parses the image index `descriptor` points to (verified).
+    pub fn read_image_index(&self, descriptor: &Descriptor) -> Result<ImageIndex> {
+        self.expect_media_type(descriptor, &MediaType::ImageIndex)?;
+        let bytes = self.read_blob(descriptor)?;
+        self.parse_json(descriptor, &bytes, "image index")
+    }
+
+    /// Reads the blob `descriptor` points to (verified) and parses it as JSON.
+    pub fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        descriptor: &Descriptor,
+        what: &'static str,
+    ) -> Result<T> {
+        let bytes = self.read_blob(descriptor)?;
+        self.parse_json(descriptor, &bytes, what)
+    }
+
+    fn parse_json<T: serde::de::DeserializeOwned>(
+        &self,
+        descriptor: &Descriptor,
+        bytes: &[u8],
+        what: &'static str,
+    ) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
+            path: self
+                .blob_path(descriptor.digest())
+                .unwrap_or_else(|_| self.root.clone()),
+            what,
+            message: e.to_string(),
+        })
+    }
+
+    fn expect_media_type(&self, descriptor: &Descriptor, expected: &MediaType) -> Result<()> {
+        if descriptor.media_type() == expected {
+            Ok(())
+        } else {
+            Err(Error::UnexpectedMediaType {
+                layout: self.root.clone(),
+                digest: descriptor.digest().to_string(),
+                expected: expected.to_string(),
+                found: descriptor.media_type().to_string(),
+            })
+        }
+    }
+}
+
+fn check_digest(path: &Path, expected: &Digest, bytes: &[u8]) -> Result<()> {
+    let actual = sha256(bytes);
+    if actual == *expected {
+        Ok(())
+    } else {
+        Err(Error::DigestMismatch {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        })
+    }
+}
+
+fn empty_index() -> ImageIndex {
+    let mut index = ImageIndex::default();
+    index.set_schema_version(2);
+    index.set_media_type(Some(MediaType::ImageIndex));
+    index.set_manifests(Vec::new());
+    index
+}
+
+/// The tag of an `index.json` entry.
+pub(crate) fn ref_name(descriptor: &Descriptor) -> Option<&str> {
+    descriptor
+        .annotations()
+        .as_ref()?
+        .get(REF_NAME)
+        .map(String::as_str)
+}
+
+pub(crate) fn set_tag_in(index: &mut ImageIndex, tag: &str, descriptor: &Descriptor) {
+    let mut entry = descriptor.clone();
+    let mut annotations = entry.annotations().clone().unwrap_or_default();
+    annotations.insert(REF_NAME.to_string(), tag.to_string());
+    entry.set_annotations(Some(annotations));
+    let mut manifests = index.manifests().clone();
+    match manifests.iter().position(|d| ref_name(d) == Some(tag)) {
+        Some(i) => {
+            manifests[i] = entry;
+            let mut seen = false;
+            manifests.retain(|d| {
+                if ref_name(d) != Some(tag) {
+                    return true;
+                }
+                let keep = !seen;
+                seen = true;
+                keep
+            });
+        }
+        None => manifests.push(entry),
+    }
+    index.set_manifests(manifests);
+}
+
+fn finish_temp(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.as_file().sync_all().map_err(write_err(dest))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
+            .map_err(write_err(dest))?;
+    }
+    tmp.persist(dest).map_err(|e| Error::Write {
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// Makes a rename in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> (tempfile::TempDir, Layout) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path().join("l")).unwrap();
+        (dir, layout)
+    }
+
+    #[test]
+    fn create_then_open() {
+        let (_dir, layout) = layout();
+        let root = layout.root();
+        assert_eq!(
+            fs::read_to_string(root.join("oci-layout")).unwrap(),
+            r#"{"imageLayoutVersion":"1.0.0"}"#
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("index.json")).unwrap(),
+            r#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#
+        );
+        assert!(root.join("blobs/sha256").is_dir());
+        Layout::open(root).unwrap();
+        // Creating over an existing layout is refused; open_or_create opens it.
+        assert!(matches!(Layout::create(root), Err(Error::CannotCreate { .. })));
+        Layout::open_or_create(root).unwrap();
+    }
+
+    #[test]
+    fn open_rejects_what_is_not_a_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Layout::open(dir.path().join("nope")).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no `oci-layout` file"), "{err}");
+        fs::write(dir.path().join("oci-layout"), "{").unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::InvalidJson { .. }), "{err}");
+        fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("unsupported imageLayoutVersion"), "{err}");
+        fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no `index.json`"), "{err}");
+        fs::write(dir.path().join("index.json"), r#"{"schemaVersion":2,"manifests":[{"#).unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("index.json` is not a valid image index"),
+            "{err}"
+        );
+        fs::write(
+            dir.path().join("index.json"),
+            r#"{"schemaVersion":2,"manifests":[{"mediaType":"x/y","size":1,"digest":"sha256:zz"}]}"#,
+        )
+        .unwrap();
+        assert!(Layout::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn blobs_round_trip_and_are_verified() {
+        let (_dir, layout) = layout();
+        let blob = layout.put_bytes(b"hello").unwrap();
+        assert!(blob.written);
+        assert_eq!(blob.size, 5);
+        assert_eq!(
+            blob.digest.to_string(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert!(!layout.put_bytes(b"hello").unwrap().written);
+        let descriptor = blob.descriptor("text/plain");
+        assert_eq!(layout.read_blob(&descriptor).unwrap(), b"hello");
+        layout.verify_blob(&descriptor).unwrap();
+
+        // A streamed blob with the wrong expected digest is refused and not stored.
+        let wrong = sha256(b"other");
+        let err = layout.put_blob(&b"hello!"[..], Some(&wrong)).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(!layout.has_blob(&sha256(b"hello!")));
+        let leftovers: Vec<_> = fs::read_dir(layout.root())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .collect();
+        assert!(leftovers.is_empty());
+
+        // Corruption: same size, other content.
+        let path = layout.blob_path(&blob.digest).unwrap();
+        fs::write(&path, b"jello").unwrap();
+        let err = layout.read_blob(&descriptor).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(err.to_string().contains(&blob.digest.to_string()), "{err}");
+        assert!(layout.verify_blob(&descriptor).is_err());
+        // Other size.
+        fs::write(&path, b"hello world").unwrap();
+        let err = layout.read_blob(&descriptor).unwrap_err();
+        assert!(matches!(err, Error::SizeMismatch { expected: 5, actual: 11, .. }), "{err}");
+        fs::remove_file(&path).unwrap();
+        let err = layout.read_blob(&descriptor).unwrap_err();
+        assert!(matches!(err, Error::BlobMissing { .. }), "{err}");
+    }
+
+    #[test]
+    fn tags_are_added_replaced_and_removed() {
+        let (_dir, layout) = layout();
+        let a = layout.put_bytes(b"a").unwrap().descriptor("x/a");
+        let b = layout.put_bytes(b"b").unwrap().descriptor("x/b");
+        layout.set_tag("one", &a).unwrap();
+        layout.set_tag("two", &b).unwrap();
+        assert_eq!(layout.resolve("one").unwrap().digest(), a.digest());
+        layout.set_tag("one", &b).unwrap();
+        assert_eq!(layout.resolve("one").unwrap().digest(), b.digest());
+        let names: Vec<_> = layout.tags().unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["one", "two"]);
+        let err = layout.resolve("three").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("no tag `three` in `{}`; tags there: one, two", layout.root().display())
+        );
+        assert!(layout.remove_tag("one").unwrap());
+        assert!(!layout.remove_tag("one").unwrap());
+        assert!(matches!(layout.set_tag("bad/tag", &a), Err(Error::InvalidTag { .. })));
+    }
+
+    #[test]
+    fn concurrent_tag_updates_are_not_lost() {
+        let (_dir, layout) = layout();
+        let d = layout.put_bytes(b"x").unwrap().descriptor("x/x");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let layout = layout.clone();
+                let d = d.clone();
+                s.spawn(move || {
+                    for i in 0..5 {
+                        layout.set_tag(&format!("t{t}-{i}"), &d).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(layout.tags().unwrap().len(), 40);
+    }
+
+    #[test]
+    fn digests() {
+        assert!(parse_sha256(&"a".repeat(64)).is_ok());
+        assert!(parse_sha256(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        assert!(parse_sha256("sha256:abc").is_err());
+        assert!(parse_sha256(&format!("sha512:{}", "a".repeat(128))).is_err());
+    }
+}

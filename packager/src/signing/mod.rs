@@ -1,0 +1,483 @@
+//! Cosign-compatible, key-based signatures ("simple signing") stored in the layout.
+//!
+//! Signing digest `sha256:<hex>` writes a manifest tagged `sha256-<hex>.sig` (the tag
+//! cosign looks up), whose layers are simple-signing payloads
+//! (`application/vnd.dev.cosign.simplesigning.v1+json`):
+//!
+//! ```json
+//! {"critical":{"identity":{"docker-reference":"<repo>"},
+//!              "image":{"docker-manifest-digest":"sha256:<hex>"},
+//!              "type":"cosign container image signature"},
+//!  "optional":null}
+//! ```
+//!
+//! each with the base64 DER ECDSA P-256 SHA-256 signature of the payload bytes in the
+//! layer annotation `dev.cosignproject.cosign/signature`. Signing again adds a layer.
+//!
+//! Verification needs only `index.json`, the signature manifest and the payload blobs:
+//! each signature is checked over the payload's bytes before the payload is parsed, and
+//! the signed bundle itself is never read, so a host can verify before it deserialises
+//! anything it downloaded.
+
+mod keys;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine as _;
+use oci_spec::image::{Descriptor, Digest, ImageManifestBuilder, MediaType};
+use serde::{Deserialize, Serialize};
+
+pub use keys::{Fingerprint, GeneratedKey, PrivateKey, PublicKey, generate, is_encrypted};
+
+use crate::annotations::{COSIGN_SIGNATURE, SIGNATURE_KEY};
+use crate::layout::{ref_name, set_tag_in};
+use crate::media_types::{IMAGE_CONFIG, IMAGE_MANIFEST, SIMPLE_SIGNING};
+use crate::{Error, Layout, Result};
+
+/// The `type` of a cosign simple-signing payload.
+pub const SIGNATURE_TYPE: &str = "cosign container image signature";
+
+/// The tag cosign stores the signatures of `digest` under: `sha256-<hex>.sig`.
+pub fn signature_tag(digest: &Digest) -> String {
+    format!("{}-{}.sig", digest.algorithm(), digest.digest())
+}
+
+/// A simple-signing payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    /// What is signed.
+    pub critical: Critical,
+    /// Free-form claims (`cosign sign -a key=value`); `null` when there are none.
+    pub optional: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// `critical` of a [`Payload`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Critical {
+    /// The repository the signer meant.
+    pub identity: Identity,
+    /// The signed digest.
+    pub image: Image,
+    /// Always [`SIGNATURE_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// `critical.identity` of a [`Payload`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The repository (`registry.example.com/app`).
+    #[serde(rename = "docker-reference")]
+    pub docker_reference: String,
+}
+
+/// `critical.image` of a [`Payload`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// The signed manifest or index digest.
+    #[serde(rename = "docker-manifest-digest")]
+    pub docker_manifest_digest: String,
+}
+
+impl Payload {
+    /// The payload that signs `digest` for `reference`.
+    pub fn new(
+        digest: &Digest,
+        reference: &str,
+        optional: Option<BTreeMap<String, serde_json::Value>>,
+    ) -> Self {
+        Self {
+            critical: Critical {
+                identity: Identity {
+                    docker_reference: reference.to_string(),
+                },
+                image: Image {
+                    docker_manifest_digest: digest.to_string(),
+                },
+                kind: SIGNATURE_TYPE.to_string(),
+            },
+            optional,
+        }
+    }
+
+    /// The canonical JSON bytes that get signed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        crate::json::to_vec(self).expect("a payload serialises")
+    }
+}
+
+/// Options of [`sign_index`].
+#[derive(Debug, Clone, Default)]
+pub struct SignOptions {
+    /// `critical.identity.docker-reference`; [`default_reference`] when `None`.
+    pub reference: Option<String>,
+    /// Also sign every manifest the index lists.
+    pub recursive: bool,
+    /// `optional` claims of the payload.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One digest [`sign_index`] signed.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The signed digest.
+    pub digest: Digest,
+    /// The tag the signature manifest is under.
+    pub signature_tag: String,
+    /// `false` when the same signature was already there (nothing changed).
+    pub added: bool,
+}
+
+/// What [`sign_index`] did.
+#[derive(Debug, Clone)]
+pub struct SignSummary {
+    /// The `docker-reference` written.
+    pub reference: String,
+    /// The signing key.
+    pub key: Fingerprint,
+    /// The index first, then (with `recursive`) each manifest.
+    pub signed: Vec<Signed>,
+}
+
+/// The `docker-reference` used when none is given. A layout does not know which
+/// repository it will be pushed to, so pack uses the layout directory's name (the last
+/// component of its absolute path, e.g. `app` for `./out/app`), or `layout` when it has
+/// none. cosign does not check this field when verifying; pass the real repository with
+/// `--reference` when it is known.
+pub fn default_reference(layout: &Layout) -> String {
+    let root = layout.root();
+    let absolute = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "layout".to_string())
+}
+
+/// Signs the digest `tag` points to (and, with `recursive`, every manifest of the index)
+/// with `key`, adding a layer to each `sha256-<hex>.sig` signature manifest.
+pub fn sign_index(
+    layout: &Layout,
+    tag: &str,
+    key: &PrivateKey,
+    options: &SignOptions,
+) -> Result<SignSummary> {
+    let descriptor = layout.resolve(tag)?;
+    let mut targets = vec![descriptor.digest().clone()];
+    if options.recursive {
+        if *descriptor.media_type() != MediaType::ImageIndex {
+            return Err(Error::NotABundle {
+                layout: layout.root().to_path_buf(),
+                tag: tag.to_string(),
+                reason: format!(
+                    "--recursive needs an image index, and it points to a `{}`",
+                    descriptor.media_type()
+                ),
+            });
+        }
+        let index = layout.read_image_index(&descriptor)?;
+        for entry in index.manifests() {
+            if !targets.contains(entry.digest()) {
+                targets.push(entry.digest().clone());
+            }
+        }
+    }
+    let reference = options
+        .reference
+        .clone()
+        .unwrap_or_else(|| default_reference(layout));
+    let optional = (!options.annotations.is_empty()).then(|| {
+        options
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect()
+    });
+    let mut signed = Vec::with_capacity(targets.len());
+    for digest in targets {
+        let added = sign_digest(layout, &digest, key, &reference, optional.clone())?;
+        signed.push(Signed {
+            signature_tag: signature_tag(&digest),
+            digest,
+            added,
+        });
+    }
+    Ok(SignSummary {
+        reference,
+        key: key.public_key().fingerprint(),
+        signed,
+    })
+}
+
+/// Signs `digest` (which need not be in the layout) and stores the signature under
+/// `sha256-<hex>.sig`. Returns `false` when the identical signature was already there.
+pub fn sign_digest(
+    layout: &Layout,
+    digest: &Digest,
+    key: &PrivateKey,
+    reference: &str,
+    optional: Option<BTreeMap<String, serde_json::Value>>,
+) -> Result<bool> {
+    let payload = Payload::new(digest, reference, optional).to_bytes();
+    let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&payload));
+    let mut layer = layout.put_bytes(&payload)?.descriptor(SIMPLE_SIGNING);
+    layer.set_annotations(Some(
+        [
+            (COSIGN_SIGNATURE.to_string(), signature),
+            (
+                SIGNATURE_KEY.to_string(),
+                key.public_key().fingerprint().to_string(),
+            ),
+        ]
+        .into(),
+    ));
+    let tag = signature_tag(digest);
+    layout.update_index(|index| {
+        let existing = index
+            .manifests()
+            .iter()
+            .find(|d| ref_name(d) == Some(tag.as_str()))
+            .cloned();
+        let mut layers = match &existing {
+            Some(d) => layout.read_manifest(d)?.layers().clone(),
+            None => Vec::new(),
+        };
+        if layers.contains(&layer) {
+            return Ok(false);
+        }
+        layers.push(layer);
+        // cosign's config: an image config whose rootfs lists the payloads.
+        let config = serde_json::json!({
+            "architecture": "",
+            "config": {},
+            "os": "",
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": layers.iter().map(|l| l.digest().to_string()).collect::<Vec<_>>(),
+            },
+        });
+        let (config, _) = layout.put_json(IMAGE_CONFIG, &config)?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(config)
+            .layers(layers)
+            .build()
+            .expect("every required manifest field is set");
+        let (descriptor, _) = layout.put_json(IMAGE_MANIFEST, &manifest)?;
+        set_tag_in(index, &tag, &descriptor);
+        Ok(true)
+    })
+}
+
+/// Why a signature does not count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Rejection {
+    /// None of the given keys made it.
+    OtherKey,
+    /// It is valid, but signs another digest.
+    OtherDigest {
+        /// The digest it signs.
+        signed: String,
+    },
+    /// The signature checks out but the payload is not a cosign simple-signing payload.
+    MalformedPayload {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The signature annotation is missing, not base64, or not DER.
+    MalformedSignature {
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OtherKey => f.write_str("made by another key"),
+            Self::OtherDigest { signed } => write!(f, "signs another digest, {signed}"),
+            Self::MalformedPayload { detail } => write!(f, "malformed payload: {detail}"),
+            Self::MalformedSignature { detail } => write!(f, "malformed signature: {detail}"),
+        }
+    }
+}
+
+/// A signature that verified.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verified {
+    /// The key that made it.
+    pub key: Fingerprint,
+    /// Its `docker-reference`.
+    pub reference: String,
+    /// Its `optional` claims.
+    pub optional: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// The check of one signature layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignatureCheck {
+    /// The payload blob's digest.
+    pub layer: String,
+    /// The key fingerprint the layer claims (`dev.pack.signature.key`), if any. Not
+    /// trusted: only a verified signature says who signed.
+    pub claimed_key: Option<String>,
+    /// Verified, or why not.
+    pub outcome: std::result::Result<Verified, Rejection>,
+}
+
+/// The answer of [`verify`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// The digest that was checked.
+    pub digest: String,
+    /// The tag its signatures are stored under.
+    pub signature_tag: String,
+    /// One entry per signature layer; empty when unsigned.
+    pub signatures: Vec<SignatureCheck>,
+}
+
+impl Verdict {
+    /// Whether at least one signature by one of the keys covers the digest.
+    pub fn is_verified(&self) -> bool {
+        self.signatures.iter().any(|s| s.outcome.is_ok())
+    }
+
+    /// Whether there are no signatures at all.
+    pub fn is_unsigned(&self) -> bool {
+        self.signatures.is_empty()
+    }
+
+    /// The signatures that verified.
+    pub fn verified(&self) -> impl Iterator<Item = &Verified> {
+        self.signatures.iter().filter_map(|s| s.outcome.as_ref().ok())
+    }
+
+    /// Why the digest does not verify, one line per signature (or one for "unsigned").
+    pub fn reasons(&self) -> Vec<String> {
+        if self.is_unsigned() {
+            return vec![format!(
+                "{} is unsigned: there is no signature tag `{}`",
+                self.digest, self.signature_tag
+            )];
+        }
+        self.signatures
+            .iter()
+            .filter_map(|s| {
+                let why = s.outcome.as_ref().err()?;
+                let short = s.layer.strip_prefix("sha256:").unwrap_or(&s.layer);
+                Some(format!("signature {}: {why}", &short[..short.len().min(12)]))
+            })
+            .collect()
+    }
+}
+
+/// Checks the signatures of the digest `tag` points to against `keys`.
+pub fn verify(layout: &Layout, tag: &str, keys: &[PublicKey]) -> Result<Verdict> {
+    let descriptor = layout.resolve(tag)?;
+    verify_digest(layout, descriptor.digest(), keys)
+}
+
+/// Checks the signatures stored in `layout` for `digest` against `keys`. The signed
+/// content itself is not read.
+pub fn verify_digest(layout: &Layout, digest: &Digest, keys: &[PublicKey]) -> Result<Verdict> {
+    let signature_tag = signature_tag(digest);
+    let mut verdict = Verdict {
+        digest: digest.to_string(),
+        signature_tag: signature_tag.clone(),
+        signatures: Vec::new(),
+    };
+    let Some(entry) = layout
+        .tags()?
+        .into_iter()
+        .find(|t| t.name == signature_tag)
+    else {
+        return Ok(verdict);
+    };
+    let manifest = layout.read_manifest(&entry.descriptor)?;
+    for layer in manifest.layers() {
+        if layer.media_type().to_string() != SIMPLE_SIGNING {
+            continue;
+        }
+        let annotations = layer.annotations().clone().unwrap_or_default();
+        let claimed_key = annotations.get(SIGNATURE_KEY).cloned();
+        let outcome = match annotations.get(COSIGN_SIGNATURE) {
+            None => Err(Rejection::MalformedSignature {
+                detail: format!("no `{COSIGN_SIGNATURE}` annotation"),
+            }),
+            Some(signature) => {
+                let payload = layout.read_blob(layer)?;
+                verify_payload(&payload, signature, digest, keys)
+            }
+        };
+        verdict.signatures.push(SignatureCheck {
+            layer: layer.digest().to_string(),
+            claimed_key,
+            outcome,
+        });
+    }
+    Ok(verdict)
+}
+
+/// Checks one simple-signing payload and its base64 DER signature against `keys`, and
+/// that it signs `expected`. The signature is checked over the raw bytes first; the
+/// payload is parsed only once a key has verified it.
+pub fn verify_payload(
+    payload: &[u8],
+    signature_base64: &str,
+    expected: &Digest,
+    keys: &[PublicKey],
+) -> std::result::Result<Verified, Rejection> {
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature_base64.trim())
+        .map_err(|e| Rejection::MalformedSignature {
+            detail: format!("not base64: {e}"),
+        })?;
+    if p256::ecdsa::Signature::from_der(&signature).is_err() {
+        return Err(Rejection::MalformedSignature {
+            detail: "not a DER ECDSA signature".to_string(),
+        });
+    }
+    let key = keys
+        .iter()
+        .find(|k| k.verify(payload, &signature))
+        .ok_or(Rejection::OtherKey)?;
+    let parsed: Payload =
+        serde_json::from_slice(payload).map_err(|e| Rejection::MalformedPayload {
+            detail: e.to_string(),
+        })?;
+    if parsed.critical.kind != SIGNATURE_TYPE {
+        return Err(Rejection::MalformedPayload {
+            detail: format!("type is `{}`, not `{SIGNATURE_TYPE}`", parsed.critical.kind),
+        });
+    }
+    let signed = &parsed.critical.image.docker_manifest_digest;
+    if signed != expected.as_ref() {
+        return Err(Rejection::OtherDigest {
+            signed: signed.clone(),
+        });
+    }
+    Ok(Verified {
+        key: key.fingerprint(),
+        reference: parsed.critical.identity.docker_reference,
+        optional: parsed.optional,
+    })
+}
+
+/// The signature tags in `layout` (`sha256-<hex>.sig`) and the digests they sign.
+pub fn signature_tags(layout: &Layout) -> Result<Vec<(String, Descriptor)>> {
+    Ok(layout
+        .tags()?
+        .into_iter()
+        .filter(|t| t.name.starts_with("sha256-") && t.name.ends_with(".sig"))
+        .map(|t| (t.name, t.descriptor))
+        .collect())
+}
+
+/// Loads the public keys at `paths`.
+pub fn load_public_keys(paths: &[impl AsRef<Path>]) -> Result<Vec<PublicKey>> {
+    paths.iter().map(|p| PublicKey::load(p.as_ref())).collect()
+}

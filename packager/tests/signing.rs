@@ -1,0 +1,197 @@
+//! Signing and verifying bundles in a layout.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use base64::Engine as _;
+use pack_packager::annotations::{COSIGN_SIGNATURE, REF_NAME};
+use pack_packager::signing::{
+    self, PrivateKey, Rejection, SignOptions, sign_digest, sign_index, signature_tag, verify,
+};
+use pack_packager::{Layout, build_bundle};
+use serde_json::Value;
+
+fn bundle(dir: &Path) -> Layout {
+    let root = dir.join("layout");
+    build_bundle(&root, "latest", &common::sample_input(dir)).unwrap();
+    Layout::open(root).unwrap()
+}
+
+fn blob_json(layout: &Layout, digest: &str) -> (Vec<u8>, Value) {
+    let bytes =
+        fs::read(layout.root().join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap()))
+            .unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap();
+    (bytes, value)
+}
+
+#[test]
+fn sign_writes_a_cosign_signature_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = bundle(dir.path());
+    let key = PrivateKey::generate();
+    let options = SignOptions {
+        reference: Some("registry.example.com/app".into()),
+        ..Default::default()
+    };
+    let summary = sign_index(&layout, "latest", &key, &options).unwrap();
+    assert_eq!(summary.signed.len(), 1);
+    assert!(summary.signed[0].added);
+    let index_digest = layout.resolve("latest").unwrap().digest().clone();
+    let tag = signature_tag(&index_digest);
+    assert_eq!(tag, format!("sha256-{}.sig", index_digest.digest()));
+    assert_eq!(summary.signed[0].signature_tag, tag);
+
+    let entry = layout.resolve(&tag).unwrap();
+    assert_eq!(entry.annotations().as_ref().unwrap()[REF_NAME], tag);
+    let (_, manifest) = blob_json(&layout, &entry.digest().to_string());
+    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0]["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json");
+    let (payload, payload_json) = blob_json(&layout, layers[0]["digest"].as_str().unwrap());
+    assert_eq!(
+        String::from_utf8(payload.clone()).unwrap(),
+        format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"registry.example.com/app"}},"image":{{"docker-manifest-digest":"{index_digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+        )
+    );
+    assert_eq!(payload_json["optional"], Value::Null);
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(layers[0]["annotations"][COSIGN_SIGNATURE].as_str().unwrap())
+        .unwrap();
+    assert!(key.public_key().verify(&payload, &signature));
+    assert_eq!(
+        layers[0]["annotations"]["dev.pack.signature.key"],
+        key.public_key().fingerprint().to_string()
+    );
+    let (_, config) = blob_json(&layout, manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(config["rootfs"]["diff_ids"][0], layers[0]["digest"]);
+    common::check_layout(layout.root());
+
+    let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
+    assert!(verdict.is_verified(), "{verdict:?}");
+    let verified: Vec<_> = verdict.verified().collect();
+    assert_eq!(verified[0].reference, "registry.example.com/app");
+    assert_eq!(verified[0].key, key.public_key().fingerprint());
+}
+
+#[test]
+fn verdicts_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = bundle(dir.path());
+    let key = PrivateKey::generate();
+    let other = PrivateKey::generate();
+
+    let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
+    assert!(!verdict.is_verified() && verdict.is_unsigned());
+    assert!(verdict.reasons()[0].contains("is unsigned"), "{:?}", verdict.reasons());
+
+    sign_index(&layout, "latest", &other, &SignOptions::default()).unwrap();
+    let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
+    assert!(!verdict.is_verified());
+    assert_eq!(verdict.signatures[0].outcome, Err(Rejection::OtherKey));
+    assert!(verdict.reasons()[0].ends_with("made by another key"), "{:?}", verdict.reasons());
+    // Either key verifies when both are given.
+    let verdict = verify(&layout, "latest", &[key.public_key(), other.public_key()]).unwrap();
+    assert!(verdict.is_verified());
+
+    // Signing again with another key adds a layer; the earlier signature stays.
+    sign_index(&layout, "latest", &key, &SignOptions::default()).unwrap();
+    let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
+    assert!(verdict.is_verified());
+    assert_eq!(verdict.signatures.len(), 2);
+    // The same signature again changes nothing (RFC 6979 signatures are deterministic).
+    let again = sign_index(&layout, "latest", &key, &SignOptions::default()).unwrap();
+    assert!(!again.signed[0].added);
+    assert_eq!(verify(&layout, "latest", &[]).unwrap().signatures.len(), 2);
+
+    // A valid signature of another digest, stored under this digest's tag.
+    let second = build_bundle(
+        layout.root(),
+        "second",
+        &{
+            let mut input = common::sample_input(dir.path());
+            input.natives.pop();
+            input
+        },
+    )
+    .unwrap();
+    let third_key = PrivateKey::generate();
+    sign_digest(&layout, second.index.digest(), &third_key, "x", None).unwrap();
+    let moved = layout.resolve(&signature_tag(second.index.digest())).unwrap();
+    let index_digest = layout.resolve("latest").unwrap().digest().clone();
+    layout.set_tag(&signature_tag(&index_digest), &moved).unwrap();
+    let verdict = verify(&layout, "latest", &[third_key.public_key()]).unwrap();
+    assert!(!verdict.is_verified());
+    assert_eq!(
+        verdict.signatures[0].outcome,
+        Err(Rejection::OtherDigest {
+            signed: second.index.digest().to_string()
+        })
+    );
+}
+
+#[test]
+fn malformed_payloads_and_signatures_are_rejected() {
+    let key = PrivateKey::generate();
+    let digest = pack_packager::layout::sha256(b"x");
+    let keys = [key.public_key()];
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+
+    let payload = b"not json";
+    let err = signing::verify_payload(payload, &b64(&key.sign(payload)), &digest, &keys);
+    assert!(matches!(err, Err(Rejection::MalformedPayload { .. })), "{err:?}");
+
+    let payload = br#"{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"d"},"type":"other"},"optional":null}"#;
+    let err = signing::verify_payload(payload, &b64(&key.sign(payload)), &digest, &keys);
+    assert!(matches!(err, Err(Rejection::MalformedPayload { .. })), "{err:?}");
+
+    let err = signing::verify_payload(b"{}", "%%%", &digest, &keys);
+    assert!(matches!(err, Err(Rejection::MalformedSignature { .. })), "{err:?}");
+    let err = signing::verify_payload(b"{}", &b64(b"raw"), &digest, &keys);
+    assert!(matches!(err, Err(Rejection::MalformedSignature { .. })), "{err:?}");
+}
+
+#[test]
+fn recursive_signs_every_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = bundle(dir.path());
+    let key = PrivateKey::generate();
+    let summary = sign_index(
+        &layout,
+        "latest",
+        &key,
+        &SignOptions {
+            recursive: true,
+            annotations: [("build".to_string(), "42".to_string())].into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(summary.signed.len(), 4);
+    assert_eq!(summary.reference, "layout");
+    for signed in &summary.signed {
+        let verdict =
+            signing::verify_digest(&layout, &signed.digest, &[key.public_key()]).unwrap();
+        assert!(verdict.is_verified(), "{}", signed.digest);
+        let verified = verdict.verified().next().unwrap();
+        assert_eq!(verified.optional.as_ref().unwrap()["build"], "42");
+    }
+    assert_eq!(signing::signature_tags(&layout).unwrap().len(), 4);
+    common::check_layout(layout.root());
+}
+
+#[test]
+fn verification_does_not_read_the_signed_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = bundle(dir.path());
+    let key = PrivateKey::generate();
+    sign_index(&layout, "latest", &key, &SignOptions::default()).unwrap();
+    let index = layout.resolve("latest").unwrap();
+    fs::write(layout.blob_path(index.digest()).unwrap(), b"garbage").unwrap();
+    assert!(verify(&layout, "latest", &[key.public_key()]).unwrap().is_verified());
+}

@@ -1,0 +1,215 @@
+//! `pack compile`: precompile a component for several targets.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use pack_compiler::compile::{
+    self, Cache, CompileOptions, Profile, Report, TargetError, resolve_targets, supported_targets,
+};
+use pack_compiler::wasm::Input;
+
+use crate::exit::Status;
+use crate::printer::{BOLD, GREEN, Printer, RED};
+use crate::progress::{self, Progress};
+
+/// Precompile a component for several platforms and CPU feature levels.
+///
+/// Writes one `.cwasm` per target, named `<stem>.<os>-<arch>[-<preset>].cwasm`, and
+/// `compile.json`, which describes each artifact: target triple, OCI platform, CPU
+/// flags, engine profile, wasmtime version and compatibility hash, digests and sizes.
+/// A core module is precompiled as a module.
+///
+/// CPU features are explicit: without `--cpu` an artifact uses its architecture's
+/// baseline (riscv64's includes the V extension), never the features of the machine
+/// that compiles; only the `native` target or preset uses those.
+///
+/// Targets compile in parallel. A target that fails does not stop the others. Results
+/// are cached by content (input, wasmtime version, target, CPU flags, profile), so
+/// compiling the same input again only hashes it and links the cached artifacts.
+#[derive(clap::Args, Debug)]
+#[command(after_help = AFTER_HELP)]
+pub struct CompileCommand {
+    /// The component (or core module) to compile.
+    pub input: PathBuf,
+
+    /// A target: an OCI platform (`linux/amd64`, optionally with a CPU preset:
+    /// `linux/amd64/v3`), a Rust target triple (`aarch64-unknown-linux-gnu`),
+    /// `pulley64`/`pulley32` (wasmtime's portable bytecode), `native` (this machine and
+    /// its CPU), or `all` (the four Linux architectures). Repeat it, or separate values
+    /// with commas.
+    #[arg(long = "target", short = 't', value_name = "TARGET", required = true, value_parser = parse_target)]
+    pub targets: Vec<String>,
+
+    /// Output directory.
+    #[arg(long = "out-dir", short = 'o', value_name = "DIR", default_value = "target/pack")]
+    pub out_dir: PathBuf,
+
+    /// CPU preset for the targets of its architecture that do not name their own, e.g.
+    /// `x86-64-v3`, `armv8.4-a`, `rva23u64`, `z15`, or `native`. See docs/compile.md.
+    #[arg(long, value_name = "PRESET")]
+    pub cpu: Option<String>,
+
+    /// Engine profile (TOML): the wasmtime settings that change generated code. Without
+    /// it, wasmtime's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// Cache directory [default: $XDG_CACHE_HOME/pack or ~/.cache/pack].
+    #[arg(long, value_name = "DIR", env = "PACK_CACHE_DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Targets compiled at once, and threads used [default: the number of cores].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// Print compile.json's document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  pack compile app.wasm --target all
+  pack compile app.wasm --target linux/amd64/v3 --target linux/arm64 --target pulley64
+  pack compile app.wasm -t x86_64-unknown-linux-gnu --cpu x86-64-v2 --profile fuel.toml -o out/
+
+Exit status:
+  0  every target compiled
+  1  at least one target failed (the others are still written and listed)
+  2  usage error or bad input (unknown target or preset, file not found, not wasm,
+     invalid wasm, a profile that does not parse)";
+
+fn parse_target(value: &str) -> Result<String, String> {
+    for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+        compile::Target::parse(part).map_err(|e| match e {
+            compile::Error::UnknownTarget { .. } => {
+                format!("unknown target `{part}`\n\nsupported targets: {}", supported_targets())
+            }
+            other => other.to_string(),
+        })?;
+    }
+    Ok(value.to_string())
+}
+
+impl CompileCommand {
+    pub fn execute(self, printer: &Printer) -> Result<Status> {
+        let targets = resolve_targets(&self.targets, self.cpu.as_deref())?;
+        let profile = match &self.profile {
+            Some(path) => Profile::load(path)?,
+            None => Profile::default(),
+        };
+        let cache = if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(Cache::default_dir).map(Cache::new)
+        };
+        if cache.is_none() && !self.no_cache {
+            printer.warn("no cache directory (set PACK_CACHE_DIR or HOME); compiling without a cache");
+        }
+        let input = Input::read(&self.input)?;
+        let options = CompileOptions {
+            targets,
+            profile,
+            out_dir: self.out_dir.clone(),
+            cache,
+            jobs: self.jobs.map_or(0, usize::from),
+            stem: None,
+        };
+        let progress = Progress::new(printer, !self.json);
+        let outcome = compile::compile(&input, &options, &progress).map_err(|e| match e {
+            // Bad input is reported exactly as `pack validate` reports it.
+            compile::Error::Input(e) => anyhow::Error::from(e),
+            other => other.into(),
+        });
+        progress.clear();
+        let outcome = outcome?;
+        let report = Report::new(&input, &outcome.source_sha256, &options.profile, &outcome.results);
+        let written = report.write(&options.out_dir)?;
+        let ok = outcome.all_ok();
+        if self.json {
+            printer.json(&report)?;
+        } else {
+            print_results(printer, &report, &written);
+        }
+        for error in outcome.results.into_iter().filter_map(|r| r.err()) {
+            let hint = hint(&error);
+            crate::diagnostics::report(printer, &anyhow::Error::from(error));
+            if let Some(hint) = hint {
+                printer.hint(&hint);
+            }
+        }
+        Ok(if ok { Status::Success } else { Status::Negative })
+    }
+}
+
+fn print_results(printer: &Printer, report: &Report, written: &std::path::Path) {
+    let width = report
+        .artifacts
+        .iter()
+        .map(|a| a.target.to_string().len())
+        .chain(report.failures.iter().map(|f| f.target.len()))
+        .max()
+        .unwrap_or(0);
+    for a in &report.artifacts {
+        let how = if a.cache_hit {
+            "cached".to_string()
+        } else {
+            progress::duration(std::time::Duration::from_millis(a.compile_time_ms))
+        };
+        printer.result(&format!(
+            "{GREEN}✓{GREEN:#} {BOLD}{:<width$}{BOLD:#}  {}  {}, {how}",
+            a.target.to_string(),
+            a.path.display(),
+            progress::bytes(a.size),
+        ));
+    }
+    for f in &report.failures {
+        printer.result(&format!("{RED}✗{RED:#} {BOLD}{:<width$}{BOLD:#}  failed", f.target));
+    }
+    printer.detail(&format!("wrote {}", written.display()));
+}
+
+/// A known fix for a target's failure.
+fn hint(error: &TargetError) -> Option<String> {
+    use pack_compiler::compile::{Arch, Cpu};
+    let target = error.target();
+    match (error, target.arch(), target.cpu()) {
+        (TargetError::Panic { .. }, Arch::Riscv64, Cpu::Preset(p)) if !p.flags.contains(&"has_v") => Some(
+            "Cranelift cannot compile most components for riscv64 without the V extension; \
+             use the default preset (rva23u64), e.g. `--target linux/riscv64`"
+                .to_string(),
+        ),
+        (TargetError::Panic { .. }, _, _) => {
+            Some("this is a bug in the compiler; other CPU presets or profiles may avoid it".to_string())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        cmd: super::CompileCommand,
+    }
+
+    #[test]
+    fn parses_targets_and_rejects_unknown_ones() {
+        let cli = Cli::try_parse_from(["x", "a.wasm", "-t", "all", "--target", "pulley64,linux/amd64/v3"]).unwrap();
+        assert_eq!(cli.cmd.targets, ["all", "pulley64,linux/amd64/v3"]);
+        let err = Cli::try_parse_from(["x", "a.wasm", "--target", "linux/mips"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("unknown target `linux/mips`") && text.contains("linux/s390x"), "{text}");
+        assert!(Cli::try_parse_from(["x", "a.wasm", "-t", "all", "--no-cache", "--cache-dir", "d"]).is_err());
+        assert!(Cli::try_parse_from(["x", "a.wasm", "-t", "all", "--jobs", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "a.wasm"]).is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! `pack inspect`: show a bundle as a tree.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use pack_packager::bundle::{NativeEntry, PortableEntry, platform_string};
+use pack_packager::oci_spec::image::{Descriptor, Platform};
+use pack_packager::signing::{self, Rejection, SignatureCheck};
+use pack_packager::{Bundle, Layout, LayoutRef, NativeConfig};
+
+use crate::commands::verify::JsonSignature;
+use crate::exit::Status;
+use crate::printer::{BOLD, CYAN, DIM, GREEN, Printer, RED, YELLOW};
+use crate::progress::bytes;
+
+/// Show a bundle: its platforms and CPU levels, wasmtime version and compatibility hash,
+/// sizes, digests, the world, and whose signatures it carries.
+///
+/// Every document and layer is checked against its digest and size while reading, so a
+/// damaged layout is reported (exit 2). On a terminal sizes are human-readable and
+/// digests shortened; otherwise both are exact.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pack inspect out/app
+  pack inspect out/app:v1.2.0 --key pack.pub
+  pack inspect out/app --json | jq '.manifests[].platform'
+
+Exit status:
+  0  success
+  2  usage error or bad input (not a layout, no such tag, a blob that does not match its
+     digest, an unreadable key)")]
+pub struct InspectCommand {
+    /// The bundle: a layout directory and a tag (default `latest`).
+    #[arg(value_name = "LAYOUT[:TAG]")]
+    pub target: LayoutRef,
+
+    /// Check the signatures against this public key (repeatable); without it, signatures
+    /// are listed by the key they claim, unverified.
+    #[arg(long, value_name = "PUB")]
+    pub key: Vec<PathBuf>,
+
+    /// Print one JSON document instead of the tree.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sha256:` and the first 12 hex digits when `short`, the full digest otherwise.
+pub(crate) fn short_digest(digest: &str, short: bool) -> String {
+    match digest.split_once(':') {
+        Some((alg, hex)) if short && hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
+        _ => digest.to_string(),
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonBlob {
+    media_type: String,
+    digest: String,
+    size: u64,
+}
+
+impl From<&Descriptor> for JsonBlob {
+    fn from(d: &Descriptor) -> Self {
+        Self {
+            media_type: d.media_type().to_string(),
+            digest: d.digest().to_string(),
+            size: d.size(),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonManifest<'a> {
+    kind: &'static str,
+    platform: Option<&'a Platform>,
+    digest: String,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    world: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exports: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imports: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<&'a NativeConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cwasm: Option<JsonBlob>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    component: Option<JsonBlob>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonInspect<'a> {
+    layout: &'a std::path::Path,
+    tag: &'a str,
+    index: JsonBlob,
+    annotations: BTreeMap<String, String>,
+    total_size: u64,
+    blobs: usize,
+    manifests: Vec<JsonManifest<'a>>,
+    signatures: Vec<JsonSignature>,
+}
+
+fn sorted(map: &Option<std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+impl InspectCommand {
+    pub fn execute(self, printer: &Printer) -> Result<Status> {
+        let keys = signing::load_public_keys(&self.key)?;
+        let layout = Layout::open(&self.target.path)?;
+        let bundle = Bundle::read(&layout, &self.target.tag)?;
+        bundle.verify_layers(&layout)?;
+        let verdict = signing::verify_digest(&layout, bundle.descriptor.digest(), &keys)?;
+        if self.json {
+            printer.json(&self.to_json(&bundle, &verdict.signatures, !keys.is_empty()))?;
+        } else {
+            let human = std::io::stdout().is_terminal();
+            self.print(printer, &bundle, &verdict.signatures, !keys.is_empty(), human);
+        }
+        Ok(Status::Success)
+    }
+
+    fn to_json<'a>(
+        &'a self,
+        bundle: &'a Bundle,
+        signatures: &[SignatureCheck],
+        keys_given: bool,
+    ) -> JsonInspect<'a> {
+        let mut manifests = Vec::new();
+        if let Some(p) = &bundle.portable {
+            let component = p.config.component.as_ref();
+            manifests.push(JsonManifest {
+                kind: "portable",
+                platform: p.descriptor.platform().as_ref(),
+                digest: p.descriptor.digest().to_string(),
+                size: p.descriptor.size(),
+                annotations: None,
+                world: component.and_then(|c| c.target.as_deref()),
+                exports: component.map(|c| c.exports.as_slice()),
+                imports: component.map(|c| c.imports.as_slice()),
+                config: None,
+                cwasm: None,
+                component: Some((&p.component).into()),
+            });
+        }
+        for n in &bundle.natives {
+            let annotations = sorted(n.descriptor.annotations());
+            manifests.push(JsonManifest {
+                kind: "native",
+                platform: n.descriptor.platform().as_ref(),
+                digest: n.descriptor.digest().to_string(),
+                size: n.descriptor.size(),
+                annotations: (!annotations.is_empty()).then_some(annotations),
+                world: None,
+                exports: None,
+                imports: None,
+                config: Some(&n.config),
+                cwasm: Some((&n.cwasm).into()),
+                component: n.component.as_ref().map(Into::into),
+            });
+        }
+        JsonInspect {
+            layout: &self.target.path,
+            tag: &self.target.tag,
+            index: (&bundle.descriptor).into(),
+            annotations: sorted(bundle.index.annotations()),
+            total_size: bundle.total_size(),
+            blobs: bundle.blobs().len(),
+            manifests,
+            signatures: signatures
+                .iter()
+                .map(|s| JsonSignature::new(s, keys_given))
+                .collect(),
+        }
+    }
+
+    fn print(
+        &self,
+        printer: &Printer,
+        bundle: &Bundle,
+        signatures: &[SignatureCheck],
+        keys_given: bool,
+        human: bool,
+    ) {
+        let size = |n: u64| if human { bytes(n) } else { format!("{n} B") };
+        let digest = |d: &Descriptor| short_digest(d.digest().as_ref(), human);
+        printer.result(&format!(
+            "{BOLD}{}{BOLD:#}  image index {}  {} in {} blobs",
+            self.target,
+            digest(&bundle.descriptor),
+            size(bundle.total_size()),
+            bundle.blobs().len()
+        ));
+        let count = bundle.portable.iter().count() + bundle.natives.len();
+        let mut n = 0;
+        let mut branch = |printer: &Printer, head: String, lines: Vec<(String, String)>| {
+            n += 1;
+            let last = n == count;
+            let (tee, bar) = if last { ("└──", "   ") } else { ("├──", "│  ") };
+            printer.result(&format!("{tee} {head}"));
+            for (label, value) in lines {
+                printer.result(&format!("{bar}   {DIM}{label:<10}{DIM:#} {value}"));
+            }
+        };
+        if let Some(p) = &bundle.portable {
+            let (head, lines) = portable_lines(p, &size, &digest);
+            branch(printer, head, lines);
+        }
+        for native in &bundle.natives {
+            let (head, lines) = native_lines(native, &size, &digest);
+            branch(printer, head, lines);
+        }
+        printer.result(&format!("{BOLD}signatures{BOLD:#}"));
+        if signatures.is_empty() {
+            printer.result(&format!("  {DIM}none{DIM:#}"));
+        }
+        for s in signatures {
+            let claimed = s
+                .claimed_key
+                .as_deref()
+                .and_then(signing::Fingerprint::parse)
+                .map(|f| f.short().to_string());
+            let line = match &s.outcome {
+                Ok(v) => format!(
+                    "{GREEN}✓{GREEN:#} key {}  reference {}  {GREEN}verified{GREEN:#}",
+                    v.key.short(),
+                    v.reference
+                ),
+                Err(Rejection::OtherKey) if !keys_given => format!(
+                    "{YELLOW}?{YELLOW:#} key {}  {DIM}not verified (pass --key){DIM:#}",
+                    claimed.as_deref().unwrap_or("unknown")
+                ),
+                Err(why) => format!(
+                    "{RED}✗{RED:#} key {}  {why}",
+                    claimed.as_deref().unwrap_or("unknown")
+                ),
+            };
+            printer.result(&format!("  {line}"));
+        }
+        let annotations = sorted(bundle.index.annotations());
+        if !annotations.is_empty() {
+            printer.result(&format!("{BOLD}annotations{BOLD:#}"));
+            for (k, v) in annotations {
+                printer.result(&format!("  {CYAN}{k}{CYAN:#}: {v}"));
+            }
+        }
+    }
+}
+
+type Lines = (String, Vec<(String, String)>);
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+fn portable_lines(
+    p: &PortableEntry,
+    size: &dyn Fn(u64) -> String,
+    digest: &dyn Fn(&Descriptor) -> String,
+) -> Lines {
+    let platform = p
+        .descriptor
+        .platform()
+        .as_ref()
+        .map(platform_string)
+        .unwrap_or_else(|| "wasip2/wasm".to_string());
+    let head = format!(
+        "{BOLD}{platform}{BOLD:#} (portable)  manifest {}",
+        digest(&p.descriptor)
+    );
+    let mut lines = vec![(
+        "component".to_string(),
+        format!("{}  {}", digest(&p.component), size(p.component.size())),
+    )];
+    if let Some(c) = &p.config.component {
+        let world = c.target.as_deref().unwrap_or("(not validated)");
+        lines.push((
+            "world".to_string(),
+            format!(
+                "{world} ({}, {})",
+                plural(c.exports.len(), "export"),
+                plural(c.imports.len(), "import")
+            ),
+        ));
+    }
+    (head, lines)
+}
+
+fn native_lines(
+    n: &NativeEntry,
+    size: &dyn Fn(u64) -> String,
+    digest: &dyn Fn(&Descriptor) -> String,
+) -> Lines {
+    let c = &n.config;
+    let platform = n
+        .descriptor
+        .platform()
+        .as_ref()
+        .map(platform_string)
+        .unwrap_or_else(|| {
+            let mut s = format!("{}/{}", c.os, c.architecture);
+            if let Some(v) = &c.variant {
+                s.push('/');
+                s.push_str(v);
+            }
+            s
+        });
+    let head = format!("{BOLD}{platform}{BOLD:#}  manifest {}", digest(&n.descriptor));
+    let mut target = c.target_triple.clone();
+    if let Some(preset) = &c.cpu_preset {
+        target.push_str(&format!(", cpu {preset}"));
+    }
+    if !c.cpu_flags.is_empty() {
+        target.push_str(&format!(" ({})", c.cpu_flags.join(" ")));
+    }
+    let profile = match &c.profile {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(o) if o.get("name").is_some_and(|v| v.is_string()) => {
+            o["name"].as_str().unwrap_or_default().to_string()
+        }
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let mut lines = vec![
+        ("target".to_string(), target),
+        (
+            "wasmtime".to_string(),
+            format!(
+                "{}, compatibility {}",
+                c.wasmtime_version, c.compatibility_hash
+            ),
+        ),
+        ("profile".to_string(), profile),
+        (
+            "cwasm".to_string(),
+            format!("{}  {}", digest(&n.cwasm), size(n.cwasm.size())),
+        ),
+    ];
+    if let Some(world) = &c.world {
+        lines.push(("world".to_string(), world.clone()));
+    }
+    if n.component.is_some() {
+        lines.push((
+            "fallback".to_string(),
+            "portable component included".to_string(),
+        ));
+    }
+    (head, lines)
+}

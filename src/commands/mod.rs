@@ -1,0 +1,9 @@
+//! One module per subcommand; each holds a documented clap struct with `execute`.
+
+pub mod cache;
+pub mod compile;
+pub mod inspect;
+pub mod key;
+pub mod sign;
+pub mod validate;
+pub mod verify;

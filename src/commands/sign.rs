@@ -1,0 +1,132 @@
+//! `pack sign`: sign a bundle in a layout, the way cosign signs an image.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use pack_packager::signing::{self, SignOptions};
+use pack_packager::{Layout, LayoutRef};
+
+use crate::commands::inspect::short_digest;
+use crate::commands::key::load_private_key;
+use crate::exit::Status;
+use crate::printer::{BOLD, DIM, GREEN, Printer};
+
+/// Sign a bundle's image index with a private key, cosign-style.
+///
+/// Writes a signature manifest tagged `sha256-<hex>.sig` into the layout, whose layer is a
+/// cosign "simple signing" payload naming the index digest, with the ECDSA P-256 signature
+/// in the layer annotation `dev.cosignproject.cosign/signature`. Pushed to a registry with
+/// the bundle, it is what `cosign verify --key` checks. Signing again (with the same or
+/// another key) adds a signature; earlier ones are kept.
+///
+/// An encrypted key is decrypted with PACK_KEY_PASSWORD, or a password asked for when
+/// stdin is a terminal.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pack sign out/app --key pack.key
+  pack sign out/app:v1.2.0 --key pack.key --reference registry.example.com/team/app
+  pack sign out/app --key pack.key --recursive -a build=1234
+
+Exit status:
+  0  signed
+  2  usage error or bad input (not a layout, no such tag, unreadable key, wrong password)")]
+pub struct SignCommand {
+    /// The bundle: a layout directory and a tag (default `latest`).
+    #[arg(value_name = "LAYOUT[:TAG]")]
+    pub target: LayoutRef,
+
+    /// The private key (PKCS#8 PEM, e.g. from `pack key generate`).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+
+    /// The repository the signature names (`docker-reference`), e.g.
+    /// `registry.example.com/app`. A layout does not know where it will be pushed, so the
+    /// default is the layout directory's name; cosign does not check this field.
+    #[arg(long, value_name = "REPO")]
+    pub reference: Option<String>,
+
+    /// Also sign every manifest of the index (the portable and each native manifest).
+    #[arg(long)]
+    pub recursive: bool,
+
+    /// A claim for the payload's `optional` section (like `cosign sign -a`); repeatable.
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub annotations: Vec<(String, String)>,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSigned {
+    digest: String,
+    signature_tag: String,
+    added: bool,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSummary<'a> {
+    layout: &'a std::path::Path,
+    tag: &'a str,
+    key: &'a str,
+    reference: &'a str,
+    signed: Vec<JsonSigned>,
+}
+
+impl SignCommand {
+    pub fn execute(self, printer: &Printer) -> Result<Status> {
+        let layout = Layout::open(&self.target.path)?;
+        // Resolve the tag before asking for a password.
+        layout.resolve(&self.target.tag)?;
+        let key = load_private_key(&self.key)?;
+        let options = SignOptions {
+            reference: self.reference.clone(),
+            recursive: self.recursive,
+            annotations: self.annotations.iter().cloned().collect(),
+        };
+        let summary = signing::sign_index(&layout, &self.target.tag, &key, &options)?;
+        if self.json {
+            printer.json(&JsonSummary {
+                layout: &self.target.path,
+                tag: &self.target.tag,
+                key: summary.key.as_str(),
+                reference: &summary.reference,
+                signed: summary
+                    .signed
+                    .iter()
+                    .map(|s| JsonSigned {
+                        digest: s.digest.to_string(),
+                        signature_tag: s.signature_tag.clone(),
+                        added: s.added,
+                    })
+                    .collect(),
+            })?;
+            return Ok(Status::Success);
+        }
+        let index = &summary.signed[0];
+        let verb = if index.added { "signed" } else { "already signed" };
+        printer.result(&format!(
+            "{GREEN}✓{GREEN:#} {verb} {BOLD}{}{BOLD:#} ({}) with key {} for {BOLD}{}{BOLD:#}",
+            self.target,
+            short_digest(&index.digest.to_string(), true),
+            summary.key.short(),
+            summary.reference,
+        ));
+        for signed in &summary.signed {
+            let note = if signed.added { "" } else { " (unchanged)" };
+            printer.detail(&format!("  {DIM}{}{note}{DIM:#}", signed.signature_tag));
+        }
+        Ok(Status::Success)
+    }
+}

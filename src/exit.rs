@@ -1,0 +1,32 @@
+//! Exit statuses, shared by every command and documented in `docs/exit-codes.md`.
+
+use std::process::ExitCode;
+
+/// The "Exit status" section of `--help`.
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  success
+  1  a clean negative answer (the component does not conform, a target failed to compile,
+     a signature does not verify)
+  2  usage error or bad input (missing file, not wasm, bad WIT, ...)";
+
+/// How a command ended when it did not fail with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Exit 0.
+    Success,
+    /// Exit 1: the command ran to the end and its answer is "no".
+    Negative,
+}
+
+/// Exit 2: usage error, bad input, or an unexpected error.
+pub const BAD_INPUT: u8 = 2;
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Success => ExitCode::SUCCESS,
+            Status::Negative => ExitCode::from(1),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `pack`: turn WebAssembly components into signed, precompiled, multi-architecture OCI
+//! bundles.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod diagnostics;
+mod exit;
+mod printer;
+mod progress;
+
+use printer::{ColorArg, Printer};
+
+/// Turn WebAssembly components into signed, precompiled, multi-architecture OCI bundles.
+#[derive(Parser, Debug)]
+#[command(name = "pack", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = exit::EXIT_STATUS_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    #[command(flatten)]
+    global: GlobalOptions,
+}
+
+/// Options every command takes.
+#[derive(clap::Args, Debug, Clone)]
+struct GlobalOptions {
+    /// When to use color: auto (on a terminal, outside CI), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, env = "PACK_COLOR")]
+    color: ColorArg,
+
+    /// Print only errors and the final result.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Validate(commands::validate::ValidateCommand),
+    Compile(commands::compile::CompileCommand),
+    Cache(commands::cache::CacheCommand),
+    Inspect(commands::inspect::InspectCommand),
+    Key(commands::key::KeyCommand),
+    Sign(commands::sign::SignCommand),
+    Verify(commands::verify::VerifyCommand),
+}
+
+fn main() -> ExitCode {
+    // clap prints its own usage errors and exits with 2, as documented.
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.global.color, cli.global.quiet);
+    let result = match cli.command {
+        Command::Validate(cmd) => cmd.execute(&printer),
+        Command::Compile(cmd) => cmd.execute(&printer),
+        Command::Cache(cmd) => cmd.execute(&printer),
+        Command::Inspect(cmd) => cmd.execute(&printer),
+        Command::Key(cmd) => cmd.execute(&printer),
+        Command::Sign(cmd) => cmd.execute(&printer),
+        Command::Verify(cmd) => cmd.execute(&printer),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(error) => diagnostics::report(&printer, &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
+    }
+}

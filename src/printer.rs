@@ -1,0 +1,103 @@
+//! All terminal output goes through [`Printer`]: results on stdout, status and errors on
+//! stderr, colors only on a terminal and outside CI.
+
+use std::io::{IsTerminal, Write};
+
+use anstyle::{AnsiColor, Style};
+
+/// `--color`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+pub const GREEN: Style = AnsiColor::Green.on_default().bold();
+pub const RED: Style = AnsiColor::Red.on_default().bold();
+pub const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
+pub const CYAN: Style = AnsiColor::Cyan.on_default().bold();
+pub const BOLD: Style = Style::new().bold();
+pub const DIM: Style = Style::new().dimmed();
+
+/// True when running in CI (`CI` set to anything but `false`/`0`).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| v != "false" && v != "0" && !v.is_empty())
+}
+
+/// The one place that writes to the terminal.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    quiet: bool,
+    /// Whether stderr is an interactive terminal outside CI (progress bars allowed).
+    interactive: bool,
+}
+
+impl Printer {
+    pub fn new(color: ColorArg, quiet: bool) -> Self {
+        let interactive = std::io::stderr().is_terminal() && !in_ci();
+        let choice = match color {
+            ColorArg::Always => anstream::ColorChoice::Always,
+            ColorArg::Never => anstream::ColorChoice::Never,
+            ColorArg::Auto => {
+                if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) || in_ci() {
+                    anstream::ColorChoice::Never
+                } else {
+                    anstream::ColorChoice::Auto
+                }
+            }
+        };
+        choice.write_global();
+        Self { quiet, interactive }
+    }
+
+    /// Whether progress bars may be drawn.
+    #[allow(dead_code)]
+    pub fn interactive(&self) -> bool {
+        self.interactive && !self.quiet
+    }
+
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// A line of the command's result on stdout (kept with `--quiet`).
+    pub fn result(&self, line: &str) {
+        let _ = writeln!(anstream::stdout(), "{line}");
+    }
+
+    /// A JSON document on stdout.
+    pub fn json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let mut out = anstream::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, value)?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    /// A line of detail on stdout, left out with `--quiet`.
+    pub fn detail(&self, line: &str) {
+        if !self.quiet {
+            self.result(line);
+        }
+    }
+
+    /// A status line on stderr, left out with `--quiet`.
+    #[allow(dead_code)]
+    pub fn status(&self, line: &str) {
+        if !self.quiet {
+            let _ = writeln!(anstream::stderr(), "{line}");
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        let _ = writeln!(anstream::stderr(), "{YELLOW}warning{YELLOW:#}: {message}");
+    }
+
+    pub fn error(&self, message: &str) {
+        let _ = writeln!(anstream::stderr(), "{RED}error{RED:#}: {message}");
+    }
+
+    pub fn hint(&self, message: &str) {
+        let _ = writeln!(anstream::stderr(), "{CYAN}hint{CYAN:#}: {message}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The `pack` binary under test, with a clean environment for color and CI detection.
+pub fn pack() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_pack"));
+    cmd.env_remove("PACK_COLOR").env("NO_COLOR", "1");
+    cmd
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file under `fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    let path = root().join("fixtures").join(rel);
+    assert!(path.exists(), "missing fixture {}", path.display());
+    path
+}
+
+/// Whether this is a CI run, where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The shared corpus of third-party components, from `PACK_CORPUS` (or `../shared/corpus`
+/// beside the checkout). Returns `None` (the caller skips) when it is missing outside
+/// CI; in CI a missing corpus fails the test.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PACK_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/corpus"));
+    if dir.join("components").is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        !in_ci(),
+        "the corpus is missing at {} (set PACK_CORPUS); CI must not skip corpus tests",
+        dir.display()
+    );
+    eprintln!("skipping: corpus not found at {} (set PACK_CORPUS)", dir.display());
+    None
+}
+
+/// A component of the corpus, e.g. `corpus("c-cli")`.
+pub fn corpus(name: &str) -> Option<PathBuf> {
+    let path = corpus_dir()?.join("components").join(format!("{name}.component.wasm"));
+    assert!(path.exists(), "missing corpus component {}", path.display());
+    Some(path)
+}
+
+/// A WIT path of the corpus, e.g. `corpus_wit("wasi-wit-0.2.12")`.
+pub fn corpus_wit(name: &str) -> Option<PathBuf> {
+    Some(corpus_dir()?.join("wit").join(name))
+}
+
+/// Finds an external tool on PATH. Outside CI a missing tool skips the test (with a
+/// message); in CI it fails, since `.ci/run` installs every tool the tests need.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(!in_ci(), "`{name}` is not on PATH; .ci/run must install it");
+        eprintln!("skipping: `{name}` is not on PATH");
+    }
+    found
+}
+
+/// stdout of a finished command as a string.
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr of a finished command as a string.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes `contents` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, contents).unwrap();
+    path
+}

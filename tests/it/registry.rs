@@ -1,0 +1,153 @@
+//! A real OCI registry (`docker-registry`, the CNCF distribution registry) for tests: one
+//! process per test on a random loopback port with temporary storage, stopped on drop.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::common::in_ci;
+
+/// A running registry.
+pub struct Registry {
+    child: Child,
+    addr: String,
+    _storage: tempfile::TempDir,
+}
+
+/// Whether `program` can be run (`program --version` succeeds).
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `None` (the caller skips) when `program` is missing outside CI; in CI a missing tool
+/// fails the test.
+pub fn require(program: &str) -> Option<()> {
+    if have(program) {
+        return Some(());
+    }
+    assert!(!in_ci(), "`{program}` is not installed; CI must not skip this test");
+    eprintln!("skipping: `{program}` is not installed");
+    None
+}
+
+impl Registry {
+    /// Starts a registry, or returns `None` when `docker-registry` is not installed
+    /// (outside CI).
+    pub fn start() -> Option<Self> {
+        require("docker-registry")?;
+        let storage = tempfile::tempdir().unwrap();
+        let data = storage.path().join("data");
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    \
+                 rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .env("REGISTRY_HTTP_ADDR", "127.0.0.1:0")
+            .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", &data)
+            .env("REGISTRY_HTTP_SECRET", "pack-tests")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start docker-registry");
+        // The registry logs `listening on 127.0.0.1:PORT` once it accepts connections. The
+        // reader thread keeps draining the log so the registry never blocks on a full pipe.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = listening_addr(&line)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("docker-registry did not report its address within 30 s");
+            }
+        };
+        Some(Self {
+            child,
+            addr,
+            _storage: storage,
+        })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// `docker://127.0.0.1:PORT/<repo>` for skopeo.
+    pub fn docker_ref(&self, repo_and_tag: &str) -> String {
+        format!("docker://{}/{repo_and_tag}", self.addr)
+    }
+}
+
+fn listening_addr(line: &str) -> Option<String> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    addr.rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok_and(|p| p != 0))
+        .then_some(addr)
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs skopeo with `args` and returns stdout; panics with stderr on failure.
+pub fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `oci:<path>:<tag>` for skopeo.
+pub fn oci_ref(layout: &Path, tag: &str) -> String {
+    format!("oci:{}:{tag}", layout.display())
+}
+
+#[test]
+fn parses_the_listening_line() {
+    let line = r#"time="x" level=info msg="listening on 127.0.0.1:41253" go.version=go1.19.8"#;
+    assert_eq!(listening_addr(line).as_deref(), Some("127.0.0.1:41253"));
+    assert_eq!(listening_addr("listening on 127.0.0.1:0"), None);
+    assert_eq!(listening_addr("redis not configured"), None);
+}
