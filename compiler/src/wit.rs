@@ -38,12 +38,6 @@ impl Wit {
                 });
             }
         };
-                return Err(Error::Wit {
-                    path: path.to_path_buf(),
-                    message,
-                });
-            }
-        };
         Ok(Self {
             path: path.to_path_buf(),
             resolve,
