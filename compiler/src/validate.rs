@@ -92,6 +92,44 @@ pub struct Mismatch {
 /// Validates `input` completely, decodes its WIT and checks it against `world` in
 /// `wit`. Validation of function bodies runs in parallel with decoding.
 pub fn check(input: &Input, wit: &Wit, world: WorldId, options: Options) -> Result<Report> {
+    let (resolve, component_world) = validate_and_decode(input)?;
+    Ok(check_decoded(
+        &resolve,
+        component_world,
+        wit,
+        world,
+        options,
+    ))
+}
+
+/// A component's own imports and exports, by name, from its decoded WIT.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Interface {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// Validates `input` completely and lists its imports and exports (what an OCI
+/// bundle's portable config records when no world was checked).
+pub fn describe(input: &Input) -> Result<Interface> {
+    let (resolve, world) = validate_and_decode(input)?;
+    let w = &resolve.worlds[world];
+    Ok(Interface {
+        imports: w
+            .imports
+            .keys()
+            .map(|k| resolve.name_world_key(k))
+            .collect(),
+        exports: w
+            .exports
+            .keys()
+            .map(|k| resolve.name_world_key(k))
+            .collect(),
+    })
+}
+
+/// Validates `input` (function bodies in parallel) while decoding its WIT.
+fn validate_and_decode(input: &Input) -> Result<(Resolve, WorldId)> {
     input.expect_component()?;
     let (validated, decoded) = rayon::join(
         || input.validate(),
@@ -102,16 +140,13 @@ pub fn check(input: &Input, wit: &Wit, world: WorldId, options: Options) -> Resu
         path: input.path.clone(),
         message: format!("{e:#}"),
     })?;
-    let (resolve, component_world) = match decoded {
-        wit_parser::decoding::DecodedWasm::Component(resolve, world) => (resolve, world),
-        wit_parser::decoding::DecodedWasm::WitPackage(..) => {
-            return Err(Error::Decode {
-                path: input.path.clone(),
-                message: "it is a WIT package encoded as wasm, not a component".to_string(),
-            });
-        }
-    };
-    Ok(check_decoded(&resolve, component_world, wit, world, options))
+    match decoded {
+        wit_parser::decoding::DecodedWasm::Component(resolve, world) => Ok((resolve, world)),
+        wit_parser::decoding::DecodedWasm::WitPackage(..) => Err(Error::Decode {
+            path: input.path.clone(),
+            message: "it is a WIT package encoded as wasm, not a component".to_string(),
+        }),
+    }
 }
 
 /// Checks an already decoded component world against `world`.
@@ -156,8 +191,16 @@ pub fn check_decoded(
         conforms: checker.mismatches.is_empty(),
         world: wit.world_name(world),
         strict: options.strict,
-        imports: cw.imports.keys().map(|k| component.name_world_key(k)).collect(),
-        exports: cw.exports.keys().map(|k| component.name_world_key(k)).collect(),
+        imports: cw
+            .imports
+            .keys()
+            .map(|k| component.name_world_key(k))
+            .collect(),
+        exports: cw
+            .exports
+            .keys()
+            .map(|k| component.name_world_key(k))
+            .collect(),
         mismatches: checker.mismatches,
         notes: checker.notes,
     }
@@ -205,7 +248,11 @@ struct Checker<'a> {
 impl<'a> Checker<'a> {
     /// Finds `wanted` among `candidates` by exact name, then (unless strict) by
     /// semver-compatible name, preferring the highest version as wasmtime does.
-    fn lookup<'c, T>(&self, wanted: &str, candidates: &'c [(String, T)]) -> Option<&'c (String, T)> {
+    fn lookup<'c, T>(
+        &self,
+        wanted: &str,
+        candidates: &'c [(String, T)],
+    ) -> Option<&'c (String, T)> {
         if let Some(exact) = candidates.iter().find(|(n, _)| n == wanted) {
             return Some(exact);
         }
@@ -237,7 +284,10 @@ impl<'a> Checker<'a> {
                 message.push_str(" > ");
                 message.push_str(step);
             }
-            message.push_str(&format!(": expected {}, found {}", diff.expected, diff.found));
+            message.push_str(&format!(
+                ": expected {}, found {}",
+                diff.expected, diff.found
+            ));
             self.mismatches.push(Mismatch {
                 kind: MismatchKind::TypeMismatch,
                 item: item.to_string(),
@@ -301,7 +351,13 @@ impl<'a> Checker<'a> {
 
     /// Every item that the component imports from an interface must be in the world's
     /// version of it, with a compatible type.
-    fn check_imported_interface(&mut self, name: &str, id: InterfaceId, world_name: &str, wid: InterfaceId) {
+    fn check_imported_interface(
+        &mut self,
+        name: &str,
+        id: InterfaceId,
+        world_name: &str,
+        wid: InterfaceId,
+    ) {
         let iface = &self.comp.interfaces[id];
         let world_iface = &self.target.interfaces[wid];
         for (tname, tid) in &iface.types {
@@ -334,7 +390,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_export(&mut self, name: &str, world_item: &WorldItem, component_exports: &[(String, &WorldItem)]) {
+    fn check_export(
+        &mut self,
+        name: &str,
+        world_item: &WorldItem,
+        component_exports: &[(String, &WorldItem)],
+    ) {
         let Some((comp_name, comp_item)) = self.lookup(name, component_exports) else {
             self.mismatch(
                 MismatchKind::MissingExport,
@@ -374,7 +435,13 @@ impl<'a> Checker<'a> {
 
     /// Every item of an interface the world requires must be exported by the
     /// component, with a compatible type.
-    fn check_exported_interface(&mut self, name: &str, wid: InterfaceId, comp_name: &str, id: InterfaceId) {
+    fn check_exported_interface(
+        &mut self,
+        name: &str,
+        wid: InterfaceId,
+        comp_name: &str,
+        id: InterfaceId,
+    ) {
         let world_iface = &self.target.interfaces[wid];
         let iface = &self.comp.interfaces[id];
         for (tname, wtid) in &world_iface.types {
@@ -411,7 +478,13 @@ impl<'a> Checker<'a> {
     fn compare_functions(&self, expected: &Function, found: &Function) -> Vec<Diff> {
         let mut diffs = Vec::new();
         if expected.kind.is_async() != found.kind.is_async() {
-            let kind = |f: &Function| if f.kind.is_async() { "async func" } else { "func" };
+            let kind = |f: &Function| {
+                if f.kind.is_async() {
+                    "async func"
+                } else {
+                    "func"
+                }
+            };
             diffs.push(Diff {
                 path: Vec::new(),
                 expected: kind(expected).to_string(),
@@ -442,7 +515,12 @@ impl<'a> Checker<'a> {
                     });
                     continue;
                 }
-                self.compare(e.ty, f.ty, &mut vec![format!("param {}", e.name)], &mut diffs);
+                self.compare(
+                    e.ty,
+                    f.ty,
+                    &mut vec![format!("param {}", e.name)],
+                    &mut diffs,
+                );
             }
         }
         match (expected.result, found.result) {
@@ -483,11 +561,18 @@ impl<'a> Checker<'a> {
         let ek = &self.target.types[eid].kind;
         let fk = &self.comp.types[fid].kind;
         let whole = |diffs: &mut Vec<Diff>, path: &Vec<String>| {
-            differ(path, render(self.target, expected), render(self.comp, found), diffs)
+            differ(
+                path,
+                render(self.target, expected),
+                render(self.comp, found),
+                diffs,
+            )
         };
         match (ek, fk) {
             (TypeDefKind::Record(e), TypeDefKind::Record(f)) => {
-                let names = |fields: &[wit_parser::Field]| fields.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+                let names = |fields: &[wit_parser::Field]| {
+                    fields.iter().map(|x| x.name.clone()).collect::<Vec<_>>()
+                };
                 if names(&e.fields) != names(&f.fields) {
                     return differ(
                         path,
@@ -501,7 +586,9 @@ impl<'a> Checker<'a> {
                 }
             }
             (TypeDefKind::Variant(e), TypeDefKind::Variant(f)) => {
-                let names = |v: &wit_parser::Variant| v.cases.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+                let names = |v: &wit_parser::Variant| {
+                    v.cases.iter().map(|c| c.name.clone()).collect::<Vec<_>>()
+                };
                 if names(e) != names(f) {
                     return differ(
                         path,
@@ -513,12 +600,15 @@ impl<'a> Checker<'a> {
                 for (ec, fc) in e.cases.iter().zip(&f.cases) {
                     match (ec.ty, fc.ty) {
                         (None, None) => {}
-                        (Some(et), Some(ft)) => self.nested(path, format!("case {}", ec.name), et, ft, diffs),
+                        (Some(et), Some(ft)) => {
+                            self.nested(path, format!("case {}", ec.name), et, ft, diffs)
+                        }
                         (et, ft) => {
                             path.push(format!("case {}", ec.name));
                             diffs.push(Diff {
                                 path: path.clone(),
-                                expected: et.map_or("no payload".into(), |t| render(self.target, t)),
+                                expected: et
+                                    .map_or("no payload".into(), |t| render(self.target, t)),
                                 found: ft.map_or("no payload".into(), |t| render(self.comp, t)),
                             });
                             path.pop();
@@ -530,14 +620,24 @@ impl<'a> Checker<'a> {
                 let en: Vec<&str> = e.cases.iter().map(|c| c.name.as_str()).collect();
                 let fnames: Vec<&str> = f.cases.iter().map(|c| c.name.as_str()).collect();
                 if en != fnames {
-                    differ(path, format!("enum ({})", en.join(", ")), format!("enum ({})", fnames.join(", ")), diffs);
+                    differ(
+                        path,
+                        format!("enum ({})", en.join(", ")),
+                        format!("enum ({})", fnames.join(", ")),
+                        diffs,
+                    );
                 }
             }
             (TypeDefKind::Flags(e), TypeDefKind::Flags(f)) => {
                 let en: Vec<&str> = e.flags.iter().map(|c| c.name.as_str()).collect();
                 let fnames: Vec<&str> = f.flags.iter().map(|c| c.name.as_str()).collect();
                 if en != fnames {
-                    differ(path, format!("flags ({})", en.join(", ")), format!("flags ({})", fnames.join(", ")), diffs);
+                    differ(
+                        path,
+                        format!("flags ({})", en.join(", ")),
+                        format!("flags ({})", fnames.join(", ")),
+                        diffs,
+                    );
                 }
             }
             (TypeDefKind::Tuple(e), TypeDefKind::Tuple(f)) => {
@@ -548,8 +648,12 @@ impl<'a> Checker<'a> {
                     self.nested(path, format!("element {i}"), *et, *ft, diffs);
                 }
             }
-            (TypeDefKind::Option(e), TypeDefKind::Option(f)) => self.nested(path, "option".into(), *e, *f, diffs),
-            (TypeDefKind::List(e), TypeDefKind::List(f)) => self.nested(path, "list element".into(), *e, *f, diffs),
+            (TypeDefKind::Option(e), TypeDefKind::Option(f)) => {
+                self.nested(path, "option".into(), *e, *f, diffs)
+            }
+            (TypeDefKind::List(e), TypeDefKind::List(f)) => {
+                self.nested(path, "list element".into(), *e, *f, diffs)
+            }
             (TypeDefKind::FixedLengthList(e, en), TypeDefKind::FixedLengthList(f, fnum)) => {
                 if en != fnum {
                     return whole(diffs, path);
@@ -571,13 +675,12 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            (TypeDefKind::Future(e), TypeDefKind::Future(f)) | (TypeDefKind::Stream(e), TypeDefKind::Stream(f)) => {
-                match (e, f) {
-                    (None, None) => {}
-                    (Some(e), Some(f)) => self.nested(path, "payload".into(), *e, *f, diffs),
-                    _ => whole(diffs, path),
-                }
-            }
+            (TypeDefKind::Future(e), TypeDefKind::Future(f))
+            | (TypeDefKind::Stream(e), TypeDefKind::Stream(f)) => match (e, f) {
+                (None, None) => {}
+                (Some(e), Some(f)) => self.nested(path, "payload".into(), *e, *f, diffs),
+                _ => whole(diffs, path),
+            },
             (TypeDefKind::Handle(e), TypeDefKind::Handle(f)) => {
                 let (own_e, re) = match e {
                     Handle::Own(r) => (true, *r),
@@ -600,7 +703,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn nested(&self, path: &mut Vec<String>, step: String, e: Type, f: Type, diffs: &mut Vec<Diff>) {
+    fn nested(
+        &self,
+        path: &mut Vec<String>,
+        step: String,
+        e: Type,
+        f: Type,
+        diffs: &mut Vec<Diff>,
+    ) {
         path.push(step);
         self.compare(e, f, path, diffs);
         path.pop();
@@ -616,7 +726,9 @@ impl<'a> Checker<'a> {
             (Some((ei, en)), Some((fi, fname))) => {
                 en == fname
                     && (ei == fi
-                        || (!self.strict && compat_key(&ei).is_some() && compat_key(&ei) == compat_key(&fi)))
+                        || (!self.strict
+                            && compat_key(&ei).is_some()
+                            && compat_key(&ei) == compat_key(&fi)))
             }
             // Resources defined outside any named interface (e.g. by a world) match by name.
             (None, None) => {
@@ -736,7 +848,10 @@ mod tests {
 
     #[test]
     fn compat_keys_follow_wasmtime() {
-        assert_eq!(compat_key("wasi:io/poll@0.2.9"), Some(("wasi:io/poll", "0.2".into())));
+        assert_eq!(
+            compat_key("wasi:io/poll@0.2.9"),
+            Some(("wasi:io/poll", "0.2".into()))
+        );
         assert_eq!(compat_key("a:b/c@1.4.0"), Some(("a:b/c", "1".into())));
         assert_eq!(compat_key("a:b/c@0.0.3"), None);
         assert_eq!(compat_key("a:b/c@0.2.0-rc-2023"), None);

@@ -163,7 +163,13 @@ fn describe_non_wasm(bytes: &[u8]) -> String {
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
             return "the file is text that looks like JSON".to_string();
         }
-        let first_line: String = trimmed.lines().next().unwrap_or("").chars().take(40).collect();
+        let first_line: String = trimmed
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(40)
+            .collect();
         return format!("the file is text, starting with {first_line:?}");
     }
     let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -203,12 +209,15 @@ pub fn validate(bytes: &[u8]) -> std::result::Result<(), BinaryReaderError> {
     }
     let first_error = bodies
         .into_par_iter()
-        .map_init(FuncValidatorAllocations::default, |allocs, (to_validate, body)| {
-            let mut validator = to_validate.into_validator(std::mem::take(allocs));
-            let result = validator.validate(&body);
-            *allocs = validator.into_allocations();
-            result.err()
-        })
+        .map_init(
+            FuncValidatorAllocations::default,
+            |allocs, (to_validate, body)| {
+                let mut validator = to_validate.into_validator(std::mem::take(allocs));
+                let result = validator.validate(&body);
+                *allocs = validator.into_allocations();
+                result.err()
+            },
+        )
         .flatten()
         .min_by_key(|e| e.offset());
     match first_error {
@@ -227,11 +236,27 @@ mod tests {
         assert_eq!(classify(b"\0asm\x0d\0\x01\0"), Ok(Kind::Component));
         assert!(classify(b"\0asm\x0a\0\x01\0").unwrap_err().contains("0xa"));
         assert!(classify(b"").unwrap_err().contains("empty"));
-        assert!(classify(b"\x89PNG\r\n\x1a\n....").unwrap_err().contains("PNG"));
+        assert!(
+            classify(b"\x89PNG\r\n\x1a\n....")
+                .unwrap_err()
+                .contains("PNG")
+        );
         assert!(classify(b"(module)").unwrap_err().contains("WAT"));
-        assert!(classify(b";; a comment\n(; block ;) (component)").unwrap_err().contains("WAT"));
-        assert!(classify(b"hello world\n").unwrap_err().contains("\"hello world\""));
-        assert!(classify(&[0xde, 0xad, 0xbe, 0xef, 0x80]).unwrap_err().contains("de ad be ef"));
+        assert!(
+            classify(b";; a comment\n(; block ;) (component)")
+                .unwrap_err()
+                .contains("WAT")
+        );
+        assert!(
+            classify(b"hello world\n")
+                .unwrap_err()
+                .contains("\"hello world\"")
+        );
+        assert!(
+            classify(&[0xde, 0xad, 0xbe, 0xef, 0x80])
+                .unwrap_err()
+                .contains("de ad be ef")
+        );
     }
 
     #[test]

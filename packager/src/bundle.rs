@@ -200,11 +200,12 @@ pub struct BundleSummary {
 pub fn source_date_epoch() -> Result<Option<String>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(value) if !value.trim().is_empty() => {
-            let secs: u64 = value
-                .trim()
-                .parse()
-                .map_err(|_| Error::SourceDateEpoch { value: value.clone() })?;
-            rfc3339(secs).map(Some).ok_or(Error::SourceDateEpoch { value })
+            let secs: u64 = value.trim().parse().map_err(|_| Error::SourceDateEpoch {
+                value: value.clone(),
+            })?;
+            rfc3339(secs)
+                .map(Some)
+                .ok_or(Error::SourceDateEpoch { value })
         }
         _ => Ok(None),
     }
@@ -417,7 +418,9 @@ fn manifest(
     if !annotations.is_empty() {
         builder = builder.annotations(annotations.clone());
     }
-    builder.build().expect("every required manifest field is set")
+    builder
+        .build()
+        .expect("every required manifest field is set")
 }
 
 /// Writes the bundle into an open layout and tags it. See [`build_bundle`].
@@ -614,8 +617,7 @@ impl Bundle {
                     .cloned()
             };
             if config_type == WASM_CONFIG && bundle.portable.is_none() {
-                let config: WasmConfig =
-                    layout.read_json(manifest.config(), "wasm config")?;
+                let config: WasmConfig = layout.read_json(manifest.config(), "wasm config")?;
                 let component = layer(WASM_LAYER).ok_or_else(|| {
                     not_a_bundle(format!(
                         "portable manifest {} has no `{WASM_LAYER}` layer",
@@ -630,8 +632,7 @@ impl Bundle {
                     component,
                 });
             } else if config_type == NATIVE_CONFIG {
-                let config: NativeConfig =
-                    layout.read_json(manifest.config(), "native config")?;
+                let config: NativeConfig = layout.read_json(manifest.config(), "native config")?;
                 let cwasm = layer(CWASM_LAYER).ok_or_else(|| {
                     not_a_bundle(format!(
                         "native manifest {} has no `{CWASM_LAYER}` layer",

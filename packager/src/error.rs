@@ -98,9 +98,7 @@ pub enum Error {
     InvalidInput { message: String },
 
     /// `SOURCE_DATE_EPOCH` is set but is not a number of seconds.
-    #[error(
-        "SOURCE_DATE_EPOCH=`{value}` is not a non-negative whole number of seconds since 1970"
-    )]
+    #[error("SOURCE_DATE_EPOCH=`{value}` is not a non-negative whole number of seconds since 1970")]
     SourceDateEpoch { value: String },
 
     /// A key file would be overwritten.

@@ -71,7 +71,10 @@ mod tests {
     fn keys_are_sorted_at_every_level() {
         let mut map = HashMap::new();
         for key in ["zeta", "alpha", "Mid", "beta"] {
-            map.insert(key.to_string(), serde_json::json!({"b": 1, "a": [3, {"y": null, "x": true}]}));
+            map.insert(
+                key.to_string(),
+                serde_json::json!({"b": 1, "a": [3, {"y": null, "x": true}]}),
+            );
         }
         let bytes = to_vec(&map).unwrap();
         assert_eq!(
@@ -83,7 +86,10 @@ mod tests {
     #[test]
     fn strings_are_escaped_minimally() {
         let bytes = to_vec(&serde_json::json!({"k": "é \"q\" \\ \n <>&"})).unwrap();
-        assert_eq!(String::from_utf8(bytes).unwrap(), r#"{"k":"é \"q\" \\ \n <>&"}"#);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"k":"é \"q\" \\ \n <>&"}"#
+        );
     }
 
     #[test]

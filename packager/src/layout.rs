@@ -187,7 +187,10 @@ impl Layout {
         let blobs = layout.blobs_dir();
         fs::create_dir_all(&blobs).map_err(write_err(&blobs))?;
         let header = serde_json::json!({ "imageLayoutVersion": LAYOUT_VERSION });
-        layout.write_atomic(&layout.root.join(OCI_LAYOUT_FILE), &json::to_vec(&header).unwrap())?;
+        layout.write_atomic(
+            &layout.root.join(OCI_LAYOUT_FILE),
+            &json::to_vec(&header).unwrap(),
+        )?;
         layout.write_index(&empty_index())?;
         Ok(layout)
     }
@@ -668,7 +671,10 @@ mod tests {
         assert!(root.join("blobs/sha256").is_dir());
         Layout::open(root).unwrap();
         // Creating over an existing layout is refused; open_or_create opens it.
-        assert!(matches!(Layout::create(root), Err(Error::CannotCreate { .. })));
+        assert!(matches!(
+            Layout::create(root),
+            Err(Error::CannotCreate { .. })
+        ));
         Layout::open_or_create(root).unwrap();
     }
 
@@ -682,16 +688,32 @@ mod tests {
         fs::write(dir.path().join("oci-layout"), "{").unwrap();
         let err = Layout::open(dir.path()).unwrap_err();
         assert!(matches!(err, Error::InvalidJson { .. }), "{err}");
-        fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
-        let err = Layout::open(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("unsupported imageLayoutVersion"), "{err}");
-        fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        let err = Layout::open(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("no `index.json`"), "{err}");
-        fs::write(dir.path().join("index.json"), r#"{"schemaVersion":2,"manifests":[{"#).unwrap();
+        fs::write(
+            dir.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"2.0.0"}"#,
+        )
+        .unwrap();
         let err = Layout::open(dir.path()).unwrap_err();
         assert!(
-            err.to_string().contains("index.json` is not a valid image index"),
+            err.to_string().contains("unsupported imageLayoutVersion"),
+            "{err}"
+        );
+        fs::write(
+            dir.path().join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no `index.json`"), "{err}");
+        fs::write(
+            dir.path().join("index.json"),
+            r#"{"schemaVersion":2,"manifests":[{"#,
+        )
+        .unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("index.json` is not a valid image index"),
             "{err}"
         );
         fs::write(
@@ -724,7 +746,13 @@ mod tests {
         assert!(!layout.has_blob(&sha256(b"hello!")));
         let leftovers: Vec<_> = fs::read_dir(layout.root())
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(TEMP_PREFIX)
+            })
             .collect();
         assert!(leftovers.is_empty());
 
@@ -738,7 +766,17 @@ mod tests {
         // Other size.
         fs::write(&path, b"hello world").unwrap();
         let err = layout.read_blob(&descriptor).unwrap_err();
-        assert!(matches!(err, Error::SizeMismatch { expected: 5, actual: 11, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::SizeMismatch {
+                    expected: 5,
+                    actual: 11,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         fs::remove_file(&path).unwrap();
         let err = layout.read_blob(&descriptor).unwrap_err();
         assert!(matches!(err, Error::BlobMissing { .. }), "{err}");
@@ -759,11 +797,17 @@ mod tests {
         let err = layout.resolve("three").unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("no tag `three` in `{}`; tags there: one, two", layout.root().display())
+            format!(
+                "no tag `three` in `{}`; tags there: one, two",
+                layout.root().display()
+            )
         );
         assert!(layout.remove_tag("one").unwrap());
         assert!(!layout.remove_tag("one").unwrap());
-        assert!(matches!(layout.set_tag("bad/tag", &a), Err(Error::InvalidTag { .. })));
+        assert!(matches!(
+            layout.set_tag("bad/tag", &a),
+            Err(Error::InvalidTag { .. })
+        ));
     }
 
     #[test]

@@ -83,7 +83,14 @@ mod tests {
 
     #[test]
     fn tags() {
-        for ok in ["latest", "v1.2.3", "_x", "A-b_c.d", "sha256-abc.sig", &"a".repeat(128)] {
+        for ok in [
+            "latest",
+            "v1.2.3",
+            "_x",
+            "A-b_c.d",
+            "sha256-abc.sig",
+            &"a".repeat(128),
+        ] {
             assert!(is_valid_tag(ok), "{ok}");
         }
         for bad in ["", ".x", "-x", "a/b", "a:b", "a b", "é", &"a".repeat(129)] {
@@ -102,14 +109,26 @@ mod tests {
         );
         assert_eq!(LayoutRef::parse("out/bundle").tag, "latest");
         let r = LayoutRef::parse("dir:with:colons:v2");
-        assert_eq!((r.path.to_str().unwrap(), r.tag.as_str()), ("dir:with:colons", "v2"));
+        assert_eq!(
+            (r.path.to_str().unwrap(), r.tag.as_str()),
+            ("dir:with:colons", "v2")
+        );
         // What follows the last ':' is not a tag: the whole string is the path.
         let r = LayoutRef::parse("C:/x/y");
-        assert_eq!((r.path.to_str().unwrap(), r.tag.as_str()), ("C:/x/y", "latest"));
+        assert_eq!(
+            (r.path.to_str().unwrap(), r.tag.as_str()),
+            ("C:/x/y", "latest")
+        );
         let r = LayoutRef::parse("dir:");
-        assert_eq!((r.path.to_str().unwrap(), r.tag.as_str()), ("dir:", "latest"));
+        assert_eq!(
+            (r.path.to_str().unwrap(), r.tag.as_str()),
+            ("dir:", "latest")
+        );
         let r = LayoutRef::parse(":tag");
-        assert_eq!((r.path.to_str().unwrap(), r.tag.as_str()), (":tag", "latest"));
+        assert_eq!(
+            (r.path.to_str().unwrap(), r.tag.as_str()),
+            (":tag", "latest")
+        );
     }
 
     #[test]
@@ -118,8 +137,20 @@ mod tests {
         let odd = dir.path().join("bundle:v1");
         std::fs::create_dir(&odd).unwrap();
         let s = odd.to_str().unwrap();
-        assert_eq!(LayoutRef::parse(s), LayoutRef { path: odd.clone(), tag: "latest".into() });
+        assert_eq!(
+            LayoutRef::parse(s),
+            LayoutRef {
+                path: odd.clone(),
+                tag: "latest".into()
+            }
+        );
         let with_tag = format!("{s}:v2");
-        assert_eq!(LayoutRef::parse(&with_tag), LayoutRef { path: odd, tag: "v2".into() });
+        assert_eq!(
+            LayoutRef::parse(&with_tag),
+            LayoutRef {
+                path: odd,
+                tag: "v2".into()
+            }
+        );
     }
 }

@@ -34,16 +34,35 @@ fn builds_a_valid_bundle_with_the_documented_shape() {
         serde_json::from_str(&fs::read_to_string(root.join("index.json")).unwrap()).unwrap();
     let entries = index_json["manifests"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0]["annotations"]["org.opencontainers.image.ref.name"], "v1");
-    assert_eq!(entries[0]["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        entries[0]["annotations"]["org.opencontainers.image.ref.name"],
+        "v1"
+    );
+    assert_eq!(
+        entries[0]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
     assert_eq!(entries[0]["digest"], summary.index.digest().to_string());
 
     // The image index: portable first, then natives ordered by platform.
-    let (text, index) = blob_json(&root, &summary.index.digest().to_string());
-    assert!(!text.contains('\n') && !text.contains(": "), "canonical JSON: {text}");
-    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
-    assert_eq!(index["annotations"]["org.opencontainers.image.version"], "1.0.0");
-    assert!(index["annotations"].get("org.opencontainers.image.created").is_none());
+    let (text, index) = blob_json(&root, summary.index.digest().as_ref());
+    assert!(
+        !text.contains('\n') && !text.contains(": "),
+        "canonical JSON: {text}"
+    );
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.version"],
+        "1.0.0"
+    );
+    assert!(
+        index["annotations"]
+            .get("org.opencontainers.image.created")
+            .is_none()
+    );
     let manifests = index["manifests"].as_array().unwrap();
     let platforms: Vec<String> = manifests
         .iter()
@@ -53,7 +72,9 @@ fn builds_a_valid_bundle_with_the_documented_shape() {
                 "{}/{}{}",
                 p["os"].as_str().unwrap(),
                 p["architecture"].as_str().unwrap(),
-                p.get("variant").map(|v| format!("/{}", v.as_str().unwrap())).unwrap_or_default()
+                p.get("variant")
+                    .map(|v| format!("/{}", v.as_str().unwrap()))
+                    .unwrap_or_default()
             )
         })
         .collect();
@@ -71,7 +92,10 @@ fn builds_a_valid_bundle_with_the_documented_shape() {
 
     // The portable manifest and its config (the Wasm OCI Artifact layout).
     let (_, portable) = blob_json(&root, manifests[0]["digest"].as_str().unwrap());
-    assert_eq!(portable["config"]["mediaType"], "application/vnd.wasm.config.v0+json");
+    assert_eq!(
+        portable["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
     let layers = portable["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 1);
     assert_eq!(layers[0]["mediaType"], "application/wasm");
@@ -86,7 +110,10 @@ fn builds_a_valid_bundle_with_the_documented_shape() {
 
     // A native manifest: cwasm layer, then the same component blob.
     let (_, native) = blob_json(&root, manifests[1]["digest"].as_str().unwrap());
-    assert_eq!(native["config"]["mediaType"], "application/vnd.pack.native.config.v1+json");
+    assert_eq!(
+        native["config"]["mediaType"],
+        "application/vnd.pack.native.config.v1+json"
+    );
     let layers = native["layers"].as_array().unwrap();
     assert_eq!(layers[0]["mediaType"], "application/vnd.pack.cwasm.v1");
     assert_eq!(layers[1]["mediaType"], "application/wasm");
@@ -142,7 +169,10 @@ fn same_inputs_give_the_same_index_digest_anywhere() {
         "2024-01-02T03:04:05Z"
     );
     let portable = bundle.portable.as_ref().unwrap();
-    assert_eq!(portable.config.created.as_deref(), Some("2024-01-02T03:04:05Z"));
+    assert_eq!(
+        portable.config.created.as_deref(),
+        Some("2024-01-02T03:04:05Z")
+    );
     assert_eq!(
         portable.manifest.annotations().as_ref().unwrap()["org.opencontainers.image.created"],
         "2024-01-02T03:04:05Z"
@@ -239,12 +269,21 @@ fn bundles_read_back() {
     let portable = bundle.portable.as_ref().unwrap();
     assert_eq!(portable.config.os, "wasip2");
     assert_eq!(
-        portable.config.component.as_ref().unwrap().target.as_deref(),
+        portable
+            .config
+            .component
+            .as_ref()
+            .unwrap()
+            .target
+            .as_deref(),
         Some("wasi:cli/command@0.2.0")
     );
     assert_eq!(portable.component.size(), common::COMPONENT.len() as u64);
     assert_eq!(bundle.natives.len(), 2);
-    assert_eq!(bundle.natives[0].config.target_triple, "x86_64-unknown-linux-gnu");
+    assert_eq!(
+        bundle.natives[0].config.target_triple,
+        "x86_64-unknown-linux-gnu"
+    );
     assert_eq!(bundle.natives[0].config.variant.as_deref(), Some("v3"));
     assert_eq!(
         bundle.natives[0].component.as_ref().unwrap().digest(),
@@ -264,7 +303,9 @@ fn bundles_read_back() {
     assert!(err.to_string().contains(cwasm.digest().digest()), "{err}");
 
     // A tag that is not an index.
-    layout.set_tag("raw", &bundle.natives[0].descriptor).unwrap();
+    layout
+        .set_tag("raw", &bundle.natives[0].descriptor)
+        .unwrap();
     let err = Bundle::read(&layout, "raw").unwrap_err();
     assert!(matches!(err, Error::NotABundle { .. }), "{err}");
 }
@@ -275,7 +316,9 @@ fn source_date_epoch_formats() {
     // SAFETY: no other test in this binary reads or writes SOURCE_DATE_EPOCH.
     unsafe { std::env::set_var("SOURCE_DATE_EPOCH", "1700000000") };
     assert_eq!(
-        pack_packager::bundle::source_date_epoch().unwrap().as_deref(),
+        pack_packager::bundle::source_date_epoch()
+            .unwrap()
+            .as_deref(),
         Some("2023-11-14T22:13:20Z")
     );
     unsafe { std::env::set_var("SOURCE_DATE_EPOCH", "soon") };
@@ -291,7 +334,8 @@ fn source_date_epoch_formats() {
 fn the_schema_check_rejects_bad_documents() {
     // Through `$ref`s into defs-descriptor.json: a digest without an algorithm, and a
     // manifest without layers.
-    let bad_descriptor = serde_json::json!({"mediaType": "application/wasm", "size": 1, "digest": "abc"});
+    let bad_descriptor =
+        serde_json::json!({"mediaType": "application/wasm", "size": 1, "digest": "abc"});
     let bad_manifest = serde_json::json!({"schemaVersion": 2, "config": {"mediaType": "a/b", "size": 1, "digest": "sha256:00"}, "layers": []});
     for (schema, doc) in [
         ("content-descriptor.json", bad_descriptor),

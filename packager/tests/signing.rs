@@ -20,9 +20,13 @@ fn bundle(dir: &Path) -> Layout {
 }
 
 fn blob_json(layout: &Layout, digest: &str) -> (Vec<u8>, Value) {
-    let bytes =
-        fs::read(layout.root().join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap()))
-            .unwrap();
+    let bytes = fs::read(
+        layout
+            .root()
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap()),
+    )
+    .unwrap();
     let value = serde_json::from_slice(&bytes).unwrap();
     (bytes, value)
 }
@@ -46,12 +50,21 @@ fn sign_writes_a_cosign_signature_manifest() {
 
     let entry = layout.resolve(&tag).unwrap();
     assert_eq!(entry.annotations().as_ref().unwrap()[REF_NAME], tag);
-    let (_, manifest) = blob_json(&layout, &entry.digest().to_string());
-    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
-    assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    let (_, manifest) = blob_json(&layout, entry.digest().as_ref());
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 1);
-    assert_eq!(layers[0]["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json");
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
     let (payload, payload_json) = blob_json(&layout, layers[0]["digest"].as_str().unwrap());
     assert_eq!(
         String::from_utf8(payload.clone()).unwrap(),
@@ -88,13 +101,21 @@ fn verdicts_say_why() {
 
     let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
     assert!(!verdict.is_verified() && verdict.is_unsigned());
-    assert!(verdict.reasons()[0].contains("is unsigned"), "{:?}", verdict.reasons());
+    assert!(
+        verdict.reasons()[0].contains("is unsigned"),
+        "{:?}",
+        verdict.reasons()
+    );
 
     sign_index(&layout, "latest", &other, &SignOptions::default()).unwrap();
     let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
     assert!(!verdict.is_verified());
     assert_eq!(verdict.signatures[0].outcome, Err(Rejection::OtherKey));
-    assert!(verdict.reasons()[0].ends_with("made by another key"), "{:?}", verdict.reasons());
+    assert!(
+        verdict.reasons()[0].ends_with("made by another key"),
+        "{:?}",
+        verdict.reasons()
+    );
     // Either key verifies when both are given.
     let verdict = verify(&layout, "latest", &[key.public_key(), other.public_key()]).unwrap();
     assert!(verdict.is_verified());
@@ -110,21 +131,21 @@ fn verdicts_say_why() {
     assert_eq!(verify(&layout, "latest", &[]).unwrap().signatures.len(), 2);
 
     // A valid signature of another digest, stored under this digest's tag.
-    let second = build_bundle(
-        layout.root(),
-        "second",
-        &{
-            let mut input = common::sample_input(dir.path());
-            input.natives.pop();
-            input
-        },
-    )
+    let second = build_bundle(layout.root(), "second", &{
+        let mut input = common::sample_input(dir.path());
+        input.natives.pop();
+        input
+    })
     .unwrap();
     let third_key = PrivateKey::generate();
     sign_digest(&layout, second.index.digest(), &third_key, "x", None).unwrap();
-    let moved = layout.resolve(&signature_tag(second.index.digest())).unwrap();
+    let moved = layout
+        .resolve(&signature_tag(second.index.digest()))
+        .unwrap();
     let index_digest = layout.resolve("latest").unwrap().digest().clone();
-    layout.set_tag(&signature_tag(&index_digest), &moved).unwrap();
+    layout
+        .set_tag(&signature_tag(&index_digest), &moved)
+        .unwrap();
     let verdict = verify(&layout, "latest", &[third_key.public_key()]).unwrap();
     assert!(!verdict.is_verified());
     assert_eq!(
@@ -144,16 +165,28 @@ fn malformed_payloads_and_signatures_are_rejected() {
 
     let payload = b"not json";
     let err = signing::verify_payload(payload, &b64(&key.sign(payload)), &digest, &keys);
-    assert!(matches!(err, Err(Rejection::MalformedPayload { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(Rejection::MalformedPayload { .. })),
+        "{err:?}"
+    );
 
     let payload = br#"{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"d"},"type":"other"},"optional":null}"#;
     let err = signing::verify_payload(payload, &b64(&key.sign(payload)), &digest, &keys);
-    assert!(matches!(err, Err(Rejection::MalformedPayload { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(Rejection::MalformedPayload { .. })),
+        "{err:?}"
+    );
 
     let err = signing::verify_payload(b"{}", "%%%", &digest, &keys);
-    assert!(matches!(err, Err(Rejection::MalformedSignature { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(Rejection::MalformedSignature { .. })),
+        "{err:?}"
+    );
     let err = signing::verify_payload(b"{}", &b64(b"raw"), &digest, &keys);
-    assert!(matches!(err, Err(Rejection::MalformedSignature { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(Rejection::MalformedSignature { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -175,8 +208,7 @@ fn recursive_signs_every_manifest() {
     assert_eq!(summary.signed.len(), 4);
     assert_eq!(summary.reference, "layout");
     for signed in &summary.signed {
-        let verdict =
-            signing::verify_digest(&layout, &signed.digest, &[key.public_key()]).unwrap();
+        let verdict = signing::verify_digest(&layout, &signed.digest, &[key.public_key()]).unwrap();
         assert!(verdict.is_verified(), "{}", signed.digest);
         let verified = verdict.verified().next().unwrap();
         assert_eq!(verified.optional.as_ref().unwrap()["build"], "42");
@@ -193,5 +225,9 @@ fn verification_does_not_read_the_signed_content() {
     sign_index(&layout, "latest", &key, &SignOptions::default()).unwrap();
     let index = layout.resolve("latest").unwrap();
     fs::write(layout.blob_path(index.digest()).unwrap(), b"garbage").unwrap();
-    assert!(verify(&layout, "latest", &[key.public_key()]).unwrap().is_verified());
+    assert!(
+        verify(&layout, "latest", &[key.public_key()])
+            .unwrap()
+            .is_verified()
+    );
 }

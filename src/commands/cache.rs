@@ -28,8 +28,9 @@ pub struct CacheCommand {
     #[command(subcommand)]
     pub action: CacheAction,
 
-    /// Cache directory [default: $XDG_CACHE_HOME/pack or ~/.cache/pack].
-    #[arg(long, value_name = "DIR", env = "PACK_CACHE_DIR", global = true)]
+    /// Cache directory [default: $PACK_CACHE_DIR, else $XDG_CACHE_HOME/pack, else
+    /// ~/.cache/pack].
+    #[arg(long, value_name = "DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
 
     /// Print the result as JSON.
@@ -103,7 +104,11 @@ impl CacheCommand {
                         "{BOLD}{}{BOLD:#}: {} {}, {}",
                         info.path.display(),
                         info.entries,
-                        if info.entries == 1 { "entry" } else { "entries" },
+                        if info.entries == 1 {
+                            "entry"
+                        } else {
+                            "entries"
+                        },
                         bytes(info.bytes)
                     ));
                     for v in &info.versions {
@@ -141,7 +146,13 @@ impl CacheCommand {
         Ok(Status::Success)
     }
 
-    fn print_removed(&self, printer: &Printer, cache: &Cache, report: &PruneReport, verb: &str) -> Result<()> {
+    fn print_removed(
+        &self,
+        printer: &Printer,
+        cache: &Cache,
+        report: &PruneReport,
+        verb: &str,
+    ) -> Result<()> {
         if self.json {
             printer.json(&Removed {
                 path: cache.root(),
@@ -153,7 +164,11 @@ impl CacheCommand {
                 "{verb} {}: removed {} {} ({})",
                 cache.root().display(),
                 report.entries,
-                if report.entries == 1 { "entry" } else { "entries" },
+                if report.entries == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                },
                 bytes(report.bytes)
             ));
         }
@@ -163,7 +178,9 @@ impl CacheCommand {
 
 /// `30d`, `12h`, `90m`, `45s`, `2w`, or several of them (`1d12h`).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{text}`: use a number and a unit, s, m, h, d or w (e.g. 30d)");
+    let bad = || {
+        format!("invalid duration `{text}`: use a number and a unit, s, m, h, d or w (e.g. 30d)")
+    };
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {

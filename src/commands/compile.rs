@@ -41,7 +41,12 @@ pub struct CompileCommand {
     pub targets: Vec<String>,
 
     /// Output directory.
-    #[arg(long = "out-dir", short = 'o', value_name = "DIR", default_value = "target/pack")]
+    #[arg(
+        long = "out-dir",
+        short = 'o',
+        value_name = "DIR",
+        default_value = "target/pack"
+    )]
     pub out_dir: PathBuf,
 
     /// CPU preset for the targets of its architecture that do not name their own, e.g.
@@ -54,8 +59,9 @@ pub struct CompileCommand {
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
 
-    /// Cache directory [default: $XDG_CACHE_HOME/pack or ~/.cache/pack].
-    #[arg(long, value_name = "DIR", env = "PACK_CACHE_DIR", conflicts_with = "no_cache")]
+    /// Cache directory [default: $PACK_CACHE_DIR, else $XDG_CACHE_HOME/pack, else
+    /// ~/.cache/pack].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
 
     /// Neither read nor write the cache.
@@ -87,7 +93,10 @@ fn parse_target(value: &str) -> Result<String, String> {
     for part in value.split(',').filter(|p| !p.trim().is_empty()) {
         compile::Target::parse(part).map_err(|e| match e {
             compile::Error::UnknownTarget { .. } => {
-                format!("unknown target `{part}`\n\nsupported targets: {}", supported_targets())
+                format!(
+                    "unknown target `{part}`\n\nsupported targets: {}",
+                    supported_targets()
+                )
             }
             other => other.to_string(),
         })?;
@@ -105,10 +114,14 @@ impl CompileCommand {
         let cache = if self.no_cache {
             None
         } else {
-            self.cache_dir.clone().or_else(Cache::default_dir).map(Cache::new)
+            self.cache_dir
+                .clone()
+                .or_else(Cache::default_dir)
+                .map(Cache::new)
         };
         if cache.is_none() && !self.no_cache {
-            printer.warn("no cache directory (set PACK_CACHE_DIR or HOME); compiling without a cache");
+            printer
+                .warn("no cache directory (set PACK_CACHE_DIR or HOME); compiling without a cache");
         }
         let input = Input::read(&self.input)?;
         let options = CompileOptions {
@@ -127,7 +140,12 @@ impl CompileCommand {
         });
         progress.clear();
         let outcome = outcome?;
-        let report = Report::new(&input, &outcome.source_sha256, &options.profile, &outcome.results);
+        let report = Report::new(
+            &input,
+            &outcome.source_sha256,
+            &options.profile,
+            &outcome.results,
+        );
         let written = report.write(&options.out_dir)?;
         let ok = outcome.all_ok();
         if self.json {
@@ -142,7 +160,11 @@ impl CompileCommand {
                 printer.hint(&hint);
             }
         }
-        Ok(if ok { Status::Success } else { Status::Negative })
+        Ok(if ok {
+            Status::Success
+        } else {
+            Status::Negative
+        })
     }
 }
 
@@ -168,7 +190,10 @@ fn print_results(printer: &Printer, report: &Report, written: &std::path::Path) 
         ));
     }
     for f in &report.failures {
-        printer.result(&format!("{RED}✗{RED:#} {BOLD}{:<width$}{BOLD:#}  failed", f.target));
+        printer.result(&format!(
+            "{RED}✗{RED:#} {BOLD}{:<width$}{BOLD:#}  failed",
+            f.target
+        ));
     }
     printer.detail(&format!("wrote {}", written.display()));
 }
@@ -178,14 +203,18 @@ fn hint(error: &TargetError) -> Option<String> {
     use pack_compiler::compile::{Arch, Cpu};
     let target = error.target();
     match (error, target.arch(), target.cpu()) {
-        (TargetError::Panic { .. }, Arch::Riscv64, Cpu::Preset(p)) if !p.flags.contains(&"has_v") => Some(
-            "Cranelift cannot compile most components for riscv64 without the V extension; \
+        (TargetError::Panic { .. }, Arch::Riscv64, Cpu::Preset(p))
+            if !p.flags.contains(&"has_v") =>
+        {
+            Some(
+                "Cranelift cannot compile most components for riscv64 without the V extension; \
              use the default preset (rva23u64), e.g. `--target linux/riscv64`"
-                .to_string(),
-        ),
-        (TargetError::Panic { .. }, _, _) => {
-            Some("this is a bug in the compiler; other CPU presets or profiles may avoid it".to_string())
+                    .to_string(),
+            )
         }
+        (TargetError::Panic { .. }, _, _) => Some(
+            "this is a bug in the compiler; other CPU presets or profiles may avoid it".to_string(),
+        ),
         _ => None,
     }
 }
@@ -202,13 +231,27 @@ mod tests {
 
     #[test]
     fn parses_targets_and_rejects_unknown_ones() {
-        let cli = Cli::try_parse_from(["x", "a.wasm", "-t", "all", "--target", "pulley64,linux/amd64/v3"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "a.wasm",
+            "-t",
+            "all",
+            "--target",
+            "pulley64,linux/amd64/v3",
+        ])
+        .unwrap();
         assert_eq!(cli.cmd.targets, ["all", "pulley64,linux/amd64/v3"]);
         let err = Cli::try_parse_from(["x", "a.wasm", "--target", "linux/mips"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let text = err.to_string();
-        assert!(text.contains("unknown target `linux/mips`") && text.contains("linux/s390x"), "{text}");
-        assert!(Cli::try_parse_from(["x", "a.wasm", "-t", "all", "--no-cache", "--cache-dir", "d"]).is_err());
+        assert!(
+            text.contains("unknown target `linux/mips`") && text.contains("linux/s390x"),
+            "{text}"
+        );
+        assert!(
+            Cli::try_parse_from(["x", "a.wasm", "-t", "all", "--no-cache", "--cache-dir", "d"])
+                .is_err()
+        );
         assert!(Cli::try_parse_from(["x", "a.wasm", "-t", "all", "--jobs", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "a.wasm"]).is_err());
     }

@@ -127,7 +127,13 @@ impl InspectCommand {
             printer.json(&self.to_json(&bundle, &verdict.signatures, !keys.is_empty()))?;
         } else {
             let human = std::io::stdout().is_terminal();
-            self.print(printer, &bundle, &verdict.signatures, !keys.is_empty(), human);
+            self.print(
+                printer,
+                &bundle,
+                &verdict.signatures,
+                !keys.is_empty(),
+                human,
+            );
         }
         Ok(Status::Success)
     }
@@ -208,7 +214,11 @@ impl InspectCommand {
         let mut branch = |printer: &Printer, head: String, lines: Vec<(String, String)>| {
             n += 1;
             let last = n == count;
-            let (tee, bar) = if last { ("└──", "   ") } else { ("├──", "│  ") };
+            let (tee, bar) = if last {
+                ("└──", "   ")
+            } else {
+                ("├──", "│  ")
+            };
             printer.result(&format!("{tee} {head}"));
             for (label, value) in lines {
                 printer.result(&format!("{bar}   {DIM}{label:<10}{DIM:#} {value}"));
@@ -317,7 +327,10 @@ fn native_lines(
             }
             s
         });
-    let head = format!("{BOLD}{platform}{BOLD:#}  manifest {}", digest(&n.descriptor));
+    let head = format!(
+        "{BOLD}{platform}{BOLD:#}  manifest {}",
+        digest(&n.descriptor)
+    );
     let mut target = c.target_triple.clone();
     if let Some(preset) = &c.cpu_preset {
         target.push_str(&format!(", cpu {preset}"));

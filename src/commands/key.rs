@@ -134,7 +134,9 @@ fn new_password() -> Result<Zeroizing<String>> {
              an unencrypted key"
         );
     }
-    let first = Zeroizing::new(rpassword::prompt_password("Password for the new private key: ")?);
+    let first = Zeroizing::new(rpassword::prompt_password(
+        "Password for the new private key: ",
+    )?);
     if first.as_str().is_empty() {
         bail!("empty password; pass --no-password for an unencrypted key");
     }

@@ -115,11 +115,15 @@ impl SignCommand {
             return Ok(Status::Success);
         }
         let index = &summary.signed[0];
-        let verb = if index.added { "signed" } else { "already signed" };
+        let verb = if index.added {
+            "signed"
+        } else {
+            "already signed"
+        };
         printer.result(&format!(
             "{GREEN}✓{GREEN:#} {verb} {BOLD}{}{BOLD:#} ({}) with key {} for {BOLD}{}{BOLD:#}",
             self.target,
-            short_digest(&index.digest.to_string(), true),
+            short_digest(index.digest.as_ref(), true),
             summary.key.short(),
             summary.reference,
         ));

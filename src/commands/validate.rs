@@ -66,10 +66,21 @@ impl ValidateCommand {
         let wit = Wit::load(&self.wit)?;
         let world = wit.world(self.world.as_deref())?;
         let input = Input::read(&self.component)?;
-        let report = validate::check(&input, &wit, world, Options { strict: self.strict })?;
+        let report = validate::check(
+            &input,
+            &wit,
+            world,
+            Options {
+                strict: self.strict,
+            },
+        )?;
         if self.json {
             printer.json(&JsonReport {
-                verdict: if report.conforms { "conforms" } else { "does-not-conform" },
+                verdict: if report.conforms {
+                    "conforms"
+                } else {
+                    "does-not-conform"
+                },
                 component: &self.component,
                 wit: &self.wit,
                 report: &report,
@@ -106,7 +117,11 @@ pub(crate) fn print_report(printer: &Printer, component: &std::path::Path, repor
             plural(report.mismatches.len(), "mismatch", "mismatches"),
         ));
         for m in &report.mismatches {
-            printer.result(&format!("  {RED}{}{RED:#}: {}", m.kind.describe(), m.message));
+            printer.result(&format!(
+                "  {RED}{}{RED:#}: {}",
+                m.kind.describe(),
+                m.message
+            ));
         }
     }
     for note in &report.notes {

@@ -118,7 +118,11 @@ impl VerifyCommand {
         } else {
             self.print(printer, &keys, &verdict);
         }
-        Ok(if ok { Status::Success } else { Status::Negative })
+        Ok(if ok {
+            Status::Success
+        } else {
+            Status::Negative
+        })
     }
 
     fn print(&self, printer: &Printer, keys: &[signing::PublicKey], verdict: &Verdict) {

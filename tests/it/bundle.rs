@@ -17,32 +17,41 @@ use crate::registry::{Registry, oci_ref, require, skopeo};
 /// bytes (the packager does not interpret them).
 pub fn sample_input(dir: &Path) -> BundleInput {
     let component = dir.join("app.wasm");
-    std::fs::write(&component, b"\0asm\x0d\0\x01\0 a component, as far as packaging goes").unwrap();
-    let native = |os: &str, arch: &str, variant: Option<&str>, triple: &str, preset: Option<&str>| {
-        let mut platform = PlatformBuilder::default()
-            .os(Os::from(os))
-            .architecture(Arch::from(arch));
-        if let Some(v) = variant {
-            platform = platform.variant(v.to_string());
-        }
-        NativeArtifact {
-            platform: platform.build().unwrap(),
-            cwasm: BlobSource::Bytes(format!("cwasm for {triple} {preset:?}").repeat(200).into_bytes()),
-            cwasm_sha256: None,
-            compilation: Compilation {
-                wasmtime_version: "48.0.8".into(),
-                compatibility_hash: format!("hash-{arch}"),
-                target_triple: triple.into(),
-                cpu_preset: preset.map(Into::into),
-                cpu_flags: if preset.is_some() {
-                    vec!["+avx2".into(), "+bmi2".into()]
-                } else {
-                    vec![]
+    std::fs::write(
+        &component,
+        b"\0asm\x0d\0\x01\0 a component, as far as packaging goes",
+    )
+    .unwrap();
+    let native =
+        |os: &str, arch: &str, variant: Option<&str>, triple: &str, preset: Option<&str>| {
+            let mut platform = PlatformBuilder::default()
+                .os(Os::from(os))
+                .architecture(Arch::from(arch));
+            if let Some(v) = variant {
+                platform = platform.variant(v.to_string());
+            }
+            NativeArtifact {
+                platform: platform.build().unwrap(),
+                cwasm: BlobSource::Bytes(
+                    format!("cwasm for {triple} {preset:?}")
+                        .repeat(200)
+                        .into_bytes(),
+                ),
+                cwasm_sha256: None,
+                compilation: Compilation {
+                    wasmtime_version: "48.0.8".into(),
+                    compatibility_hash: format!("hash-{arch}"),
+                    target_triple: triple.into(),
+                    cpu_preset: preset.map(Into::into),
+                    cpu_flags: if preset.is_some() {
+                        vec!["+avx2".into(), "+bmi2".into()]
+                    } else {
+                        vec![]
+                    },
+                    profile: serde_json::json!({"name": "release"}),
                 },
-                profile: serde_json::json!({"name": "release"}),
-            },
-        }
-    };
+            }
+        };
     BundleInput {
         component: BlobSource::File(component),
         component_sha256: None,
@@ -52,7 +61,13 @@ pub fn sample_input(dir: &Path) -> BundleInput {
             target_world: Some("wasi:cli/command@0.2.0".into()),
         },
         natives: vec![
-            native("linux", "amd64", Some("v3"), "x86_64-unknown-linux-gnu", Some("x86-64-v3")),
+            native(
+                "linux",
+                "amd64",
+                Some("v3"),
+                "x86_64-unknown-linux-gnu",
+                Some("x86-64-v3"),
+            ),
             native("linux", "arm64", None, "aarch64-unknown-linux-gnu", None),
         ],
         annotations: BTreeMap::new(),
@@ -88,7 +103,13 @@ fn inspect_shows_the_tree() {
     assert_eq!(code, 0, "{err}");
     let index = summary.index.digest().to_string();
     // Not a terminal: exact sizes and full digests.
-    assert!(out.lines().next().unwrap().contains(&format!("image index {index}")), "{out}");
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .contains(&format!("image index {index}")),
+        "{out}"
+    );
     for needle in [
         "wasip2/wasm (portable)",
         "linux/amd64/v3",
@@ -98,7 +119,7 @@ fn inspect_shows_the_tree() {
         "wasi:cli/command@0.2.0 (1 export, 1 import)",
         "portable component included",
         "profile    release",
-        &summary.natives[0].digest().to_string(),
+        summary.natives[0].digest().as_ref(),
         "signatures\n  none",
         " B in 10 blobs",
     ] {
@@ -120,14 +141,23 @@ fn inspect_json() {
     let manifests = v["manifests"].as_array().unwrap();
     assert_eq!(manifests.len(), 3);
     assert_eq!(manifests[0]["kind"], "portable");
-    assert_eq!(manifests[0]["platform"], serde_json::json!({"architecture": "wasm", "os": "wasip2"}));
+    assert_eq!(
+        manifests[0]["platform"],
+        serde_json::json!({"architecture": "wasm", "os": "wasip2"})
+    );
     assert_eq!(manifests[0]["world"], "wasi:cli/command@0.2.0");
     assert_eq!(manifests[1]["kind"], "native");
     assert_eq!(manifests[1]["platform"]["variant"], "v3");
     assert_eq!(manifests[1]["config"]["compatibilityHash"], "hash-amd64");
     assert_eq!(manifests[1]["config"]["wasmtimeVersion"], "48.0.8");
-    assert_eq!(manifests[1]["cwasm"]["mediaType"], "application/vnd.pack.cwasm.v1");
-    assert_eq!(manifests[1]["component"]["digest"], manifests[0]["component"]["digest"]);
+    assert_eq!(
+        manifests[1]["cwasm"]["mediaType"],
+        "application/vnd.pack.cwasm.v1"
+    );
+    assert_eq!(
+        manifests[1]["component"]["digest"],
+        manifests[0]["component"]["digest"]
+    );
     assert_eq!(v["signatures"], serde_json::json!([]));
 }
 
@@ -139,7 +169,10 @@ fn bad_layouts_are_reported_precisely() {
     // A tag that does not exist: the tags that do are listed.
     let (code, _, err) = run(&["inspect", &format!("{}:nope", arg(&layout))]);
     assert_eq!(code, 2);
-    assert!(err.contains("no tag `nope`") && err.contains("tags there: latest"), "{err}");
+    assert!(
+        err.contains("no tag `nope`") && err.contains("tags there: latest"),
+        "{err}"
+    );
 
     // A blob that does not match its digest.
     let cwasm = dir.path().join("app/blobs/sha256").join(
@@ -168,19 +201,31 @@ fn bad_layouts_are_reported_precisely() {
     std::fs::write(&index_blob, b"{}").unwrap();
     let (code, _, err) = run(&["inspect", &arg(&layout)]);
     assert_eq!(code, 2);
-    assert!(err.contains(&format!("has 2 bytes, but its descriptor says {}", summary.index.size())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "has 2 bytes, but its descriptor says {}",
+            summary.index.size()
+        )),
+        "{err}"
+    );
 
     // index.json that is not JSON.
     std::fs::write(layout.join("index.json"), b"{\"manifests\": [").unwrap();
     let (code, _, err) = run(&["inspect", &arg(&layout)]);
     assert_eq!(code, 2);
-    assert!(err.contains("index.json` is not a valid image index"), "{err}");
+    assert!(
+        err.contains("index.json` is not a valid image index"),
+        "{err}"
+    );
 
     // No oci-layout file.
     std::fs::remove_file(layout.join("oci-layout")).unwrap();
     let (code, _, err) = run(&["inspect", &arg(&layout)]);
     assert_eq!(code, 2);
-    assert!(err.contains("is not an OCI image layout: it has no `oci-layout` file"), "{err}");
+    assert!(
+        err.contains("is not an OCI image layout: it has no `oci-layout` file"),
+        "{err}"
+    );
 
     // Not there at all.
     let (code, _, err) = run(&["inspect", &arg(&dir.path().join("missing"))]);
@@ -195,7 +240,10 @@ fn layout_paths_may_contain_colons() {
     // The whole string is an existing path: the default tag.
     let (code, out, err) = run(&["inspect", &arg(&layout)]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with(&format!("{}:latest", arg(&layout))), "{out}");
+    assert!(
+        out.starts_with(&format!("{}:latest", arg(&layout))),
+        "{out}"
+    );
     // Split at the last colon.
     let (code, _, err) = run(&["inspect", &format!("{}:latest", arg(&layout))]);
     assert_eq!(code, 0, "{err}");
@@ -223,19 +271,41 @@ fn registry_round_trip_keeps_the_index_digest() {
     // Sign it so the signature travels too.
     let key = dir.path().join("k");
     pack()
-        .args(["key", "generate", "--no-password", "--output-prefix", &arg(&key)])
+        .args([
+            "key",
+            "generate",
+            "--no-password",
+            "--output-prefix",
+            &arg(&key),
+        ])
         .assert()
         .success();
     pack()
-        .args(["sign", &format!("{}:v1", arg(&layout)), "--key", &format!("{}.key", arg(&key))])
+        .args([
+            "sign",
+            &format!("{}:v1", arg(&layout)),
+            "--key",
+            &format!("{}.key", arg(&key)),
+        ])
         .assert()
         .success();
     let sig_tag = format!("sha256-{}.sig", summary.index.digest().digest());
 
     let remote = registry.docker_ref("pack/app:v1");
-    skopeo(&["copy", "--all", "--dest-tls-verify=false", &oci_ref(&layout, "v1"), &remote]);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &oci_ref(&layout, "v1"),
+        &remote,
+    ]);
     let remote_sig = registry.docker_ref(&format!("pack/app:{sig_tag}"));
-    skopeo(&["copy", "--dest-tls-verify=false", &oci_ref(&layout, &sig_tag), &remote_sig]);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &oci_ref(&layout, &sig_tag),
+        &remote_sig,
+    ]);
 
     // The registry serves the index byte for byte.
     let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &remote]);
@@ -246,8 +316,19 @@ fn registry_round_trip_keeps_the_index_digest() {
 
     // And back into a new layout: same digest, and pack reads, verifies and signs it.
     let back = dir.path().join("back");
-    skopeo(&["copy", "--all", "--src-tls-verify=false", &remote, &oci_ref(&back, "v1")]);
-    skopeo(&["copy", "--src-tls-verify=false", &remote_sig, &oci_ref(&back, &sig_tag)]);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &remote,
+        &oci_ref(&back, "v1"),
+    ]);
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &remote_sig,
+        &oci_ref(&back, &sig_tag),
+    ]);
     let index_json: Value =
         serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
     let entry = index_json["manifests"]

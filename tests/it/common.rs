@@ -43,13 +43,18 @@ pub fn corpus_dir() -> Option<PathBuf> {
         "the corpus is missing at {} (set PACK_CORPUS); CI must not skip corpus tests",
         dir.display()
     );
-    eprintln!("skipping: corpus not found at {} (set PACK_CORPUS)", dir.display());
+    eprintln!(
+        "skipping: corpus not found at {} (set PACK_CORPUS)",
+        dir.display()
+    );
     None
 }
 
 /// A component of the corpus, e.g. `corpus("c-cli")`.
 pub fn corpus(name: &str) -> Option<PathBuf> {
-    let path = corpus_dir()?.join("components").join(format!("{name}.component.wasm"));
+    let path = corpus_dir()?
+        .join("components")
+        .join(format!("{name}.component.wasm"));
     assert!(path.exists(), "missing corpus component {}", path.display());
     Some(path)
 }

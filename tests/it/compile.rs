@@ -7,7 +7,10 @@
 //! (shared by the tests that need it, through `compiled_all`).
 
 // Running artifacts needs an x86_64 Linux host; elsewhere those helpers go unused.
-#![cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code, unused_imports))]
+#![cfg_attr(
+    not(all(target_arch = "x86_64", target_os = "linux")),
+    allow(dead_code, unused_imports)
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -62,8 +65,11 @@ fn artifact_path(out: &Path, a: &Value) -> PathBuf {
 
 /// `pack compile <corpus component> --target all`, once per process, into a shared
 /// output directory with its own cache. Returns `(out dir, cache dir, compile.json)`.
+/// `(component, out dir, cache dir, compile.json)` of the builds made so far.
+type Builds = Vec<(&'static str, PathBuf, PathBuf, Value)>;
+
 fn compiled_all(name: &'static str) -> Option<(PathBuf, PathBuf, Value)> {
-    static DONE: OnceLock<Mutex<Vec<(&'static str, PathBuf, PathBuf, Value)>>> = OnceLock::new();
+    static DONE: OnceLock<Mutex<Builds>> = OnceLock::new();
     let input = corpus(name)?;
     let done = DONE.get_or_init(Default::default);
     let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
@@ -89,19 +95,28 @@ fn engine_for(target: &str) -> Engine {
 /// Every target of `--target all`: an artifact wasmtime recognises, for an engine
 /// configured the way compile.json says (same compatibility hash), with the metadata.
 fn check_all_targets(name: &'static str) {
-    let Some((out, _, report)) = compiled_all(name) else { return };
+    let Some((out, _, report)) = compiled_all(name) else {
+        return;
+    };
     assert_eq!(report["failures"], Value::Array(vec![]));
     let expected = [
         ("linux/amd64", "x86_64-unknown-linux-gnu", None),
         ("linux/arm64", "aarch64-unknown-linux-gnu", None),
-        ("linux/riscv64", "riscv64gc-unknown-linux-gnu", Some("rva23u64")),
+        (
+            "linux/riscv64",
+            "riscv64gc-unknown-linux-gnu",
+            Some("rva23u64"),
+        ),
         ("linux/s390x", "s390x-unknown-linux-gnu", None),
     ];
     assert_eq!(artifacts(&report).len(), expected.len());
     for (target, triple, variant) in expected {
         let a = artifact(&report, target);
         let path = artifact_path(&out, a);
-        assert_eq!(a["file"], format!("{name}.{}.cwasm", target.replace('/', "-")));
+        assert_eq!(
+            a["file"],
+            format!("{name}.{}.cwasm", target.replace('/', "-"))
+        );
         assert_eq!(a["triple"], triple);
         let (os, arch) = target.split_once('/').unwrap();
         assert_eq!(a["platform"]["os"], os);
@@ -114,17 +129,33 @@ fn check_all_targets(name: &'static str) {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(a["size"], bytes.len() as u64);
         assert_eq!(a["sha256"], sha256(&bytes));
-        assert_eq!(Engine::detect_precompiled(&bytes), Some(Precompiled::Component), "{target}");
+        assert_eq!(
+            Engine::detect_precompiled(&bytes),
+            Some(Precompiled::Component),
+            "{target}"
+        );
         let engine = engine_for(target);
-        assert_eq!(a["compatibility_hash"], pack_compiler::compile::compatibility_hash(&engine), "{target}");
+        assert_eq!(
+            a["compatibility_hash"],
+            pack_compiler::compile::compatibility_hash(&engine),
+            "{target}"
+        );
     }
     // riscv64 carries the V extension, and says so.
     let riscv = artifact(&report, "linux/riscv64");
     let flags = riscv["cpu"]["flags"].as_array().unwrap();
     assert!(flags.iter().any(|f| f == "has_v"), "{riscv:#}");
-    assert!(riscv["cpu"]["note"].as_str().unwrap().contains("V vector extension"));
+    assert!(
+        riscv["cpu"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("V vector extension")
+    );
     // The baselines use no optional CPU feature.
-    assert_eq!(artifact(&report, "linux/amd64")["cpu"]["flags"], Value::Array(vec![]));
+    assert_eq!(
+        artifact(&report, "linux/amd64")["cpu"]["flags"],
+        Value::Array(vec![])
+    );
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -146,13 +177,20 @@ fn js_http_proxy_compiles_for_every_linux_target() {
 /// fresh compilation without the cache.
 #[test]
 fn artifacts_are_reproducible() {
-    let Some((out, cache, cold)) = compiled_all("py-cli") else { return };
+    let Some((out, cache, cold)) = compiled_all("py-cli") else {
+        return;
+    };
     let input = corpus("py-cli").unwrap();
     let dir = scratch();
 
     // Warm: every target from the cache.
     let warm_out = dir.join("warm");
-    let output = compile(&input, &warm_out, &cache, &["--target", "all", "--jobs", "1"]);
+    let output = compile(
+        &input,
+        &warm_out,
+        &cache,
+        &["--target", "all", "--jobs", "1"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stdout(&output).contains("cached"));
     let warm = read_json(&warm_out.join("compile.json"));
@@ -175,10 +213,14 @@ fn artifacts_are_reproducible() {
         &dir.join("unused"),
         &["--target", "linux/amd64", "--no-cache", "--jobs", "1"],
     );
+    // (PACK_CACHE_DIR is set, and --no-cache still wins.)
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!dir.join("unused").exists(), "--no-cache wrote a cache");
     let fresh = read_json(&fresh_out.join("compile.json"));
-    let (f, c) = (artifact(&fresh, "linux/amd64"), artifact(&cold, "linux/amd64"));
+    let (f, c) = (
+        artifact(&fresh, "linux/amd64"),
+        artifact(&cold, "linux/amd64"),
+    );
     assert_eq!(f["cache_hit"], false);
     assert_eq!(f["sha256"], c["sha256"]);
     assert_eq!(
@@ -202,7 +244,11 @@ impl WasiView for Host {
 }
 
 /// Runs a precompiled `wasi:cli/command` with `args`; returns (success, stdout).
-fn run_precompiled(engine: &Engine, path: &Path, args: &[&str]) -> wasmtime::Result<(bool, String)> {
+fn run_precompiled(
+    engine: &Engine,
+    path: &Path,
+    args: &[&str],
+) -> wasmtime::Result<(bool, String)> {
     // SAFETY: the artifact was made by wasmtime 48 (through pack) for this engine.
     let component = unsafe { Component::deserialize_file(engine, path)? };
     let mut linker = Linker::<Host>::new(engine);
@@ -216,7 +262,8 @@ fn run_precompiled(engine: &Engine, path: &Path, args: &[&str]) -> wasmtime::Res
             table: ResourceTable::new(),
         },
     );
-    let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)?;
+    let command =
+        wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)?;
     let ok = command.wasi_cli_run().call_run(&mut store)?.is_ok();
     drop(store);
     Ok((ok, String::from_utf8_lossy(&stdout.contents()).into_owned()))
@@ -228,17 +275,32 @@ fn x86_64_artifacts_run() {
     let Some(c_cli) = corpus("c-cli") else { return };
     let dir = scratch();
     let out = dir.join("out");
-    let output = compile(&c_cli, &out, &dir.join("cache"), &["--target", "linux/amd64"]);
+    let output = compile(
+        &c_cli,
+        &out,
+        &dir.join("cache"),
+        &["--target", "linux/amd64"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let engine = Engine::default();
-    let (ok, text) = run_precompiled(&engine, &out.join("c-cli.linux-amd64.cwasm"), &["c-cli", "2"]).unwrap();
+    let (ok, text) = run_precompiled(
+        &engine,
+        &out.join("c-cli.linux-amd64.cwasm"),
+        &["c-cli", "2"],
+    )
+    .unwrap();
     assert!(ok && text.starts_with("primes<=2: 1 argv-hash="), "{text}");
 
     // The shared py-cli build's x86_64 artifact runs too.
-    let Some((out, _, report)) = compiled_all("py-cli") else { return };
+    let Some((out, _, report)) = compiled_all("py-cli") else {
+        return;
+    };
     let path = artifact_path(&out, artifact(&report, "linux/amd64"));
     let (ok, text) = run_precompiled(&engine, &path, &["py-cli", "hello"]).unwrap();
-    assert!(ok && text.contains("Hello from componentize-py! sum=332833500"), "{text}");
+    assert!(
+        ok && text.contains("Hello from componentize-py! sum=332833500"),
+        "{text}"
+    );
 }
 
 /// The stock wasmtime CLI (48.0.8, on PATH) runs the x86_64 artifact of the default
@@ -248,15 +310,31 @@ fn x86_64_artifacts_run() {
 fn stock_wasmtime_cli_runs_the_artifact() {
     let Some(c_cli) = corpus("c-cli") else { return };
     let Some(wasmtime) = tool("wasmtime") else {
-        eprintln!("install it with `cargo install --locked wasmtime-cli@48.0.8 --features all-arch`");
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "install it with `cargo install --locked wasmtime-cli@48.0.8 --features all-arch`"
+            );
+        }
         return;
     };
-    let version = std::process::Command::new(&wasmtime).arg("--version").output().unwrap();
+    let version = std::process::Command::new(&wasmtime)
+        .arg("--version")
+        .output()
+        .unwrap();
     let version = stdout(&version);
-    assert!(version.starts_with("wasmtime 48."), "wasmtime 48 is needed, found {version}");
+    assert!(
+        version.starts_with("wasmtime 48."),
+        "wasmtime 48 is needed, found {version}"
+    );
     let dir = scratch();
     let out = dir.join("out");
-    let output = compile(&c_cli, &out, &dir.join("cache"), &["--target", "linux/amd64"]);
+    let output = compile(
+        &c_cli,
+        &out,
+        &dir.join("cache"),
+        &["--target", "linux/amd64"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let run = std::process::Command::new(&wasmtime)
         .args(["run", "--allow-precompiled"])
@@ -265,7 +343,11 @@ fn stock_wasmtime_cli_runs_the_artifact() {
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", stderr(&run));
-    assert!(stdout(&run).starts_with("primes<=2: 1 argv-hash="), "{}", stdout(&run));
+    assert!(
+        stdout(&run).starts_with("primes<=2: 1 argv-hash="),
+        "{}",
+        stdout(&run)
+    );
 }
 
 /// Loading an artifact made for CPU features the host lacks fails with wasmtime's
@@ -276,15 +358,28 @@ fn artifacts_for_other_cpu_features_do_not_load() {
     let Some(c_cli) = corpus("c-cli") else { return };
     let dir = scratch();
     let out = dir.join("out");
-    let output = compile(&c_cli, &out, &dir.join("cache"), &["--target", "linux/amd64", "--cpu", "x86-64-v4"]);
+    let output = compile(
+        &c_cli,
+        &out,
+        &dir.join("cache"),
+        &["--target", "linux/amd64", "--cpu", "x86-64-v4"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = read_json(&out.join("compile.json"));
     let a = artifact(&report, "linux/amd64/v4");
     assert_eq!(a["file"], "c-cli.linux-amd64-v4.cwasm");
     assert_eq!(a["platform"]["variant"], "v4");
     assert_eq!(a["cpu"]["preset"], "x86-64-v4");
-    let flags: Vec<&str> = a["cpu"]["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-    assert!(flags.contains(&"has_avx512f") && flags.contains(&"has_avx2"), "{flags:?}");
+    let flags: Vec<&str> = a["cpu"]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        flags.contains(&"has_avx512f") && flags.contains(&"has_avx2"),
+        "{flags:?}"
+    );
     let path = artifact_path(&out, a);
 
     // This host, when it lacks AVX-512; otherwise an x86-64-v3 host (an engine whose
@@ -311,15 +406,25 @@ fn artifacts_for_other_cpu_features_do_not_load() {
     };
     // SAFETY: made by wasmtime 48; the check under test runs before any code would.
     let err = unsafe { Component::deserialize_file(&engine, &path) }
-        .err()
-        .expect("an x86-64-v4 artifact must not load without AVX-512");
+        .expect_err("an x86-64-v4 artifact must not load without AVX-512");
     let text = format!("{err:#}");
-    assert!(text.contains("is enabled, but not available on the host"), "{text}");
-    let named = flags.iter().find(|f| text.contains(&format!("\"{f}\""))).copied();
+    assert!(
+        text.contains("is enabled, but not available on the host"),
+        "{text}"
+    );
+    let named = flags
+        .iter()
+        .find(|f| text.contains(&format!("\"{f}\"")))
+        .copied();
     assert!(named.is_some_and(|f| f.starts_with("has_avx512")), "{text}");
 
     // The baseline artifact of the same input loads on that engine.
-    let output = compile(&c_cli, &out, &dir.join("cache"), &["--target", "linux/amd64"]);
+    let output = compile(
+        &c_cli,
+        &out,
+        &dir.join("cache"),
+        &["--target", "linux/amd64"],
+    );
     assert_eq!(output.status.code(), Some(0));
     unsafe { Component::deserialize_file(&engine, out.join("c-cli.linux-amd64.cwasm")) }.unwrap();
 }
@@ -331,7 +436,11 @@ fn artifacts_for_other_cpu_features_do_not_load() {
 fn artifacts_of_another_profile_do_not_load() {
     let Some(c_cli) = corpus("c-cli") else { return };
     let dir = scratch();
-    let profile = write(&dir, "epoch.toml", "# interrupt long runs\nepoch_interruption = true\n");
+    let profile = write(
+        &dir,
+        "epoch.toml",
+        "# interrupt long runs\nepoch_interruption = true\n",
+    );
     let out = dir.join("out");
     let output = pack()
         .arg("compile")
@@ -347,25 +456,40 @@ fn artifacts_of_another_profile_do_not_load() {
     let report = read_json(&out.join("compile.json"));
     let a = artifact(&report, "linux/amd64");
     assert_eq!(a["profile"]["name"], "epoch");
-    assert_eq!(a["profile"]["settings"], serde_json::json!({"epoch_interruption": true}));
-    assert_ne!(a["profile"]["sha256"], pack_compiler::compile::Profile::default().sha256());
+    assert_eq!(
+        a["profile"]["settings"],
+        serde_json::json!({"epoch_interruption": true})
+    );
+    assert_ne!(
+        a["profile"]["sha256"],
+        pack_compiler::compile::Profile::default().sha256()
+    );
     let path = artifact_path(&out, a);
 
     let err = unsafe { Component::deserialize_file(&Engine::default(), &path) }
-        .err()
-        .expect("an epoch-interruption artifact must not load in a default engine");
+        .expect_err("an epoch-interruption artifact must not load in a default engine");
     let text = format!("{err:#}");
-    assert!(text.contains("Module was compiled with epoch interruption but it is not enabled for the host"), "{text}");
+    assert!(
+        text.contains(
+            "Module was compiled with epoch interruption but it is not enabled for the host"
+        ),
+        "{text}"
+    );
 
     let mut config = Config::new();
     config.epoch_interruption(true);
     let engine = Engine::new(&config).unwrap();
     unsafe { Component::deserialize_file(&engine, &path) }.unwrap();
-    assert_eq!(a["compatibility_hash"], pack_compiler::compile::compatibility_hash(&{
-        let target = pack_compiler::compile::Target::parse("linux/amd64").unwrap().remove(0);
-        let profile = pack_compiler::compile::Profile::load(&profile).unwrap();
-        Engine::new(&pack_compiler::compile::engine_config(&target, &profile).unwrap()).unwrap()
-    }));
+    assert_eq!(
+        a["compatibility_hash"],
+        pack_compiler::compile::compatibility_hash(&{
+            let target = pack_compiler::compile::Target::parse("linux/amd64")
+                .unwrap()
+                .remove(0);
+            let profile = pack_compiler::compile::Profile::load(&profile).unwrap();
+            Engine::new(&pack_compiler::compile::engine_config(&target, &profile).unwrap()).unwrap()
+        })
+    );
 }
 
 /// A target that fails is reported with the others: exit 1, the good artifacts written,
@@ -379,40 +503,82 @@ fn a_failing_target_does_not_hide_the_others() {
         &c_cli,
         &out,
         &dir.join("cache"),
-        &["-t", "linux/riscv64/rva20u64", "-t", "linux/amd64,pulley64", "--json"],
+        &[
+            "-t",
+            "linux/riscv64/rva20u64",
+            "-t",
+            "linux/amd64,pulley64",
+            "--json",
+        ],
     );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report, read_json(&out.join("compile.json")), "--json prints compile.json");
+    assert_eq!(
+        report,
+        read_json(&out.join("compile.json")),
+        "--json prints compile.json"
+    );
     assert_eq!(artifacts(&report).len(), 2);
-    assert!(out.join("c-cli.linux-amd64.cwasm").exists() && out.join("c-cli.pulley64.cwasm").exists());
+    assert!(
+        out.join("c-cli.linux-amd64.cwasm").exists() && out.join("c-cli.pulley64.cwasm").exists()
+    );
     assert!(!out.join("c-cli.linux-riscv64-rva20u64.cwasm").exists());
     let failures = report["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0]["target"], "linux/riscv64/rva20u64");
     assert_eq!(failures[0]["platform"]["variant"], "rva20u64");
-    assert!(failures[0]["error"].as_str().unwrap().contains("panicked"), "{report:#}");
+    assert!(
+        failures[0]["error"].as_str().unwrap().contains("panicked"),
+        "{report:#}"
+    );
     let err = stderr(&output);
-    assert!(err.contains("error: the compiler panicked while compiling"), "{err}");
+    assert!(
+        err.contains("error: the compiler panicked while compiling"),
+        "{err}"
+    );
     assert!(err.contains("hint:") && err.contains("rva23u64"), "{err}");
-    assert!(!err.contains("RUST_BACKTRACE"), "the panic message itself is not printed: {err}");
+    assert!(
+        !err.contains("RUST_BACKTRACE"),
+        "the panic message itself is not printed: {err}"
+    );
 }
 
 #[test]
 fn unknown_targets_and_presets_are_usage_errors() {
     let dir = scratch();
     let input = write(&dir, "m.wasm", wat::parse_str("(module)").unwrap());
-    let output = compile(&input, &dir.join("out"), &dir.join("cache"), &["--target", "linux/mips"]);
+    let output = compile(
+        &input,
+        &dir.join("out"),
+        &dir.join("cache"),
+        &["--target", "linux/mips"],
+    );
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
     assert!(err.contains("unknown target `linux/mips`"), "{err}");
-    for supported in ["linux/amd64", "linux/s390x", "darwin/arm64", "windows/amd64", "pulley32", "native", "all"] {
+    for supported in [
+        "linux/amd64",
+        "linux/s390x",
+        "darwin/arm64",
+        "windows/amd64",
+        "pulley32",
+        "native",
+        "all",
+    ] {
         assert!(err.contains(supported), "{supported} missing from: {err}");
     }
-    let output = compile(&input, &dir.join("out"), &dir.join("cache"), &["-t", "linux/arm64", "--cpu", "x86-64-v3"]);
+    let output = compile(
+        &input,
+        &dir.join("out"),
+        &dir.join("cache"),
+        &["-t", "linux/arm64", "--cpu", "x86-64-v3"],
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("armv8.4-a"), "{}", stderr(&output));
-    assert!(!dir.join("out").exists(), "nothing is written on a usage error");
+    assert!(
+        !dir.join("out").exists(),
+        "nothing is written on a usage error"
+    );
 }
 
 /// Bad input gets the messages `pack validate` gives, and exit 2.
@@ -421,7 +587,8 @@ fn bad_input_is_reported_like_validate() {
     let dir = scratch();
     let wit = write(&dir, "w.wit", "package a:b;\nworld w {}\n");
     // A component whose module has a body that does not type-check.
-    let mut invalid = wat::parse_str("(component (core module (func (result i32) i32.const 1)))").unwrap();
+    let mut invalid =
+        wat::parse_str("(component (core module (func (result i32) i32.const 1)))").unwrap();
     let at = invalid.iter().rposition(|&b| b == 0x41).unwrap();
     invalid[at] = 0x42;
     let cases = [
@@ -431,12 +598,34 @@ fn bad_input_is_reported_like_validate() {
         dir.join("missing.wasm"),
     ];
     for input in cases {
-        let output = compile(&input, &dir.join("out"), &dir.join("cache"), &["-t", "linux/amd64"]);
+        let output = compile(
+            &input,
+            &dir.join("out"),
+            &dir.join("cache"),
+            &["-t", "linux/amd64"],
+        );
         assert_eq!(output.status.code(), Some(2), "{}", input.display());
-        let validate = pack().arg("validate").arg(&input).arg("--wit").arg(&wit).output().unwrap();
-        let first_line = |o: &std::process::Output| stderr(o).lines().next().unwrap_or("").to_string();
-        assert!(first_line(&output).starts_with("error: "), "{}", stderr(&output));
-        assert_eq!(first_line(&output), first_line(&validate), "{}", input.display());
+        let validate = pack()
+            .arg("validate")
+            .arg(&input)
+            .arg("--wit")
+            .arg(&wit)
+            .output()
+            .unwrap();
+        let error_line = |o: &std::process::Output| {
+            stderr(o)
+                .lines()
+                .find(|l| l.starts_with("error: "))
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(!error_line(&output).is_empty(), "{}", stderr(&output));
+        assert_eq!(
+            error_line(&output),
+            error_line(&validate),
+            "{}",
+            input.display()
+        );
     }
 }
 
@@ -445,7 +634,12 @@ fn profile_errors_name_the_key_and_the_file() {
     let dir = scratch();
     let input = write(&dir, "m.wasm", wat::parse_str("(module)").unwrap());
     let profile = write(&dir, "bad.toml", "opt_level = \"speed\"\nepoch = true\n");
-    let output = compile(&input, &dir.join("out"), &dir.join("cache"), &["-t", "linux/amd64", "--profile"]);
+    let output = compile(
+        &input,
+        &dir.join("out"),
+        &dir.join("cache"),
+        &["-t", "linux/amd64", "--profile"],
+    );
     assert_eq!(output.status.code(), Some(2));
     let output = pack()
         .arg("compile")
@@ -456,7 +650,10 @@ fn profile_errors_name_the_key_and_the_file() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
-    assert!(err.contains("bad.toml") && err.contains("epoch") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("epoch") && err.contains("line 2"),
+        "{err}"
+    );
 }
 
 /// Concurrent `pack` processes share a cache safely, and a second compile is all hits.
@@ -485,21 +682,35 @@ fn the_cache_is_shared_safely_and_managed() {
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "{}", stderr(&output));
     }
-    let reports: Vec<Value> = (0..3).map(|i| read_json(&dir.join(format!("out{i}/compile.json")))).collect();
+    let reports: Vec<Value> = (0..3)
+        .map(|i| read_json(&dir.join(format!("out{i}/compile.json"))))
+        .collect();
     for a in artifacts(&reports[0]) {
         for r in &reports[1..] {
-            assert_eq!(artifact(r, a["target"].as_str().unwrap())["sha256"], a["sha256"]);
+            assert_eq!(
+                artifact(r, a["target"].as_str().unwrap())["sha256"],
+                a["sha256"]
+            );
         }
     }
     for i in 0..3 {
         for entry in std::fs::read_dir(dir.join(format!("out{i}"))).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-            assert!(name == "compile.json" || name.ends_with(".cwasm"), "left over: {name}");
+            assert!(
+                name == "compile.json" || name.ends_with(".cwasm"),
+                "left over: {name}"
+            );
         }
     }
 
     let cache_cmd = |args: &[&str]| {
-        let output = pack().arg("cache").args(args).arg("--cache-dir").arg(&cache).output().unwrap();
+        let output = pack()
+            .arg("cache")
+            .args(args)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         output
     };
@@ -509,10 +720,18 @@ fn the_cache_is_shared_safely_and_managed() {
     assert!(stdout(&cache_cmd(&["info"])).contains("5 entries"));
 
     // All hits now.
-    let output = compile(&c_cli, &dir.join("again"), &cache, &["--target", "all,pulley64"]);
+    let output = compile(
+        &c_cli,
+        &dir.join("again"),
+        &cache,
+        &["--target", "all,pulley64"],
+    );
     assert_eq!(output.status.code(), Some(0));
     let again = read_json(&dir.join("again/compile.json"));
-    assert!(artifacts(&again).iter().all(|a| a["cache_hit"] == true), "{again:#}");
+    assert!(
+        artifacts(&again).iter().all(|a| a["cache_hit"] == true),
+        "{again:#}"
+    );
 
     // Entries of another wasmtime version go with a plain prune; recent ones stay.
     let old = cache.join("v1/47.0.0/ab");
@@ -520,25 +739,44 @@ fn the_cache_is_shared_safely_and_managed() {
     std::fs::write(old.join("abcd.cwasm"), b"old").unwrap();
     let pruned: Value = serde_json::from_slice(&cache_cmd(&["prune", "--json"]).stdout).unwrap();
     assert_eq!(pruned["removed_entries"], 1, "{pruned:#}");
-    let pruned: Value = serde_json::from_slice(&cache_cmd(&["prune", "--older-than", "1d", "--json"]).stdout).unwrap();
+    let pruned: Value =
+        serde_json::from_slice(&cache_cmd(&["prune", "--older-than", "1d", "--json"]).stdout)
+            .unwrap();
     assert_eq!(pruned["removed_entries"], 0);
-    let pruned: Value = serde_json::from_slice(&cache_cmd(&["prune", "--older-than", "0s", "--json"]).stdout).unwrap();
+    let pruned: Value =
+        serde_json::from_slice(&cache_cmd(&["prune", "--older-than", "0s", "--json"]).stdout)
+            .unwrap();
     assert_eq!(pruned["removed_entries"], 5);
-    compile(&c_cli, &dir.join("again"), &cache, &["--target", "linux/amd64"]);
+    compile(
+        &c_cli,
+        &dir.join("again"),
+        &cache,
+        &["--target", "linux/amd64"],
+    );
     assert!(stdout(&cache_cmd(&["clear"])).contains("removed 1 entry"));
     let info: Value = serde_json::from_slice(&cache_cmd(&["info", "--json"]).stdout).unwrap();
     assert_eq!(info["entries"], 0);
 
-    let output = pack().args(["cache", "prune", "--older-than", "soon"]).output().unwrap();
+    let output = pack()
+        .args(["cache", "prune", "--older-than", "soon"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
 
 #[test]
 fn help_has_examples_and_exit_status() {
-    for args in [&["compile", "--help"][..], &["cache", "--help"], &["cache", "prune", "--help"]] {
+    for args in [
+        &["compile", "--help"][..],
+        &["cache", "--help"],
+        &["cache", "prune", "--help"],
+    ] {
         let output = pack().args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(0));
         let text = stdout(&output);
-        assert!(text.contains("Examples:") && text.contains("Exit status:"), "{args:?}: {text}");
+        assert!(
+            text.contains("Examples:") && text.contains("Exit status:"),
+            "{args:?}: {text}"
+        );
     }
 }

@@ -30,11 +30,15 @@ pub fn have(program: &str) -> bool {
 
 /// `None` (the caller skips) when `program` is missing outside CI; in CI a missing tool
 /// fails the test.
+#[allow(clippy::print_stderr)]
 pub fn require(program: &str) -> Option<()> {
     if have(program) {
         return Some(());
     }
-    assert!(!in_ci(), "`{program}` is not installed; CI must not skip this test");
+    assert!(
+        !in_ci(),
+        "`{program}` is not installed; CI must not skip this test"
+    );
     eprintln!("skipping: `{program}` is not installed");
     None
 }

@@ -33,7 +33,10 @@ fn pack_pw() -> assert_cmd::Command {
 }
 
 fn openssl(args: &[&str]) -> std::process::Output {
-    Command::new("openssl").args(args).output().expect("run openssl")
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl")
 }
 
 #[test]
@@ -46,8 +49,15 @@ fn key_generate_writes_a_protected_key_pair() {
     let key = dir.path().join("pack.key");
     let public = dir.path().join("pack.pub");
     let key_text = std::fs::read_to_string(&key).unwrap();
-    assert!(key_text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{key_text}");
-    assert!(std::fs::read_to_string(&public).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert!(
+        key_text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{key_text}"
+    );
+    assert!(
+        std::fs::read_to_string(&public)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -64,12 +74,20 @@ fn key_generate_writes_a_protected_key_pair() {
     assert_eq!(std::fs::read_to_string(&key).unwrap(), key_text);
 
     // --no-password: unencrypted, with a warning; --force replaces.
-    let (code, _, err) = run(pack()
-        .current_dir(dir.path())
-        .args(["key", "generate", "--no-password", "--force"]));
+    let (code, _, err) =
+        run(pack()
+            .current_dir(dir.path())
+            .args(["key", "generate", "--no-password", "--force"]));
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("warning: `pack.key` is not encrypted"), "{err}");
-    assert!(std::fs::read_to_string(&key).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        err.contains("warning: `pack.key` is not encrypted"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
 
     // No password and stdin is not a terminal: a clear error, nothing written.
     let (code, _, err) = run(pack()
@@ -77,13 +95,20 @@ fn key_generate_writes_a_protected_key_pair() {
         .env_remove("PACK_KEY_PASSWORD")
         .args(["key", "generate", "--output-prefix", "other"]));
     assert_eq!(code, 2);
-    assert!(err.contains("set PACK_KEY_PASSWORD, or pass --no-password"), "{err}");
+    assert!(
+        err.contains("set PACK_KEY_PASSWORD, or pass --no-password"),
+        "{err}"
+    );
     assert!(!dir.path().join("other.key").exists());
 
     // JSON.
-    let (code, out, _) = run(pack_pw()
-        .current_dir(dir.path())
-        .args(["key", "generate", "--output-prefix", "keys", "--json"]));
+    let (code, out, _) = run(pack_pw().current_dir(dir.path()).args([
+        "key",
+        "generate",
+        "--output-prefix",
+        "keys",
+        "--json",
+    ]));
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["encrypted"], true);
@@ -111,12 +136,23 @@ fn openssl_reads_the_keys() {
         &format!("pass:{PASSWORD}"),
         "-pubout",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         std::fs::read_to_string(format!("{}.pub", s(&prefix))).unwrap()
     );
-    let out = openssl(&["pkey", "-pubin", "-in", &format!("{}.pub", s(&prefix)), "-text", "-noout"]);
+    let out = openssl(&[
+        "pkey",
+        "-pubin",
+        "-in",
+        &format!("{}.pub", s(&prefix)),
+        "-text",
+        "-noout",
+    ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("NIST CURVE: P-256"));
 }
 
@@ -150,20 +186,27 @@ fn sign_and_verify() {
         "registry.example.com/app",
     ]));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("signed") && out.contains("registry.example.com/app"), "{out}");
+    assert!(
+        out.contains("signed") && out.contains("registry.example.com/app"),
+        "{out}"
+    );
     let sig_tag = format!("sha256-{}.sig", summary.index.digest().digest());
     assert!(out.contains(&sig_tag), "{out}");
 
     let (code, out, err) = run(pack().args(["verify", &target, "--key", &key_pub]));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("is signed by key") && out.contains("registry.example.com/app"), "{out}");
+    assert!(
+        out.contains("is signed by key") && out.contains("registry.example.com/app"),
+        "{out}"
+    );
 
     // Another key: exit 1, and why.
     let (code, out, _) = run(pack().args(["verify", &target, "--key", &other_pub]));
     assert_eq!(code, 1);
     assert!(out.contains("made by another key"), "{out}");
     // Any of several keys.
-    let (code, _, _) = run(pack().args(["verify", &target, "--key", &other_pub, "--key", &key_pub]));
+    let (code, _, _) =
+        run(pack().args(["verify", &target, "--key", &other_pub, "--key", &key_pub]));
     assert_eq!(code, 0);
 
     // JSON verdict.
@@ -180,7 +223,10 @@ fn sign_and_verify() {
     let (_, out, _) = run(pack().args(["inspect", &target]));
     assert!(out.contains("not verified (pass --key)"), "{out}");
     let (_, out, _) = run(pack().args(["inspect", &target, "--key", &key_pub]));
-    assert!(out.contains("reference registry.example.com/app  verified"), "{out}");
+    assert!(
+        out.contains("reference registry.example.com/app  verified"),
+        "{out}"
+    );
 
     // A second signature by another key is added, not replacing the first.
     pack_pw()
@@ -196,7 +242,8 @@ fn sign_and_verify() {
     let (code, _, err) = run(pack().args(["verify", &target, "--key", "missing.pub"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("missing.pub"), "{err}");
-    let (code, _, err) = run(pack().args(["verify", &format!("{}:nope", s(&layout)), "--key", &key_pub]));
+    let (code, _, err) =
+        run(pack().args(["verify", &format!("{}:nope", s(&layout)), "--key", &key_pub]));
     assert_eq!(code, 2);
     assert!(err.contains("no tag `nope`"), "{err}");
     let (code, _, err) = run(pack().args(["verify", &target, "--key", &key_priv]));
@@ -215,17 +262,27 @@ fn sign_needs_the_right_password() {
         .success();
     let key_priv = format!("{}.key", s(&key));
 
-    let (code, _, err) = run(pack()
-        .env("PACK_KEY_PASSWORD", "wrong")
-        .args(["sign", &s(&layout), "--key", &key_priv]));
+    let (code, _, err) = run(pack().env("PACK_KEY_PASSWORD", "wrong").args([
+        "sign",
+        &s(&layout),
+        "--key",
+        &key_priv,
+    ]));
     assert_eq!(code, 2);
-    assert!(err.contains(&format!("cannot decrypt `{key_priv}`: wrong password")), "{err}");
+    assert!(
+        err.contains(&format!("cannot decrypt `{key_priv}`: wrong password")),
+        "{err}"
+    );
 
-    let (code, _, err) = run(pack()
-        .env_remove("PACK_KEY_PASSWORD")
-        .args(["sign", &s(&layout), "--key", &key_priv]));
+    let (code, _, err) =
+        run(pack()
+            .env_remove("PACK_KEY_PASSWORD")
+            .args(["sign", &s(&layout), "--key", &key_priv]));
     assert_eq!(code, 2);
-    assert!(err.contains("is encrypted and no password was given"), "{err}");
+    assert!(
+        err.contains("is encrypted and no password was given"),
+        "{err}"
+    );
     assert!(err.contains("hint: set PACK_KEY_PASSWORD"), "{err}");
 }
 
@@ -249,8 +306,12 @@ fn openssl_verifies_the_signature() {
         .success();
 
     let blob = |digest: &str| {
-        std::fs::read(layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap()))
-            .unwrap()
+        std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.strip_prefix("sha256:").unwrap()),
+        )
+        .unwrap()
     };
     let index: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -269,9 +330,16 @@ fn openssl_verifies_the_signature() {
         payload_json["critical"]["image"]["docker-manifest-digest"],
         summary.index.digest().to_string()
     );
-    assert_eq!(payload_json["critical"]["identity"]["docker-reference"], "app");
+    assert_eq!(
+        payload_json["critical"]["identity"]["docker-reference"],
+        "app"
+    );
     let signature = base64::engine::general_purpose::STANDARD
-        .decode(layer["annotations"]["dev.cosignproject.cosign/signature"].as_str().unwrap())
+        .decode(
+            layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap(),
+        )
         .unwrap();
     let payload_path = dir.path().join("payload.json");
     let signature_path = dir.path().join("signature.der");
@@ -332,11 +400,25 @@ fn openssl_keys_sign_and_verify() {
         "-out",
         &s(&key),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = openssl(&["pkey", "-in", &s(&key), "-passin", &format!("pass:{PASSWORD}"), "-pubout", "-out", &s(&public)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = openssl(&[
+        "pkey",
+        "-in",
+        &s(&key),
+        "-passin",
+        &format!("pass:{PASSWORD}"),
+        "-pubout",
+        "-out",
+        &s(&public),
+    ]);
     assert!(out.status.success());
 
-    let (code, _, err) = run(pack_pw().args(["sign", &s(&layout), "--key", &s(&key), "--recursive"]));
+    let (code, _, err) =
+        run(pack_pw().args(["sign", &s(&layout), "--key", &s(&key), "--recursive"]));
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = run(pack().args(["verify", &s(&layout), "--key", &s(&public)]));
     assert_eq!(code, 0, "{out}{err}");
@@ -356,8 +438,15 @@ fn openssl_keys_sign_and_verify() {
     assert_eq!(sig_tags, 4);
 
     let ed = dir.path().join("ed.key");
-    assert!(openssl(&["genpkey", "-algorithm", "ed25519", "-out", &s(&ed)]).status.success());
+    assert!(
+        openssl(&["genpkey", "-algorithm", "ed25519", "-out", &s(&ed)])
+            .status
+            .success()
+    );
     let (code, _, err) = run(pack().args(["sign", &s(&layout), "--key", &s(&ed)]));
     assert_eq!(code, 2);
-    assert!(err.contains("holds an Ed25519 key; pack signs with ECDSA P-256 keys"), "{err}");
+    assert!(
+        err.contains("holds an Ed25519 key; pack signs with ECDSA P-256 keys"),
+        "{err}"
+    );
 }

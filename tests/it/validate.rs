@@ -28,7 +28,12 @@ fn component(dir: &Path, name: &str, wit: &str, world: &str) -> PathBuf {
     write(dir, &format!("{name}.wasm"), bytes)
 }
 
-fn validate(component: &Path, wit: &Path, world: Option<&str>, extra: &[&str]) -> std::process::Output {
+fn validate(
+    component: &Path,
+    wit: &Path,
+    world: Option<&str>,
+    extra: &[&str],
+) -> std::process::Output {
     let mut cmd = pack();
     cmd.arg("validate").arg(component).arg("--wit").arg(wit);
     if let Some(world) = world {
@@ -37,7 +42,12 @@ fn validate(component: &Path, wit: &Path, world: Option<&str>, extra: &[&str]) -
     cmd.args(extra).output().unwrap()
 }
 
-fn validate_json(component: &Path, wit: &Path, world: Option<&str>, extra: &[&str]) -> (i32, Value) {
+fn validate_json(
+    component: &Path,
+    wit: &Path,
+    world: Option<&str>,
+    extra: &[&str],
+) -> (i32, Value) {
     let mut args = vec!["--json"];
     args.extend_from_slice(extra);
     let out = validate(component, wit, world, &args);
@@ -52,7 +62,12 @@ fn mismatches(json: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["kind"].as_str().unwrap().to_string(), m["item"].as_str().unwrap().to_string()))
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap().to_string(),
+                m["item"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -134,10 +149,25 @@ fn setup() -> Setup {
 #[test]
 fn conforming_component_exits_zero() {
     let s = setup();
-    let c = component(s.dir.path(), "good", &app_wit("0.1.9", GOOD_DEP, GOOD_CALC), "app");
+    let c = component(
+        s.dir.path(),
+        "good",
+        &app_wit("0.1.9", GOOD_DEP, GOOD_CALC),
+        "app",
+    );
     let out = validate(&c, &s.host, Some("app"), &[]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("conforms to fixtures:host/app"), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("conforms to fixtures:host/app"),
+        "{}",
+        stdout(&out)
+    );
     // The world may be named fully qualified too.
     let out = validate(&c, &s.host, Some("fixtures:host/app"), &[]);
     assert_eq!(out.status.code(), Some(0));
@@ -160,7 +190,10 @@ fn missing_export() {
     assert_eq!(json["verdict"], "does-not-conform");
     assert_eq!(
         mismatches(&json),
-        vec![("missing-export".into(), "fixtures:calc/calculator@0.1.0".into())]
+        vec![(
+            "missing-export".into(),
+            "fixtures:calc/calculator@0.1.0".into()
+        )]
     );
 }
 
@@ -168,12 +201,20 @@ fn missing_export() {
 fn missing_function_in_exported_interface() {
     let s = setup();
     let calc = GOOD_CALC.replace("sum: func(values: list<s64>) -> s64;", "");
-    let c = component(s.dir.path(), "nosum", &app_wit("0.1.9", GOOD_DEP, &calc), "app");
+    let c = component(
+        s.dir.path(),
+        "nosum",
+        &app_wit("0.1.9", GOOD_DEP, &calc),
+        "app",
+    );
     let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
     assert_eq!(code, 1);
     assert_eq!(
         mismatches(&json),
-        vec![("missing-export".into(), "fixtures:calc/calculator@0.1.0#sum".into())]
+        vec![(
+            "missing-export".into(),
+            "fixtures:calc/calculator@0.1.0#sum".into()
+        )]
     );
 }
 
@@ -201,7 +242,12 @@ fn item_missing_from_worlds_version() {
     // The component was built against a newer 0.1.x that has `put`; the world's 0.1.9 does
     // not, so linking fails on that one item although the name matches.
     let dep = "get: func(key: string) -> option<entry>;\n put: func(e: entry);";
-    let c = component(s.dir.path(), "newer", &app_wit("0.1.12", dep, GOOD_CALC), "app");
+    let c = component(
+        s.dir.path(),
+        "newer",
+        &app_wit("0.1.12", dep, GOOD_CALC),
+        "app",
+    );
     let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
     assert_eq!(code, 1);
     assert_eq!(
@@ -209,7 +255,12 @@ fn item_missing_from_worlds_version() {
         vec![("item-missing".into(), "fixtures:dep/api@0.1.12#put".into())]
     );
     let notes = json["notes"].as_array().unwrap();
-    assert!(notes.iter().any(|n| n.as_str().unwrap().contains("fixtures:dep/api@0.1.9")), "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("fixtures:dep/api@0.1.9")),
+        "{notes:?}"
+    );
 }
 
 #[test]
@@ -220,7 +271,12 @@ fn type_mismatches_name_the_path() {
         sum: func(values: list<s32>) -> s64;
         midpoint: func(a: point, b: point) -> tuple<s64, s64>;
         area: func(s: shape) -> result<f32, string>;";
-    let c = component(s.dir.path(), "types", &app_wit("0.1.9", GOOD_DEP, calc), "app");
+    let c = component(
+        s.dir.path(),
+        "types",
+        &app_wit("0.1.9", GOOD_DEP, calc),
+        "app",
+    );
     let out = validate(&c, &s.host, Some("app"), &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
@@ -239,8 +295,14 @@ fn type_mismatches_name_the_path() {
 fn record_field_and_variant_case_mismatches() {
     let s = setup();
     let wit = app_wit("0.1.9", GOOD_DEP, GOOD_CALC)
-        .replace("record point { x: s64, y: s64 }", "record point { x: s64, y: string }")
-        .replace("record entry { key: string, value: u64 }", "record entry { key: string, val: u64 }");
+        .replace(
+            "record point { x: s64, y: s64 }",
+            "record point { x: s64, y: string }",
+        )
+        .replace(
+            "record entry { key: string, value: u64 }",
+            "record entry { key: string, val: u64 }",
+        );
     let c = component(s.dir.path(), "fields", &wit, "app");
     let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
     assert_eq!(code, 1);
@@ -252,9 +314,17 @@ fn record_field_and_variant_case_mismatches() {
         .collect();
     let all = messages.join("\n");
     assert!(all.contains("import fixtures:dep/api@0.1.9#entry: expected record with fields (key, value), found record with fields (key, val)"), "{all}");
-    assert!(all.contains("export fixtures:calc/calculator@0.1.0#point > field y: expected s64, found string"), "{all}");
+    assert!(
+        all.contains(
+            "export fixtures:calc/calculator@0.1.0#point > field y: expected s64, found string"
+        ),
+        "{all}"
+    );
     // The same difference, reached through the variant that carries a point.
-    assert!(all.contains("#shape > case dot > field y: expected s64, found string"), "{all}");
+    assert!(
+        all.contains("#shape > case dot > field y: expected s64, found string"),
+        "{all}"
+    );
     let m = &json["mismatches"].as_array().unwrap()[0];
     assert_eq!(m["kind"], "type-mismatch");
     assert!(m["expected"].is_string() && m["found"].is_string());
@@ -264,28 +334,47 @@ fn record_field_and_variant_case_mismatches() {
 fn semver_compatible_versions_link_both_ways() {
     let s = setup();
     for version in ["0.1.5", "0.1.9", "0.1.30"] {
-        let c = component(s.dir.path(), &format!("v{version}"), &app_wit(version, GOOD_DEP, GOOD_CALC), "app");
+        let c = component(
+            s.dir.path(),
+            &format!("v{version}"),
+            &app_wit(version, GOOD_DEP, GOOD_CALC),
+            "app",
+        );
         let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
         assert_eq!(code, 0, "{version}: {json}");
         if version != "0.1.9" {
             let note = json["notes"][0].as_str().unwrap();
-            assert!(note.contains(&format!("fixtures:dep/api@{version}")) && note.contains("@0.1.9"), "{note}");
+            assert!(
+                note.contains(&format!("fixtures:dep/api@{version}")) && note.contains("@0.1.9"),
+                "{note}"
+            );
             // --strict: exact names only, as wasm-tools component targets.
             let (code, json) = validate_json(&c, &s.host, Some("app"), &["--strict"]);
             assert_eq!(code, 1);
             assert_eq!(
                 mismatches(&json),
-                vec![("import-not-provided".into(), format!("fixtures:dep/api@{version}"))]
+                vec![(
+                    "import-not-provided".into(),
+                    format!("fixtures:dep/api@{version}")
+                )]
             );
         }
     }
     // 0.2.x is not compatible with 0.1.x.
-    let c = component(s.dir.path(), "v0.2", &app_wit("0.2.0", GOOD_DEP, GOOD_CALC), "app");
+    let c = component(
+        s.dir.path(),
+        "v0.2",
+        &app_wit("0.2.0", GOOD_DEP, GOOD_CALC),
+        "app",
+    );
     let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
     assert_eq!(code, 1);
     assert_eq!(
         mismatches(&json),
-        vec![("import-not-provided".into(), "fixtures:dep/api@0.2.0".into())]
+        vec![(
+            "import-not-provided".into(),
+            "fixtures:dep/api@0.2.0".into()
+        )]
     );
 }
 
@@ -326,15 +415,26 @@ fn every_mismatch_is_reported() {
 #[test]
 fn json_report_shape() {
     let s = setup();
-    let c = component(s.dir.path(), "good", &app_wit("0.1.9", GOOD_DEP, GOOD_CALC), "app");
+    let c = component(
+        s.dir.path(),
+        "good",
+        &app_wit("0.1.9", GOOD_DEP, GOOD_CALC),
+        "app",
+    );
     let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
     assert_eq!(code, 0);
     assert_eq!(json["verdict"], "conforms");
     assert_eq!(json["conforms"], true);
     assert_eq!(json["world"], "fixtures:host/app");
     assert_eq!(json["strict"], false);
-    assert_eq!(json["imports"], serde_json::json!(["fixtures:dep/api@0.1.9"]));
-    assert_eq!(json["exports"], serde_json::json!(["fixtures:calc/calculator@0.1.0"]));
+    assert_eq!(
+        json["imports"],
+        serde_json::json!(["fixtures:dep/api@0.1.9"])
+    );
+    assert_eq!(
+        json["exports"],
+        serde_json::json!(["fixtures:calc/calculator@0.1.0"])
+    );
     assert_eq!(json["mismatches"], serde_json::json!([]));
     assert_eq!(json["component"], c.to_str().unwrap());
 }
@@ -343,7 +443,13 @@ fn json_report_shape() {
 
 fn bad(component: &Path, wit: &Path, world: Option<&str>) -> String {
     let out = validate(component, wit, world, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(out.stdout.is_empty(), "nothing on stdout for bad input");
     stderr(&out)
 }
@@ -354,11 +460,19 @@ fn bad_input_component_files() {
     let d = s.dir.path();
     let missing = d.join("nope.wasm");
     let err = bad(&missing, &s.host, Some("app"));
-    assert!(err.contains("cannot read") && err.contains("nope.wasm"), "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("nope.wasm"),
+        "{err}"
+    );
 
     let text = write(d, "notes.wasm", "hello there\nthis is text\n");
     let err = bad(&text, &s.host, Some("app"));
-    assert!(err.contains("notes.wasm") && err.contains("is not a WebAssembly binary") && err.contains("\"hello there\""), "{err}");
+    assert!(
+        err.contains("notes.wasm")
+            && err.contains("is not a WebAssembly binary")
+            && err.contains("\"hello there\""),
+        "{err}"
+    );
 
     let png = write(d, "image.wasm", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
     assert!(bad(&png, &s.host, Some("app")).contains("PNG image"));
@@ -368,7 +482,10 @@ fn bad_input_component_files() {
 
     let module = write(d, "core.wasm", wat::parse_str("(module (func))").unwrap());
     let err = bad(&module, &s.host, Some("app"));
-    assert!(err.contains("core.wasm") && err.contains("core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core.wasm") && err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
     assert!(err.contains("hint:"), "{err}");
 
     let invalid = write(
@@ -377,15 +494,24 @@ fn bad_input_component_files() {
         wat::parse_str("(component (core module (func (result i32) i64.const 0)))").unwrap(),
     );
     let err = bad(&invalid, &s.host, Some("app"));
-    assert!(err.contains("invalid.wasm") && err.contains("not valid WebAssembly"), "{err}");
-    assert!(err.contains("type mismatch") && err.contains("at offset 0x"), "{err}");
+    assert!(
+        err.contains("invalid.wasm") && err.contains("not valid WebAssembly"),
+        "{err}"
+    );
+    assert!(
+        err.contains("type mismatch") && err.contains("at offset 0x"),
+        "{err}"
+    );
 
     let good = component(d, "good", &app_wit("0.1.9", GOOD_DEP, GOOD_CALC), "app");
     let mut truncated = std::fs::read(&good).unwrap();
     truncated.truncate(truncated.len() / 2);
     let truncated = write(d, "truncated.wasm", truncated);
     let err = bad(&truncated, &s.host, Some("app"));
-    assert!(err.contains("truncated.wasm") && err.contains("at offset"), "{err}");
+    assert!(
+        err.contains("truncated.wasm") && err.contains("at offset"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -394,7 +520,11 @@ fn bad_input_wit_and_world() {
     let d = s.dir.path();
     let c = component(d, "good", &app_wit("0.1.9", GOOD_DEP, GOOD_CALC), "app");
 
-    let broken = write(d, "broken/world.wit", "package a:b;\n\nworld w {\n  import nope: func(x: u32) ->;\n}\n");
+    let broken = write(
+        d,
+        "broken/world.wit",
+        "package a:b;\n\nworld w {\n  import nope: func(x: u32) ->;\n}\n",
+    );
     let err = bad(&c, &broken, None);
     assert!(err.contains("world.wit:4:"), "file and line: {err}");
     assert!(err.contains("import nope"), "snippet: {err}");
@@ -403,11 +533,17 @@ fn bad_input_wit_and_world() {
     assert!(err.contains("no-such-dir"), "{err}");
 
     let err = bad(&c, &s.host, Some("nosuch"));
-    assert!(err.contains("no world `nosuch`") && err.contains("fixtures:host/app"), "{err}");
+    assert!(
+        err.contains("no world `nosuch`") && err.contains("fixtures:host/app"),
+        "{err}"
+    );
 
     let two = write(d, "two/w.wit", "package a:b;\nworld one {}\nworld two {}\n");
     let err = bad(&c, &two, None);
-    assert!(err.contains("more than one world") && err.contains("a:b/one") && err.contains("a:b/two"), "{err}");
+    assert!(
+        err.contains("more than one world") && err.contains("a:b/one") && err.contains("a:b/two"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -446,7 +582,9 @@ fn corpus_verdicts() {
 
 #[test]
 fn proxy_world_lacks_seven_imports() {
-    let Some(component) = corpus("js-http-proxy-sm") else { return };
+    let Some(component) = corpus("js-http-proxy-sm") else {
+        return;
+    };
     let wit = corpus_wit("wasi-wit-0.2.12").unwrap();
     let (code, json) = validate_json(&component, &wit, Some("http"), &[]);
     assert_eq!(code, 1);
@@ -476,20 +614,30 @@ fn proxy_world_lacks_seven_imports() {
 
 #[test]
 fn py_cli_links_through_semver_notes() {
-    let Some(component) = corpus("py-cli") else { return };
+    let Some(component) = corpus("py-cli") else {
+        return;
+    };
     let wit = corpus_wit("wasi-wit-0.2.12").unwrap();
     let out = validate(&component, &wit, Some("cli"), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let text = stdout(&out);
-    assert!(text.contains("`wasi:io/poll@0.2.9` is provided by the world's `wasi:io/poll@0.2.12`"), "{text}");
-    assert!(text.contains("`wasi:cli/run@0.2.12` is served by the component's `wasi:cli/run@0.2.0`"), "{text}");
+    assert!(
+        text.contains("`wasi:io/poll@0.2.9` is provided by the world's `wasi:io/poll@0.2.12`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`wasi:cli/run@0.2.12` is served by the component's `wasi:cli/run@0.2.0`"),
+        "{text}"
+    );
 }
 
 /// `--strict` gives the same verdict as `wasm-tools component targets`, on the corpus
 /// and on the generated mismatch cases.
 #[test]
 fn strict_agrees_with_wasm_tools() {
-    let Some(wasm_tools) = tool("wasm-tools") else { return };
+    let Some(wasm_tools) = tool("wasm-tools") else {
+        return;
+    };
     let targets = |component: &Path, wit: &Path, world: Option<&str>| -> bool {
         let mut cmd = std::process::Command::new(&wasm_tools);
         cmd.args(["component", "targets"]).arg(wit).arg(component);
@@ -512,19 +660,186 @@ fn strict_agrees_with_wasm_tools() {
     for (name, wit) in [
         ("good", app_wit("0.1.9", GOOD_DEP, GOOD_CALC)),
         ("older", app_wit("0.1.5", GOOD_DEP, GOOD_CALC)),
-        ("types", app_wit("0.1.9", GOOD_DEP, "add: func(a: u32, b: u64) -> u64;")),
-        ("fields", app_wit("0.1.9", GOOD_DEP, GOOD_CALC).replace("x: s64, y: s64", "x: s64, y: s32")),
+        (
+            "types",
+            app_wit("0.1.9", GOOD_DEP, "add: func(a: u32, b: u64) -> u64;"),
+        ),
+        (
+            "fields",
+            app_wit("0.1.9", GOOD_DEP, GOOD_CALC).replace("x: s64, y: s64", "x: s64, y: s32"),
+        ),
     ] {
-        cases.push((component(s.dir.path(), name, &wit, "app"), s.host.clone(), Some("app".into())));
+        cases.push((
+            component(s.dir.path(), name, &wit, "app"),
+            s.host.clone(),
+            Some("app".into()),
+        ));
     }
     for (component, wit, world) in cases {
-        let ours = validate(&component, &wit, world.as_deref(), &["--strict"]).status.code();
+        let ours = validate(&component, &wit, world.as_deref(), &["--strict"])
+            .status
+            .code();
         let theirs = targets(&component, &wit, world.as_deref());
         assert_eq!(
             ours == Some(0),
             theirs,
             "{}: pack --strict says {ours:?}, wasm-tools says {theirs}",
             component.display()
+        );
+    }
+}
+
+// ---- the project's own fixtures (fixtures/README.md, fixtures/mismatch/README.md) ----
+
+#[test]
+fn own_components_conform() {
+    for (component, wit, world) in [
+        ("components/hello-cli.wasm", "wit/hello-cli", "hello-cli"),
+        ("components/calc.wasm", "wit/calc", "calc-wasi"),
+    ] {
+        let (code, json) = validate_json(&fixture(component), &fixture(wit), Some(world), &[]);
+        assert_eq!(code, 0, "{component}: {json}");
+    }
+    // calc's Rust std adds WASI imports that the export-only `calc` world lacks.
+    let (code, json) = validate_json(
+        &fixture("components/calc.wasm"),
+        &fixture("wit/calc"),
+        Some("calc"),
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        mismatches(&json)
+            .iter()
+            .all(|(kind, item)| kind == "import-not-provided" && item.starts_with("wasi:"))
+    );
+}
+
+#[test]
+fn mismatch_fixtures() {
+    const CALC: &str = "fixtures:calc/calculator@0.1.0";
+    let cases: &[(&str, &str, &str, &[(&str, &str)])] = &[
+        (
+            "export-nothing",
+            "wit/calc",
+            "calc",
+            &[("missing-export", CALC)],
+        ),
+        (
+            "export-wrong-interface",
+            "wit/calc",
+            "calc",
+            &[("missing-export", CALC)],
+        ),
+        (
+            "export-calculator-0.2.0",
+            "wit/calc",
+            "calc",
+            &[("missing-export", CALC)],
+        ),
+        (
+            "export-missing-function",
+            "wit/calc",
+            "calc",
+            &[("missing-export", "fixtures:calc/calculator@0.1.0#describe")],
+        ),
+        (
+            "import-not-provided",
+            "wit/calc",
+            "calc",
+            &[("import-not-provided", "fixtures:calc/logger@0.1.0")],
+        ),
+        (
+            "dep-api-0.1.5",
+            "mismatch/worlds",
+            "dep-v010",
+            &[("item-missing", "fixtures:dep/api@0.1.5#extra")],
+        ),
+        ("dep-api-0.1.5", "mismatch/worlds", "dep-v019", &[]),
+        (
+            "dep-api-0.2.0",
+            "mismatch/worlds",
+            "dep-v019",
+            &[("import-not-provided", "fixtures:dep/api@0.2.0")],
+        ),
+        (
+            "type-param",
+            "wit/calc",
+            "calc",
+            &[("type-mismatch", "fixtures:calc/calculator@0.1.0#add")],
+        ),
+        (
+            "type-list-element",
+            "wit/calc",
+            "calc",
+            &[("type-mismatch", "fixtures:calc/calculator@0.1.0#sum")],
+        ),
+        (
+            "type-result",
+            "wit/calc",
+            "calc",
+            &[("type-mismatch", "fixtures:calc/calculator@0.1.0#sum")],
+        ),
+        (
+            "type-record-field",
+            "wit/calc",
+            "calc",
+            &[
+                ("type-mismatch", "fixtures:calc/calculator@0.1.0#summary"),
+                ("type-mismatch", "fixtures:calc/calculator@0.1.0#stats"),
+            ],
+        ),
+        (
+            "type-variant-case",
+            "wit/calc",
+            "calc",
+            &[
+                ("type-mismatch", "fixtures:calc/calculator@0.1.0#calc-error"),
+                ("type-mismatch", "fixtures:calc/calculator@0.1.0#apply"),
+            ],
+        ),
+    ];
+    for (file, wit, world, expected) in cases {
+        let component = fixture(&format!("mismatch/{file}.wasm"));
+        let (code, json) = validate_json(&component, &fixture(wit), Some(world), &[]);
+        let mut found = mismatches(&json);
+        let mut expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, i)| (k.to_string(), i.to_string()))
+            .collect();
+        found.sort();
+        expected.sort();
+        assert_eq!(found, expected, "{file} against {world}");
+        assert_eq!(code, if expected.is_empty() { 0 } else { 1 }, "{file}");
+    }
+}
+
+#[test]
+fn broken_fixture_files() {
+    let world = fixture("wit/calc");
+    for (file, expected) in [
+        (
+            "core-module.wasm",
+            "core WebAssembly module, not a component",
+        ),
+        (
+            "invalid-section-id.wasm",
+            "malformed section id (at offset 0x8f)",
+        ),
+        ("invalid-function-body.wasm", "(at offset 0x59)"),
+        ("truncated-component.wasm", "(at offset 0x3cb)"),
+        ("component-version-0xe.wasm", "encoding version 0xe"),
+        ("truncated-header.wasm", "truncated wasm header"),
+        ("empty.wasm", "the file is empty"),
+        ("not-wasm.txt", "the file is text"),
+        ("wat-text.wasm", "WebAssembly text"),
+        ("png-header.png", "PNG image"),
+        ("zip-header.zip", "zip archive"),
+    ] {
+        let err = bad(&fixture(&format!("mismatch/{file}")), &world, Some("calc"));
+        assert!(
+            err.contains(file) && err.contains(expected),
+            "{file}: {err}"
         );
     }
 }

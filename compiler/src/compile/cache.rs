@@ -66,7 +66,10 @@ pub(crate) enum Lookup {
     Hit(Entry),
     Miss,
     /// An entry was there but its artifact did not match its digest; it was removed.
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 /// Entries and bytes held for one wasmtime version.
@@ -123,7 +126,11 @@ impl Cache {
     /// The cache directory: `$PACK_CACHE_DIR`, else `$XDG_CACHE_HOME/pack`, else
     /// `~/.cache/pack` (`%LOCALAPPDATA%\pack\cache` on Windows).
     pub fn default_dir() -> Option<PathBuf> {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         if let Some(dir) = var("PACK_CACHE_DIR") {
             return Some(dir);
         }
@@ -148,7 +155,10 @@ impl Cache {
 
     fn paths(&self, key: &str) -> (PathBuf, PathBuf) {
         let dir = self.version_dir().join(&key[..2]);
-        (dir.join(format!("{key}.cwasm")), dir.join(format!("{key}.json")))
+        (
+            dir.join(format!("{key}.cwasm")),
+            dir.join(format!("{key}.json")),
+        )
     }
 
     /// Looks `key` up and verifies the artifact's digest.
@@ -159,7 +169,9 @@ impl Cache {
         };
         let meta: EntryMeta = match serde_json::from_slice(&text) {
             Ok(meta) => meta,
-            Err(e) => return self.discard(&artifact, &sidecar, format!("unreadable metadata: {e}")),
+            Err(e) => {
+                return self.discard(&artifact, &sidecar, format!("unreadable metadata: {e}"));
+            }
         };
         match sha256_file(&artifact) {
             Ok((digest, size)) if digest == meta.sha256 && size == meta.size => {}
@@ -197,7 +209,12 @@ impl Cache {
 
     /// Stores an artifact under `key`, both files atomically, and returns the
     /// artifact's path in the cache.
-    pub(crate) fn store(&self, key: &str, bytes: &[u8], meta: &EntryMeta) -> Result<PathBuf, Error> {
+    pub(crate) fn store(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        meta: &EntryMeta,
+    ) -> Result<PathBuf, Error> {
         let (artifact, sidecar) = self.paths(key);
         let dir = artifact.parent().expect("entries are in a directory");
         let io = |path: &Path| {
@@ -249,7 +266,12 @@ impl Cache {
         let entries = match std::fs::read_dir(&layout) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(Error::Cache { path: layout, source }),
+            Err(source) => {
+                return Err(Error::Cache {
+                    path: layout,
+                    source,
+                });
+            }
         };
         let mut dirs: Vec<(String, PathBuf)> = entries
             .filter_map(|e| e.ok())
@@ -333,7 +355,12 @@ impl Cache {
         match std::fs::remove_dir_all(&layout) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Cache { path: layout, source }),
+            Err(source) => {
+                return Err(Error::Cache {
+                    path: layout,
+                    source,
+                });
+            }
         }
         Ok(PruneReport { entries, bytes })
     }
@@ -409,8 +436,8 @@ mod tests {
 
     #[test]
     fn wasmtime_version_matches_the_lock_file() {
-        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
-            .unwrap();
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
         let version = lock
             .split("[[package]]")
             .find(|p| p.contains("\nname = \"wasmtime\"\n"))
@@ -430,7 +457,9 @@ mod tests {
         let path = cache.store(&key, b"artifact", &meta(b"artifact")).unwrap();
         assert!(path.starts_with(dir.path().join("v1").join(wasmtime_version())));
         assert!(dir.path().join("CACHEDIR.TAG").exists());
-        let Lookup::Hit(entry) = cache.lookup(&key) else { panic!("expected a hit") };
+        let Lookup::Hit(entry) = cache.lookup(&key) else {
+            panic!("expected a hit")
+        };
         assert_eq!(entry.meta.size, 8);
         let info = cache.info().unwrap();
         assert_eq!((info.entries, info.versions.len()), (1, 1));
@@ -443,7 +472,11 @@ mod tests {
         // No temporary files are left behind.
         let mut files = 0;
         walk(dir.path(), &mut |p, _| {
-            assert!(!p.to_string_lossy().contains(fsutil::TEMP_PREFIX), "{}", p.display());
+            assert!(
+                !p.to_string_lossy().contains(fsutil::TEMP_PREFIX),
+                "{}",
+                p.display()
+            );
             files += 1;
         })
         .unwrap();
@@ -454,7 +487,9 @@ mod tests {
     fn prune_and_clear() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
-        cache.store(&"01".repeat(32), b"one", &meta(b"one")).unwrap();
+        cache
+            .store(&"01".repeat(32), b"one", &meta(b"one"))
+            .unwrap();
         // An entry of another wasmtime version.
         let old = dir.path().join("v1").join("1.0.0").join("02");
         std::fs::create_dir_all(&old).unwrap();
@@ -482,7 +517,9 @@ mod tests {
         assert_eq!(report.entries, 1);
         assert_eq!(cache.info().unwrap().entries, 0);
 
-        cache.store(&"03".repeat(32), b"three", &meta(b"three")).unwrap();
+        cache
+            .store(&"03".repeat(32), b"three", &meta(b"three"))
+            .unwrap();
         assert_eq!(cache.clear().unwrap().entries, 1);
         assert_eq!(cache.info().unwrap().entries, 0);
     }

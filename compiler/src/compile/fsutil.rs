@@ -78,7 +78,10 @@ mod tests {
         std::fs::write(&b, b"old").unwrap();
         assert!(link_or_copy_atomic(&a, &b).unwrap());
         assert_eq!(std::fs::read(&b).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
         #[cfg(unix)]
         {

@@ -22,8 +22,12 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-pub use cache::{Cache, CacheInfo, EntryMeta, PruneOptions, PruneReport, VersionInfo, wasmtime_version};
-pub use profile::{Collector, Inlining, OptLevel, Profile, RegallocAlgorithm, Settings, feature_names};
+pub use cache::{
+    Cache, CacheInfo, EntryMeta, PruneOptions, PruneReport, VersionInfo, wasmtime_version,
+};
+pub use profile::{
+    Collector, Inlining, OptLevel, Profile, RegallocAlgorithm, Settings, feature_names,
+};
 pub use target::{
     ALL, Arch, Cpu, CpuPreset, Os, PLATFORMS, PRESETS, Platform, Target, native_flags,
     resolve_targets, supported_targets,
@@ -258,14 +262,22 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(input: &Input, source_sha256: &str, profile: &Profile, results: &[Result<Artifact, TargetError>]) -> Report {
+    pub fn new(
+        input: &Input,
+        source_sha256: &str,
+        profile: &Profile,
+        results: &[Result<Artifact, TargetError>],
+    ) -> Report {
         Report {
             input: input.path.clone(),
             kind: input.kind,
             source_sha256: source_sha256.to_string(),
             wasmtime_version: wasmtime_version().to_string(),
             profile: profile_info(profile),
-            artifacts: results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect(),
+            artifacts: results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().cloned())
+                .collect(),
             failures: results
                 .iter()
                 .filter_map(|r| r.as_ref().err().map(Failure::from))
@@ -319,7 +331,11 @@ pub fn default_stem(input: &Path) -> String {
         .strip_suffix(".component")
         .or_else(|| name.strip_suffix(".module"))
         .unwrap_or(name);
-    if name.is_empty() { "out".into() } else { name.into() }
+    if name.is_empty() {
+        "out".into()
+    } else {
+        name.into()
+    }
 }
 
 /// The cache key of `target`: sha256 over the input's digest, the wasmtime version, the
@@ -381,7 +397,11 @@ pub fn engine_config(target: &Target, profile: &Profile) -> wasmtime::Result<was
 /// fails every target: an invalid input (same messages as `pack validate`), an output
 /// directory that cannot be created, no targets. Everything else is a per-target
 /// result.
-pub fn compile(input: &Input, options: &CompileOptions, reporter: &dyn Reporter) -> Result<Outcome, Error> {
+pub fn compile(
+    input: &Input,
+    options: &CompileOptions,
+    reporter: &dyn Reporter,
+) -> Result<Outcome, Error> {
     if options.targets.is_empty() {
         return Err(Error::NoTargets);
     }
@@ -390,7 +410,10 @@ pub fn compile(input: &Input, options: &CompileOptions, reporter: &dyn Reporter)
         source,
     })?;
     let source_sha256 = hex::encode(Sha256::digest(&input.bytes));
-    let stem = options.stem.clone().unwrap_or_else(|| default_stem(&input.path));
+    let stem = options
+        .stem
+        .clone()
+        .unwrap_or_else(|| default_stem(&input.path));
     let jobs = match options.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -423,7 +446,9 @@ pub fn compile(input: &Input, options: &CompileOptions, reporter: &dyn Reporter)
             scope.spawn(|| {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(target) = options.targets.get(index) else { break };
+                    let Some(target) = options.targets.get(index) else {
+                        break;
+                    };
                     let result = job.run(index, target);
                     reporter.on_complete(index, result.as_ref());
                     *slots[index].lock().expect("result slot") = Some(result);
@@ -433,12 +458,19 @@ pub fn compile(input: &Input, options: &CompileOptions, reporter: &dyn Reporter)
     });
     let results: Vec<Result<Artifact, TargetError>> = slots
         .into_iter()
-        .map(|s| s.into_inner().expect("result slot").expect("every target ran"))
+        .map(|s| {
+            s.into_inner()
+                .expect("result slot")
+                .expect("every target ran")
+        })
         .collect();
     // wasmtime validates as it compiles. When it refused the input, tell an invalid
     // input (bad for every target, reported like `pack validate` does) from a problem
     // of one target.
-    if results.iter().any(|r| matches!(r, Err(TargetError::Compile { .. }))) {
+    if results
+        .iter()
+        .any(|r| matches!(r, Err(TargetError::Compile { .. })))
+    {
         input.validate()?;
     }
     Ok(Outcome {
@@ -519,14 +551,15 @@ impl Job<'_> {
         };
         let config = engine_config(target, profile).map_err(compile_error)?;
         let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.pool.install(|| -> wasmtime::Result<(Vec<u8>, String)> {
-                let engine = wasmtime::Engine::new(&config)?;
-                let bytes = match self.input.kind {
-                    Kind::Component => engine.precompile_component(&self.input.bytes)?,
-                    Kind::Module => engine.precompile_module(&self.input.bytes)?,
-                };
-                Ok((bytes, compatibility_hash(&engine)))
-            })
+            self.pool
+                .install(|| -> wasmtime::Result<(Vec<u8>, String)> {
+                    let engine = wasmtime::Engine::new(&config)?;
+                    let bytes = match self.input.kind {
+                        Kind::Component => engine.precompile_component(&self.input.bytes)?,
+                        Kind::Module => engine.precompile_module(&self.input.bytes)?,
+                    };
+                    Ok((bytes, compatibility_hash(&engine)))
+                })
         }));
         let (bytes, compatibility_hash) = match compiled {
             Ok(result) => result.map_err(compile_error)?,

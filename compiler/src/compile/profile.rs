@@ -180,7 +180,11 @@ impl Profile {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "profile".into())
         });
-        Ok(Profile::from_settings(&name, Some(path.to_path_buf()), settings))
+        Ok(Profile::from_settings(
+            &name,
+            Some(path.to_path_buf()),
+            settings,
+        ))
     }
 
     fn from_settings(name: &str, path: Option<PathBuf>, mut settings: Settings) -> Profile {
@@ -225,7 +229,8 @@ impl Profile {
     pub fn non_defaults(&self) -> serde_json::Map<String, serde_json::Value> {
         let ours = serde_json::to_value(&self.settings).expect("settings serialize");
         let defaults = serde_json::to_value(Settings::default()).expect("settings serialize");
-        let (serde_json::Value::Object(ours), serde_json::Value::Object(defaults)) = (ours, defaults)
+        let (serde_json::Value::Object(ours), serde_json::Value::Object(defaults)) =
+            (ours, defaults)
         else {
             unreachable!("settings serialize to objects")
         };
@@ -357,7 +362,8 @@ mod tests {
         assert_eq!(p.sha256(), Profile::default().sha256());
         assert!(p.non_defaults().is_empty());
         // Writing a default out does not change the digest; the name is not part of it.
-        let explicit = parse("name = \"x\"\nopt_level = \"speed\"\nepoch_interruption = false").unwrap();
+        let explicit =
+            parse("name = \"x\"\nopt_level = \"speed\"\nepoch_interruption = false").unwrap();
         assert_eq!(explicit.name(), "x");
         assert_eq!(explicit.sha256(), p.sha256());
     }
@@ -369,12 +375,18 @@ mod tests {
         let nd = p.non_defaults();
         assert_eq!(nd["epoch_interruption"], true);
         assert_eq!(nd["features"]["memory64"], true);
-        assert!(p.canonical().starts_with("{\"opt_level\":\"speed\""), "{}", p.canonical());
+        assert!(
+            p.canonical().starts_with("{\"opt_level\":\"speed\""),
+            "{}",
+            p.canonical()
+        );
     }
 
     #[test]
     fn errors_name_the_key_and_file() {
-        let err = parse("opt_level = \"speed\"\nepoch = true").unwrap_err().to_string();
+        let err = parse("opt_level = \"speed\"\nepoch = true")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("profiles/fast.toml"), "{err}");
         assert!(err.contains("epoch") && err.contains("line 2"), "{err}");
         let err = parse("consume_fuel = \"yes\"").unwrap_err().to_string();
@@ -382,6 +394,9 @@ mod tests {
         let err = parse("opt_level = \"fastest\"").unwrap_err().to_string();
         assert!(err.contains("speed_and_size"), "{err}");
         let err = parse("[features]\nsimd2 = true").unwrap_err().to_string();
-        assert!(err.contains("features.simd2") && err.contains("relaxed_simd"), "{err}");
+        assert!(
+            err.contains("features.simd2") && err.contains("relaxed_simd"),
+            "{err}"
+        );
     }
 }

@@ -161,7 +161,14 @@ const X86_V4: &[&str] = &[
     "has_avx512vl",
 ];
 const RVA20: &[&str] = &["has_zca", "has_zcd"];
-const RVA22: &[&str] = &["has_zca", "has_zcd", "has_zba", "has_zbb", "has_zbs", "has_zfhmin"];
+const RVA22: &[&str] = &[
+    "has_zca",
+    "has_zcd",
+    "has_zba",
+    "has_zbb",
+    "has_zbs",
+    "has_zfhmin",
+];
 const RVA23: &[&str] = &[
     "has_zca",
     "has_zcd",
@@ -550,7 +557,12 @@ impl Target {
         };
         let value = value.trim();
         match value {
-            "all" => return Ok(ALL.iter().map(|&(os, arch)| Target::new(os, arch)).collect()),
+            "all" => {
+                return Ok(ALL
+                    .iter()
+                    .map(|&(os, arch)| Target::new(os, arch))
+                    .collect());
+            }
             "native" => return Ok(vec![Target::native()?]),
             "pulley64" => return Ok(vec![Target::new(Os::Any, Arch::Pulley64)]),
             "pulley32" => return Ok(vec![Target::new(Os::Any, Arch::Pulley32)]),
@@ -747,7 +759,10 @@ fn parse_triple(triple: &str) -> Option<(Os, Arch)> {
 /// `all` is expanded, duplicates are dropped (first one wins), and `--cpu` is applied to
 /// every target of its architecture that does not name its own preset. A `--cpu` that
 /// fits none of the targets is an error.
-pub fn resolve_targets<S: AsRef<str>>(values: &[S], cpu: Option<&str>) -> Result<Vec<Target>, Error> {
+pub fn resolve_targets<S: AsRef<str>>(
+    values: &[S],
+    cpu: Option<&str>,
+) -> Result<Vec<Target>, Error> {
     let mut targets = Vec::new();
     for value in values {
         for part in value.as_ref().split(',').filter(|p| !p.trim().is_empty()) {
@@ -813,8 +828,17 @@ mod tests {
         assert_eq!(one("x86_64-unknown-linux-gnu"), t);
         assert_eq!(one("x86_64-unknown-linux-musl"), t);
         assert_eq!(one("aarch64-apple-darwin").to_string(), "darwin/arm64");
-        assert_eq!(one("x86_64-pc-windows-msvc").triple(), "x86_64-pc-windows-msvc");
-        assert_eq!(one("riscv64gc-unknown-linux-gnu").oci_platform().variant.as_deref(), Some("rva23u64"));
+        assert_eq!(
+            one("x86_64-pc-windows-msvc").triple(),
+            "x86_64-pc-windows-msvc"
+        );
+        assert_eq!(
+            one("riscv64gc-unknown-linux-gnu")
+                .oci_platform()
+                .variant
+                .as_deref(),
+            Some("rva23u64")
+        );
         let p = one("pulley64");
         assert_eq!(p.triple(), "pulley64");
         assert_eq!(p.oci_platform().os, "unknown");
@@ -832,7 +856,13 @@ mod tests {
 
     #[test]
     fn rejects_unknown_targets_listing_supported_ones() {
-        for bad in ["linux/mips", "freebsd/amd64", "wasm32-wasip2", "x", "linux/amd64/x/y"] {
+        for bad in [
+            "linux/mips",
+            "freebsd/amd64",
+            "wasm32-wasip2",
+            "x",
+            "linux/amd64/x/y",
+        ] {
             let err = Target::parse(bad).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
             assert!(err.contains("linux/riscv64, linux/s390x"), "{err}");
@@ -853,18 +883,29 @@ mod tests {
         assert_eq!(targets[0].to_string(), "linux/amd64/v2");
         assert_eq!(targets[1].to_string(), "darwin/amd64/v4");
         // A preset of no target's architecture is an error naming the available ones.
-        let err = resolve_targets(&["linux/arm64"], Some("x86-64-v3")).unwrap_err().to_string();
+        let err = resolve_targets(&["linux/arm64"], Some("x86-64-v3"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("armv8.1-a"), "{err}");
         // Duplicates collapse.
-        let targets =
-            resolve_targets(&["linux/amd64", "x86_64-unknown-linux-gnu,linux/amd64"], None).unwrap();
+        let targets = resolve_targets(
+            &["linux/amd64", "x86_64-unknown-linux-gnu,linux/amd64"],
+            None,
+        )
+        .unwrap();
         assert_eq!(targets.len(), 1);
     }
 
     #[test]
     fn preset_flags_are_cranelift_settings() {
         use cranelift_codegen::settings::SettingKind;
-        for arch in [Arch::Amd64, Arch::Arm64, Arch::Riscv64, Arch::S390x, Arch::Pulley64] {
+        for arch in [
+            Arch::Amd64,
+            Arch::Arm64,
+            Arch::Riscv64,
+            Arch::S390x,
+            Arch::Pulley64,
+        ] {
             let target = Target::new(Os::Linux, arch);
             let isa = cranelift_codegen::isa::lookup_by_name(&target.triple()).unwrap();
             let known: Vec<_> = isa

@@ -63,13 +63,19 @@ struct Log(Mutex<Vec<String>>);
 
 impl Reporter for Log {
     fn on_queued(&self, index: usize, target: &Target) {
-        self.0.lock().unwrap().push(format!("queued {index} {target}"));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("queued {index} {target}"));
     }
     fn on_start(&self, index: usize, _target: &Target, stage: Stage) {
         self.0.lock().unwrap().push(format!("{stage:?} {index}"));
     }
     fn on_complete(&self, index: usize, result: Result<&Artifact, &TargetError>) {
-        self.0.lock().unwrap().push(format!("done {index} {}", result.is_ok()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("done {index} {}", result.is_ok()));
     }
     fn on_warning(&self, message: &str) {
         self.0.lock().unwrap().push(format!("warning {message}"));
@@ -78,7 +84,12 @@ impl Reporter for Log {
 
 impl Log {
     fn count(&self, prefix: &str) -> usize {
-        self.0.lock().unwrap().iter().filter(|l| l.starts_with(prefix)).count()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
     }
 }
 
@@ -90,25 +101,41 @@ fn reproducible_across_jobs_and_cache_hits() {
     let read = |a: &Artifact| std::fs::read(&a.path).unwrap();
 
     let out1 = dir.path().join("one");
-    let first = artifacts(compile(&input, &options(&out1, list.clone(), None, 1), &NoReporter).unwrap());
+    let first =
+        artifacts(compile(&input, &options(&out1, list.clone(), None, 1), &NoReporter).unwrap());
     let out2 = dir.path().join("two");
     let cache = dir.path().join("cache");
-    let second = artifacts(compile(&input, &options(&out2, list.clone(), Some(&cache), 2), &NoReporter).unwrap());
+    let second = artifacts(
+        compile(
+            &input,
+            &options(&out2, list.clone(), Some(&cache), 2),
+            &NoReporter,
+        )
+        .unwrap(),
+    );
     let log = Log::default();
     let out3 = dir.path().join("three");
-    let third = artifacts(compile(&input, &options(&out3, list.clone(), Some(&cache), 3), &log).unwrap());
+    let third =
+        artifacts(compile(&input, &options(&out3, list.clone(), Some(&cache), 3), &log).unwrap());
 
     assert_eq!(first.len(), 4);
     for ((a, b), c) in first.iter().zip(&second).zip(&third) {
         assert_eq!(a.file, b.file);
-        assert!(a.file.starts_with("app.") && a.file.ends_with(".cwasm"), "{}", a.file);
+        assert!(
+            a.file.starts_with("app.") && a.file.ends_with(".cwasm"),
+            "{}",
+            a.file
+        );
         assert!(!a.cache_hit && !b.cache_hit && c.cache_hit, "{}", a.target);
         assert_eq!(read(a), read(b), "{} differs with --jobs", a.target);
         assert_eq!(read(a), read(c), "{} differs from the cache", a.target);
         assert_eq!((a.sha256.as_str(), a.size), (c.sha256.as_str(), c.size));
         assert_eq!(hex::encode(Sha256::digest(read(a))), a.sha256);
         assert_eq!(a.compatibility_hash, c.compatibility_hash);
-        assert_eq!(Engine::detect_precompiled(&read(a)), Some(Precompiled::Component));
+        assert_eq!(
+            Engine::detect_precompiled(&read(a)),
+            Some(Precompiled::Component)
+        );
     }
     // A hit builds no engine: nothing is compiled, every target is found in the cache.
     assert_eq!(log.count("Compiling"), 0, "{:?}", log.0.lock().unwrap());
@@ -122,20 +149,33 @@ fn corrupt_cache_entries_are_discarded_and_recompiled() {
     let dir = tempfile::tempdir().unwrap();
     let input = input(dir.path(), "app.wasm", component());
     let cache = dir.path().join("cache");
-    let opts = options(&dir.path().join("out"), targets(&["linux/amd64"]), Some(&cache), 1);
+    let opts = options(
+        &dir.path().join("out"),
+        targets(&["linux/amd64"]),
+        Some(&cache),
+        1,
+    );
     let first = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
     let good = std::fs::read(&first.path).unwrap();
     // The output is a link to the cache entry: changing it in place changes the entry.
     {
         use std::io::{Seek, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&first.path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&first.path)
+            .unwrap();
         f.seek(std::io::SeekFrom::Start(100)).unwrap();
         f.write_all(b"garbage").unwrap();
     }
     let log = Log::default();
     let again = artifacts(compile(&input, &opts, &log).unwrap()).remove(0);
     assert!(!again.cache_hit);
-    assert_eq!(log.count("warning discarded corrupt cache entry"), 1, "{:?}", log.0.lock().unwrap());
+    assert_eq!(
+        log.count("warning discarded corrupt cache entry"),
+        1,
+        "{:?}",
+        log.0.lock().unwrap()
+    );
     assert_eq!(std::fs::read(&again.path).unwrap(), good);
 }
 
@@ -144,11 +184,19 @@ fn core_modules_are_precompiled_as_modules() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap();
     let input = input(dir.path(), "m.wasm", wasm);
-    let opts = options(&dir.path().join("out"), targets(&["linux/amd64", "pulley32"]), None, 0);
+    let opts = options(
+        &dir.path().join("out"),
+        targets(&["linux/amd64", "pulley32"]),
+        None,
+        0,
+    );
     for a in artifacts(compile(&input, &opts, &NoReporter).unwrap()) {
         assert_eq!(a.kind, Kind::Module);
         let bytes = std::fs::read(&a.path).unwrap();
-        assert_eq!(Engine::detect_precompiled(&bytes), Some(Precompiled::Module));
+        assert_eq!(
+            Engine::detect_precompiled(&bytes),
+            Some(Precompiled::Module)
+        );
     }
 }
 
@@ -160,9 +208,17 @@ fn invalid_input_fails_as_a_whole() {
     let at = wasm.iter().rposition(|&b| b == 0x41).unwrap();
     wasm[at] = 0x42;
     let input = input(dir.path(), "bad.wasm", wasm);
-    let opts = options(&dir.path().join("out"), targets(&["linux/amd64", "linux/arm64"]), None, 2);
+    let opts = options(
+        &dir.path().join("out"),
+        targets(&["linux/amd64", "linux/arm64"]),
+        None,
+        2,
+    );
     let err = compile(&input, &opts, &NoReporter).unwrap_err();
-    assert!(matches!(err, Error::Input(crate::Error::InvalidWasm { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::Input(crate::Error::InvalidWasm { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("type mismatch"), "{err}");
 }
 
@@ -183,22 +239,38 @@ fn a_compiler_panic_fails_only_its_target() {
         2,
     );
     let outcome = compile(&input, &opts, &NoReporter).unwrap();
-    let [panicked, amd64, riscv64] = &outcome.results[..] else { panic!() };
+    let [panicked, amd64, riscv64] = &outcome.results[..] else {
+        panic!()
+    };
     match panicked {
-        Err(TargetError::Panic { target, message, .. }) => {
+        Err(TargetError::Panic {
+            target, message, ..
+        }) => {
             assert_eq!(target.to_string(), "linux/riscv64/rva20u64");
             assert!(message.contains("riscv64"), "{message}");
         }
         other => panic!("expected a panic, got {other:?}"),
     }
     assert!(amd64.is_ok() && riscv64.is_ok());
-    let report = Report::new(&input, &outcome.source_sha256, &opts.profile, &outcome.results);
+    let report = Report::new(
+        &input,
+        &outcome.source_sha256,
+        &opts.profile,
+        &outcome.results,
+    );
     assert_eq!((report.artifacts.len(), report.failures.len()), (2, 1));
     assert!(report.failures[0].error.contains("panicked"));
     // The V extension is on by default, and the metadata says so.
     let riscv64 = riscv64.as_ref().unwrap();
     assert!(riscv64.cpu.flags.contains(&"has_v".to_string()));
-    assert!(riscv64.cpu.note.as_deref().unwrap().contains("V vector extension"));
+    assert!(
+        riscv64
+            .cpu
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("V vector extension")
+    );
     assert_eq!(riscv64.platform.variant.as_deref(), Some("rva23u64"));
 }
 
@@ -222,7 +294,9 @@ fn compatibility_hash_is_stable_and_follows_the_settings() {
 fn cache_keys_cover_every_input() {
     let p = Profile::default();
     let fuel = Profile::parse(Path::new("fuel.toml"), "consume_fuel = true").unwrap();
-    let [a, v3, arm] = &targets(&["linux/amd64", "linux/amd64/v3", "linux/arm64"])[..] else { panic!() };
+    let [a, v3, arm] = &targets(&["linux/amd64", "linux/amd64/v3", "linux/arm64"])[..] else {
+        panic!()
+    };
     let key = cache_key("aa", Kind::Component, a, &p);
     assert_eq!(key, cache_key("aa", Kind::Component, a, &p));
     for other in [
@@ -243,8 +317,15 @@ fn cache_keys_cover_every_input() {
 fn cpu_features_are_explicit() {
     let dir = tempfile::tempdir().unwrap();
     let input = input(dir.path(), "app.wasm", component());
-    let opts = options(&dir.path().join("out"), targets(&["linux/amd64", "linux/amd64/v3"]), None, 2);
-    let [base, v3] = &artifacts(compile(&input, &opts, &NoReporter).unwrap())[..] else { panic!() };
+    let opts = options(
+        &dir.path().join("out"),
+        targets(&["linux/amd64", "linux/amd64/v3"]),
+        None,
+        2,
+    );
+    let [base, v3] = &artifacts(compile(&input, &opts, &NoReporter).unwrap())[..] else {
+        panic!()
+    };
     assert!(base.cpu.flags.is_empty());
 
     // An engine for a host that reports no CPU features (the explicit target keeps it
@@ -257,16 +338,25 @@ fn cpu_features_are_explicit() {
     // SAFETY: the artifacts were just made by wasmtime.
     unsafe { wasmtime::component::Component::deserialize_file(&bare, &base.path) }.unwrap();
     let err = unsafe { wasmtime::component::Component::deserialize_file(&bare, &v3.path) }
-        .err()
-        .expect("a v3 artifact does not load on a host without v3 features");
+        .expect_err("a v3 artifact does not load on a host without v3 features");
     let text = format!("{err:#}");
-    let flag = v3.cpu.flags.iter().find(|f| text.contains(&format!("{f:?}")));
-    assert!(flag.is_some(), "the error names one of the artifact's flags: {text}");
+    let flag = v3
+        .cpu
+        .flags
+        .iter()
+        .find(|f| text.contains(&format!("{f:?}")));
+    assert!(
+        flag.is_some(),
+        "the error names one of the artifact's flags: {text}"
+    );
 }
 
 #[test]
 fn default_stems() {
-    assert_eq!(default_stem(Path::new("dir/py-cli.component.wasm")), "py-cli");
+    assert_eq!(
+        default_stem(Path::new("dir/py-cli.component.wasm")),
+        "py-cli"
+    );
     assert_eq!(default_stem(Path::new("app.wasm")), "app");
     assert_eq!(default_stem(Path::new("lib.module.wasm")), "lib");
     assert_eq!(default_stem(Path::new("plain")), "plain");

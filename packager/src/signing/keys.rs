@@ -192,17 +192,20 @@ impl PrivateKey {
                 };
                 let encrypted = EncryptedPrivateKeyInfo::try_from(der.as_slice())
                     .map_err(|e| invalid(format!("bad encrypted PKCS#8: {e}")))?;
-                let plain = encrypted
-                    .decrypt(password.as_bytes())
-                    .map_err(|_| Error::WrongPassword {
-                        path: path.to_path_buf(),
-                    })?;
+                let plain =
+                    encrypted
+                        .decrypt(password.as_bytes())
+                        .map_err(|_| Error::WrongPassword {
+                            path: path.to_path_buf(),
+                        })?;
                 pkcs8_key(path, plain.as_bytes())?
             }
             "PRIVATE KEY" => pkcs8_key(path, &der)?,
             "EC PRIVATE KEY" => {
                 let secret = p256::SecretKey::from_sec1_der(&der).map_err(|e| {
-                    invalid(format!("not a P-256 SEC1 key ({e}); pack signs with ECDSA P-256 keys"))
+                    invalid(format!(
+                        "not a P-256 SEC1 key ({e}); pack signs with ECDSA P-256 keys"
+                    ))
                 })?;
                 SigningKey::from(secret)
             }
@@ -288,7 +291,9 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PublicKey").field(&self.fingerprint()).finish()
+        f.debug_tuple("PublicKey")
+            .field(&self.fingerprint())
+            .finish()
     }
 }
 
@@ -356,7 +361,10 @@ impl PublicKey {
 
     /// `sha256:<hex>` of the SubjectPublicKeyInfo DER.
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint(format!("sha256:{}", hex::encode(Sha256::digest(&self.spki_der))))
+        Fingerprint(format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(&self.spki_der))
+        ))
     }
 
     /// Whether `signature` (DER) is this key's ECDSA P-256 SHA-256 signature of `payload`.
@@ -487,7 +495,10 @@ IU4qBO2Sg7JvoSQddKxaM4fcUln7m3mOmMIf8ci0OpQUOekh2pLLSQM=
         let generated = generate(&prefix, Some("secret"), false).unwrap();
         assert!(generated.encrypted);
         let text = fs::read_to_string(&generated.private_key).unwrap();
-        assert!(text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"), "{text}");
+        assert!(
+            text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"),
+            "{text}"
+        );
         assert!(is_encrypted(&generated.private_key).unwrap());
         #[cfg(unix)]
         {

@@ -353,7 +353,9 @@ impl Verdict {
 
     /// The signatures that verified.
     pub fn verified(&self) -> impl Iterator<Item = &Verified> {
-        self.signatures.iter().filter_map(|s| s.outcome.as_ref().ok())
+        self.signatures
+            .iter()
+            .filter_map(|s| s.outcome.as_ref().ok())
     }
 
     /// Why the digest does not verify, one line per signature (or one for "unsigned").
@@ -369,7 +371,10 @@ impl Verdict {
             .filter_map(|s| {
                 let why = s.outcome.as_ref().err()?;
                 let short = s.layer.strip_prefix("sha256:").unwrap_or(&s.layer);
-                Some(format!("signature {}: {why}", &short[..short.len().min(12)]))
+                Some(format!(
+                    "signature {}: {why}",
+                    &short[..short.len().min(12)]
+                ))
             })
             .collect()
     }
@@ -390,11 +395,7 @@ pub fn verify_digest(layout: &Layout, digest: &Digest, keys: &[PublicKey]) -> Re
         signature_tag: signature_tag.clone(),
         signatures: Vec::new(),
     };
-    let Some(entry) = layout
-        .tags()?
-        .into_iter()
-        .find(|t| t.name == signature_tag)
-    else {
+    let Some(entry) = layout.tags()?.into_iter().find(|t| t.name == signature_tag) else {
         return Ok(verdict);
     };
     let manifest = layout.read_manifest(&entry.descriptor)?;

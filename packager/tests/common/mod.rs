@@ -67,7 +67,10 @@ pub fn sample_input(dir: &Path) -> BundleInput {
         component_sha256: None,
         portable: PortableConfig {
             exports: vec!["wasi:cli/run@0.2.0".into()],
-            imports: vec!["wasi:cli/stdout@0.2.0".into(), "wasi:io/streams@0.2.0".into()],
+            imports: vec![
+                "wasi:cli/stdout@0.2.0".into(),
+                "wasi:io/streams@0.2.0".into(),
+            ],
             target_world: Some("wasi:cli/command@0.2.0".into()),
         },
         natives: vec![
@@ -124,7 +127,11 @@ fn check_descriptor(root: &Path, d: &Value) -> Vec<u8> {
         digest,
         "digest of {d}"
     );
-    assert_eq!(bytes.len() as u64, d["size"].as_u64().unwrap(), "size of {d}");
+    assert_eq!(
+        bytes.len() as u64,
+        d["size"].as_u64().unwrap(),
+        "size of {d}"
+    );
     bytes
 }
 
@@ -132,7 +139,10 @@ fn check_descriptor(root: &Path, d: &Value) -> Vec<u8> {
 /// and every blob has the digest and size its descriptor says. Returns how many blobs
 /// were checked.
 pub fn check_layout(root: &Path) -> usize {
-    validate("image-layout-schema.json", &read_json(&root.join("oci-layout")));
+    validate(
+        "image-layout-schema.json",
+        &read_json(&root.join("oci-layout")),
+    );
     let index = read_json(&root.join("index.json"));
     validate("image-index-schema.json", &index);
     let mut seen = HashSet::new();
@@ -162,7 +172,10 @@ fn check_tree(root: &Path, d: &Value, seen: &mut HashSet<String>) {
             let config_bytes = check_descriptor(root, config);
             seen.insert(config["digest"].as_str().unwrap().to_string());
             if config["mediaType"] == "application/vnd.oci.image.config.v1+json" {
-                validate("config-schema.json", &serde_json::from_slice(&config_bytes).unwrap());
+                validate(
+                    "config-schema.json",
+                    &serde_json::from_slice(&config_bytes).unwrap(),
+                );
             }
             for layer in doc["layers"].as_array().unwrap() {
                 validate("content-descriptor.json", layer);

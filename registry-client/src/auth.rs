@@ -1,0 +1,646 @@
+//! Credentials, found the way a docker user expects:
+//!
+//! 1. given explicitly (`--username` with `--password-stdin`);
+//! 2. `PACK_REGISTRY_USERNAME` / `PACK_REGISTRY_PASSWORD`;
+//! 3. the docker config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`): a
+//!    `credHelpers` entry for the registry, else the `credsStore` helper, else an `auths`
+//!    entry (`auth` = base64 `user:password`, or `username` and `password`). Helpers run
+//!    as `docker-credential-<name> get` with the server address on stdin;
+//! 4. anonymous.
+//!
+//! [`store`] writes credentials back the same way `docker login` does. Credentials are
+//! never printed: [`Credentials`]' `Debug` hides the password, and errors name only where
+//! credentials came from ([`CredentialSource`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use oci_client::secrets::RegistryAuth;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::{Error, Result};
+
+/// The environment variable with the username.
+pub const USERNAME_ENV: &str = "PACK_REGISTRY_USERNAME";
+/// The environment variable with the password (or token).
+pub const PASSWORD_ENV: &str = "PACK_REGISTRY_PASSWORD";
+
+/// The key Docker Hub's credentials are stored under in a docker config.
+pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+/// A username and a password (or token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    username: String,
+    password: Zeroizing<String>,
+}
+
+impl Credentials {
+    /// Credentials from a username and a password or token.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: Zeroizing::new(password.into()),
+        }
+    }
+
+    /// The username.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The password or token.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    pub(crate) fn registry_auth(&self) -> RegistryAuth {
+        RegistryAuth::Basic(self.username.clone(), self.password.to_string())
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Where credentials came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CredentialSource {
+    /// `--username` with `--password-stdin`.
+    CommandLine,
+    /// `PACK_REGISTRY_USERNAME` / `PACK_REGISTRY_PASSWORD`.
+    Environment,
+    /// An `auths` entry of a docker config file.
+    DockerConfig { path: PathBuf },
+    /// A docker credential helper (`docker-credential-<helper>`).
+    Helper { helper: String },
+    /// No credentials.
+    Anonymous,
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CommandLine => f.write_str("the credentials from --username"),
+            Self::Environment => write!(f, "the credentials from {USERNAME_ENV}/{PASSWORD_ENV}"),
+            Self::DockerConfig { path } => {
+                write!(f, "the credentials from `{}`", path.display())
+            }
+            Self::Helper { helper } => {
+                write!(f, "the credentials from `docker-credential-{helper}`")
+            }
+            Self::Anonymous => f.write_str("anonymous access (no credentials found)"),
+        }
+    }
+}
+
+/// Credentials for one registry and where they came from.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The credentials, `None` for anonymous access.
+    pub credentials: Option<Credentials>,
+    /// Where they came from.
+    pub source: CredentialSource,
+}
+
+impl Resolved {
+    /// Anonymous access.
+    pub fn anonymous() -> Self {
+        Self {
+            credentials: None,
+            source: CredentialSource::Anonymous,
+        }
+    }
+
+    pub(crate) fn registry_auth(&self) -> RegistryAuth {
+        self.credentials
+            .as_ref()
+            .map_or(RegistryAuth::Anonymous, Credentials::registry_auth)
+    }
+}
+
+/// What credential lookup reads from the process: the environment variables, the docker
+/// config directory, and the `PATH` helpers are found on. [`AuthEnv::from_process`] reads
+/// the real ones; tests fill it in.
+#[derive(Debug, Clone, Default)]
+pub struct AuthEnv {
+    /// `PACK_REGISTRY_USERNAME`.
+    pub username: Option<String>,
+    /// `PACK_REGISTRY_PASSWORD`.
+    pub password: Option<Zeroizing<String>>,
+    /// The docker config directory: `$DOCKER_CONFIG`, else `~/.docker`.
+    pub docker_config_dir: Option<PathBuf>,
+    /// `PATH` for credential helpers; the process's own when `None`.
+    pub path: Option<std::ffi::OsString>,
+}
+
+impl AuthEnv {
+    /// The process's environment.
+    pub fn from_process() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let docker_config_dir = std::env::var_os("DOCKER_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home_dir().map(|h| h.join(".docker")));
+        Self {
+            username: var(USERNAME_ENV),
+            password: var(PASSWORD_ENV).map(Zeroizing::new),
+            docker_config_dir,
+            path: None,
+        }
+    }
+
+    /// `<docker config dir>/config.json`.
+    pub fn docker_config_path(&self) -> Option<PathBuf> {
+        self.docker_config_dir.as_ref().map(|d| d.join("config.json"))
+    }
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The key a registry's credentials are stored under in a docker config and passed to
+/// credential helpers: the host (`ghcr.io`, `127.0.0.1:5000`), or
+/// `https://index.docker.io/v1/` for Docker Hub.
+pub fn config_key(registry: &str) -> String {
+    if is_docker_hub(registry) {
+        DOCKER_HUB_KEY.to_string()
+    } else {
+        registry.to_string()
+    }
+}
+
+fn is_docker_hub(registry: &str) -> bool {
+    matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com"
+    )
+}
+
+/// The host an `auths` key names: `https://host/v1/` -> `host`.
+fn key_host(key: &str) -> &str {
+    let rest = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+fn same_registry(key: &str, registry: &str) -> bool {
+    let host = key_host(key);
+    host == registry || (is_docker_hub(host) && is_docker_hub(registry))
+}
+
+/// Finds credentials for `registry` (a host, as in a reference), in the order described
+/// in the module documentation. `explicit` are the command line's.
+pub fn resolve(registry: &str, explicit: Option<Credentials>, env: &AuthEnv) -> Result<Resolved> {
+    if let Some(credentials) = explicit {
+        return Ok(Resolved {
+            credentials: Some(credentials),
+            source: CredentialSource::CommandLine,
+        });
+    }
+    if let (Some(username), Some(password)) = (&env.username, &env.password) {
+        return Ok(Resolved {
+            credentials: Some(Credentials::new(username.clone(), password.to_string())),
+            source: CredentialSource::Environment,
+        });
+    }
+    let Some(path) = env.docker_config_path() else {
+        return Ok(Resolved::anonymous());
+    };
+    let Some(config) = DockerConfig::load(&path)? else {
+        return Ok(Resolved::anonymous());
+    };
+    if let Some(helper) = config.helper_for(registry) {
+        return Ok(match helper_get(&helper, registry, env)? {
+            Some(credentials) => Resolved {
+                credentials: Some(credentials),
+                source: CredentialSource::Helper { helper },
+            },
+            None => Resolved::anonymous(),
+        });
+    }
+    Ok(match config.auths_entry(registry)? {
+        Some(credentials) => Resolved {
+            credentials: Some(credentials),
+            source: CredentialSource::DockerConfig { path },
+        },
+        None => Resolved::anonymous(),
+    })
+}
+
+/// A docker `config.json`, kept as JSON so rewriting it keeps what pack does not know.
+#[derive(Debug, Clone)]
+struct DockerConfig {
+    path: PathBuf,
+    value: Value,
+}
+
+impl DockerConfig {
+    /// `None` when the file does not exist.
+    fn load(path: &Path) -> Result<Option<Self>> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::DockerConfig {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::DockerConfig {
+            path: path.to_path_buf(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        if !value.is_object() {
+            return Err(Error::DockerConfig {
+                path: path.to_path_buf(),
+                reason: "not a JSON object".to_string(),
+            });
+        }
+        Ok(Some(Self {
+            path: path.to_path_buf(),
+            value,
+        }))
+    }
+
+    fn helper_for(&self, registry: &str) -> Option<String> {
+        let specific = self
+            .value
+            .get("credHelpers")
+            .and_then(Value::as_object)
+            .and_then(|helpers| {
+                helpers
+                    .iter()
+                    .find(|(key, _)| same_registry(key, registry))
+                    .and_then(|(_, v)| v.as_str())
+            });
+        specific
+            .or_else(|| self.value.get("credsStore").and_then(Value::as_str))
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+    }
+
+    fn auths_entry(&self, registry: &str) -> Result<Option<Credentials>> {
+        let Some(auths) = self.value.get("auths").and_then(Value::as_object) else {
+            return Ok(None);
+        };
+        let Some((_, entry)) = auths.iter().find(|(key, _)| same_registry(key, registry)) else {
+            return Ok(None);
+        };
+        let invalid = |reason: &str| Error::DockerConfig {
+            path: self.path.clone(),
+            reason: format!("the `auths` entry for {registry} {reason}"),
+        };
+        if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+            let decoded = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(auth.trim())
+                    .map_err(|_| invalid("has an `auth` that is not base64"))?,
+            );
+            let text = std::str::from_utf8(&decoded)
+                .map_err(|_| invalid("has an `auth` that is not UTF-8"))?;
+            let (user, password) = text
+                .split_once(':')
+                .ok_or_else(|| invalid("has an `auth` that is not `user:password`"))?;
+            return Ok(Some(Credentials::new(user, password)));
+        }
+        match (
+            entry.get("username").and_then(Value::as_str),
+            entry.get("password").and_then(Value::as_str),
+        ) {
+            (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Credentials::new(u, p))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes the config atomically with mode 0600.
+    fn save(&self) -> Result<()> {
+        let err = |e: std::io::Error| Error::DockerConfig {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".config.json.")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        let mut bytes = serde_json::to_vec_pretty(&self.value).expect("JSON serialises");
+        bytes.push(b'\n');
+        tmp.write_all(&bytes).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))
+                .map_err(err)?;
+        }
+        tmp.persist(&self.path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+fn helper_command(helper: &str, action: &str, env: &AuthEnv) -> Command {
+    let mut cmd = Command::new(format!("docker-credential-{helper}"));
+    cmd.arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(path) = &env.path {
+        cmd.env("PATH", path);
+    }
+    cmd
+}
+
+fn run_helper(
+    helper: &str,
+    action: &'static str,
+    registry: &str,
+    input: &[u8],
+    env: &AuthEnv,
+) -> Result<std::process::Output> {
+    let fail = |reason: String| Error::CredentialHelper {
+        helper: helper.to_string(),
+        action,
+        registry: registry.to_string(),
+        reason,
+    };
+    let mut child = helper_command(helper, action, env)
+        .spawn()
+        .map_err(|e| fail(format!("cannot run it: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading its input is not an error here.
+        let _ = stdin.write_all(input);
+    }
+    child
+        .wait_with_output()
+        .map_err(|e| fail(format!("cannot run it: {e}")))
+}
+
+/// `docker-credential-<helper> get`: `None` when it has no credentials for the registry.
+fn helper_get(helper: &str, registry: &str, env: &AuthEnv) -> Result<Option<Credentials>> {
+    let key = config_key(registry);
+    let output = run_helper(helper, "get", registry, key.as_bytes(), env)?;
+    let stdout = Zeroizing::new(output.stdout);
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        if text.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(Error::CredentialHelper {
+            helper: helper.to_string(),
+            action: "get",
+            registry: registry.to_string(),
+            reason: format!("it exited with {}: {}", output.status, first_line(&text)),
+        });
+    }
+    #[derive(serde::Deserialize)]
+    struct HelperCredentials {
+        #[serde(rename = "Username")]
+        username: String,
+        #[serde(rename = "Secret")]
+        secret: Zeroizing<String>,
+    }
+    let parsed: HelperCredentials =
+        serde_json::from_slice(&stdout).map_err(|_| Error::CredentialHelper {
+            helper: helper.to_string(),
+            action: "get",
+            registry: registry.to_string(),
+            reason: "its output is not {\"Username\":...,\"Secret\":...} JSON".to_string(),
+        })?;
+    if parsed.username.is_empty() && parsed.secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials::new(parsed.username, parsed.secret.to_string())))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no message")
+        .to_string()
+}
+
+/// Where [`store`] put credentials.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Stored {
+    /// In the docker config file (base64 `auth` entry).
+    DockerConfig { path: PathBuf },
+    /// In a credential helper.
+    Helper { helper: String },
+}
+
+impl fmt::Display for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stored::DockerConfig { path } => write!(f, "`{}`", path.display()),
+            Stored::Helper { helper } => write!(f, "`docker-credential-{helper}`"),
+        }
+    }
+}
+
+/// Stores credentials for `registry` the way `docker login` does: in the registry's
+/// `credHelpers` helper or the `credsStore` helper when the docker config names one,
+/// else as a base64 `auth` entry under `auths` in the config file (created with mode
+/// 0600 when missing).
+pub fn store(registry: &str, credentials: &Credentials, env: &AuthEnv) -> Result<Stored> {
+    let path = env.docker_config_path().ok_or_else(|| Error::DockerConfig {
+        path: PathBuf::from("~/.docker/config.json"),
+        reason: "neither DOCKER_CONFIG nor HOME is set".to_string(),
+    })?;
+    let mut config = DockerConfig::load(&path)?.unwrap_or_else(|| DockerConfig {
+        path: path.clone(),
+        value: Value::Object(Default::default()),
+    });
+    let key = config_key(registry);
+    if let Some(helper) = config.helper_for(registry) {
+        let input = Zeroizing::new(
+            serde_json::to_vec(&BTreeMap::from([
+                ("ServerURL", key.as_str()),
+                ("Username", credentials.username()),
+                ("Secret", credentials.password()),
+            ]))
+            .expect("JSON serialises"),
+        );
+        let output = run_helper(&helper, "store", registry, &input, env)?;
+        if !output.status.success() {
+            let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            return Err(Error::CredentialHelper {
+                helper,
+                action: "store",
+                registry: registry.to_string(),
+                reason: format!("it exited with {}: {}", output.status, first_line(&text)),
+            });
+        }
+        return Ok(Stored::Helper { helper });
+    }
+    let auth = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        credentials.username(),
+        credentials.password()
+    )));
+    let root = config.value.as_object_mut().expect("checked on load");
+    let auths = root
+        .entry("auths")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !auths.is_object() {
+        *auths = Value::Object(Default::default());
+    }
+    let auths = auths.as_object_mut().expect("just made an object");
+    // Replace any entry for the same registry under another spelling of its key.
+    auths.retain(|k, _| !same_registry(k, registry));
+    auths.insert(key, serde_json::json!({ "auth": auth.as_str() }));
+    config.save()?;
+    Ok(Stored::DockerConfig { path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with_config(dir: &Path, config: &str) -> AuthEnv {
+        std::fs::write(dir.join("config.json"), config).unwrap();
+        AuthEnv {
+            docker_config_dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let c = Credentials::new("alice", "s3cret");
+        let text = format!("{c:?}");
+        assert!(text.contains("alice") && !text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn explicit_then_environment_then_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("carol:from-file");
+        let mut env = env_with_config(
+            dir.path(),
+            &format!(r#"{{"auths":{{"https://r.example:5000/v1/":{{"auth":"{auth}"}}}}}}"#),
+        );
+        let r = resolve("r.example:5000", None, &env).unwrap();
+        assert_eq!(r.credentials.unwrap().password(), "from-file");
+        assert!(matches!(r.source, CredentialSource::DockerConfig { .. }));
+        // Other registries get nothing.
+        let r = resolve("other.example", None, &env).unwrap();
+        assert_eq!(r.source, CredentialSource::Anonymous);
+
+        env.username = Some("bob".into());
+        env.password = Some(Zeroizing::new("from-env".into()));
+        let r = resolve("r.example:5000", None, &env).unwrap();
+        assert_eq!(r.source, CredentialSource::Environment);
+        assert_eq!(r.credentials.unwrap().username(), "bob");
+
+        let r = resolve("r.example:5000", Some(Credentials::new("alice", "x")), &env).unwrap();
+        assert_eq!(r.source, CredentialSource::CommandLine);
+    }
+
+    #[test]
+    fn docker_hub_keys_match() {
+        assert_eq!(config_key("index.docker.io"), DOCKER_HUB_KEY);
+        assert!(same_registry(DOCKER_HUB_KEY, "docker.io"));
+        assert!(same_registry("https://ghcr.io", "ghcr.io"));
+        assert!(!same_registry("ghcr.io", "ghcr.io:443"));
+    }
+
+    #[test]
+    fn broken_configs_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_with_config(dir.path(), "{");
+        let err = resolve("r", None, &env).unwrap_err();
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+        let env = env_with_config(dir.path(), r#"{"auths":{"r":{"auth":"%%%"}}}"#);
+        let err = resolve("r", None, &env).unwrap_err();
+        assert!(err.to_string().contains("not base64"), "{err}");
+        // A missing file means anonymous.
+        let env = AuthEnv {
+            docker_config_dir: Some(dir.path().join("nope")),
+            ..Default::default()
+        };
+        assert_eq!(resolve("r", None, &env).unwrap().source, CredentialSource::Anonymous);
+    }
+
+    #[cfg(unix)]
+    fn helper_script(dir: &Path, body: &str) -> std::ffi::OsString {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let path = bin.join("docker-credential-test");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let system = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin];
+        paths.extend(std::env::split_paths(&system));
+        std::env::join_paths(paths).unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn helpers_are_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = env_with_config(dir.path(), r#"{"credHelpers":{"r.example":"test"}}"#);
+        env.path = Some(helper_script(
+            dir.path(),
+            r#"read server; [ "$1" = get ] && [ "$server" = r.example ] && echo '{"ServerURL":"r.example","Username":"helped","Secret":"hs"}' || { echo "credentials not found in native keychain"; exit 1; }"#,
+        ));
+        let r = resolve("r.example", None, &env).unwrap();
+        assert_eq!(r.source, CredentialSource::Helper { helper: "test".into() });
+        assert_eq!(r.credentials.unwrap().password(), "hs");
+
+        // credsStore covers every registry; "not found" means anonymous.
+        std::fs::write(dir.path().join("config.json"), r#"{"credsStore":"test"}"#).unwrap();
+        assert_eq!(resolve("other", None, &env).unwrap().source, CredentialSource::Anonymous);
+
+        // A failing helper is an error that names it.
+        env.path = Some(helper_script(dir.path(), "echo boom >&2; exit 3"));
+        let err = resolve("r.example", None, &env).unwrap_err();
+        assert!(err.to_string().contains("docker-credential-test"), "{err}");
+        assert!(err.to_string().contains("boom"), "{err}");
+    }
+
+    #[test]
+    fn store_writes_a_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_with_config(dir.path(), r#"{"auths":{"https://r.example":{}},"other":1}"#);
+        let stored = store("r.example", &Credentials::new("alice", "pw"), &env).unwrap();
+        assert!(matches!(stored, Stored::DockerConfig { .. }));
+        let value: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(value["other"], 1);
+        assert_eq!(value["auths"].as_object().unwrap().len(), 1);
+        assert_eq!(value["auths"]["r.example"]["auth"], "YWxpY2U6cHc=");
+        let r = resolve("r.example", None, &env).unwrap();
+        assert_eq!(r.credentials.unwrap().password(), "pw");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("config.json")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

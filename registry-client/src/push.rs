@@ -1,0 +1,354 @@
+//! Pushing a tag of a layout: every blob, every manifest, the signatures, and the tagged
+//! index last.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::Reference;
+use oci_spec::image::Descriptor;
+use pack_packager::Layout;
+use pack_packager::signing::signature_tag;
+
+use crate::client::{Registry, with_retry};
+use crate::error::Operation;
+use crate::reporter::{Item, Outcome};
+use crate::transfer::{Document, TransferSummary, document_media_type, is_index};
+use crate::{Error, Reporter, Result};
+
+/// Options of [`push`].
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Blobs sent at once.
+    pub jobs: usize,
+    /// Another repository of the same registry to mount blobs from, instead of sending
+    /// them, when it has them.
+    pub mount_from: Option<String>,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            mount_from: None,
+        }
+    }
+}
+
+/// A document (manifest or index) to push.
+struct Doc {
+    descriptor: Descriptor,
+    media_type: String,
+    bytes: Bytes,
+}
+
+/// Everything a tag of a layout references.
+struct Plan {
+    root: Doc,
+    /// Manifests the root references, children before parents.
+    manifests: Vec<Doc>,
+    /// Signature manifests and their tags.
+    signatures: Vec<(String, Doc)>,
+    /// Every blob, once.
+    blobs: Vec<Descriptor>,
+}
+
+fn read_doc(layout: &Layout, descriptor: &Descriptor) -> Result<(Doc, Document)> {
+    let bytes = layout.read_blob(descriptor)?;
+    let declared = descriptor.media_type().to_string();
+    let media_type = if is_index(&declared) || crate::transfer::is_manifest(&declared) {
+        declared
+    } else {
+        document_media_type(&bytes).unwrap_or(declared)
+    };
+    let document = Document::parse(&media_type, &bytes).map_err(|reason| {
+        Error::Layout(pack_packager::Error::InvalidJson {
+            path: layout
+                .blob_path(descriptor.digest())
+                .unwrap_or_else(|_| layout.root().to_path_buf()),
+            what: "manifest",
+            message: reason,
+        })
+    })?;
+    Ok((
+        Doc {
+            descriptor: descriptor.clone(),
+            media_type,
+            bytes: Bytes::from(bytes),
+        },
+        document,
+    ))
+}
+
+fn plan(layout: &Layout, tag: &str) -> Result<Plan> {
+    let root_descriptor = layout.resolve(tag)?;
+    let mut seen_blobs = HashSet::new();
+    let mut blobs = Vec::new();
+    let mut add_blobs = |document: &Document, blobs: &mut Vec<Descriptor>| {
+        for blob in document.blobs() {
+            if seen_blobs.insert(blob.digest().clone()) {
+                blobs.push(blob);
+            }
+        }
+    };
+    let (root, root_document) = read_doc(layout, &root_descriptor)?;
+    add_blobs(&root_document, &mut blobs);
+    let mut manifests = Vec::new();
+    let mut seen_manifests = HashSet::from([root.descriptor.digest().clone()]);
+    // Depth-first, children pushed before the index that lists them.
+    fn walk(
+        layout: &Layout,
+        document: &Document,
+        seen: &mut HashSet<oci_spec::image::Digest>,
+        out: &mut Vec<(Doc, Document)>,
+    ) -> Result<()> {
+        if let Document::Index(index) = document {
+            for child in index.manifests() {
+                if !seen.insert(child.digest().clone()) {
+                    continue;
+                }
+                let (doc, parsed) = read_doc(layout, child)?;
+                walk(layout, &parsed, seen, out)?;
+                out.push((doc, parsed));
+            }
+        }
+        Ok(())
+    }
+    let mut children = Vec::new();
+    walk(layout, &root_document, &mut seen_manifests, &mut children)?;
+    for (doc, parsed) in children {
+        add_blobs(&parsed, &mut blobs);
+        manifests.push(doc);
+    }
+    let mut signatures = Vec::new();
+    let tags = layout.tags()?;
+    let signed: Vec<_> = std::iter::once(&root)
+        .chain(manifests.iter())
+        .map(|d| d.descriptor.digest().clone())
+        .collect();
+    for digest in signed {
+        let sig_tag = signature_tag(&digest);
+        if let Some(entry) = tags.iter().find(|t| t.name == sig_tag) {
+            let (doc, parsed) = read_doc(layout, &entry.descriptor)?;
+            add_blobs(&parsed, &mut blobs);
+            signatures.push((sig_tag, doc));
+        }
+    }
+    // Fail before sending anything when a blob is missing.
+    for blob in &blobs {
+        let path = layout.blob_path(blob.digest())?;
+        if !path.is_file() {
+            return Err(Error::Layout(pack_packager::Error::BlobMissing {
+                layout: layout.root().to_path_buf(),
+                digest: blob.digest().to_string(),
+            }));
+        }
+    }
+    Ok(Plan {
+        root,
+        manifests,
+        signatures,
+        blobs,
+    })
+}
+
+/// Pushes what `tag` points to in `layout` to `target` (whose tag is used; its digest, if
+/// any, must not be set).
+///
+/// Order: blobs (several at once; a blob the repository has is not sent, one that
+/// `mount_from` has is mounted), then the manifests by digest, then the signature
+/// manifests under their `sha256-<hex>.sig` tags, and the tagged index last, so a reader
+/// never sees the tag before its content. Run again after an interruption, it sends only
+/// what did not arrive.
+pub async fn push(
+    registry: &Registry,
+    layout: &Layout,
+    tag: &str,
+    target: &Reference,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<TransferSummary> {
+    let started = Instant::now();
+    if target.digest().is_some() {
+        return Err(Error::UnsupportedReference {
+            reference: target.to_string(),
+            reason: "push needs a tag, not a digest".to_string(),
+        });
+    }
+    let repository = target.repository();
+    let target_tag = target.tag().unwrap_or(tag);
+    let plan = plan(layout, tag)?;
+    let mut summary = TransferSummary {
+        reference: format!("{}/{}:{}", registry.registry(), repository, target_tag),
+        layout: layout.root().to_path_buf(),
+        tag: tag.to_string(),
+        digest: plan.root.descriptor.digest().to_string(),
+        media_type: plan.root.media_type.clone(),
+        scheme: registry.scheme(),
+        credentials: registry.credential_source().clone(),
+        blobs_transferred: 0,
+        blobs_skipped: 0,
+        blobs_mounted: 0,
+        bytes_transferred: 0,
+        bytes_skipped: 0,
+        manifests_transferred: 0,
+        manifests_skipped: 0,
+        signatures: Vec::new(),
+        verified_by: Vec::new(),
+        duration: Default::default(),
+    };
+    reporter.on_plan(
+        plan.blobs.len(),
+        plan.blobs.iter().map(Descriptor::size).sum(),
+    );
+
+    // 1. Blobs.
+    let outcomes: Vec<(Outcome, u64)> = futures_util::stream::iter(plan.blobs.iter().enumerate())
+        .map(|(id, blob)| push_blob(registry, layout, repository, options, reporter, id, blob))
+        .buffer_unordered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+    for (outcome, size) in outcomes {
+        summary.count(outcome, size);
+    }
+
+    // 2. Manifests by digest, children first.
+    let mut next_id = plan.blobs.len();
+    for doc in &plan.manifests {
+        let digest = doc.descriptor.digest().to_string();
+        let sent = put_document(registry, repository, &digest, doc, next_id, reporter).await?;
+        next_id += 1;
+        if sent {
+            summary.manifests_transferred += 1;
+        } else {
+            summary.manifests_skipped += 1;
+        }
+    }
+    // 3. Signatures under their tags; 4. the index under its tag.
+    for (sig_tag, doc) in &plan.signatures {
+        let sent = put_document(registry, repository, sig_tag, doc, next_id, reporter).await?;
+        next_id += 1;
+        if sent {
+            summary.manifests_transferred += 1;
+        } else {
+            summary.manifests_skipped += 1;
+        }
+        summary.signatures.push(sig_tag.clone());
+    }
+    let sent = put_document(registry, repository, target_tag, &plan.root, next_id, reporter).await?;
+    if sent {
+        summary.manifests_transferred += 1;
+    } else {
+        summary.manifests_skipped += 1;
+    }
+    summary.duration = started.elapsed();
+    Ok(summary)
+}
+
+async fn push_blob(
+    registry: &Registry,
+    layout: &Layout,
+    repository: &str,
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+    id: usize,
+    blob: &Descriptor,
+) -> Result<(Outcome, u64)> {
+    let digest = blob.digest();
+    reporter.on_start(&Item {
+        id,
+        digest: digest.clone(),
+        size: blob.size(),
+        media_type: blob.media_type().to_string(),
+        manifest: false,
+    });
+    let what = format!("blob {digest}");
+    let exists = with_retry(registry, &what, reporter, || registry.blob_exists(repository, digest)).await?;
+    if exists {
+        reporter.on_complete(id, Outcome::Skipped);
+        return Ok((Outcome::Skipped, blob.size()));
+    }
+    if let Some(from) = &options.mount_from {
+        let mounted = with_retry(registry, &what, reporter, || {
+            registry.mount_blob(repository, from, digest)
+        })
+        .await?;
+        if mounted {
+            reporter.on_complete(id, Outcome::Mounted);
+            return Ok((Outcome::Mounted, blob.size()));
+        }
+    }
+    let path = layout.blob_path(digest)?;
+    let progress = |accepted: u64| reporter.on_progress(id, accepted);
+    with_retry(registry, &what, reporter, || {
+        registry.push_blob_file(repository, &path, digest, &progress)
+    })
+    .await?;
+    reporter.on_progress(id, blob.size());
+    reporter.on_complete(id, Outcome::Transferred);
+    Ok((Outcome::Transferred, blob.size()))
+}
+
+/// Puts a document under `reference` unless the registry has it there already; returns
+/// whether it was sent.
+async fn put_document(
+    registry: &Registry,
+    repository: &str,
+    reference: &str,
+    doc: &Doc,
+    id: usize,
+    reporter: &dyn Reporter,
+) -> Result<bool> {
+    let digest = doc.descriptor.digest();
+    reporter.on_start(&Item {
+        id,
+        digest: digest.clone(),
+        size: doc.descriptor.size(),
+        media_type: doc.media_type.clone(),
+        manifest: true,
+    });
+    let what = format!("manifest {reference}");
+    let current = with_retry(registry, &what, reporter, || {
+        registry.manifest_digest(repository, reference)
+    })
+    .await?;
+    if current.as_ref() == Some(digest) {
+        reporter.on_complete(id, Outcome::Skipped);
+        return Ok(false);
+    }
+    with_retry(registry, &what, reporter, || {
+        registry.put_manifest(repository, reference, doc.bytes.clone(), &doc.media_type)
+    })
+    .await
+    .map_err(|e| with_hint_operation(e, digest))?;
+    reporter.on_progress(id, doc.descriptor.size());
+    reporter.on_complete(id, Outcome::Transferred);
+    Ok(true)
+}
+
+/// Names the manifest digest in errors about a manifest pushed by tag.
+fn with_hint_operation(error: Error, digest: &oci_spec::image::Digest) -> Error {
+    match error {
+        Error::Registry {
+            mut operation,
+            status,
+            messages,
+            retry_after,
+        } => {
+            if !operation.action.contains(digest.as_ref()) {
+                operation = Operation {
+                    action: format!("{} ({digest})", operation.action),
+                    ..operation
+                };
+            }
+            Error::Registry {
+                operation,
+                status,
+                messages,
+                retry_after,
+            }
+        }
+        other => other,
+    }
+}
