@@ -134,3 +134,39 @@ impl SignCommand {
         Ok(Status::Success)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sign: SignCommand,
+    }
+
+    #[test]
+    fn parses_target_and_claims() {
+        let cli = Cli::try_parse_from([
+            "sign",
+            "out/app:v1",
+            "--key",
+            "k.key",
+            "-a",
+            "build=42",
+            "-a",
+            "note=a=b",
+        ])
+        .unwrap();
+        assert_eq!(cli.sign.target.path, std::path::Path::new("out/app"));
+        assert_eq!(cli.sign.target.tag, "v1");
+        assert_eq!(
+            cli.sign.annotations,
+            [("build".into(), "42".into()), ("note".into(), "a=b".into())]
+        );
+        assert!(Cli::try_parse_from(["sign", "x", "--key", "k", "-a", "novalue"]).is_err());
+        assert!(Cli::try_parse_from(["sign", "x"]).is_err());
+    }
+}

@@ -1,0 +1,372 @@
+//! Pulling a tag or digest into a layout: the index, its manifests (all, or those of the
+//! chosen platforms), their blobs and the signatures; the tag is written last.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::Reference;
+use oci_spec::image::{Descriptor, Digest};
+use pack_packager::Layout;
+use pack_packager::annotations::{COSIGN_SIGNATURE, SIGNATURE_KEY};
+use pack_packager::media_types::SIMPLE_SIGNING;
+use pack_packager::signing::{self, PublicKey, Rejection, SignatureCheck, Verdict, signature_tag};
+
+use crate::client::{Registry, with_retry};
+use crate::reporter::{Item, Outcome};
+use crate::transfer::{
+    Document, MANIFEST_TYPES, PlatformSpec, TransferSummary, document_descriptor,
+    document_media_type,
+};
+use crate::{Error, Reporter, Result};
+
+/// Options of [`pull`].
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Blobs fetched at once.
+    pub jobs: usize,
+    /// Only the manifests of these platforms (all when empty). The index is kept as it
+    /// is, so its digest and signature still hold; the manifests of other platforms are
+    /// not in the layout.
+    pub platforms: Vec<PlatformSpec>,
+    /// Verify the signature with these keys before fetching anything else.
+    pub keys: Vec<PublicKey>,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            platforms: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+struct Doc {
+    descriptor: Descriptor,
+    bytes: Bytes,
+}
+
+/// Pulls `source` into the layout at `layout_dir` (created when missing) under `tag`.
+///
+/// With `keys`, the signature of the tagged digest is fetched and verified first, and
+/// nothing is written when none verifies ([`Error::Unverified`]). Every blob is checked
+/// against its digest while it streams; a mismatch aborts it and leaves no file. Blobs
+/// the layout has are not fetched again, so a pull that was interrupted finishes where it
+/// stopped. The tag is written last.
+pub async fn pull(
+    registry: &Registry,
+    source: &Reference,
+    layout_dir: &Path,
+    tag: &str,
+    options: &PullOptions,
+    reporter: &dyn Reporter,
+) -> Result<TransferSummary> {
+    let started = Instant::now();
+    pack_packager::reference::check_tag(tag)?;
+    let repository = source.repository();
+    let reference = source
+        .digest()
+        .or(source.tag())
+        .unwrap_or("latest")
+        .to_string();
+    let what = format!("manifest {reference}");
+    let (root_bytes, root_digest) = with_retry(registry, &what, reporter, || {
+        registry.get_manifest(repository, &reference, MANIFEST_TYPES)
+    })
+    .await?;
+    let root = to_doc(registry, repository, &reference, root_bytes, &root_digest)?;
+    let root_document = parse(registry, repository, &root)?;
+
+    let mut verified_by = Vec::new();
+    if !options.keys.is_empty() {
+        let verdict =
+            verify_remote(registry, repository, &root_digest, &options.keys, reporter).await?;
+        if !verdict.is_verified() {
+            return Err(Error::Unverified {
+                reference: source.to_string(),
+                digest: root_digest.to_string(),
+                reasons: verdict.reasons(),
+            });
+        }
+        verified_by = verdict.verified().map(|v| v.key.to_string()).collect();
+    }
+
+    // The manifests to fetch.
+    let mut manifests: Vec<Doc> = Vec::new();
+    let mut seen = HashSet::from([root_digest.clone()]);
+    if let Document::Index(index) = &root_document {
+        let chosen: Vec<&Descriptor> = if options.platforms.is_empty() {
+            index.manifests().iter().collect()
+        } else {
+            index
+                .manifests()
+                .iter()
+                .filter(|d| options.platforms.iter().any(|p| p.matches(d)))
+                .collect()
+        };
+        if chosen.is_empty() && !options.platforms.is_empty() {
+            return Err(Error::NoMatchingPlatform {
+                reference: source.to_string(),
+                requested: options.platforms.iter().map(ToString::to_string).collect(),
+                available: index
+                    .manifests()
+                    .iter()
+                    .filter_map(|d| d.platform().as_ref())
+                    .map(pack_packager::bundle::platform_string)
+                    .collect(),
+            });
+        }
+        let mut queue: Vec<Descriptor> = chosen.into_iter().cloned().collect();
+        while let Some(child) = queue.pop() {
+            if !seen.insert(child.digest().clone()) {
+                continue;
+            }
+            let doc = fetch_manifest(registry, repository, &child, reporter).await?;
+            if let Document::Index(nested) = parse(registry, repository, &doc)? {
+                queue.extend(nested.manifests().iter().cloned());
+            }
+            manifests.push(doc);
+        }
+    }
+
+    // Signatures of the root and of each fetched manifest.
+    let mut signatures: Vec<(String, Doc)> = Vec::new();
+    let signed: Vec<Digest> = std::iter::once(root_digest.clone())
+        .chain(manifests.iter().map(|d| d.descriptor.digest().clone()))
+        .collect();
+    for digest in signed {
+        let sig_tag = signature_tag(&digest);
+        let what = format!("manifest {sig_tag}");
+        let found = with_retry(registry, &what, reporter, || {
+            registry.get_manifest(repository, &sig_tag, &MANIFEST_TYPES[1..2])
+        })
+        .await;
+        match found {
+            Ok((bytes, digest)) => {
+                let doc = to_doc(registry, repository, &sig_tag, bytes, &digest)?;
+                signatures.push((sig_tag, doc));
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+
+    // Blobs, once each.
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    let mut seen_blobs = HashSet::new();
+    let documents = std::iter::once(&root)
+        .chain(manifests.iter())
+        .chain(signatures.iter().map(|(_, d)| d));
+    for doc in documents {
+        for blob in parse(registry, repository, doc)?.blobs() {
+            if seen_blobs.insert(blob.digest().clone()) {
+                blobs.push(blob);
+            }
+        }
+    }
+
+    let layout = Layout::open_or_create(layout_dir)?;
+    let mut summary = TransferSummary {
+        reference: source.to_string(),
+        layout: layout.root().to_path_buf(),
+        tag: tag.to_string(),
+        digest: root_digest.to_string(),
+        media_type: root.descriptor.media_type().to_string(),
+        scheme: registry.scheme(),
+        credentials: registry.credential_source().clone(),
+        blobs_transferred: 0,
+        blobs_skipped: 0,
+        blobs_mounted: 0,
+        bytes_transferred: 0,
+        bytes_skipped: 0,
+        manifests_transferred: 0,
+        manifests_skipped: 0,
+        signatures: Vec::new(),
+        verified_by,
+        duration: Default::default(),
+    };
+    reporter.on_plan(blobs.len(), blobs.iter().map(Descriptor::size).sum());
+    let outcomes: Vec<(Outcome, u64)> = futures_util::stream::iter(blobs.iter().enumerate())
+        .map(|(id, blob)| pull_blob(registry, &layout, repository, reporter, id, blob))
+        .buffer_unordered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+    for (outcome, size) in outcomes {
+        summary.count(outcome, size);
+    }
+
+    // Documents (exact bytes, checked against their digests), then the tags, ours last.
+    let write = |doc: &Doc, summary: &mut TransferSummary| -> Result<()> {
+        let blob = layout.put_blob(&doc.bytes[..], Some(doc.descriptor.digest()))?;
+        if blob.written {
+            summary.manifests_transferred += 1;
+        } else {
+            summary.manifests_skipped += 1;
+        }
+        Ok(())
+    };
+    for doc in &manifests {
+        write(doc, &mut summary)?;
+    }
+    for (_, doc) in &signatures {
+        write(doc, &mut summary)?;
+    }
+    write(&root, &mut summary)?;
+    for (sig_tag, doc) in &signatures {
+        layout.set_tag(sig_tag, &doc.descriptor)?;
+        summary.signatures.push(sig_tag.clone());
+    }
+    layout.set_tag(tag, &root.descriptor)?;
+    summary.duration = started.elapsed();
+    Ok(summary)
+}
+
+fn to_doc(
+    registry: &Registry,
+    repository: &str,
+    reference: &str,
+    bytes: Bytes,
+    digest: &Digest,
+) -> Result<Doc> {
+    let media_type = document_media_type(&bytes).ok_or_else(|| Error::InvalidContent {
+        operation: registry
+            .context(repository, format!("fetch manifest {reference}"))
+            .operation,
+        reason: "the registry sent a document that is neither an image index nor a manifest"
+            .to_string(),
+    })?;
+    let mut descriptor = document_descriptor(&media_type, &bytes);
+    if descriptor.digest() != digest {
+        return Err(Error::DigestMismatch {
+            operation: registry
+                .context(repository, format!("fetch manifest {reference}"))
+                .operation,
+            expected: digest.to_string(),
+            actual: descriptor.digest().to_string(),
+        });
+    }
+    descriptor.set_digest(digest.clone());
+    Ok(Doc { descriptor, bytes })
+}
+
+fn parse(registry: &Registry, repository: &str, doc: &Doc) -> Result<Document> {
+    Document::parse(&doc.descriptor.media_type().to_string(), &doc.bytes).map_err(|reason| {
+        Error::InvalidContent {
+            operation: registry
+                .context(
+                    repository,
+                    format!("read manifest {}", doc.descriptor.digest()),
+                )
+                .operation,
+            reason,
+        }
+    })
+}
+
+async fn fetch_manifest(
+    registry: &Registry,
+    repository: &str,
+    descriptor: &Descriptor,
+    reporter: &dyn Reporter,
+) -> Result<Doc> {
+    let digest = descriptor.digest().to_string();
+    let what = format!("manifest {digest}");
+    let (bytes, found) = with_retry(registry, &what, reporter, || {
+        registry.get_manifest(repository, &digest, MANIFEST_TYPES)
+    })
+    .await?;
+    let mut doc = to_doc(registry, repository, &digest, bytes, &found)?;
+    // Keep the media type the index gave it.
+    doc.descriptor.set_media_type(descriptor.media_type().clone());
+    Ok(doc)
+}
+
+async fn pull_blob(
+    registry: &Registry,
+    layout: &Layout,
+    repository: &str,
+    reporter: &dyn Reporter,
+    id: usize,
+    blob: &Descriptor,
+) -> Result<(Outcome, u64)> {
+    let digest = blob.digest();
+    reporter.on_start(&Item {
+        id,
+        digest: digest.clone(),
+        size: blob.size(),
+        media_type: blob.media_type().to_string(),
+        manifest: false,
+    });
+    if layout.has_blob(digest) {
+        reporter.on_complete(id, Outcome::Skipped);
+        return Ok((Outcome::Skipped, blob.size()));
+    }
+    let progress = |received: u64| reporter.on_progress(id, received);
+    let what = format!("blob {digest}");
+    with_retry(registry, &what, reporter, || {
+        registry.download_blob(repository, layout, blob, &progress)
+    })
+    .await?;
+    reporter.on_complete(id, Outcome::Transferred);
+    Ok((Outcome::Transferred, blob.size()))
+}
+
+/// Fetches the signatures of `digest` (tag `sha256-<hex>.sig`) and checks them against
+/// `keys`, in memory: nothing is written.
+pub async fn verify_remote(
+    registry: &Registry,
+    repository: &str,
+    digest: &Digest,
+    keys: &[PublicKey],
+    reporter: &dyn Reporter,
+) -> Result<Verdict> {
+    let sig_tag = signature_tag(digest);
+    let mut verdict = Verdict {
+        digest: digest.to_string(),
+        signature_tag: sig_tag.clone(),
+        signatures: Vec::new(),
+    };
+    let what = format!("manifest {sig_tag}");
+    let (bytes, found) = match with_retry(registry, &what, reporter, || {
+        registry.get_manifest(repository, &sig_tag, &MANIFEST_TYPES[1..2])
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(Error::NotFound { .. }) => return Ok(verdict),
+        Err(e) => return Err(e),
+    };
+    let doc = to_doc(registry, repository, &sig_tag, bytes, &found)?;
+    let Document::Manifest(manifest) = parse(registry, repository, &doc)? else {
+        return Ok(verdict);
+    };
+    for layer in manifest.layers() {
+        if layer.media_type().to_string() != SIMPLE_SIGNING {
+            continue;
+        }
+        let annotations = layer.annotations().clone().unwrap_or_default();
+        let outcome = match annotations.get(COSIGN_SIGNATURE) {
+            None => Err(Rejection::MalformedSignature {
+                detail: format!("no `{COSIGN_SIGNATURE}` annotation"),
+            }),
+            Some(signature) => {
+                let what = format!("blob {}", layer.digest());
+                let payload = with_retry(registry, &what, reporter, || {
+                    registry.get_blob(repository, layer)
+                })
+                .await?;
+                signing::verify_payload(&payload, signature, digest, keys)
+            }
+        };
+        verdict.signatures.push(SignatureCheck {
+            layer: layer.digest().to_string(),
+            claimed_key: annotations.get(SIGNATURE_KEY).cloned(),
+            outcome,
+        });
+    }
+    Ok(verdict)
+}
