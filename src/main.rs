@@ -41,6 +41,7 @@ struct GlobalOptions {
 enum Command {
     Validate(commands::validate::ValidateCommand),
     Compile(commands::compile::CompileCommand),
+    Build(commands::build::BuildCommand),
     Cache(commands::cache::CacheCommand),
     Inspect(commands::inspect::InspectCommand),
     Key(commands::key::KeyCommand),
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(cmd) => cmd.execute(&printer),
         Command::Compile(cmd) => cmd.execute(&printer),
+        Command::Build(cmd) => cmd.execute(&printer),
         Command::Cache(cmd) => cmd.execute(&printer),
         Command::Inspect(cmd) => cmd.execute(&printer),
         Command::Key(cmd) => cmd.execute(&printer),

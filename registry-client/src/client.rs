@@ -90,8 +90,6 @@ pub struct Registry {
     client: Client,
     /// As written in references (`docker.io`, `127.0.0.1:5000`).
     registry: String,
-    /// What requests go to (`index.docker.io` for Docker Hub).
-    host: String,
     scheme: Scheme,
     credentials: CredentialSource,
     credentials_text: String,
@@ -206,7 +204,6 @@ impl Registry {
         Ok(Self {
             client,
             registry,
-            host,
             scheme,
             credentials: credentials.source,
             credentials_text,

@@ -1,5 +1,6 @@
 //! One module per subcommand; each holds a documented clap struct with `execute`.
 
+pub mod build;
 pub mod cache;
 pub mod compile;
 pub mod inspect;

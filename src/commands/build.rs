@@ -1,0 +1,402 @@
+//! `pack build`: validate, compile, package and sign in one step.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use pack_compiler::compile::{self, Artifact, Cache, CompileOptions, Profile, resolve_targets};
+use pack_compiler::validate::{self, Options};
+use pack_compiler::wasm::Input;
+use pack_compiler::wit::Wit;
+use pack_packager::bundle::{
+    BlobSource, BundleInput, BundleSummary, Compilation, NativeArtifact, PortableConfig,
+};
+use pack_packager::oci_spec::image::{Arch, Os, Platform, PlatformBuilder};
+
+use crate::commands::key::load_private_key;
+use crate::exit::Status;
+use crate::printer::{BOLD, GREEN, Printer, RED};
+use crate::progress::{self, Progress};
+
+/// Build a signed, multi-platform OCI bundle from a component.
+///
+/// Validates the component against a WIT world (with --wit), precompiles it for every
+/// target (through the same cache as `pack compile`), writes one OCI image index into
+/// the layout (a portable wasm manifest plus one native manifest per target), and signs
+/// the index when a key is given. Building into an existing layout adds or replaces the
+/// tag and shares blobs; the layout's index.json is written last, atomically.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pack build app.wasm --target all -o out/app
+  pack build app.wasm --wit wit/ --world cli -t linux/amd64/v3 -t linux/arm64 \\
+      -o out/app --tag v1.2.0 --sign-key pack.key
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) pack build app.wasm -t all -o out/app
+
+Exit status:
+  0  the bundle was written (and signed)
+  1  the component does not conform to the world, or a target failed to compile;
+     nothing was written to the layout
+  2  usage error or bad input (not a component, invalid wasm, bad WIT, unknown target,
+     a layout that is not one, an unreadable key)")]
+pub struct BuildCommand {
+    /// The component (`.wasm`) to package.
+    pub component: PathBuf,
+
+    /// Validate against this WIT (file, or directory with `deps/`) first; a component that
+    /// does not conform stops the build.
+    #[arg(long, value_name = "PATH")]
+    pub wit: Option<PathBuf>,
+
+    /// The world in --wit: `name` or `ns:pkg/name`.
+    #[arg(long, value_name = "WORLD", requires = "wit")]
+    pub world: Option<String>,
+
+    #[command(flatten)]
+    pub compile: CompileArgs,
+
+    /// The OCI image layout to write (created when missing).
+    #[arg(long = "output", short = 'o', value_name = "LAYOUT")]
+    pub layout: PathBuf,
+
+    /// The tag, recorded in the layout's index.json.
+    #[arg(long, default_value = pack_packager::reference::DEFAULT_TAG)]
+    pub tag: String,
+
+    /// Sign the index with this private key (PKCS#8 PEM from `pack key generate`; an
+    /// encrypted key reads its password from PACK_KEY_PASSWORD).
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
+
+    /// `docker-reference` recorded in the signature [default: the layout's directory
+    /// name].
+    #[arg(long, value_name = "REPO", requires = "sign_key")]
+    pub reference: Option<String>,
+
+    /// An annotation on the image index, e.g.
+    /// `org.opencontainers.image.source=https://...`. Repeatable.
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub annotations: Vec<(String, String)>,
+
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The compile flags `pack compile` and `pack build` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompileArgs {
+    /// A target: an OCI platform (`linux/amd64`, with a CPU preset: `linux/amd64/v3`), a
+    /// Rust target triple, `pulley64`/`pulley32`, `native`, or `all` (the four Linux
+    /// architectures). Repeat it, or separate values with commas.
+    #[arg(long = "target", short = 't', value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+
+    /// CPU preset for the targets of its architecture that do not name their own, e.g.
+    /// `x86-64-v3`, `rva23u64`, or `native`. See docs/compile.md.
+    #[arg(long, value_name = "PRESET")]
+    pub cpu: Option<String>,
+
+    /// Engine profile (TOML): the wasmtime settings that change generated code.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// Cache directory [default: $PACK_CACHE_DIR, else $XDG_CACHE_HOME/pack, else
+    /// ~/.cache/pack].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the compile cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Targets compiled at once [default: the number of cores].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
+
+impl CompileArgs {
+    /// The compiler's options, writing artifacts to `out_dir`.
+    pub fn options(&self, printer: &Printer, out_dir: PathBuf) -> Result<CompileOptions> {
+        let targets = resolve_targets(&self.targets, self.cpu.as_deref())?;
+        let profile = match &self.profile {
+            Some(path) => Profile::load(path)?,
+            None => Profile::default(),
+        };
+        let cache = if self.no_cache {
+            None
+        } else {
+            let cache = self.cache_dir.clone().or_else(Cache::default_dir).map(Cache::new);
+            if cache.is_none() {
+                printer.warn("no cache directory (set PACK_CACHE_DIR or HOME); compiling without a cache");
+            }
+            cache
+        };
+        Ok(CompileOptions {
+            targets,
+            profile,
+            out_dir,
+            cache,
+            jobs: self.jobs.map_or(0, usize::from),
+            stem: None,
+        })
+    }
+}
+
+pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// What `--json` prints.
+#[derive(serde::Serialize)]
+struct JsonSummary<'a> {
+    layout: &'a std::path::Path,
+    tag: &'a str,
+    /// `sha256:...` of the image index: the bundle's identity.
+    digest: String,
+    world: Option<&'a str>,
+    platforms: Vec<JsonPlatform>,
+    blobs_written: usize,
+    blobs_reused: usize,
+    compiled: usize,
+    cache_hits: usize,
+    signed: bool,
+    key: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonPlatform {
+    platform: String,
+    manifest: String,
+    triple: Option<String>,
+    cpu: Option<String>,
+    cache_hit: Option<bool>,
+}
+
+impl BuildCommand {
+    pub fn execute(self, printer: &Printer) -> Result<Status> {
+        pack_packager::reference::check_tag(&self.tag)?;
+        let started = std::time::Instant::now();
+        let input = Input::read(&self.component)?;
+        input.expect_component()?;
+
+        // 1. Validate (or, without a world, only read what the component imports and
+        //    exports, for the portable config).
+        let (portable, world) = match &self.wit {
+            Some(wit_path) => {
+                let wit = Wit::load(wit_path)?;
+                let world = wit.world(self.world.as_deref())?;
+                let report = validate::check(&input, &wit, world, Options::default())?;
+                if !report.conforms {
+                    crate::commands::validate::print_report(printer, &self.component, &report);
+                    printer.error("the component does not conform to the world; nothing was built");
+                    return Ok(Status::Negative);
+                }
+                let portable = PortableConfig {
+                    exports: report.exports.clone(),
+                    imports: report.imports.clone(),
+                    target_world: Some(report.world.clone()),
+                };
+                (portable, Some(report.world))
+            }
+            None => {
+                let iface = validate::describe(&input)?;
+                let portable = PortableConfig {
+                    exports: iface.exports,
+                    imports: iface.imports,
+                    target_world: None,
+                };
+                (portable, None)
+            }
+        };
+        printer.status(&format!("validated {} in {}", self.component.display(), progress::duration(started.elapsed())));
+
+        // 2. Compile every target into a scratch directory beside the layout.
+        let parent = self
+            .layout
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        let scratch = tempfile::Builder::new()
+            .prefix(".pack-build-")
+            .tempdir_in(&parent)
+            .with_context(|| format!("cannot create a scratch directory in `{}`", parent.display()))?;
+        let options = self.compile.options(printer, scratch.path().to_path_buf())?;
+        let compile_started = std::time::Instant::now();
+        let progress = Progress::new(printer, !self.json);
+        let outcome = compile::compile(&input, &options, &progress).map_err(|e| match e {
+            compile::Error::Input(e) => anyhow::Error::from(e),
+            other => other.into(),
+        });
+        progress.clear();
+        let outcome = outcome?;
+        let mut artifacts = Vec::new();
+        let mut failed = false;
+        for result in outcome.results {
+            match result {
+                Ok(artifact) => artifacts.push(artifact),
+                Err(error) => {
+                    failed = true;
+                    printer.result(&format!("{RED}✗{RED:#} {BOLD}{}{BOLD:#}  failed", error.target()));
+                    crate::diagnostics::report(printer, &anyhow::Error::from(error));
+                }
+            }
+        }
+        if failed {
+            printer.error("a target failed to compile; nothing was written to the layout");
+            return Ok(Status::Negative);
+        }
+        let hits = artifacts.iter().filter(|a| a.cache_hit).count();
+        printer.status(&format!(
+            "compiled {} target(s) ({} from cache) in {}",
+            artifacts.len(),
+            hits,
+            progress::duration(compile_started.elapsed())
+        ));
+
+        // 3. Package.
+        let bundle = BundleInput {
+            component: BlobSource::File(self.component.clone()),
+            component_sha256: Some(outcome.source_sha256.clone()),
+            portable,
+            natives: artifacts.iter().map(native_artifact).collect::<Result<_>>()?,
+            annotations: self.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
+            created: pack_packager::bundle::source_date_epoch()?,
+        };
+        let summary = pack_packager::bundle::build_bundle(&self.layout, &self.tag, &bundle)?;
+        drop(scratch);
+
+        // 4. Sign.
+        let mut key_fingerprint = None;
+        if let Some(key_path) = &self.sign_key {
+            let key = load_private_key(key_path)?;
+            let layout = pack_packager::Layout::open(&self.layout)?;
+            let signed = pack_packager::signing::sign_index(
+                &layout,
+                &self.tag,
+                &key,
+                &pack_packager::signing::SignOptions {
+                    reference: self.reference.clone(),
+                    recursive: false,
+                    annotations: BTreeMap::new(),
+                },
+            )?;
+            key_fingerprint = Some(signed.key.to_string());
+        }
+
+        if self.json {
+            printer.json(&json_summary(&self, &summary, &artifacts, world.as_deref(), key_fingerprint))?;
+        } else {
+            print_summary(printer, &self, &summary, &artifacts, key_fingerprint.as_deref(), started.elapsed());
+        }
+        Ok(Status::Success)
+    }
+}
+
+/// The packager's view of one compiled artifact.
+fn native_artifact(a: &Artifact) -> Result<NativeArtifact> {
+    let mut platform = PlatformBuilder::default()
+        .os(Os::from(a.platform.os.as_str()))
+        .architecture(Arch::from(a.platform.architecture.as_str()));
+    if let Some(variant) = &a.platform.variant {
+        platform = platform.variant(variant.clone());
+    }
+    let platform: Platform = platform.build().context("building an OCI platform")?;
+    Ok(NativeArtifact {
+        platform,
+        cwasm: BlobSource::File(a.path.clone()),
+        cwasm_sha256: Some(a.sha256.clone()),
+        compilation: Compilation {
+            wasmtime_version: a.wasmtime_version.clone(),
+            compatibility_hash: a.compatibility_hash.clone(),
+            target_triple: a.triple.clone(),
+            cpu_preset: Some(a.cpu.preset.clone()),
+            cpu_flags: a.cpu.flags.clone(),
+            profile: serde_json::to_value(&a.profile)?,
+        },
+    })
+}
+
+fn json_summary<'a>(
+    cmd: &'a BuildCommand,
+    summary: &BundleSummary,
+    artifacts: &[Artifact],
+    world: Option<&'a str>,
+    key: Option<String>,
+) -> JsonSummary<'a> {
+    let mut platforms = vec![JsonPlatform {
+        platform: "wasip2/wasm".to_string(),
+        manifest: summary.portable.digest().to_string(),
+        triple: None,
+        cpu: None,
+        cache_hit: None,
+    }];
+    for native in &summary.natives {
+        let p = native.platform().as_ref();
+        let artifact = p.and_then(|p| {
+            artifacts.iter().find(|a| {
+                a.platform.os == p.os().to_string()
+                    && a.platform.architecture == p.architecture().to_string()
+                    && a.platform.variant.as_deref() == p.variant().as_deref()
+            })
+        });
+        platforms.push(JsonPlatform {
+            platform: p.map(pack_packager::bundle::platform_string).unwrap_or_default(),
+            manifest: native.digest().to_string(),
+            triple: artifact.map(|a| a.triple.clone()),
+            cpu: artifact.map(|a| a.cpu.preset.clone()),
+            cache_hit: artifact.map(|a| a.cache_hit),
+        });
+    }
+    JsonSummary {
+        layout: &cmd.layout,
+        tag: &cmd.tag,
+        digest: summary.index.digest().to_string(),
+        world,
+        platforms,
+        blobs_written: summary.blobs_written,
+        blobs_reused: summary.blobs_reused,
+        compiled: artifacts.iter().filter(|a| !a.cache_hit).count(),
+        cache_hits: artifacts.iter().filter(|a| a.cache_hit).count(),
+        signed: key.is_some(),
+        key,
+    }
+}
+
+fn print_summary(
+    printer: &Printer,
+    cmd: &BuildCommand,
+    summary: &BundleSummary,
+    artifacts: &[Artifact],
+    key: Option<&str>,
+    elapsed: std::time::Duration,
+) {
+    if printer.quiet() {
+        printer.result(&format!("{}:{}@{}", cmd.layout.display(), cmd.tag, summary.index.digest()));
+        return;
+    }
+    printer.result(&format!(
+        "{GREEN}✓{GREEN:#} built {BOLD}{}:{}{BOLD:#} in {}",
+        cmd.layout.display(),
+        cmd.tag,
+        progress::duration(elapsed)
+    ));
+    printer.result(&format!("  digest    {}", summary.index.digest()));
+    let mut names = vec!["wasip2/wasm".to_string()];
+    names.extend(artifacts.iter().map(|a| a.target.to_string()));
+    printer.result(&format!("  platforms {}", names.join(", ")));
+    printer.result(&format!(
+        "  blobs     {} written, {} already there",
+        summary.blobs_written, summary.blobs_reused
+    ));
+    match key {
+        Some(key) => printer.result(&format!("  signed    by key {key}")),
+        None => printer.result("  signed    no (pass --sign-key, or run `pack sign` later)"),
+    }
+}
