@@ -31,12 +31,73 @@ pub fn report(printer: &Printer, error: &anyhow::Error) -> ExitCode {
     if let Some(hint) = hint(error) {
         printer.hint(&hint);
     }
-    ExitCode::from(exit::BAD_INPUT)
+    ExitCode::from(exit_code(error))
+}
+
+/// The exit status of an error: registry auth and network failures have their own.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    use pack_registry_client::ErrorKind as K;
+    let registry = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<pack_registry_client::Error>());
+    match registry.map(pack_registry_client::Error::kind) {
+        Some(K::Auth) => exit::REGISTRY_AUTH,
+        Some(K::Network) => exit::NETWORK,
+        Some(K::Unverified) => 1,
+        _ => exit::BAD_INPUT,
+    }
+}
+
+/// A known fix for a registry error.
+fn registry_hint(error: &anyhow::Error) -> Option<String> {
+    use pack_registry_client::{Error as R, ErrorKind as K};
+    let registry = error.chain().find_map(|e| e.downcast_ref::<R>())?;
+    let codes = registry.registry_codes();
+    Some(match registry {
+        _ if registry.is_tls() => "the registry's certificate is not trusted, or it does not speak \
+            TLS: pass --ca-cert with the CA that signed it, or --insecure for a plain-HTTP \
+            registry"
+            .to_string(),
+        R::Unauthorized { .. } => "check the username and password (or token): pass \
+            --username with --password-stdin, set PACK_REGISTRY_USERNAME and \
+            PACK_REGISTRY_PASSWORD, or run `pack login <REGISTRY>`"
+            .to_string(),
+        R::Denied { .. } => "the credentials are valid but may not do this: check the \
+            account's permissions on the repository"
+            .to_string(),
+        R::NotFound { operation, .. } if operation.action.starts_with("fetch manifest") => {
+            format!(
+                "check the tag or digest; `{}/{}` has no such manifest",
+                operation.registry, operation.repository
+            )
+        }
+        R::Registry { .. } if codes.contains(&"MANIFEST_BLOB_UNKNOWN") => {
+            "the registry lacks a blob the manifest references: push the whole layout again"
+                .to_string()
+        }
+        R::Registry { .. } if codes.contains(&"NAME_INVALID") => {
+            "repository names are lowercase letters, digits and separators (`.`, `_`, `-`, `/`)"
+                .to_string()
+        }
+        R::Unverified { .. } => {
+            "pass the public key that signed it, or sign the bundle and push it again".to_string()
+        }
+        R::NoMatchingPlatform { .. } => "pass one of the platforms listed".to_string(),
+        _ if registry.kind() == K::Network => {
+            "check the registry address and that it is up; plain-HTTP registries need \
+             --insecure unless they are on a loopback address"
+                .to_string()
+        }
+        _ => return None,
+    })
 }
 
 /// A known fix for an error, when there is one.
 fn hint(error: &anyhow::Error) -> Option<String> {
     if let Some(hint) = packager_hint(error) {
+        return Some(hint);
+    }
+    if let Some(hint) = registry_hint(error) {
         return Some(hint);
     }
     use pack_compiler::Error as C;

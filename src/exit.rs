@@ -8,7 +8,9 @@ Exit status:
   0  success
   1  a clean negative answer (the component does not conform, a target failed to compile,
      a signature does not verify)
-  2  usage error or bad input (missing file, not wasm, bad WIT, ...)";
+  2  usage error or bad input (missing file, not wasm, bad WIT, ...)
+  3  a registry refused the credentials (push, pull, login)
+  4  a registry cannot be reached (network, TLS, retries exhausted)";
 
 /// How a command ended when it did not fail with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,12 @@ pub enum Status {
 
 /// Exit 2: usage error, bad input, or an unexpected error.
 pub const BAD_INPUT: u8 = 2;
+
+/// Exit 3: a registry refused the credentials, or requires some.
+pub const REGISTRY_AUTH: u8 = 3;
+
+/// Exit 4: a registry cannot be reached (connection, TLS, timeouts, retries exhausted).
+pub const NETWORK: u8 = 4;
 
 impl From<Status> for ExitCode {
     fn from(status: Status) -> Self {

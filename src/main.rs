@@ -47,6 +47,9 @@ enum Command {
     Key(commands::key::KeyCommand),
     Sign(commands::sign::SignCommand),
     Verify(commands::verify::VerifyCommand),
+    Push(commands::push::PushCommand),
+    Pull(commands::pull::PullCommand),
+    Login(commands::login::LoginCommand),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,9 @@ fn main() -> ExitCode {
         Command::Key(cmd) => cmd.execute(&printer),
         Command::Sign(cmd) => cmd.execute(&printer),
         Command::Verify(cmd) => cmd.execute(&printer),
+        Command::Push(cmd) => cmd.execute(&printer),
+        Command::Pull(cmd) => cmd.execute(&printer),
+        Command::Login(cmd) => cmd.execute(&printer),
     };
     match result {
         Ok(status) => status.into(),

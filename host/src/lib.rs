@@ -1,3 +1,541 @@
 //! The host side of pack: resolving a bundle (from a layout or a registry), verifying its
 //! signature and digests, choosing the precompiled artifact that fits this machine and
 //! engine, and instantiating it without JIT compilation.
+//!
+//! ```no_run
+//! use pack_host::{Host, HostOptions, Source, Trust, WasiOptions};
+//! use pack_packager::signing::PublicKey;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = PublicKey::load("pack.pub".as_ref())?;
+//! let host = Host::new(HostOptions::new(Trust::Keys(vec![key])));
+//! let loaded = host.open(&Source::parse("out/app:latest"))?;
+//! let command = loaded.command()?;
+//! let outcome = command.run(&WasiOptions::inherit(vec!["app".into(), "2".into()]))?;
+//! std::process::exit(outcome.exit_code());
+//! # }
+//! ```
+//!
+//! The steps, each its own method so an embedder can stop or report between them:
+//!
+//! 1. [`Host::resolve`]: a layout is used in place; a registry reference is pulled into
+//!    the [`store::ContentStore`] (with the `registry` feature).
+//! 2. [`Host::verify`]: a signature by a trusted key must cover the index digest
+//!    ([`verify`]), unless [`Trust::InsecureSkipVerify`].
+//! 3. [`Host::select`]: the native manifests that fit this platform, CPU, wasmtime and
+//!    engine ([`select`]); every other one is listed with its reason.
+//! 4. [`Host::load`]: each candidate's `.cwasm` is checked against its digest, then
+//!    memory-mapped by `Component::deserialize_file`. With `allow_jit` (and the `jit`
+//!    feature) the portable component is compiled when nothing fits.
+//! 5. [`Loaded::command`] / [`Loaded::http`]: linked with WASI (and wasi-http) and
+//!    pre-instantiated, so each instance costs microseconds with the pooling allocator.
+//!
+//! Without the `jit` feature the crate carries no compiler at all (`src/bin/pack-host.rs`
+//! is such a host).
+
+pub mod cpu;
+pub mod engine;
+mod error;
+pub mod http;
+pub mod select;
+pub mod source;
+pub mod store;
+pub mod verify;
+pub mod wasi;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pack_packager::Layout;
+use pack_packager::oci_spec::image::Descriptor;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+pub use engine::{EnginePolicy, EngineSettings, Pooling};
+pub use error::{BoxError, Error, Result};
+pub use http::{HttpPre, RequestLog, ServeOptions};
+pub use select::{Candidate, PassedOver, Reason, Selection};
+pub use source::Source;
+pub use store::ContentStore;
+pub use verify::{Trust, Verification, VerifiedBundle};
+pub use wasi::{CommandInstance, CommandPre, Output, RunOutcome, Trap, WasiOptions};
+
+use error::boxed;
+
+/// Whether this build can compile components (the `jit` feature).
+pub const HAS_COMPILER: bool = cfg!(feature = "jit");
+
+/// How a host loads bundles.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Whose signatures to accept.
+    pub trust: Trust,
+    /// Compile the portable component when no precompiled artifact fits (needs the
+    /// `jit` feature).
+    pub allow_jit: bool,
+    /// Which engine settings to load with.
+    pub engine: EnginePolicy,
+    /// The pooling allocator's size; `None` allocates each instance on demand.
+    pub pooling: Option<Pooling>,
+    /// The content store for registry pulls; `None` is [`store::default_dir`].
+    pub store: Option<PathBuf>,
+    /// How to reach registries.
+    pub registry: store::RegistryOptions,
+}
+
+impl HostOptions {
+    /// Options with `trust`, no JIT, engines that adopt each artifact's profile, the
+    /// pooling allocator, and the default content store.
+    pub fn new(trust: Trust) -> Self {
+        Self {
+            trust,
+            allow_jit: false,
+            engine: EnginePolicy::Adopt,
+            pooling: Some(Pooling::default()),
+            store: None,
+            registry: store::RegistryOptions::default(),
+        }
+    }
+}
+
+/// A bundle located on disk (a layout, or the content store after a pull).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// What it was called.
+    pub name: String,
+    /// The layout that holds it.
+    pub layout: Layout,
+    /// Its tag there.
+    pub tag: String,
+    /// What a registry pull moved, when there was one.
+    pub pulled: Option<Pulled>,
+}
+
+/// What a pull moved into the content store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// The digest pulled.
+    pub digest: String,
+    pub blobs_transferred: usize,
+    pub blobs_skipped: usize,
+    pub bytes_transferred: u64,
+}
+
+/// What was loaded.
+#[derive(Debug, Clone)]
+pub enum Artifact {
+    /// A precompiled `.cwasm`, memory-mapped from the layout.
+    Precompiled {
+        /// `os/arch[/variant]` of its manifest.
+        platform: String,
+        /// The native manifest.
+        manifest: Descriptor,
+        /// The `.cwasm` layer.
+        cwasm: Descriptor,
+        /// Its file.
+        path: PathBuf,
+        /// Pulley bytecode, run by the interpreter.
+        pulley: bool,
+    },
+    /// The portable component, compiled here.
+    Jit {
+        /// Why no precompiled artifact was used.
+        reason: String,
+        /// The component layer.
+        component: Descriptor,
+    },
+}
+
+/// What a component exports that a host can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// `wasi:cli/run`.
+    Command,
+    /// `wasi:http/incoming-handler`.
+    HttpHandler,
+    /// Both.
+    Both,
+    /// Neither: what it exports instead.
+    Other(Vec<String>),
+}
+
+/// A loaded component, ready to be linked and instantiated.
+#[derive(Clone)]
+pub struct Loaded {
+    /// The bundle's name.
+    pub name: String,
+    /// The verified index digest.
+    pub digest: String,
+    /// How it was verified.
+    pub verification: Verification,
+    /// What was loaded.
+    pub artifact: Artifact,
+    /// The manifests passed over on the way.
+    pub passed_over: Vec<PassedOver>,
+    /// The engine settings it runs with.
+    pub settings: EngineSettings,
+    engine: Engine,
+    component: Component,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .field("artifact", &self.artifact)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loaded {
+    /// The engine it is loaded into.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The component.
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    /// What it exports that a host can run.
+    pub fn kind(&self) -> Kind {
+        let exports: Vec<String> = self
+            .component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let has = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+        match (has("wasi:cli/run@0.2"), has("wasi:http/incoming-handler@0.2")) {
+            (true, true) => Kind::Both,
+            (true, false) => Kind::Command,
+            (false, true) => Kind::HttpHandler,
+            (false, false) => Kind::Other(exports),
+        }
+    }
+
+    fn not_runnable(&self) -> Error {
+        let found = match self.kind() {
+            Kind::Other(exports) if exports.is_empty() => "nothing".to_string(),
+            Kind::Other(exports) => exports
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "something else".to_string(),
+        };
+        Error::NotRunnable {
+            bundle: self.name.clone(),
+            found,
+        }
+    }
+
+    /// Links the command with WASI and pre-instantiates it.
+    pub fn command(&self) -> Result<CommandPre> {
+        if !matches!(self.kind(), Kind::Command | Kind::Both) {
+            return Err(self.not_runnable());
+        }
+        CommandPre::new(&self.engine, &self.component, &self.settings, &self.name)
+    }
+
+    /// Links the HTTP handler with WASI (CLI and HTTP) and pre-instantiates it; each
+    /// request's instance gets `wasi`.
+    pub fn http(&self, wasi: WasiOptions) -> Result<HttpPre> {
+        if !matches!(self.kind(), Kind::HttpHandler | Kind::Both) {
+            return Err(self.not_runnable());
+        }
+        HttpPre::new(&self.engine, &self.component, &self.settings, wasi, &self.name)
+    }
+}
+
+type EngineKey = (EngineSettings, Option<(String, Vec<String>)>);
+
+/// A host: options, and the engines it has made (one per distinct configuration, shared
+/// by every bundle that needs it).
+pub struct Host {
+    options: HostOptions,
+    engines: Mutex<HashMap<EngineKey, Engine>>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    pub fn new(options: HostOptions) -> Self {
+        Self {
+            options,
+            engines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn options(&self) -> &HostOptions {
+        &self.options
+    }
+
+    /// The content store registry references are pulled into.
+    pub fn content_store(&self) -> Result<ContentStore> {
+        self.options
+            .store
+            .clone()
+            .or_else(store::default_dir)
+            .map(ContentStore::new)
+            .ok_or(Error::NoStore)
+    }
+
+    /// Finds the bundle on disk, pulling a registry reference into the content store.
+    pub fn resolve(&self, source: &Source) -> Result<Resolved> {
+        match source {
+            Source::Layout(l) => Ok(Resolved {
+                name: source.to_string(),
+                layout: Layout::open(&l.path)?,
+                tag: l.tag.clone(),
+                pulled: None,
+            }),
+            #[cfg(feature = "registry")]
+            Source::Registry(reference) => {
+                let keys = match &self.options.trust {
+                    Trust::Keys(keys) if keys.is_empty() => {
+                        return Err(Error::NoTrustedKeys {
+                            bundle: reference.clone(),
+                        });
+                    }
+                    Trust::Keys(keys) => keys.clone(),
+                    Trust::InsecureSkipVerify => Vec::new(),
+                };
+                let store = self.content_store()?;
+                let (layout, tag, summary) =
+                    store::pull(&store, reference, &keys, &self.options.registry)?;
+                Ok(Resolved {
+                    name: reference.clone(),
+                    layout,
+                    tag,
+                    pulled: Some(Pulled {
+                        digest: summary.digest.clone(),
+                        blobs_transferred: summary.blobs_transferred,
+                        blobs_skipped: summary.blobs_skipped,
+                        bytes_transferred: summary.bytes_transferred,
+                    }),
+                })
+            }
+            #[cfg(not(feature = "registry"))]
+            Source::Registry(reference) => Err(Error::RegistryUnsupported {
+                reference: reference.clone(),
+            }),
+        }
+    }
+
+    /// Verifies the signature over the index digest (unless skipped) and reads the index.
+    pub fn verify(&self, resolved: &Resolved) -> Result<VerifiedBundle> {
+        verify::verify(
+            &resolved.layout,
+            &resolved.tag,
+            &resolved.name,
+            &self.options.trust,
+        )
+    }
+
+    /// The native manifests that fit this host, in the order to try them.
+    pub fn select(&self, bundle: VerifiedBundle) -> Result<Selection> {
+        select::select(
+            bundle,
+            &select::HostFacts {
+                policy: &self.options.engine,
+            },
+        )
+    }
+
+    /// Resolves, verifies, selects and loads.
+    pub fn open(&self, source: &Source) -> Result<Loaded> {
+        let resolved = self.resolve(source)?;
+        let bundle = self.verify(&resolved)?;
+        let selection = self.select(bundle)?;
+        self.load(selection)
+    }
+
+    /// The engine for `settings` (and, with a compiler, `target`), made once.
+    fn engine(&self, settings: &EngineSettings, target: Option<(&str, &[String])>) -> Result<Engine> {
+        let key: EngineKey = (
+            settings.clone(),
+            target.map(|(t, f)| (t.to_string(), f.to_vec())),
+        );
+        let mut engines = self.engines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(engine) = engines.get(&key) {
+            return Ok(engine.clone());
+        }
+        let what = match target {
+            Some((triple, _)) => format!("{triple} with the artifact's settings"),
+            None => "this machine".to_string(),
+        };
+        let engine = engine::config(settings, self.options.pooling.as_ref(), target)
+            .and_then(|c| Engine::new(&c))
+            .map_err(|e| Error::Engine {
+                what,
+                source: boxed(e),
+            })?;
+        engines.insert(key, engine.clone());
+        Ok(engine)
+    }
+
+    /// The engine a candidate loads into. With a compiler, it is configured for the
+    /// artifact's target and CPU flags, so its compatibility hash can be compared with the
+    /// recorded one; without one, for this machine.
+    fn candidate_engine(&self, candidate: &Candidate) -> Result<std::result::Result<Engine, Reason>> {
+        let config = &candidate.config;
+        if cfg!(feature = "jit") || candidate.pulley {
+            let target = (config.target_triple.as_str(), config.cpu_flags.as_slice());
+            let engine = match self.engine(&candidate.settings, Some(target)) {
+                Ok(e) => e,
+                Err(Error::Engine { source, .. }) => {
+                    return Ok(Err(Reason::EngineRefused {
+                        detail: source.to_string(),
+                    }));
+                }
+                Err(e) => return Err(e),
+            };
+            #[cfg(feature = "jit")]
+            {
+                let ours = engine::compatibility_hash(&engine);
+                if ours != config.compatibility_hash {
+                    return Ok(Err(Reason::CompatibilityHash {
+                        recorded: config.compatibility_hash.clone(),
+                        host: ours,
+                    }));
+                }
+            }
+            return Ok(Ok(engine));
+        }
+        self.engine(&candidate.settings, None).map(Ok)
+    }
+
+    /// Loads the first candidate that fits: (with a compiler) its engine's compatibility
+    /// hash must be the recorded one; its `.cwasm` must match its digest (a mismatch
+    /// stops everything: the layout was tampered with); then wasmtime checks the
+    /// artifact's engine metadata and maps it. When nothing fits, the portable component
+    /// is compiled if JIT is allowed; otherwise the error lists every manifest and why it
+    /// was passed over.
+    pub fn load(&self, selection: Selection) -> Result<Loaded> {
+        let Selection {
+            bundle,
+            candidates,
+            mut passed_over,
+            portable,
+        } = selection;
+        let layout = &bundle.layout;
+        for candidate in candidates {
+            let pass = |reason: Reason| PassedOver {
+                platform: candidate.platform.clone(),
+                digest: candidate.manifest.digest().to_string(),
+                reason,
+            };
+            let engine = match self.candidate_engine(&candidate)? {
+                Ok(engine) => engine,
+                Err(reason) => {
+                    passed_over.push(pass(reason));
+                    continue;
+                }
+            };
+            let path = layout.verify_blob(&candidate.cwasm)?;
+            // SAFETY: the file's content was just checked against the digest in a
+            // manifest the verified index lists; wasmtime checks the engine metadata
+            // before using anything else. The layout must not be writable by others.
+            match unsafe { Component::deserialize_file(&engine, &path) } {
+                Ok(component) => {
+                    return Ok(Loaded {
+                        name: bundle.name,
+                        digest: bundle.digest.to_string(),
+                        verification: bundle.verification,
+                        artifact: Artifact::Precompiled {
+                            platform: candidate.platform.clone(),
+                            manifest: candidate.manifest.clone(),
+                            cwasm: candidate.cwasm.clone(),
+                            path,
+                            pulley: candidate.pulley,
+                        },
+                        passed_over,
+                        settings: candidate.settings,
+                        engine,
+                        component,
+                    });
+                }
+                Err(e) => passed_over.push(pass(Reason::EngineRefused {
+                    detail: format!("{e:#}"),
+                })),
+            }
+        }
+        if !self.options.allow_jit {
+            return Err(Error::NoArtifact {
+                bundle: bundle.name,
+                passed_over,
+                jit_possible: portable.is_some(),
+            });
+        }
+        let Some(component_layer) = portable else {
+            return Err(Error::NoArtifact {
+                bundle: bundle.name,
+                passed_over,
+                jit_possible: false,
+            });
+        };
+        self.jit(bundle, passed_over, component_layer)
+    }
+
+    #[cfg(feature = "jit")]
+    fn jit(
+        &self,
+        bundle: VerifiedBundle,
+        passed_over: Vec<PassedOver>,
+        layer: Descriptor,
+    ) -> Result<Loaded> {
+        let path = bundle.layout.verify_blob(&layer)?;
+        let settings = match &self.options.engine {
+            EnginePolicy::Fixed(s) => s.clone(),
+            EnginePolicy::Adopt => EngineSettings::default(),
+        };
+        let engine = self.engine(&settings, None)?;
+        let component = Component::from_file(&engine, &path).map_err(|e| Error::Load {
+            what: "the portable component".to_string(),
+            path: path.clone(),
+            source: boxed(e),
+        })?;
+        let reason = if passed_over.is_empty() {
+            "the bundle has no native artifact".to_string()
+        } else {
+            let list: Vec<String> = passed_over.iter().map(|p| p.to_string()).collect();
+            format!("no precompiled artifact fits this host ({})", list.join("; "))
+        };
+        Ok(Loaded {
+            name: bundle.name,
+            digest: bundle.digest.to_string(),
+            verification: bundle.verification,
+            artifact: Artifact::Jit {
+                reason,
+                component: layer,
+            },
+            passed_over,
+            settings,
+            engine,
+            component,
+        })
+    }
+
+    #[cfg(not(feature = "jit"))]
+    fn jit(
+        &self,
+        bundle: VerifiedBundle,
+        passed_over: Vec<PassedOver>,
+        _layer: Descriptor,
+    ) -> Result<Loaded> {
+        Err(Error::JitUnavailable {
+            bundle: bundle.name,
+            passed_over,
+        })
+    }
+}

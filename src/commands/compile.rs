@@ -176,6 +176,12 @@ fn print_results(printer: &Printer, report: &Report, written: &std::path::Path) 
         .chain(report.failures.iter().map(|f| f.target.len()))
         .max()
         .unwrap_or(0);
+    let path_width = report
+        .artifacts
+        .iter()
+        .map(|a| a.path.display().to_string().chars().count())
+        .max()
+        .unwrap_or(0);
     for a in &report.artifacts {
         let how = if a.cache_hit {
             "cached".to_string()
@@ -183,9 +189,9 @@ fn print_results(printer: &Printer, report: &Report, written: &std::path::Path) 
             progress::duration(std::time::Duration::from_millis(a.compile_time_ms))
         };
         printer.result(&format!(
-            "{GREEN}✓{GREEN:#} {BOLD}{:<width$}{BOLD:#}  {}  {}, {how}",
+            "{GREEN}✓{GREEN:#} {BOLD}{:<width$}{BOLD:#}  {:<path_width$}  {}, {how}",
             a.target.to_string(),
-            a.path.display(),
+            a.path.display().to_string(),
             progress::bytes(a.size),
         ));
     }

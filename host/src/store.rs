@@ -1,0 +1,158 @@
+//! The content store: one OCI image layout that every registry reference is pulled into,
+//! so blobs are shared between references and stored once, by digest. Blobs are written
+//! atomically (temporary file, fsync, rename) by the layout, read-only; tags are set
+//! last. Signatures are stored under cosign's `sha256-<hex>.sig` tags beside them.
+//!
+//! Location: `$PACK_STORE`, else `$XDG_DATA_HOME/pack/store`, else
+//! `~/.local/share/pack/store`.
+
+use std::path::{Path, PathBuf};
+
+use pack_packager::Layout;
+use sha2::{Digest as _, Sha256};
+
+use crate::{Error, Result};
+
+/// The content store's directory from the environment.
+pub fn default_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("PACK_STORE")
+        .or_else(|| var("XDG_DATA_HOME").map(|d| d.join("pack").join("store")))
+        .or_else(|| var("HOME").map(|h| h.join(".local/share/pack/store")))
+}
+
+/// The content store.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    root: PathBuf,
+}
+
+impl ContentStore {
+    /// The store at `root` (created on first use).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Opens the store's layout, creating it when missing.
+    pub fn layout(&self) -> Result<Layout> {
+        if let Some(parent) = self.root.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Store {
+                path: self.root.clone(),
+                source,
+            })?;
+        }
+        Ok(Layout::open_or_create(&self.root)?)
+    }
+}
+
+/// The store's tag for a registry reference: the reference with every character a tag
+/// may not hold replaced by `_`, then `-` and 12 hex digits of its sha256 (so two
+/// references never share a tag), at most 128 characters.
+pub fn tag_for(reference: &str) -> String {
+    let hash = hex::encode(Sha256::digest(reference.as_bytes()));
+    let mut name: String = reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        name.insert(0, '_');
+    }
+    name.truncate(128 - 13);
+    format!("{name}-{}", &hash[..12])
+}
+
+/// Pulls `reference` into the store (this host's platforms, pulley, and the portable
+/// manifest, with every signature), verifying the signature with `keys` before fetching
+/// anything else when keys are given. Returns the store's layout and the tag.
+#[cfg(feature = "registry")]
+pub fn pull(
+    store: &ContentStore,
+    reference: &str,
+    keys: &[pack_packager::signing::PublicKey],
+    options: &RegistryOptions,
+) -> Result<(Layout, String, pack_registry_client::TransferSummary)> {
+    use pack_registry_client::{
+        ConnectOptions, NoReporter, PlatformSpec, PullOptions, Registry, auth,
+    };
+
+    let (parsed, _) = pack_registry_client::parse_reference(reference)?;
+    let tag = tag_for(reference);
+    let layout = store.layout()?;
+    let (os, arch) = crate::cpu::host_platform();
+    let spec = |os: &str, arch: &str| PlatformSpec {
+        os: os.to_string(),
+        architecture: arch.to_string(),
+        variant: None,
+    };
+    let pull_options = PullOptions {
+        jobs: 4,
+        platforms: vec![spec(os, arch), spec("unknown", "pulley64"), spec("wasip2", "wasm")],
+        keys: keys.to_vec(),
+    };
+    let connect = ConnectOptions {
+        insecure: options.insecure,
+        ca_certificates: options.ca_certificates.clone(),
+        ..ConnectOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Store {
+            path: store.root.clone(),
+            source,
+        })?;
+    let summary = runtime.block_on(async {
+        let credentials = auth::resolve(parsed.registry(), None, &auth::AuthEnv::from_process())?;
+        let registry = Registry::connect(&parsed, credentials, &connect).await?;
+        pack_registry_client::pull(
+            &registry,
+            &parsed,
+            layout.root(),
+            &tag,
+            &pull_options,
+            &NoReporter,
+        )
+        .await
+    })?;
+    Ok((layout, tag, summary))
+}
+
+/// How to reach registries.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Allow plain HTTP and any certificate (loopback registries are reached over plain
+    /// HTTP without it, as docker does).
+    pub insecure: bool,
+    /// PEM files with CA certificates to trust besides the platform's roots.
+    pub ca_certificates: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_valid_and_distinct() {
+        for r in [
+            "127.0.0.1:5000/app:v1",
+            "registry.example.com/team/app@sha256:abcd",
+            &format!("r.io/{}", "x".repeat(300)),
+        ] {
+            let tag = tag_for(r);
+            assert!(pack_packager::reference::is_valid_tag(&tag), "{tag}");
+        }
+        assert_ne!(tag_for("r.io/a/b"), tag_for("r.io/a_b"));
+        assert!(tag_for("127.0.0.1:5000/app:v1").starts_with("127.0.0.1_5000_app_v1-"));
+    }
+}

@@ -1,0 +1,121 @@
+//! `pack pull`: fetch a bundle and its signatures from a registry into a layout.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use pack_packager::LayoutRef;
+use pack_packager::reference::DEFAULT_TAG;
+use pack_packager::signing;
+use pack_registry_client::{PlatformSpec, PullOptions};
+
+use crate::commands::push::{
+    RegistryArgs, TransferArgs, TransferProgress, connect, into_anyhow, print_summary, runtime,
+};
+use crate::exit::Status;
+use crate::printer::{DIM, Printer};
+
+/// Fetch a bundle from a registry into a layout, with its signatures.
+///
+/// Fetches the index (or manifest) REFERENCE names, its manifests (all, or those of the
+/// --platform ones), their blobs and the signatures (`sha256-<hex>.sig`). Every blob is
+/// checked against its digest as it streams; a mismatch aborts it and leaves no file.
+/// Blobs the layout has are not fetched again, so an interrupted pull finishes where it
+/// stopped. The tag is written last.
+///
+/// With --key, the signature is fetched and verified first: when no signature by the
+/// keys covers the digest, nothing is fetched or written and the exit status is 1.
+///
+/// The layout tag is the one after `-o LAYOUT:`, else REFERENCE's, else `latest`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pack pull ghcr.io/team/app:v1.2.0 -o out/app
+  pack pull ghcr.io/team/app:v1.2.0 -o out/app --key cosign.pub --platform linux/amd64
+  pack pull 127.0.0.1:5000/app@sha256:... -o out/app:pinned --json
+
+Exit status:
+  0  pulled (and verified)
+  1  --key: no signature by the keys covers the digest; nothing was written
+  2  usage error or bad input (no such tag, no such platform, content that does not
+     match its digest)
+  3  the registry refused the credentials (or needs some)
+  4  the registry cannot be reached (network, TLS, or retries ran out)")]
+pub struct PullCommand {
+    /// What to pull: REGISTRY/REPOSITORY[:TAG][@DIGEST].
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+
+    /// The layout to write into (created when missing), and optionally the tag.
+    #[arg(long = "output", short = 'o', value_name = "LAYOUT[:TAG]")]
+    pub output: String,
+
+    /// Only the manifests of this platform (OS/ARCH[/VARIANT], e.g. linux/amd64 or
+    /// wasip2/wasm); repeatable. The index is kept whole, so its digest and signatures
+    /// still hold.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Vec<PlatformSpec>,
+
+    /// Verify the signature with this public key before writing anything; repeatable,
+    /// any of them may have signed.
+    #[arg(long, value_name = "PUB")]
+    pub key: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl PullCommand {
+    pub fn execute(self, printer: &Printer) -> Result<Status> {
+        let (reference, explicit_tag) = pack_registry_client::parse_reference(&self.reference)?;
+        let output = LayoutRef::parse(&self.output);
+        let tag_given = output.path.as_os_str() != std::ffi::OsStr::new(&self.output);
+        let tag = if tag_given {
+            output.tag.clone()
+        } else if explicit_tag || reference.digest().is_none() {
+            reference.tag().unwrap_or(DEFAULT_TAG).to_string()
+        } else {
+            DEFAULT_TAG.to_string()
+        };
+        pack_packager::reference::check_tag(&tag)?;
+        let keys = signing::load_public_keys(&self.key)?;
+        let credentials = self.registry.explicit_credentials()?;
+        let progress = TransferProgress::new(printer, !self.transfer.json, "fetching");
+        let options = PullOptions {
+            jobs: usize::from(self.transfer.jobs),
+            platforms: self.platform.clone(),
+            keys,
+        };
+        let summary = runtime()?.block_on(async {
+            let registry = connect(&reference, &self.registry, credentials).await?;
+            let summary = pack_registry_client::pull(
+                &registry,
+                &reference,
+                &output.path,
+                &tag,
+                &options,
+                &progress,
+            )
+            .await;
+            summary.map_err(into_anyhow)
+        });
+        progress.clear();
+        let summary = summary?;
+        if self.transfer.json {
+            printer.json(&summary)?;
+        } else {
+            print_summary(printer, "pulled", &summary, "fetched");
+            printer.detail(&format!(
+                "  {DIM}into {}:{}{DIM:#}",
+                summary.layout.display(),
+                summary.tag
+            ));
+            for key in &summary.verified_by {
+                printer.detail(&format!("  {DIM}signature verified: key {key}{DIM:#}"));
+            }
+        }
+        Ok(Status::Success)
+    }
+}

@@ -1,0 +1,356 @@
+//! `pack push`: send a bundle and its signatures from a layout to a registry. Also holds
+//! what `pull` and `login` share with it: the registry flags, credentials, the runtime
+//! and the progress bars.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pack_packager::{Layout, LayoutRef};
+use pack_registry_client::auth::{self, AuthEnv, Credentials};
+use pack_registry_client::{
+    ConnectOptions, Item, Outcome, PushOptions, Registry, Reporter, TransferSummary,
+};
+use zeroize::Zeroizing;
+
+use crate::commands::inspect::short_digest;
+use crate::exit::Status;
+use crate::printer::{BOLD, DIM, GREEN, Printer};
+use crate::progress::{bytes, duration};
+
+/// How to reach and log in to a registry (`push`, `pull`, `login`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP, and do not verify the registry's TLS certificate. Loopback
+    /// registries (127.0.0.0/8, ::1, localhost) may use plain HTTP without it.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// A PEM file of CA certificates to trust besides the platform's roots; repeatable.
+    #[arg(long = "ca-cert", value_name = "PEM")]
+    pub ca_cert: Vec<PathBuf>,
+
+    /// The username; the password (or token) is read from stdin with --password-stdin.
+    /// Otherwise PACK_REGISTRY_USERNAME/PACK_REGISTRY_PASSWORD, then the docker config
+    /// (credential helpers and `auths`), then anonymous.
+    #[arg(long, short = 'u', value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+
+    /// Read the password (or token) from stdin.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+impl RegistryArgs {
+    pub(crate) fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            insecure: self.insecure,
+            ca_certificates: self.ca_cert.clone(),
+            ..ConnectOptions::default()
+        }
+    }
+
+    /// `--username` with the password read from stdin.
+    pub(crate) fn explicit_credentials(&self) -> Result<Option<Credentials>> {
+        let Some(username) = &self.username else {
+            return Ok(None);
+        };
+        if !self.password_stdin {
+            bail!("--username needs --password-stdin");
+        }
+        Ok(Some(Credentials::new(username.clone(), read_password_stdin()?.as_str())))
+    }
+}
+
+/// The password on stdin, without its trailing newline.
+pub(crate) fn read_password_stdin() -> Result<Zeroizing<String>> {
+    let mut password = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("cannot read the password from stdin")?;
+    let trimmed = Zeroizing::new(password.trim_end_matches(['\n', '\r']).to_string());
+    if trimmed.is_empty() {
+        bail!("--password-stdin: stdin is empty");
+    }
+    Ok(trimmed)
+}
+
+/// `--jobs` and `--json`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TransferArgs {
+    /// Blobs moved at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+
+    /// Print the summary as JSON (no progress bars).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A runtime for the network, built only by the commands that need one.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the network runtime")
+}
+
+/// Connects to `reference`'s registry with the credentials found for it.
+pub(crate) async fn connect(
+    reference: &pack_registry_client::Reference,
+    args: &RegistryArgs,
+    explicit: Option<Credentials>,
+) -> Result<Registry> {
+    let resolved = auth::resolve(reference.registry(), explicit, &AuthEnv::from_process())
+        .map_err(into_anyhow)?;
+    Registry::connect(reference, resolved, &args.connect_options())
+        .await
+        .map_err(into_anyhow)
+}
+
+/// A registry-client error for the CLI; a layout error becomes the packager's own, so it
+/// gets the packager's hints.
+pub(crate) fn into_anyhow(error: pack_registry_client::Error) -> anyhow::Error {
+    match error {
+        pack_registry_client::Error::Layout(e) => e.into(),
+        other => other.into(),
+    }
+}
+
+/// Send a bundle from a layout to a registry, with its signatures.
+///
+/// Sends every blob (those the repository already has are skipped; with --mount-from,
+/// those another repository of the registry has are mounted), every manifest, the
+/// signature manifests under their `sha256-<hex>.sig` tags, and the index under the tag
+/// last, so nobody sees the tag before its content. Pushing again after an interruption
+/// sends only what is missing.
+///
+/// The tag is REFERENCE's, or the layout's when REFERENCE has none.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pack push out/app ghcr.io/team/app:v1.2.0
+  pack push out/app:v1.2.0 registry.example.com/team/app --mount-from team/base
+  echo \"$TOKEN\" | pack push out/app ghcr.io/team/app -u team --password-stdin
+  pack push out/app 127.0.0.1:5000/app --json
+
+Exit status:
+  0  pushed
+  2  usage error or bad input (not a layout, no such tag, a registry that rejects it)
+  3  the registry refused the credentials (or needs some)
+  4  the registry cannot be reached (network, TLS, or retries ran out)")]
+pub struct PushCommand {
+    /// The bundle: a layout directory and a tag (default `latest`).
+    #[arg(value_name = "LAYOUT[:TAG]")]
+    pub source: LayoutRef,
+
+    /// Where to push: REGISTRY/REPOSITORY[:TAG].
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+
+    /// Mount blobs from this repository of the same registry when it has them.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Option<String>,
+
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl PushCommand {
+    pub fn execute(self, printer: &Printer) -> Result<Status> {
+        let (mut reference, explicit_tag) = pack_registry_client::parse_reference(&self.reference)?;
+        if !explicit_tag && reference.digest().is_none() {
+            reference = pack_registry_client::Reference::with_tag(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                self.source.tag.clone(),
+            );
+        }
+        let layout = Layout::open(&self.source.path)?;
+        layout.resolve(&self.source.tag)?;
+        let credentials = self.registry.explicit_credentials()?;
+        let progress = TransferProgress::new(printer, !self.transfer.json, "sending");
+        let options = PushOptions {
+            jobs: usize::from(self.transfer.jobs),
+            mount_from: self.mount_from.clone(),
+        };
+        let summary = runtime()?.block_on(async {
+            let registry = connect(&reference, &self.registry, credentials).await?;
+            let summary = pack_registry_client::push(
+                &registry,
+                &layout,
+                &self.source.tag,
+                &reference,
+                &options,
+                &progress,
+            )
+            .await;
+            summary.map_err(into_anyhow)
+        });
+        progress.clear();
+        let summary = summary?;
+        if self.transfer.json {
+            printer.json(&summary)?;
+        } else {
+            print_summary(printer, "pushed", &summary, "sent");
+        }
+        Ok(Status::Success)
+    }
+}
+
+/// The summary line of a push or pull.
+pub(crate) fn print_summary(printer: &Printer, verb: &str, summary: &TransferSummary, moved: &str) {
+    let mut line = format!(
+        "{GREEN}✓{GREEN:#} {verb} {BOLD}{}{BOLD:#} ({}): {} blob{} {moved} ({}), {} skipped",
+        summary.reference,
+        short_digest(&summary.digest, true),
+        summary.blobs_transferred,
+        if summary.blobs_transferred == 1 { "" } else { "s" },
+        bytes(summary.bytes_transferred),
+        summary.blobs_skipped,
+    );
+    if summary.blobs_mounted > 0 {
+        line.push_str(&format!(", {} mounted", summary.blobs_mounted));
+    }
+    line.push_str(&format!(
+        ", {} manifest{} written, in {}",
+        summary.manifests_transferred,
+        if summary.manifests_transferred == 1 { "" } else { "s" },
+        duration(summary.duration)
+    ));
+    printer.result(&line);
+    if !summary.signatures.is_empty() {
+        printer.detail(&format!(
+            "  {DIM}signatures: {}{DIM:#}",
+            summary.signatures.join(", ")
+        ));
+    }
+}
+
+/// The CLI's [`Reporter`]: a byte-counting bar per blob and a total on a terminal;
+/// retries as warnings otherwise; nothing with `--quiet` or `--json`.
+pub(crate) struct TransferProgress {
+    printer: Printer,
+    verb: &'static str,
+    bars: Option<Bars>,
+    show: bool,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+    items: Mutex<HashMap<usize, (ProgressBar, u64)>>,
+}
+
+impl TransferProgress {
+    pub(crate) fn new(printer: &Printer, show: bool, verb: &'static str) -> Self {
+        let show = show && !printer.quiet();
+        let bars = (show && printer.interactive() && std::io::stderr().is_terminal()).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let total = multi.add(ProgressBar::new(0));
+            total.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:.bold} [{bar:30.cyan/dim}] {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed:.dim}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            total.set_prefix("total");
+            Bars {
+                multi,
+                total,
+                items: Mutex::new(HashMap::new()),
+            }
+        });
+        Self {
+            printer: printer.clone(),
+            verb,
+            bars,
+            show,
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Some(bars) = &self.bars {
+            let _ = bars.multi.clear();
+        }
+    }
+}
+
+fn blob_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {prefix:.dim} [{bar:24}] {bytes}/{total_bytes} {msg}")
+        .expect("valid template")
+        .progress_chars("=> ")
+}
+
+impl Reporter for TransferProgress {
+    fn on_plan(&self, _count: usize, total: u64) {
+        if let Some(bars) = &self.bars {
+            bars.total.set_length(total);
+        }
+    }
+
+    fn on_start(&self, item: &Item) {
+        let Some(bars) = &self.bars else { return };
+        if item.manifest {
+            return;
+        }
+        let bar = bars.multi.add(ProgressBar::new(item.size));
+        bar.set_style(blob_style());
+        bar.set_prefix(short_digest(item.digest.as_ref(), true));
+        bar.set_message(self.verb);
+        bars.items
+            .lock()
+            .expect("progress bars")
+            .insert(item.id, (bar, 0));
+    }
+
+    fn on_progress(&self, id: usize, transferred: u64) {
+        let Some(bars) = &self.bars else { return };
+        let mut items = bars.items.lock().expect("progress bars");
+        if let Some((bar, last)) = items.get_mut(&id) {
+            if transferred >= *last {
+                bars.total.inc(transferred - *last);
+            } else {
+                bars.total.set_position(bars.total.position().saturating_sub(*last - transferred));
+            }
+            *last = transferred;
+            bar.set_position(transferred);
+        }
+    }
+
+    fn on_complete(&self, id: usize, outcome: Outcome) {
+        let Some(bars) = &self.bars else { return };
+        let mut items = bars.items.lock().expect("progress bars");
+        if let Some((bar, last)) = items.remove(&id) {
+            let size = bar.length().unwrap_or(0);
+            bars.total.inc(size.saturating_sub(last));
+            match outcome {
+                Outcome::Transferred => bar.finish_with_message(format!("{GREEN}✓{GREEN:#}")),
+                Outcome::Skipped => bar.finish_with_message("exists"),
+                Outcome::Mounted => bar.finish_with_message("mounted"),
+            }
+        }
+    }
+
+    fn on_retry(&self, what: &str, attempt: u32, delay: Duration, error: &pack_registry_client::Error) {
+        if !self.show {
+            return;
+        }
+        let message = format!(
+            "{what}: attempt {attempt} failed ({error}); retrying in {}",
+            duration(delay)
+        );
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| self.printer.warn(&message)),
+            None => self.printer.warn(&message),
+        }
+    }
+}
