@@ -10,7 +10,8 @@ out=${PACK_DEMO_DIR:-target/demo}
 component=fixtures/components/hello-cli.wasm
 wit=fixtures/wit/hello-cli
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 
 cargo build --release --locked --quiet --bin pack
 pack=target/release/pack
