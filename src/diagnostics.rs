@@ -54,10 +54,12 @@ fn registry_hint(error: &anyhow::Error) -> Option<String> {
     let registry = error.chain().find_map(|e| e.downcast_ref::<R>())?;
     let codes = registry.registry_codes();
     Some(match registry {
-        _ if registry.is_tls() => "the registry's certificate is not trusted, or it does not speak \
+        _ if registry.is_tls() => {
+            "the registry's certificate is not trusted, or it does not speak \
             TLS: pass --ca-cert with the CA that signed it, or --insecure for a plain-HTTP \
             registry"
-            .to_string(),
+                .to_string()
+        }
         R::Unauthorized { .. } => "check the username and password (or token): pass \
             --username with --password-stdin, set PACK_REGISTRY_USERNAME and \
             PACK_REGISTRY_PASSWORD, or run `pack login <REGISTRY>`"
@@ -98,6 +100,9 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         return Some(hint);
     }
     if let Some(hint) = registry_hint(error) {
+        return Some(hint);
+    }
+    if let Some(hint) = crate::commands::run::hint(error) {
         return Some(hint);
     }
     use pack_compiler::Error as C;

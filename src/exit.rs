@@ -19,6 +19,8 @@ pub enum Status {
     Success,
     /// Exit 1: the command ran to the end and its answer is "no".
     Negative,
+    /// `pack run`: the component's own exit status.
+    Component(u8),
 }
 
 /// Exit 2: usage error, bad input, or an unexpected error.
@@ -35,6 +37,7 @@ impl From<Status> for ExitCode {
         match status {
             Status::Success => ExitCode::SUCCESS,
             Status::Negative => ExitCode::from(1),
+            Status::Component(code) => ExitCode::from(code),
         }
     }
 }

@@ -50,6 +50,7 @@ enum Command {
     Push(commands::push::PushCommand),
     Pull(commands::pull::PullCommand),
     Login(commands::login::LoginCommand),
+    Run(commands::run::RunCommand),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
         Command::Push(cmd) => cmd.execute(&printer),
         Command::Pull(cmd) => cmd.execute(&printer),
         Command::Login(cmd) => cmd.execute(&printer),
+        Command::Run(cmd) => cmd.execute(&printer),
     };
     match result {
         Ok(status) => status.into(),

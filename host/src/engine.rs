@@ -232,6 +232,16 @@ impl EngineSettings {
         out
     }
 
+    /// The keys that differ from wasmtime's defaults, as a JSON object: what a native
+    /// config's `profile.settings` records.
+    pub fn non_defaults(&self) -> serde_json::Map<String, serde_json::Value> {
+        let defaults = settings_map(&EngineSettings::default());
+        settings_map(self)
+            .into_iter()
+            .filter(|(k, v)| defaults.get(k) != Some(v))
+            .collect()
+    }
+
     /// Whether the store must be given fuel or an epoch deadline for code compiled with
     /// these settings to run at all.
     pub fn needs_store_setup(&self) -> bool {

@@ -29,7 +29,7 @@ use pack_packager::{Error as PackagerError, NativeConfig, oci_spec};
 use crate::cpu;
 use crate::engine::{EnginePolicy, EngineSettings};
 use crate::verify::VerifiedBundle;
-use crate::{Error, Result};
+use crate::Result;
 
 /// The version of the `wasmtime` crate this host runs, pinned with `=` in Cargo.toml (a
 /// test checks it against `Cargo.lock`). Artifacts must come from the same version.

@@ -124,6 +124,19 @@ pub fn pull(
             &NoReporter,
         )
         .await
+    })
+    .map_err(|e| match e {
+        // Refused before anything but the signatures was fetched: the host's refusal.
+        pack_registry_client::Error::Unverified {
+            reference,
+            digest,
+            reasons,
+        } => Error::Unverified {
+            bundle: reference,
+            digest,
+            reasons,
+        },
+        other => other.into(),
     })?;
     Ok((layout, tag, summary))
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use wasmtime::component::{InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{DirPerms, FilePerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::EngineSettings;
@@ -86,7 +86,7 @@ impl WasiOptions {
         }
         for (host, guest) in &self.dirs {
             builder
-                .preopened_dir(host, guest, DirPerms::all(), FilePerms::all())
+                .preopened_dir(host, guest, FsPerms::ReadWrite)
                 .map_err(|e| Error::Wasi {
                     message: format!("cannot preopen `{}` as `{guest}`", host.display()),
                     source: Some(boxed(e)),
@@ -172,7 +172,7 @@ impl RunOutcome {
 }
 
 /// A trap, with the wasm backtrace when there is one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trap {
     /// What trapped (`wasm trap: out of bounds memory access`), with its causes.
     pub message: String,
@@ -207,7 +207,7 @@ fn outcome_of(error: wasmtime::Error) -> RunOutcome {
         causes.push(text);
     }
     let message = match error.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
+        Some(trap) => trap.to_string(),
         None => causes.join(": "),
     };
     RunOutcome::Trap(Trap { message, backtrace })

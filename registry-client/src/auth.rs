@@ -132,8 +132,8 @@ impl Resolved {
 
 /// What credential lookup reads from the process: the environment variables, the docker
 /// config directory, and the `PATH` helpers are found on. [`AuthEnv::from_process`] reads
-/// the real ones; tests fill it in.
-#[derive(Debug, Clone, Default)]
+/// the real ones; tests fill it in. Its `Debug` hides the password.
+#[derive(Clone, Default)]
 pub struct AuthEnv {
     /// `PACK_REGISTRY_USERNAME`.
     pub username: Option<String>,
@@ -143,6 +143,17 @@ pub struct AuthEnv {
     pub docker_config_dir: Option<PathBuf>,
     /// `PATH` for credential helpers; the process's own when `None`.
     pub path: Option<std::ffi::OsString>,
+}
+
+impl fmt::Debug for AuthEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthEnv")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("docker_config_dir", &self.docker_config_dir)
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 impl AuthEnv {
@@ -163,7 +174,9 @@ impl AuthEnv {
 
     /// `<docker config dir>/config.json`.
     pub fn docker_config_path(&self) -> Option<PathBuf> {
-        self.docker_config_dir.as_ref().map(|d| d.join("config.json"))
+        self.docker_config_dir
+            .as_ref()
+            .map(|d| d.join("config.json"))
     }
 }
 
@@ -308,7 +321,11 @@ impl DockerConfig {
             path: self.path.clone(),
             reason: format!("the `auths` entry for {registry} {reason}"),
         };
-        if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+        if let Some(auth) = entry
+            .get("auth")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+        {
             let decoded = Zeroizing::new(
                 base64::engine::general_purpose::STANDARD
                     .decode(auth.trim())
@@ -429,7 +446,10 @@ fn helper_get(helper: &str, registry: &str, env: &AuthEnv) -> Result<Option<Cred
     if parsed.username.is_empty() && parsed.secret.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Credentials::new(parsed.username, parsed.secret.to_string())))
+    Ok(Some(Credentials::new(
+        parsed.username,
+        parsed.secret.to_string(),
+    )))
 }
 
 fn first_line(text: &str) -> String {
@@ -464,10 +484,12 @@ impl fmt::Display for Stored {
 /// else as a base64 `auth` entry under `auths` in the config file (created with mode
 /// 0600 when missing).
 pub fn store(registry: &str, credentials: &Credentials, env: &AuthEnv) -> Result<Stored> {
-    let path = env.docker_config_path().ok_or_else(|| Error::DockerConfig {
-        path: PathBuf::from("~/.docker/config.json"),
-        reason: "neither DOCKER_CONFIG nor HOME is set".to_string(),
-    })?;
+    let path = env
+        .docker_config_path()
+        .ok_or_else(|| Error::DockerConfig {
+            path: PathBuf::from("~/.docker/config.json"),
+            reason: "neither DOCKER_CONFIG nor HOME is set".to_string(),
+        })?;
     let mut config = DockerConfig::load(&path)?.unwrap_or_else(|| DockerConfig {
         path: path.clone(),
         value: Value::Object(Default::default()),
@@ -532,6 +554,16 @@ mod tests {
         let c = Credentials::new("alice", "s3cret");
         let text = format!("{c:?}");
         assert!(text.contains("alice") && !text.contains("s3cret"), "{text}");
+        let resolved = Resolved {
+            credentials: Some(c),
+            source: CredentialSource::Environment,
+        };
+        assert!(!format!("{resolved:?}").contains("s3cret"));
+        let env = AuthEnv {
+            password: Some(Zeroizing::new("s3cret".into())),
+            ..Default::default()
+        };
+        assert!(!format!("{env:?}").contains("s3cret"));
     }
 
     #[test]
@@ -581,7 +613,10 @@ mod tests {
             docker_config_dir: Some(dir.path().join("nope")),
             ..Default::default()
         };
-        assert_eq!(resolve("r", None, &env).unwrap().source, CredentialSource::Anonymous);
+        assert_eq!(
+            resolve("r", None, &env).unwrap().source,
+            CredentialSource::Anonymous
+        );
     }
 
     #[cfg(unix)]
@@ -608,12 +643,20 @@ mod tests {
             r#"read server; [ "$1" = get ] && [ "$server" = r.example ] && echo '{"ServerURL":"r.example","Username":"helped","Secret":"hs"}' || { echo "credentials not found in native keychain"; exit 1; }"#,
         ));
         let r = resolve("r.example", None, &env).unwrap();
-        assert_eq!(r.source, CredentialSource::Helper { helper: "test".into() });
+        assert_eq!(
+            r.source,
+            CredentialSource::Helper {
+                helper: "test".into()
+            }
+        );
         assert_eq!(r.credentials.unwrap().password(), "hs");
 
         // credsStore covers every registry; "not found" means anonymous.
         std::fs::write(dir.path().join("config.json"), r#"{"credsStore":"test"}"#).unwrap();
-        assert_eq!(resolve("other", None, &env).unwrap().source, CredentialSource::Anonymous);
+        assert_eq!(
+            resolve("other", None, &env).unwrap().source,
+            CredentialSource::Anonymous
+        );
 
         // A failing helper is an error that names it.
         env.path = Some(helper_script(dir.path(), "echo boom >&2; exit 3"));
@@ -625,7 +668,10 @@ mod tests {
     #[test]
     fn store_writes_a_docker_config() {
         let dir = tempfile::tempdir().unwrap();
-        let env = env_with_config(dir.path(), r#"{"auths":{"https://r.example":{}},"other":1}"#);
+        let env = env_with_config(
+            dir.path(),
+            r#"{"auths":{"https://r.example":{}},"other":1}"#,
+        );
         let stored = store("r.example", &Credentials::new("alice", "pw"), &env).unwrap();
         assert!(matches!(stored, Stored::DockerConfig { .. }));
         let value: Value =
@@ -639,7 +685,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("config.json")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("config.json"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -4,7 +4,6 @@
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -17,12 +16,13 @@ use pack_packager::Layout;
 use reqwest::header::HeaderValue;
 use tokio::io::AsyncReadExt;
 
-use crate::auth::{CredentialSource, Resolved};
+use crate::auth::{CredentialSource, Credentials, Resolved};
 use crate::error::{Context, Operation};
 use crate::{Error, Reporter, Result, RetryPolicy};
 
-/// The size of each `PATCH` of a chunked blob upload (oci-client's own maximum).
-pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// Blobs larger than this are uploaded in `PATCH` chunks of this size; smaller ones in a
+/// single `PUT`.
+pub const CHUNK_SIZE: usize = 32 * 1024 * 1024;
 
 /// How to reach a registry.
 #[derive(Debug, Clone)]
@@ -82,7 +82,8 @@ pub fn is_loopback(host: &str) -> bool {
     } else {
         host.split(':').next().unwrap_or(host)
     };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A connection to one registry.
@@ -90,10 +91,22 @@ pub struct Registry {
     client: Client,
     /// As written in references (`docker.io`, `127.0.0.1:5000`).
     registry: String,
+    /// What requests go to (`index.docker.io` for Docker Hub).
+    host: String,
     scheme: Scheme,
     credentials: CredentialSource,
     credentials_text: String,
+    /// Kept for blob uploads, which pack sends itself (see [`Registry::push_blob_file`]).
+    basic: Option<Credentials>,
+    auth: RegistryAuth,
     retry: RetryPolicy,
+    /// The HTTP client for uploads, built on first use with the same TLS settings.
+    uploads: tokio::sync::OnceCell<reqwest::Client>,
+    certs: Vec<Vec<u8>>,
+    insecure: bool,
+    timeouts: (Duration, Duration),
+    /// The `Authorization` header for pushes, per repository.
+    push_auth: tokio::sync::Mutex<std::collections::HashMap<String, Option<HeaderValue>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -139,7 +152,9 @@ fn pem_certificates(text: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find(BEGIN) {
-        let Some(len) = rest[start..].find(END) else { break };
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
         let end = start + len + END.len();
         blocks.push(format!("{}\n", &rest[start..end]));
         rest = &rest[end..];
@@ -163,7 +178,7 @@ impl Registry {
         let certs = load_certificates(&options.ca_certificates)?;
         let credentials_text = credentials.source.to_string();
         let scheme = if options.insecure || is_loopback(&host) {
-            probe_scheme(&registry, &host, &certs, options).await?
+            probe_scheme(&registry, &host, options).await?
         } else {
             Scheme::Https
         };
@@ -174,10 +189,10 @@ impl Registry {
             },
             accept_invalid_certificates: options.insecure,
             extra_root_certificates: certs
-                .into_iter()
+                .iter()
                 .map(|data| Certificate {
                     encoding: CertificateEncoding::Pem,
-                    data,
+                    data: data.clone(),
                 })
                 .collect(),
             platform_resolver: None,
@@ -189,7 +204,7 @@ impl Registry {
         let operation = Operation {
             registry: registry.clone(),
             repository: String::new(),
-            action: "set up a client".to_string(),
+            action: "set up a client for".to_string(),
         };
         let client = Client::try_from(config).map_err(|e| {
             Context {
@@ -204,10 +219,18 @@ impl Registry {
         Ok(Self {
             client,
             registry,
+            host,
             scheme,
+            basic: credentials.credentials,
             credentials: credentials.source,
             credentials_text,
+            auth,
             retry: options.retry,
+            uploads: tokio::sync::OnceCell::new(),
+            certs,
+            insecure: options.insecure,
+            timeouts: (options.connect_timeout, options.read_timeout),
+            push_auth: Default::default(),
         })
     }
 
@@ -231,11 +254,19 @@ impl Registry {
     }
 
     fn by_tag(&self, repository: &str, tag: &str) -> Reference {
-        Reference::with_tag(self.registry.clone(), repository.to_string(), tag.to_string())
+        Reference::with_tag(
+            self.registry.clone(),
+            repository.to_string(),
+            tag.to_string(),
+        )
     }
 
     fn by_digest(&self, repository: &str, digest: &str) -> Reference {
-        Reference::with_digest(self.registry.clone(), repository.to_string(), digest.to_string())
+        Reference::with_digest(
+            self.registry.clone(),
+            repository.to_string(),
+            digest.to_string(),
+        )
     }
 
     /// A reference by tag or by digest (`sha256:...`).
@@ -270,7 +301,12 @@ impl Registry {
 
     /// `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`: `false` when the
     /// registry did not mount it (it does not have it there, or does not mount).
-    pub(crate) async fn mount_blob(&self, repository: &str, from: &str, digest: &Digest) -> Result<bool> {
+    pub(crate) async fn mount_blob(
+        &self,
+        repository: &str,
+        from: &str,
+        digest: &Digest,
+    ) -> Result<bool> {
         let ctx = self.context(repository, format!("mount blob {digest} from {from}"));
         match self
             .client
@@ -291,70 +327,248 @@ impl Registry {
         }
     }
 
-    /// Uploads the file at `path` as blob `digest` in chunks of [`CHUNK_SIZE`], calling
-    /// `progress` with the bytes the registry has accepted so far.
+    fn upload_client(&self) -> Result<&reqwest::Client> {
+        if let Some(client) = self.uploads.get() {
+            return Ok(client);
+        }
+        let mut roots = Vec::new();
+        for pem in &self.certs {
+            roots.push(reqwest::Certificate::from_pem(pem).expect("checked when loaded"));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(self.timeouts.0)
+            .read_timeout(self.timeouts.1)
+            .danger_accept_invalid_certs(self.insecure)
+            .tls_certs_merge(roots)
+            .user_agent(concat!("pack/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                self.context("", "set up a client for".to_string())
+                    .reqwest_error(e)
+            })?;
+        let _ = self.uploads.set(client);
+        Ok(self.uploads.get().expect("just set"))
+    }
+
+    /// The `Authorization` header for pushing to `repository`: a Bearer token from
+    /// oci-client's token exchange when the registry asks for one, else the basic
+    /// credentials (if any). Cached per repository; `refresh` asks again.
+    async fn push_authorization(
+        &self,
+        repository: &str,
+        refresh: bool,
+    ) -> Result<Option<HeaderValue>> {
+        let mut cache = self.push_auth.lock().await;
+        if !refresh && let Some(found) = cache.get(repository) {
+            return Ok(found.clone());
+        }
+        let ctx = self.context(repository, "authenticate for push".to_string());
+        let token = self
+            .client
+            .auth(
+                &self.by_tag(repository, "latest"),
+                &self.auth,
+                oci_client::RegistryOperation::Push,
+            )
+            .await
+            .map_err(|e| ctx.oci(e))?;
+        let header = match (token, &self.basic) {
+            (Some(token), _) => Some(format!("Bearer {token}")),
+            (None, Some(basic)) => {
+                use base64::Engine as _;
+                let pair =
+                    zeroize::Zeroizing::new(format!("{}:{}", basic.username(), basic.password()));
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair.as_bytes())
+                ))
+            }
+            (None, None) => None,
+        };
+        let header = header
+            .map(|h| {
+                let mut value = HeaderValue::from_str(&h).map_err(|_| Error::InvalidContent {
+                    operation: Box::new(ctx.operation.clone()),
+                    reason: "the credentials cannot be sent in an HTTP header".to_string(),
+                })?;
+                value.set_sensitive(true);
+                Ok::<_, Error>(value)
+            })
+            .transpose()?;
+        cache.insert(repository.to_string(), header.clone());
+        Ok(header)
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with('/') {
+            format!("{}://{}{location}", self.scheme.as_str(), self.host)
+        } else {
+            location.to_string()
+        }
+    }
+
+    /// Sends a request of an upload and checks its status; returns the response.
+    async fn upload_request(
+        &self,
+        ctx: &Context<'_>,
+        request: reqwest::RequestBuilder,
+        authorization: &Option<HeaderValue>,
+        expected: u16,
+    ) -> Result<reqwest::Response> {
+        let request = match authorization {
+            Some(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| ctx.reqwest_error(e))?;
+        if response.status().as_u16() == expected {
+            return Ok(response);
+        }
+        Err(ctx.response_error(response).await)
+    }
+
+    fn location(&self, ctx: &Context<'_>, response: &reqwest::Response) -> Result<String> {
+        response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| self.absolute(l))
+            .ok_or_else(|| Error::InvalidContent {
+                operation: Box::new(ctx.operation.clone()),
+                reason: "the registry did not say where to upload (no Location header)".to_string(),
+            })
+    }
+
+    /// Uploads the file at `path` as blob `digest` (`size` bytes), calling `progress` with
+    /// the bytes sent so far.
+    ///
+    /// oci-client's uploads send fixed 4 MiB chunks, each a request, from memory; pack
+    /// streams the file instead: `POST` to open the upload, then one `PUT ?digest=` with
+    /// the whole blob when it is at most [`CHUNK_SIZE`], else `PATCH`es of [`CHUNK_SIZE`]
+    /// and a final `PUT`. The registry checks the digest. The credentials are oci-client's
+    /// (its token exchange).
     pub(crate) async fn push_blob_file(
         &self,
         repository: &str,
         path: &Path,
         digest: &Digest,
+        size: u64,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<()> {
         let ctx = self.context(repository, format!("upload blob {digest}"));
-        let io_err = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = tokio::fs::File::open(path).await.map_err(io_err)?;
-        let local_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-        let slot = local_error.clone();
-        // Each item is one PATCH; when the next is asked for, the previous one was
-        // accepted.
-        let stream = futures_util::stream::unfold((file, 0u64, 0u64), move |(mut file, accepted, pending)| {
-            let slot = slot.clone();
-            async move {
-                let accepted = accepted + pending;
-                progress(accepted);
-                let mut buf = BytesMut::with_capacity(CHUNK_SIZE);
-                while buf.len() < CHUNK_SIZE {
-                    match file.read_buf(&mut buf).await {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(e) => {
-                            *slot.lock().expect("error slot") = Some(e);
-                            return Some((
-                                Err(oci_client::errors::OciDistributionError::GenericError(Some(
-                                    "reading the blob failed".to_string(),
-                                ))),
-                                (file, accepted, 0),
-                            ));
-                        }
-                    }
+        let client = self.upload_client()?;
+        let mut refreshed = false;
+        loop {
+            let authorization = self.push_authorization(repository, refreshed).await?;
+            match self
+                .upload_once(
+                    &ctx,
+                    client,
+                    &authorization,
+                    repository,
+                    path,
+                    digest,
+                    size,
+                    progress,
+                )
+                .await
+            {
+                // A token that expired: ask for a new one, once.
+                Err(Error::Unauthorized { .. }) if !refreshed && authorization.is_some() => {
+                    refreshed = true;
                 }
-                if buf.is_empty() {
-                    return None;
-                }
-                let len = buf.len() as u64;
-                Some((Ok(buf.freeze()), (file, accepted, len)))
+                other => return other,
             }
-        });
-        let result = self
-            .client
-            .push_blob_stream(&self.by_tag(repository, "latest"), stream, digest.as_ref())
-            .await;
-        if let Some(e) = local_error.lock().expect("error slot").take() {
-            return Err(io_err(e));
         }
-        result.map(|_| ()).map_err(|e| ctx.oci(e))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_once(
+        &self,
+        ctx: &Context<'_>,
+        client: &reqwest::Client,
+        authorization: &Option<HeaderValue>,
+        repository: &str,
+        path: &Path,
+        digest: &Digest,
+        size: u64,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()> {
+        let start = format!(
+            "{}://{}/v2/{repository}/blobs/uploads/",
+            self.scheme.as_str(),
+            self.host
+        );
+        let response = self
+            .upload_request(
+                ctx,
+                client
+                    .post(&start)
+                    .header(reqwest::header::CONTENT_LENGTH, 0),
+                authorization,
+                202,
+            )
+            .await?;
+        let mut location = self.location(ctx, &response)?;
+        let chunk = CHUNK_SIZE as u64;
+        let mut offset = 0u64;
+        if size > chunk {
+            while offset < size {
+                let len = chunk.min(size - offset);
+                let (body, taken) = file_body(path, offset, len).await?;
+                let request = self.upload_request(
+                    ctx,
+                    client
+                        .patch(&location)
+                        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                        .header(reqwest::header::CONTENT_LENGTH, len)
+                        .header(
+                            reqwest::header::CONTENT_RANGE,
+                            format!("{}-{}", offset, offset + len - 1),
+                        )
+                        .body(body),
+                    authorization,
+                    202,
+                );
+                let response = with_progress(request, taken, offset, progress).await?;
+                location = self.location(ctx, &response)?;
+                offset += len;
+            }
+        }
+        let mut url = reqwest::Url::parse(&location).map_err(|e| Error::InvalidContent {
+            operation: Box::new(ctx.operation.clone()),
+            reason: format!("the registry's upload location `{location}` is not a URL: {e}"),
+        })?;
+        url.query_pairs_mut().append_pair("digest", digest.as_ref());
+        let len = size - offset;
+        let request = client
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len);
+        if len == 0 {
+            self.upload_request(ctx, request, authorization, 201)
+                .await?;
+            return Ok(());
+        }
+        let (body, taken) = file_body(path, offset, len).await?;
+        let request = self.upload_request(ctx, request.body(body), authorization, 201);
+        with_progress(request, taken, offset, progress).await?;
+        Ok(())
     }
 
     /// The digest of the manifest `reference` (tag or digest) names, `None` when the
     /// registry does not have it (`HEAD /v2/<repo>/manifests/<reference>`).
-    pub(crate) async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>> {
+    pub(crate) async fn manifest_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>> {
         let ctx = self.context(repository, format!("check manifest {reference}"));
         match self
             .client
-            .fetch_manifest_digest(&self.by_ref(repository, reference), &RegistryAuth::Anonymous)
+            .fetch_manifest_digest(
+                &self.by_ref(repository, reference),
+                &RegistryAuth::Anonymous,
+            )
             .await
         {
             Ok(found) => Ok(found.parse().ok()),
@@ -374,10 +588,11 @@ impl Registry {
         media_type: &str,
     ) -> Result<()> {
         let ctx = self.context(repository, format!("push manifest {reference}"));
-        let content_type = HeaderValue::from_str(media_type).map_err(|_| Error::InvalidContent {
-            operation: ctx.operation.clone(),
-            reason: format!("`{media_type}` is not a valid media type"),
-        })?;
+        let content_type =
+            HeaderValue::from_str(media_type).map_err(|_| Error::InvalidContent {
+                operation: Box::new(ctx.operation.clone()),
+                reason: format!("`{media_type}` is not a valid media type"),
+            })?;
         self.client
             .push_manifest_raw(&self.by_ref(repository, reference), bytes, content_type)
             .await
@@ -396,11 +611,15 @@ impl Registry {
         let ctx = self.context(repository, format!("fetch manifest {reference}"));
         let (bytes, digest) = self
             .client
-            .pull_manifest_raw(&self.by_ref(repository, reference), &RegistryAuth::Anonymous, accept)
+            .pull_manifest_raw(
+                &self.by_ref(repository, reference),
+                &RegistryAuth::Anonymous,
+                accept,
+            )
             .await
             .map_err(|e| ctx.oci(e))?;
         let digest: Digest = digest.parse().map_err(|_| Error::InvalidContent {
-            operation: ctx.operation.clone(),
+            operation: Box::new(ctx.operation.clone()),
             reason: format!("the registry named it `{digest}`, which is not a digest"),
         })?;
         if digest.algorithm().as_ref() != "sha256" {
@@ -411,12 +630,20 @@ impl Registry {
     }
 
     /// Fetches a small blob into memory, verified.
-    pub(crate) async fn get_blob(&self, repository: &str, descriptor: &Descriptor) -> Result<Vec<u8>> {
+    pub(crate) async fn get_blob(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+    ) -> Result<Vec<u8>> {
         let digest = descriptor.digest().to_string();
         let ctx = self.context(repository, format!("fetch blob {digest}"));
         let mut out = Vec::with_capacity(descriptor.size() as usize);
         self.client
-            .pull_blob(&self.by_digest(repository, &digest), digest.as_str(), &mut out)
+            .pull_blob(
+                &self.by_digest(repository, &digest),
+                digest.as_str(),
+                &mut out,
+            )
             .await
             .map_err(|e| ctx.oci(e))?;
         Ok(out)
@@ -436,7 +663,10 @@ impl Registry {
         let ctx = self.context(repository, format!("fetch blob {digest}"));
         let mut stream = self
             .client
-            .pull_blob_stream(&self.by_digest(repository, digest.as_ref()), digest.as_ref())
+            .pull_blob_stream(
+                &self.by_digest(repository, digest.as_ref()),
+                digest.as_ref(),
+            )
             .await
             .map_err(|e| ctx.oci(e))?;
         let expected = descriptor.size();
@@ -444,8 +674,10 @@ impl Registry {
             && length != expected
         {
             return Err(Error::InvalidContent {
-                operation: ctx.operation.clone(),
-                reason: format!("the registry sends {length} bytes, the descriptor says {expected}"),
+                operation: Box::new(ctx.operation.clone()),
+                reason: format!(
+                    "the registry sends {length} bytes, the descriptor says {expected}"
+                ),
             });
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
@@ -453,7 +685,13 @@ impl Registry {
             let layout = layout.clone();
             let digest = digest.clone();
             tokio::task::spawn_blocking(move || {
-                layout.put_blob(ChannelReader { rx, current: Bytes::new() }, Some(&digest))
+                layout.put_blob(
+                    ChannelReader {
+                        rx,
+                        current: Bytes::new(),
+                    },
+                    Some(&digest),
+                )
             })
         };
         let mut received = 0u64;
@@ -464,8 +702,10 @@ impl Registry {
                     received += bytes.len() as u64;
                     if received > expected {
                         failure = Some(Error::InvalidContent {
-                            operation: ctx.operation.clone(),
-                            reason: format!("the registry sent more than the {expected} bytes the descriptor says"),
+                            operation: Box::new(ctx.operation.clone()),
+                            reason: format!(
+                                "the registry sent more than the {expected} bytes the descriptor says"
+                            ),
                         });
                         break;
                     }
@@ -482,11 +722,13 @@ impl Registry {
         }
         if failure.is_some() {
             // The writer sees an error and removes its temporary file.
-            let _ = tx.send(Err(std::io::Error::other("transfer aborted"))).await;
+            let _ = tx
+                .send(Err(std::io::Error::other("transfer aborted")))
+                .await;
         }
         drop(tx);
         let written = writer.await.map_err(|e| Error::InvalidContent {
-            operation: ctx.operation.clone(),
+            operation: Box::new(ctx.operation.clone()),
             reason: format!("the writer task failed: {e}"),
         })?;
         if let Some(failure) = failure {
@@ -518,53 +760,136 @@ impl Read for ChannelReader {
     }
 }
 
-/// Finds out whether a loopback or `--insecure` registry speaks HTTPS or plain HTTP:
-/// HTTPS first (as docker does); plain HTTP only when HTTPS fails and `/v2/` answers
-/// like a registry over HTTP (200 or 401).
-async fn probe_scheme(
-    registry: &str,
-    host: &str,
-    certs: &[Vec<u8>],
-    options: &ConnectOptions,
-) -> Result<Scheme> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(options.connect_timeout)
-        .timeout(Duration::from_secs(30))
-        .danger_accept_invalid_certs(options.insecure);
-    let mut roots = Vec::new();
-    for pem in certs {
-        roots.push(reqwest::Certificate::from_pem(pem).expect("checked when loaded"));
-    }
-    builder = builder.tls_certs_merge(roots);
-    let client = builder.build().map_err(|e| Error::Network {
-        operation: probe_operation(registry),
-        scheme: "https",
-        tls: true,
-        source: Box::new(e),
-    })?;
-    let https_error = match client.get(format!("https://{host}/v2/")).send().await {
-        Ok(_) => return Ok(Scheme::Https),
-        Err(e) => e,
+/// A request body that streams `len` bytes of the file at `path` from `offset`, and a
+/// channel that says how many of them the connection has taken so far.
+async fn file_body(
+    path: &Path,
+    offset: u64,
+    len: u64,
+) -> Result<(reqwest::Body, tokio::sync::mpsc::UnboundedReceiver<u64>)> {
+    use tokio::io::AsyncSeekExt;
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
     };
-    if let Ok(response) = client.get(format!("http://{host}/v2/")).send().await
-        && matches!(response.status().as_u16(), 200 | 401)
-    {
-        return Ok(Scheme::Http);
+    let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(io_err)?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    const READ: usize = 1024 * 1024;
+    let stream =
+        futures_util::stream::unfold((file, 0u64, tx), move |(mut file, sent, tx)| async move {
+            if sent >= len {
+                return None;
+            }
+            let want = READ.min((len - sent) as usize);
+            let mut buf = BytesMut::with_capacity(want);
+            while buf.len() < want {
+                match file.read_buf(&mut buf).await {
+                    Ok(0) => {
+                        let short = std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the blob file is shorter than its descriptor says",
+                        );
+                        return Some((Err(short), (file, len, tx)));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some((Err(e), (file, len, tx))),
+                }
+            }
+            let sent = sent + buf.len() as u64;
+            let _ = tx.send(sent);
+            Some((Ok::<Bytes, std::io::Error>(buf.freeze()), (file, sent, tx)))
+        });
+    Ok((reqwest::Body::wrap_stream(stream), rx))
+}
+
+/// Awaits `request` while reporting the body's progress (`offset` + bytes taken).
+async fn with_progress<T>(
+    request: impl std::future::Future<Output = T>,
+    mut taken: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    offset: u64,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> T {
+    tokio::pin!(request);
+    loop {
+        tokio::select! {
+            out = &mut request => return out,
+            Some(n) = taken.recv() => progress(offset + n),
+        }
     }
-    let tls = crate::error::is_tls_error(&https_error);
-    Err(Error::Network {
-        operation: probe_operation(registry),
-        scheme: "https",
-        tls,
-        source: Box::new(https_error),
-    })
+}
+
+/// Finds out whether a loopback or `--insecure` registry speaks plain HTTP: a bare
+/// `GET /v2/` over TCP (no credentials) that a registry answers with 200 or 401. A TLS
+/// server answers otherwise (Go's with a 400), and HTTPS is used.
+async fn probe_scheme(registry: &str, host: &str, options: &ConnectOptions) -> Result<Scheme> {
+    use tokio::io::AsyncWriteExt;
+    // A bare IPv6 address (`::1`) has colons but no port.
+    let bare_ipv6 = host.matches(':').count() > 1 && !host.starts_with('[');
+    let has_port = !bare_ipv6
+        && host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    let address = if has_port {
+        host.to_string()
+    } else if bare_ipv6 {
+        format!("[{host}]:80")
+    } else {
+        format!("{host}:80")
+    };
+    let network = |source: std::io::Error| Error::Network {
+        operation: Box::new(probe_operation(registry)),
+        scheme: "http",
+        tls: false,
+        source: Box::new(source),
+    };
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(&address).await?;
+        stream
+            .write_all(
+                format!("GET /v2/ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut head = [0u8; 12];
+        let mut read = 0;
+        while read < head.len() {
+            let n = stream.read(&mut head[read..]).await?;
+            if n == 0 {
+                break;
+            }
+            read += n;
+        }
+        std::io::Result::Ok(head[..read].to_vec())
+    };
+    let head = match tokio::time::timeout(options.connect_timeout, attempt).await {
+        Ok(Ok(head)) => head,
+        // Nothing listens on the registry's port: say so now, without retrying. (Without a
+        // port, only port 80 was tried; HTTPS is on 443.)
+        Ok(Err(e)) if has_port && e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(network(e));
+        }
+        Ok(Err(_)) => return Ok(Scheme::Https),
+        Err(_) => {
+            return Err(network(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection timed out",
+            )));
+        }
+    };
+    let text = String::from_utf8_lossy(&head);
+    let plain = text.starts_with("HTTP/1.")
+        && (text[9..].starts_with("200") || text[9..].starts_with("401"));
+    Ok(if plain { Scheme::Http } else { Scheme::Https })
 }
 
 fn probe_operation(registry: &str) -> Operation {
     Operation {
         registry: registry.to_string(),
         repository: String::new(),
-        action: "connect".to_string(),
+        action: "connect to".to_string(),
     }
 }
 
@@ -588,10 +913,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for host in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "::1"] {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "::1",
+        ] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in ["ghcr.io", "10.0.0.1:5000", "[fe80::1]:5000", "localhost.example.com"] {
+        for host in [
+            "ghcr.io",
+            "10.0.0.1:5000",
+            "[fe80::1]:5000",
+            "localhost.example.com",
+        ] {
             assert!(!is_loopback(host), "{host}");
         }
     }

@@ -45,9 +45,13 @@ pub struct Operation {
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.repository.is_empty() {
-            write!(f, "{} on {}", self.action, self.registry)
+            write!(f, "{} {}", self.action, self.registry)
         } else {
-            write!(f, "{} in {}/{}", self.action, self.registry, self.repository)
+            write!(
+                f,
+                "{} in {}/{}",
+                self.action, self.registry, self.repository
+            )
         }
     }
 }
@@ -74,7 +78,9 @@ pub enum ErrorKind {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The string is not a registry reference.
-    #[error("`{input}` is not a registry reference ({reason}); expected REGISTRY/REPOSITORY[:TAG][@DIGEST]")]
+    #[error(
+        "`{input}` is not a registry reference ({reason}); expected REGISTRY/REPOSITORY[:TAG][@DIGEST]"
+    )]
     InvalidReference { input: String, reason: String },
 
     /// The reference does not fit the command (e.g. a digest where a tag is pushed).
@@ -82,18 +88,18 @@ pub enum Error {
     UnsupportedReference { reference: String, reason: String },
 
     /// The registry answered 401, or refused the credentials during the token exchange.
-    #[error("{operation}: the registry refused {credentials}{}", messages_suffix(.messages))]
+    #[error("{operation}: the registry refused {credentials}{}", status_or_messages(401, .messages))]
     Unauthorized {
-        operation: Operation,
+        operation: Box<Operation>,
         /// Where the credentials came from (never the credentials themselves).
         credentials: String,
         messages: Vec<RegistryMessage>,
     },
 
     /// The registry answered 403 / `DENIED`: the credentials are valid but not allowed.
-    #[error("{operation}: access denied to {credentials}{}", messages_suffix(.messages))]
+    #[error("{operation}: access denied to {credentials}{}", status_or_messages(403, .messages))]
     Denied {
-        operation: Operation,
+        operation: Box<Operation>,
         credentials: String,
         messages: Vec<RegistryMessage>,
     },
@@ -101,7 +107,7 @@ pub enum Error {
     /// The registry could not be reached.
     #[error("{operation}: cannot reach the registry over {scheme}")]
     Network {
-        operation: Operation,
+        operation: Box<Operation>,
         scheme: &'static str,
         /// Whether the failure is in the TLS handshake (certificate not trusted, a server
         /// that does not speak TLS).
@@ -114,7 +120,7 @@ pub enum Error {
     /// retries.
     #[error("{operation}: still failing after {attempts} attempts")]
     RetriesExhausted {
-        operation: Operation,
+        operation: Box<Operation>,
         attempts: u32,
         #[source]
         source: Box<Error>,
@@ -123,7 +129,7 @@ pub enum Error {
     /// The registry answered with an error status.
     #[error("{operation}: the registry answered HTTP {}{}", status_text(*.status), messages_suffix(.messages))]
     Registry {
-        operation: Operation,
+        operation: Box<Operation>,
         /// The HTTP status, when known.
         status: Option<u16>,
         messages: Vec<RegistryMessage>,
@@ -134,21 +140,26 @@ pub enum Error {
     /// A tag, manifest, blob or repository does not exist in the registry.
     #[error("{operation}: not found{}", messages_suffix(.messages))]
     NotFound {
-        operation: Operation,
+        operation: Box<Operation>,
         messages: Vec<RegistryMessage>,
     },
 
     /// Downloaded content does not hash to the digest it was asked for by.
-    #[error("{operation}: the content does not match its digest: expected {expected}, got {actual}")]
+    #[error(
+        "{operation}: the content does not match its digest: expected {expected}, got {actual}"
+    )]
     DigestMismatch {
-        operation: Operation,
+        operation: Box<Operation>,
         expected: String,
         actual: String,
     },
 
     /// The registry sent something pack cannot use (not a manifest, a bad digest, ...).
     #[error("{operation}: {reason}")]
-    InvalidContent { operation: Operation, reason: String },
+    InvalidContent {
+        operation: Box<Operation>,
+        reason: String,
+    },
 
     /// `--platform` matched nothing in the index.
     #[error(
@@ -163,7 +174,9 @@ pub enum Error {
     },
 
     /// `--platform` is not `os/arch[/variant]`.
-    #[error("`{value}` is not a platform: expected OS/ARCH[/VARIANT], e.g. linux/amd64 or wasip2/wasm")]
+    #[error(
+        "`{value}` is not a platform: expected OS/ARCH[/VARIANT], e.g. linux/amd64 or wasip2/wasm"
+    )]
     InvalidPlatform { value: String },
 
     /// No signature by the given keys covers the digest.
@@ -187,7 +200,9 @@ pub enum Error {
     DockerConfig { path: PathBuf, reason: String },
 
     /// A docker credential helper failed.
-    #[error("credential helper `docker-credential-{helper}` failed to {action} credentials for {registry}: {reason}")]
+    #[error(
+        "credential helper `docker-credential-{helper}` failed to {action} credentials for {registry}: {reason}"
+    )]
     CredentialHelper {
         helper: String,
         action: &'static str,
@@ -210,6 +225,14 @@ pub enum Error {
 
 fn status_text(status: Option<u16>) -> String {
     status.map_or_else(|| "an error".to_string(), |s| s.to_string())
+}
+
+fn status_or_messages(status: u16, messages: &[RegistryMessage]) -> String {
+    if messages.is_empty() {
+        format!(" (HTTP {status})")
+    } else {
+        messages_suffix(messages)
+    }
 }
 
 fn messages_suffix(messages: &[RegistryMessage]) -> String {
@@ -241,7 +264,8 @@ impl Error {
             Error::DigestMismatch { .. } => ErrorKind::Integrity,
             Error::Unverified { .. } => ErrorKind::Unverified,
             Error::Layout(
-                pack_packager::Error::DigestMismatch { .. } | pack_packager::Error::SizeMismatch { .. },
+                pack_packager::Error::DigestMismatch { .. }
+                | pack_packager::Error::SizeMismatch { .. },
             ) => ErrorKind::Integrity,
             _ => ErrorKind::Other,
         }
@@ -252,7 +276,9 @@ impl Error {
         match self {
             // TLS failures do not fix themselves.
             Error::Network { tls, .. } => !tls,
-            Error::Registry { status, messages, .. } => {
+            Error::Registry {
+                status, messages, ..
+            } => {
                 status.is_some_and(is_transient_status)
                     || messages.iter().any(|m| m.code == "TOOMANYREQUESTS")
             }
@@ -274,7 +300,9 @@ impl Error {
             Error::Unauthorized { messages, .. }
             | Error::Denied { messages, .. }
             | Error::Registry { messages, .. }
-            | Error::NotFound { messages, .. } => messages.iter().map(|m| m.code.as_str()).collect(),
+            | Error::NotFound { messages, .. } => {
+                messages.iter().map(|m| m.code.as_str()).collect()
+            }
             Error::RetriesExhausted { source, .. } => source.registry_codes(),
             _ => Vec::new(),
         }
@@ -291,7 +319,9 @@ impl Error {
 }
 
 pub(crate) fn is_transient_status(status: u16) -> bool {
-    status == 408 || status == 429 || (500..=599).contains(&status) && status != 501 && status != 505
+    status == 408
+        || status == 429
+        || (500..=599).contains(&status) && status != 501 && status != 505
 }
 
 /// Parses a registry error document; anything else gives no messages.
@@ -326,9 +356,15 @@ pub(crate) fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {
         let text = e.to_string().to_ascii_lowercase();
-        if ["certificate", "tls", "handshake", "corrupt message", "invalidcontenttype"]
-            .iter()
-            .any(|needle| text.contains(needle))
+        if [
+            "certificate",
+            "tls",
+            "handshake",
+            "corrupt message",
+            "invalidcontenttype",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
         {
             return true;
         }
@@ -346,10 +382,13 @@ pub(crate) struct Context<'a> {
 
 impl Context<'_> {
     pub(crate) fn status_error(&self, status: u16, messages: Vec<RegistryMessage>) -> Error {
-        let operation = self.operation.clone();
+        let operation = Box::new(self.operation.clone());
         let codes: Vec<&str> = messages.iter().map(|m| m.code.as_str()).collect();
         let not_found_code = codes.iter().any(|c| {
-            matches!(*c, "BLOB_UNKNOWN" | "MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "NOT_FOUND")
+            matches!(
+                *c,
+                "BLOB_UNKNOWN" | "MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "NOT_FOUND"
+            )
         });
         match status {
             401 => Error::Unauthorized {
@@ -362,7 +401,10 @@ impl Context<'_> {
                 credentials: self.credentials.to_string(),
                 messages,
             },
-            404 if messages.is_empty() || not_found_code => Error::NotFound { operation, messages },
+            404 if messages.is_empty() || not_found_code => Error::NotFound {
+                operation,
+                messages,
+            },
             _ => Error::Registry {
                 operation,
                 status: Some(status),
@@ -380,21 +422,53 @@ impl Context<'_> {
             self.status_error(403, messages)
         } else if has("TOOMANYREQUESTS") {
             self.status_error(429, messages)
-        } else if ["BLOB_UNKNOWN", "MANIFEST_UNKNOWN", "NAME_UNKNOWN", "NOT_FOUND"]
-            .iter()
-            .any(|c| has(c))
+        } else if [
+            "BLOB_UNKNOWN",
+            "MANIFEST_UNKNOWN",
+            "NAME_UNKNOWN",
+            "NOT_FOUND",
+        ]
+        .iter()
+        .any(|c| has(c))
         {
             Error::NotFound {
-                operation: self.operation.clone(),
+                operation: Box::new(self.operation.clone()),
                 messages,
             }
         } else {
             Error::Registry {
-                operation: self.operation.clone(),
+                operation: Box::new(self.operation.clone()),
                 status: None,
                 messages,
                 retry_after: None,
             }
+        }
+    }
+
+    /// An error for a response with an unexpected status: the registry's codes from the
+    /// body, and `Retry-After` (seconds) when it says one.
+    pub(crate) async fn response_error(&self, response: reqwest::Response) -> Error {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await.unwrap_or_default();
+        match self.status_error(status, parse_messages(&body)) {
+            Error::Registry {
+                operation,
+                status,
+                messages,
+                ..
+            } => Error::Registry {
+                operation,
+                status,
+                messages,
+                retry_after,
+            },
+            other => other,
         }
     }
 
@@ -404,7 +478,7 @@ impl Context<'_> {
         }
         let tls = is_tls_error(&error);
         Error::Network {
-            operation: self.operation.clone(),
+            operation: Box::new(self.operation.clone()),
             scheme: self.scheme,
             tls,
             source: Box::new(error),
@@ -425,7 +499,7 @@ impl Context<'_> {
         }
         let tls = is_tls_error(&error);
         Error::Network {
-            operation: self.operation.clone(),
+            operation: Box::new(self.operation.clone()),
             scheme: self.scheme,
             tls,
             source: Box::new(error),
@@ -436,13 +510,13 @@ impl Context<'_> {
         match error {
             oci_client::errors::DigestError::VerificationError { expected, actual } => {
                 Error::DigestMismatch {
-                    operation: self.operation.clone(),
+                    operation: Box::new(self.operation.clone()),
                     expected,
                     actual,
                 }
             }
             other => Error::InvalidContent {
-                operation: self.operation.clone(),
+                operation: Box::new(self.operation.clone()),
                 reason: other.to_string(),
             },
         }
@@ -459,14 +533,14 @@ impl Context<'_> {
             E::RegistryError { envelope, .. } => self.codes_error(envelope_messages(&envelope)),
             E::UnauthorizedError { .. } => self.status_error(401, Vec::new()),
             E::AuthenticationFailure(body) => Error::Unauthorized {
-                operation: self.operation.clone(),
+                operation: Box::new(self.operation.clone()),
                 credentials: self.credentials.to_string(),
                 messages: parse_messages(body.as_bytes()),
             },
             E::DigestError(e) => self.digest_error(e),
             E::IoError(e) => self.io_error(e),
             other => Error::InvalidContent {
-                operation: self.operation.clone(),
+                operation: Box::new(self.operation.clone()),
                 reason: other.to_string(),
             },
         }
@@ -516,8 +590,16 @@ mod tests {
             message: body.into(),
         });
         assert_eq!(err.kind(), ErrorKind::Auth);
-        assert!(err.to_string().contains("refused credentials from --username"), "{err}");
-        assert!(err.to_string().contains("UNAUTHORIZED (authentication required)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("refused credentials from --username"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("UNAUTHORIZED (authentication required)"),
+            "{err}"
+        );
         let err = ctx().status_error(403, vec![]);
         assert_eq!(err.kind(), ErrorKind::Auth);
     }
@@ -525,10 +607,16 @@ mod tests {
     #[test]
     fn transient_statuses_are_retried() {
         for status in [408, 429, 500, 502, 503, 504] {
-            assert!(ctx().status_error(status, vec![]).is_transient(), "{status}");
+            assert!(
+                ctx().status_error(status, vec![]).is_transient(),
+                "{status}"
+            );
         }
         for status in [400, 401, 403, 404, 501] {
-            assert!(!ctx().status_error(status, vec![]).is_transient(), "{status}");
+            assert!(
+                !ctx().status_error(status, vec![]).is_transient(),
+                "{status}"
+            );
         }
         let err = ctx().codes_error(vec![RegistryMessage {
             code: "TOOMANYREQUESTS".into(),
@@ -540,8 +628,13 @@ mod tests {
     #[test]
     fn not_found_needs_a_not_found_code_or_no_body() {
         assert_eq!(ctx().status_error(404, vec![]).kind(), ErrorKind::NotFound);
-        let messages = parse_messages(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#);
-        assert_eq!(ctx().status_error(404, messages).kind(), ErrorKind::NotFound);
+        let messages = parse_messages(
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+        );
+        assert_eq!(
+            ctx().status_error(404, messages).kind(),
+            ErrorKind::NotFound
+        );
         assert!(parse_messages(b"not json").is_empty());
     }
 }

@@ -27,10 +27,11 @@ pub async fn check_credentials(
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&text).map_err(|e| Error::CaCertificate {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&text).map_err(|e| Error::CaCertificate {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         if certs.is_empty() {
             return Err(Error::CaCertificate {
                 path: path.clone(),
@@ -52,7 +53,7 @@ pub async fn check_credentials(
         operation: Operation {
             registry: registry.to_string(),
             repository: String::new(),
-            action: "log in".to_string(),
+            action: "log in to".to_string(),
         },
         scheme: scheme.as_str(),
         credentials: &source,
@@ -102,7 +103,10 @@ pub async fn check_credentials(
         query.push(("service", service.clone()));
     }
     request = request.query(&query);
-    let token = request.send().await.map_err(|e| context(scheme).reqwest_error(e))?;
+    let token = request
+        .send()
+        .await
+        .map_err(|e| context(scheme).reqwest_error(e))?;
     let status = token.status().as_u16();
     if status == 200 {
         return Ok(scheme);
@@ -113,11 +117,11 @@ pub async fn check_credentials(
 
 fn network(registry: &str, scheme: &'static str, e: reqwest::Error) -> Error {
     Error::Network {
-        operation: Operation {
+        operation: Box::new(Operation {
             registry: registry.to_string(),
             repository: String::new(),
-            action: "log in".to_string(),
-        },
+            action: "log in to".to_string(),
+        }),
         scheme,
         tls: crate::error::is_tls_error(&e),
         source: Box::new(e),
@@ -170,7 +174,9 @@ mod tests {
     #[test]
     fn bearer_challenges_parse() {
         assert_eq!(
-            parse_bearer(r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a:pull""#),
+            parse_bearer(
+                r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a:pull""#
+            ),
             Some(Bearer {
                 realm: "https://auth.example/token".into(),
                 service: Some("registry.example".into())

@@ -233,18 +233,22 @@ fn to_doc(
     digest: &Digest,
 ) -> Result<Doc> {
     let media_type = document_media_type(&bytes).ok_or_else(|| Error::InvalidContent {
-        operation: registry
-            .context(repository, format!("fetch manifest {reference}"))
-            .operation,
+        operation: Box::new(
+            registry
+                .context(repository, format!("fetch manifest {reference}"))
+                .operation,
+        ),
         reason: "the registry sent a document that is neither an image index nor a manifest"
             .to_string(),
     })?;
     let mut descriptor = document_descriptor(&media_type, &bytes);
     if descriptor.digest() != digest {
         return Err(Error::DigestMismatch {
-            operation: registry
-                .context(repository, format!("fetch manifest {reference}"))
-                .operation,
+            operation: Box::new(
+                registry
+                    .context(repository, format!("fetch manifest {reference}"))
+                    .operation,
+            ),
             expected: digest.to_string(),
             actual: descriptor.digest().to_string(),
         });
@@ -254,14 +258,16 @@ fn to_doc(
 }
 
 fn parse(registry: &Registry, repository: &str, doc: &Doc) -> Result<Document> {
-    Document::parse(&doc.descriptor.media_type().to_string(), &doc.bytes).map_err(|reason| {
+    Document::parse(doc.descriptor.media_type().as_ref(), &doc.bytes).map_err(|reason| {
         Error::InvalidContent {
-            operation: registry
-                .context(
-                    repository,
-                    format!("read manifest {}", doc.descriptor.digest()),
-                )
-                .operation,
+            operation: Box::new(
+                registry
+                    .context(
+                        repository,
+                        format!("read manifest {}", doc.descriptor.digest()),
+                    )
+                    .operation,
+            ),
             reason,
         }
     })
@@ -281,7 +287,8 @@ async fn fetch_manifest(
     .await?;
     let mut doc = to_doc(registry, repository, &digest, bytes, &found)?;
     // Keep the media type the index gave it.
-    doc.descriptor.set_media_type(descriptor.media_type().clone());
+    doc.descriptor
+        .set_media_type(descriptor.media_type().clone());
     Ok(doc)
 }
 

@@ -236,7 +236,10 @@ pub async fn push(
         }
         summary.signatures.push(sig_tag.clone());
     }
-    let sent = put_document(registry, repository, target_tag, &plan.root, next_id, reporter).await?;
+    let sent = put_document(
+        registry, repository, target_tag, &plan.root, next_id, reporter,
+    )
+    .await?;
     if sent {
         summary.manifests_transferred += 1;
     } else {
@@ -264,7 +267,10 @@ async fn push_blob(
         manifest: false,
     });
     let what = format!("blob {digest}");
-    let exists = with_retry(registry, &what, reporter, || registry.blob_exists(repository, digest)).await?;
+    let exists = with_retry(registry, &what, reporter, || {
+        registry.blob_exists(repository, digest)
+    })
+    .await?;
     if exists {
         reporter.on_complete(id, Outcome::Skipped);
         return Ok((Outcome::Skipped, blob.size()));
@@ -282,7 +288,7 @@ async fn push_blob(
     let path = layout.blob_path(digest)?;
     let progress = |accepted: u64| reporter.on_progress(id, accepted);
     with_retry(registry, &what, reporter, || {
-        registry.push_blob_file(repository, &path, digest, &progress)
+        registry.push_blob_file(repository, &path, digest, blob.size(), &progress)
     })
     .await?;
     reporter.on_progress(id, blob.size());
@@ -337,10 +343,10 @@ fn with_hint_operation(error: Error, digest: &oci_spec::image::Digest) -> Error 
             retry_after,
         } => {
             if !operation.action.contains(digest.as_ref()) {
-                operation = Operation {
+                operation = Box::new(Operation {
                     action: format!("{} ({digest})", operation.action),
-                    ..operation
-                };
+                    ..*operation
+                });
             }
             Error::Registry {
                 operation,

@@ -45,7 +45,12 @@ impl RetryPolicy {
     /// Runs `f` until it succeeds, fails with an error that is not transient, or the
     /// attempts run out (then the last error is wrapped in
     /// [`Error::RetriesExhausted`]).
-    pub(crate) async fn run<T, F, Fut>(&self, what: &str, reporter: &dyn Reporter, mut f: F) -> Result<T>
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        what: &str,
+        reporter: &dyn Reporter,
+        mut f: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -102,11 +107,11 @@ mod tests {
 
     fn transient(retry_after: Option<Duration>) -> Error {
         Error::Registry {
-            operation: Operation {
+            operation: Box::new(Operation {
                 registry: "r".into(),
                 repository: "a".into(),
                 action: "check blob".into(),
-            },
+            }),
             status: Some(503),
             messages: vec![],
             retry_after,
@@ -122,11 +127,23 @@ mod tests {
         };
         let d1 = p.delay(1, &transient(None));
         let d3 = p.delay(3, &transient(None));
-        assert!(d1 >= Duration::from_millis(100) && d1 <= Duration::from_millis(125), "{d1:?}");
-        assert!(d3 >= Duration::from_millis(400) && d3 <= Duration::from_millis(500), "{d3:?}");
+        assert!(
+            d1 >= Duration::from_millis(100) && d1 <= Duration::from_millis(125),
+            "{d1:?}"
+        );
+        assert!(
+            d3 >= Duration::from_millis(400) && d3 <= Duration::from_millis(500),
+            "{d3:?}"
+        );
         assert_eq!(p.delay(10, &transient(None)), Duration::from_secs(1));
-        assert_eq!(p.delay(1, &transient(Some(Duration::from_millis(7)))), Duration::from_millis(7));
-        assert_eq!(p.delay(1, &transient(Some(Duration::from_secs(99)))), Duration::from_secs(1));
+        assert_eq!(
+            p.delay(1, &transient(Some(Duration::from_millis(7)))),
+            Duration::from_millis(7)
+        );
+        assert_eq!(
+            p.delay(1, &transient(Some(Duration::from_secs(99)))),
+            Duration::from_secs(1)
+        );
     }
 
     #[tokio::test]
@@ -157,7 +174,10 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::RetriesExhausted { attempts: 3, .. }), "{err}");
+        assert!(
+            matches!(err, Error::RetriesExhausted { attempts: 3, .. }),
+            "{err}"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 3);
 
         calls.store(0, Ordering::SeqCst);

@@ -48,22 +48,24 @@ pub(crate) fn document_media_type(bytes: &[u8]) -> Option<String> {
 
 /// A parsed manifest or index.
 pub(crate) enum Document {
-    Index(ImageIndex),
-    Manifest(ImageManifest),
+    Index(Box<ImageIndex>),
+    Manifest(Box<ImageManifest>),
 }
 
 impl Document {
     pub(crate) fn parse(media_type: &str, bytes: &[u8]) -> std::result::Result<Self, String> {
         if is_index(media_type) {
             serde_json::from_slice(bytes)
-                .map(Document::Index)
+                .map(|i| Document::Index(Box::new(i)))
                 .map_err(|e| format!("not a valid image index: {e}"))
         } else if is_manifest(media_type) {
             serde_json::from_slice(bytes)
-                .map(Document::Manifest)
+                .map(|m| Document::Manifest(Box::new(m)))
                 .map_err(|e| format!("not a valid image manifest: {e}"))
         } else {
-            Err(format!("`{media_type}` is neither an image index nor an image manifest"))
+            Err(format!(
+                "`{media_type}` is neither an image index nor an image manifest"
+            ))
         }
     }
 
@@ -217,7 +219,13 @@ mod tests {
     fn platforms_parse_and_match() {
         let spec: PlatformSpec = "linux/amd64".parse().unwrap();
         assert_eq!(spec.variant, None);
-        assert_eq!("linux/amd64/v3".parse::<PlatformSpec>().unwrap().to_string(), "linux/amd64/v3");
+        assert_eq!(
+            "linux/amd64/v3"
+                .parse::<PlatformSpec>()
+                .unwrap()
+                .to_string(),
+            "linux/amd64/v3"
+        );
         for bad in ["linux", "linux/", "a/b/c/d", ""] {
             assert!(bad.parse::<PlatformSpec>().is_err(), "{bad}");
         }
@@ -228,9 +236,24 @@ mod tests {
         )
         .unwrap();
         assert!(spec.matches(&descriptor));
-        assert!("linux/amd64/v3".parse::<PlatformSpec>().unwrap().matches(&descriptor));
-        assert!(!"linux/amd64/v2".parse::<PlatformSpec>().unwrap().matches(&descriptor));
-        assert!(!"linux/arm64".parse::<PlatformSpec>().unwrap().matches(&descriptor));
+        assert!(
+            "linux/amd64/v3"
+                .parse::<PlatformSpec>()
+                .unwrap()
+                .matches(&descriptor)
+        );
+        assert!(
+            !"linux/amd64/v2"
+                .parse::<PlatformSpec>()
+                .unwrap()
+                .matches(&descriptor)
+        );
+        assert!(
+            !"linux/arm64"
+                .parse::<PlatformSpec>()
+                .unwrap()
+                .matches(&descriptor)
+        );
     }
 
     #[test]
@@ -240,8 +263,10 @@ mod tests {
             Some(MANIFEST_TYPES[0])
         );
         assert_eq!(
-            document_media_type(br#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#)
-                .as_deref(),
+            document_media_type(
+                br#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#
+            )
+            .as_deref(),
             Some(MANIFEST_TYPES[3])
         );
         assert_eq!(document_media_type(b"[]"), None);

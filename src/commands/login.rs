@@ -6,8 +6,8 @@ use anyhow::{Result, bail};
 use pack_registry_client::auth::{self, AuthEnv, Credentials, PASSWORD_ENV, USERNAME_ENV};
 use zeroize::Zeroizing;
 
-use crate::commands::push::{into_anyhow, runtime};
 use crate::commands::push::RegistryArgs;
+use crate::commands::push::{into_anyhow, runtime};
 use crate::exit::Status;
 use crate::printer::{BOLD, GREEN, Printer};
 
@@ -60,7 +60,10 @@ impl LoginCommand {
             .trim_end_matches('/')
             .to_string();
         if registry.is_empty() || registry.contains('/') {
-            bail!("`{}` is not a registry host (e.g. ghcr.io or 127.0.0.1:5000)", self.registry);
+            bail!(
+                "`{}` is not a registry host (e.g. ghcr.io or 127.0.0.1:5000)",
+                self.registry
+            );
         }
         let credentials = self.credentials()?;
         let scheme = runtime()?
@@ -70,8 +73,8 @@ impl LoginCommand {
                 &self.options.connect_options(),
             ))
             .map_err(into_anyhow)?;
-        let stored = auth::store(&registry, &credentials, &AuthEnv::from_process())
-            .map_err(into_anyhow)?;
+        let stored =
+            auth::store(&registry, &credentials, &AuthEnv::from_process()).map_err(into_anyhow)?;
         if self.json {
             printer.json(&JsonLogin {
                 registry: &registry,

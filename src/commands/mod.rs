@@ -8,6 +8,7 @@ pub mod key;
 pub mod login;
 pub mod pull;
 pub mod push;
+pub mod run;
 pub mod sign;
 pub mod validate;
 pub mod verify;

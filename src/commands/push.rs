@@ -62,7 +62,10 @@ impl RegistryArgs {
         if !self.password_stdin {
             bail!("--username needs --password-stdin");
         }
-        Ok(Some(Credentials::new(username.clone(), read_password_stdin()?.as_str())))
+        Ok(Some(Credentials::new(
+            username.clone(),
+            read_password_stdin()?.as_str(),
+        )))
     }
 }
 
@@ -212,7 +215,11 @@ pub(crate) fn print_summary(printer: &Printer, verb: &str, summary: &TransferSum
         summary.reference,
         short_digest(&summary.digest, true),
         summary.blobs_transferred,
-        if summary.blobs_transferred == 1 { "" } else { "s" },
+        if summary.blobs_transferred == 1 {
+            ""
+        } else {
+            "s"
+        },
         bytes(summary.bytes_transferred),
         summary.blobs_skipped,
     );
@@ -222,7 +229,11 @@ pub(crate) fn print_summary(printer: &Printer, verb: &str, summary: &TransferSum
     line.push_str(&format!(
         ", {} manifest{} written, in {}",
         summary.manifests_transferred,
-        if summary.manifests_transferred == 1 { "" } else { "s" },
+        if summary.manifests_transferred == 1 {
+            ""
+        } else {
+            "s"
+        },
         duration(summary.duration)
     ));
     printer.result(&line);
@@ -246,7 +257,10 @@ pub(crate) struct TransferProgress {
 struct Bars {
     multi: MultiProgress,
     total: ProgressBar,
+    /// The bars of items in progress, with the bytes counted into the total.
     items: Mutex<HashMap<usize, (ProgressBar, u64)>>,
+    /// Every bar, to remove them at the end.
+    all: Mutex<Vec<ProgressBar>>,
 }
 
 impl TransferProgress {
@@ -267,6 +281,7 @@ impl TransferProgress {
                 multi,
                 total,
                 items: Mutex::new(HashMap::new()),
+                all: Mutex::new(Vec::new()),
             }
         });
         Self {
@@ -277,8 +292,13 @@ impl TransferProgress {
         }
     }
 
+    /// Removes the bars (the caller prints the summary).
     pub(crate) fn clear(&self) {
         if let Some(bars) = &self.bars {
+            for bar in bars.all.lock().expect("progress bars").drain(..) {
+                bar.finish_and_clear();
+            }
+            bars.total.finish_and_clear();
             let _ = bars.multi.clear();
         }
     }
@@ -306,6 +326,7 @@ impl Reporter for TransferProgress {
         bar.set_style(blob_style());
         bar.set_prefix(short_digest(item.digest.as_ref(), true));
         bar.set_message(self.verb);
+        bars.all.lock().expect("progress bars").push(bar.clone());
         bars.items
             .lock()
             .expect("progress bars")
@@ -319,7 +340,8 @@ impl Reporter for TransferProgress {
             if transferred >= *last {
                 bars.total.inc(transferred - *last);
             } else {
-                bars.total.set_position(bars.total.position().saturating_sub(*last - transferred));
+                bars.total
+                    .set_position(bars.total.position().saturating_sub(*last - transferred));
             }
             *last = transferred;
             bar.set_position(transferred);
@@ -340,7 +362,13 @@ impl Reporter for TransferProgress {
         }
     }
 
-    fn on_retry(&self, what: &str, attempt: u32, delay: Duration, error: &pack_registry_client::Error) {
+    fn on_retry(
+        &self,
+        what: &str,
+        attempt: u32,
+        delay: Duration,
+        error: &pack_registry_client::Error,
+    ) {
         if !self.show {
             return;
         }

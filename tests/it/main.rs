@@ -4,6 +4,8 @@ mod bundle;
 mod build;
 mod common;
 mod compile;
+mod push_pull;
 mod registry;
+mod run;
 mod signing;
 mod validate;

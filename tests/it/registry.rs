@@ -43,23 +43,47 @@ pub fn require(program: &str) -> Option<()> {
     None
 }
 
+/// What a test registry requires besides the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// An htpasswd file (bcrypt entries, `htpasswd -Bbn`): basic auth is required.
+    pub htpasswd: Option<std::path::PathBuf>,
+    /// A certificate and key (PEM): the registry speaks only HTTPS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
 impl Registry {
     /// Starts a registry, or returns `None` when `docker-registry` is not installed
     /// (outside CI).
     pub fn start() -> Option<Self> {
+        Self::start_with(&Options::default())
+    }
+
+    /// [`Registry::start`] with basic auth and/or TLS.
+    pub fn start_with(options: &Options) -> Option<Self> {
         require("docker-registry")?;
         let storage = tempfile::tempdir().unwrap();
         let data = storage.path().join("data");
         let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    \
-                 rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
-                data.display()
-            ),
-        )
-        .unwrap();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    \
+             rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
+            data.display()
+        );
+        if let Some((cert, key)) = &options.tls {
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        if let Some(htpasswd) = &options.htpasswd {
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: pack-tests\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, yaml).unwrap();
         let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
@@ -103,6 +127,11 @@ impl Registry {
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The registry's storage directory (`docker/registry/v2/...` below it).
+    pub fn storage(&self) -> std::path::PathBuf {
+        self._storage.path().join("data")
     }
 
     /// `docker://127.0.0.1:PORT/<repo>` for skopeo.

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
+            let mut source = e.source();
             while let Some(cause) = source {
                 text.push_str(&format!("\n  caused by: {cause}"));
                 source = cause.source();

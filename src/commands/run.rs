@@ -1,0 +1,313 @@
+//! `pack run`: verify a bundle, load its precompiled artifact and run it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use pack_host::engine::EngineSettings;
+use pack_host::{
+    Artifact, EnginePolicy, Host, HostOptions, Kind, RunOutcome, ServeOptions, Source, Trust,
+    Verification, WasiOptions,
+};
+use pack_packager::signing;
+
+use crate::exit::Status;
+use crate::printer::Printer;
+
+/// Run a bundle: verify its signature, load the precompiled artifact that fits this
+/// machine, and run it without compiling anything.
+///
+/// BUNDLE is an OCI layout (`out/app`, `out/app:v1`) or a registry reference
+/// (`registry.example.com/team/app:v1`), which is pulled into the content store
+/// ($PACK_STORE, else $XDG_DATA_HOME/pack/store). A signature by one of the --key
+/// public keys must cover the bundle's index digest, and every blob is checked against
+/// its digest before it is used.
+///
+/// A component that exports `wasi:cli/run` runs as a command with the arguments after
+/// `--`, the --env variables, the --dir directories and this process's stdio; pack exits
+/// with its exit status. One that exports `wasi:http/incoming-handler` is served on
+/// --listen, one instance per request, until Ctrl-C.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pack run out/app --key pack.pub -- 42
+  pack run registry.example.com/team/app:v1 --key release.pub --env LOG=debug --dir data::/data
+  pack run out/proxy --key pack.pub --listen 127.0.0.1:8080
+
+Exit status:
+  the component's own (0 when `run` returns ok, 1 when it returns an error)
+  1  the component trapped (the wasm backtrace is printed)
+  2  the bundle was refused (unsigned, signed by another key, damaged, no artifact for
+     this machine) or cannot be loaded, or a usage error
+  3  a registry refused the credentials
+  4  a registry cannot be reached")]
+pub struct RunCommand {
+    /// The bundle: `<LAYOUT>[:<TAG>]` or `<REGISTRY>/<REPOSITORY>[:<TAG>|@<DIGEST>]`.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: String,
+
+    /// A trusted public key (`pack.pub`, `cosign.pub`); repeatable. A signature by one of
+    /// them must cover the bundle.
+    #[arg(long, value_name = "PUB")]
+    pub key: Vec<PathBuf>,
+
+    /// Run the bundle without checking its signature. Digests are still checked, but
+    /// nothing says who made what runs.
+    #[arg(long, conflicts_with = "key")]
+    pub insecure_skip_verify: bool,
+
+    /// Compile the portable component when no precompiled artifact fits this machine
+    /// (slow: that is what the bundle is there to avoid).
+    #[arg(long)]
+    pub allow_jit: bool,
+
+    /// Serve an HTTP handler on this address [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// A directory to give the component: `HOST::GUEST`, or `DIR` for the same path in
+    /// both. Repeatable.
+    #[arg(long, value_name = "HOST::GUEST")]
+    pub dir: Vec<String>,
+
+    /// An environment variable for the component: `K=V`, or `K` for this process's
+    /// value. Repeatable.
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
+
+    /// The program name the component sees as `argv[0]` [default: the layout's or
+    /// repository's name].
+    #[arg(long, value_name = "NAME")]
+    pub argv0: Option<String>,
+
+    /// Load only artifacts compiled with this engine profile (TOML, as `pack compile
+    /// --profile` takes) instead of configuring the engine for each artifact's own.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// The content store for registry bundles [default: $PACK_STORE, else
+    /// $XDG_DATA_HOME/pack/store, else ~/.local/share/pack/store].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Reach the registry over plain HTTP, or HTTPS without checking its certificate.
+    #[arg(long)]
+    pub insecure_registry: bool,
+
+    /// Arguments for the component (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+impl RunCommand {
+    pub fn execute(self, printer: &Printer) -> Result<Status> {
+        let trust = if self.insecure_skip_verify {
+            Trust::InsecureSkipVerify
+        } else {
+            if self.key.is_empty() {
+                anyhow::bail!(
+                    "no trusted key: pass --key <PUB> (or --insecure-skip-verify to run an \
+                     unsigned bundle)"
+                );
+            }
+            Trust::Keys(signing::load_public_keys(&self.key)?)
+        };
+        let engine = match &self.profile {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read `{}`", path.display()))?;
+                let settings = EngineSettings::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("invalid profile `{}`: {e}", path.display()))?;
+                EnginePolicy::Fixed(settings)
+            }
+            None => EnginePolicy::Adopt,
+        };
+        let wasi = self.wasi_options()?;
+        let source = Source::parse(&self.bundle);
+        let mut options = HostOptions::new(trust);
+        options.allow_jit = self.allow_jit;
+        options.engine = engine;
+        options.store = self.store.clone();
+        options.registry.insecure = self.insecure_registry;
+        let host = Host::new(options);
+
+        if self.insecure_skip_verify {
+            printer.warn(&format!(
+                "--insecure-skip-verify: NOT checking the signature of `{source}`; whoever can \
+                 write to it decides what runs here"
+            ));
+        }
+        let resolved = host.resolve(&source).map_err(into_anyhow)?;
+        if let Some(pulled) = &resolved.pulled {
+            printer.status(&format!(
+                "pulled {source} ({}): {} blobs fetched ({}), {} already stored",
+                pulled.digest,
+                pulled.blobs_transferred,
+                crate::progress::bytes(pulled.bytes_transferred),
+                pulled.blobs_skipped
+            ));
+        }
+        let bundle = host.verify(&resolved).map_err(into_anyhow)?;
+        let selection = host.select(bundle).map_err(into_anyhow)?;
+        let loaded = host.load(selection).map_err(into_anyhow)?;
+        let signed = match &loaded.verification {
+            Verification::Signed(by) => by
+                .first()
+                .map(|v| format!(", signed by key {}", v.key.short()))
+                .unwrap_or_default(),
+            Verification::Skipped => ", signature NOT checked".to_string(),
+        };
+        let digest = crate::commands::inspect::short_digest(&loaded.digest, true);
+        match &loaded.artifact {
+            Artifact::Jit { reason, .. } => printer.warn(&format!(
+                "--allow-jit: compiling the portable component on this machine: {reason}"
+            )),
+            Artifact::Precompiled {
+                platform, pulley, ..
+            } => printer.status(&format!(
+                "{source} ({digest}{signed}): {platform} artifact{}",
+                if *pulley { ", in the interpreter" } else { "" }
+            )),
+        }
+
+        let kind = loaded.kind();
+        let serve = self.listen.is_some() || kind == Kind::HttpHandler;
+        if !serve {
+            let command = loaded.command()?;
+            return Ok(match command.run(&wasi)? {
+                RunOutcome::Exit(code) => Status::Component(code as u8),
+                RunOutcome::Trap(trap) => {
+                    printer.error(&trap.to_string());
+                    Status::Component(1)
+                }
+            });
+        }
+        let addr = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let pre = loaded.http(WasiOptions {
+            inherit_stdin: false,
+            ..wasi
+        })?;
+        let name = source.to_string();
+        let on_listening = {
+            let printer = printer.clone();
+            Arc::new(move |local: SocketAddr| {
+                printer.status(&format!("serving {name} on http://{local}/ (Ctrl-C stops)"));
+            })
+        };
+        let on_request = {
+            let printer = printer.clone();
+            Arc::new(move |log: &pack_host::RequestLog| printer.status(&log.to_string()))
+        };
+        pack_host::http::serve_until_interrupted(
+            pre,
+            ServeOptions {
+                addr,
+                on_request: Some(on_request),
+                on_listening: Some(on_listening),
+            },
+        )?;
+        Ok(Status::Success)
+    }
+
+    fn wasi_options(&self) -> Result<WasiOptions> {
+        let argv0 = self
+            .argv0
+            .clone()
+            .unwrap_or_else(|| Source::parse(&self.bundle).name());
+        let mut args = vec![argv0];
+        args.extend(self.args.iter().cloned());
+        let mut env = Vec::new();
+        for var in &self.env {
+            match var.split_once('=') {
+                Some((k, v)) => env.push((k.to_string(), v.to_string())),
+                None => {
+                    if let Ok(v) = std::env::var(var) {
+                        env.push((var.clone(), v));
+                    }
+                }
+            }
+        }
+        let dirs = self
+            .dir
+            .iter()
+            .map(|d| match d.split_once("::") {
+                Some((host, guest)) => (PathBuf::from(host), guest.to_string()),
+                None => (PathBuf::from(d), d.clone()),
+            })
+            .collect();
+        let wasi = WasiOptions {
+            env,
+            dirs,
+            ..WasiOptions::inherit(args)
+        };
+        wasi.check()?;
+        Ok(wasi)
+    }
+}
+
+/// The host's error, unwrapped where it wraps a packager or registry error, so those
+/// keep their hints and exit statuses.
+fn into_anyhow(error: pack_host::Error) -> anyhow::Error {
+    match error {
+        pack_host::Error::Layout(e) => e.into(),
+        pack_host::Error::Registry(e) => e.into(),
+        other => other.into(),
+    }
+}
+
+/// A known fix for a host error.
+pub fn hint(error: &anyhow::Error) -> Option<String> {
+    use pack_host::Error as H;
+    let host = error.chain().find_map(|e| e.downcast_ref::<H>())?;
+    Some(match host {
+        H::NoTrustedKeys { .. } => {
+            "pass --key <PUB>, or --insecure-skip-verify to run it unsigned".to_string()
+        }
+        H::Unverified { .. } => {
+            "check --key; `pack verify <LAYOUT> --key <PUB>` lists the signatures".to_string()
+        }
+        H::NoArtifact {
+            jit_possible: true,
+            ..
+        } => "build the bundle for this machine (`pack build ... --target native`), or pass \
+              --allow-jit to compile the portable component here"
+            .to_string(),
+        H::NotRunnable { .. } => "`pack inspect` shows what the component exports".to_string(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        cmd: super::RunCommand,
+    }
+
+    #[test]
+    fn parses_flags_and_trailing_args() {
+        let cli = Cli::try_parse_from([
+            "x", "out/app:v1", "--key", "a.pub", "--key", "b.pub", "--env", "A=1", "--dir",
+            "data::/data", "--", "2", "--flag",
+        ])
+        .unwrap();
+        assert_eq!(cli.cmd.key.len(), 2);
+        assert_eq!(cli.cmd.args, ["2", "--flag"]);
+        let wasi = cli.cmd.wasi_options();
+        // `data` does not exist here: the directory is checked before anything runs.
+        assert!(wasi.is_err());
+        assert!(
+            Cli::try_parse_from(["x", "out/app", "--key", "a.pub", "--insecure-skip-verify"])
+                .is_err()
+        );
+        let cli = Cli::try_parse_from(["x", "out/app", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(cli.cmd.listen.is_some());
+        assert!(Cli::try_parse_from(["x", "out/app", "--listen", "nope"]).is_err());
+    }
+}

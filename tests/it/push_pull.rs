@@ -1,0 +1,1063 @@
+//! `pack push`, `pack pull` and `pack login` against a real registry (`docker-registry`,
+//! distribution 2.8): round trips, deduplication, basic auth from every credential
+//! source, TLS with a test CA, damaged content, and interop with skopeo.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::common::*;
+use crate::registry::{Options, Registry, oci_ref, require, skopeo};
+
+const PASSWORD: &str = "pack-key-password";
+
+/// A signed bundle built once (`pack build` of the hello-cli fixture for two targets),
+/// shared read-only by the tests: (directory holding it, layout, public key).
+fn bundle() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
+    static BUNDLE: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("release");
+        let out = pack()
+            .env("PACK_KEY_PASSWORD", PASSWORD)
+            .args(["key", "generate", "--output-prefix", s(&prefix)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let layout = dir.path().join("app");
+        let out = pack()
+            .env("PACK_KEY_PASSWORD", PASSWORD)
+            .arg("build")
+            .arg(fixture("components/hello-cli.wasm"))
+            .args(["-t", "linux/amd64", "-t", "linux/arm64", "-o", s(&layout)])
+            .args([
+                "--tag",
+                "v1",
+                "--sign-key",
+                s(&prefix.with_extension("key")),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pack build: {}", stderr(&out));
+        let public = prefix.with_extension("pub");
+        (dir, layout, public)
+    })
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// `pack` with a docker config directory of its own and no registry credentials in the
+/// environment.
+fn pack_in(home: &Path) -> assert_cmd::Command {
+    let mut cmd = pack();
+    cmd.env("DOCKER_CONFIG", home.join("docker"))
+        .env("HOME", home)
+        .env_remove("PACK_REGISTRY_USERNAME")
+        .env_remove("PACK_REGISTRY_PASSWORD")
+        .env_remove("CI");
+    cmd
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+}
+
+fn index_digest(layout: &Path, tag: &str) -> String {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no tag {tag} in {}", layout.display()))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn blob_names(layout: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+#[test]
+fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (_keep, layout, public) = bundle();
+    let home = tempfile::tempdir().unwrap();
+    let target = format!("{}/team/app", registry.addr());
+
+    let out = pack_in(home.path())
+        .args(["push", &format!("{}:v1", s(layout)), &target, "--json"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let first = json(&out);
+    assert_eq!(first["reference"], format!("{target}:v1"));
+    assert_eq!(first["digest"], index_digest(layout, "v1"));
+    assert_eq!(first["scheme"], "http");
+    assert_eq!(first["credentials"]["kind"], "anonymous");
+    assert!(first["blobsTransferred"].as_u64().unwrap() >= 5, "{first}");
+    assert!(first["bytesTransferred"].as_u64().unwrap() > 0);
+    assert_eq!(first["signatures"].as_array().unwrap().len(), 1);
+
+    // Nothing changed: no blob byte is sent again.
+    let out = pack_in(home.path())
+        .args([
+            "push",
+            &format!("{}:v1", s(layout)),
+            &format!("{target}:v1"),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let second = json(&out);
+    assert_eq!(second["bytesTransferred"], 0, "{second}");
+    assert_eq!(second["blobsTransferred"], 0);
+    assert_eq!(second["blobsSkipped"], first["blobsTransferred"]);
+    assert_eq!(second["manifestsTransferred"], 0);
+
+    // Pull, verifying the signature first.
+    let pulled = home.path().join("pulled");
+    let out = pack_in(home.path())
+        .args([
+            "pull",
+            &format!("{target}:v1"),
+            "-o",
+            s(&pulled),
+            "--key",
+            s(public),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("signature verified"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(index_digest(&pulled, "v1"), index_digest(layout, "v1"));
+    // Every blob, byte for byte (the layout checks digests on read too).
+    assert_eq!(blob_names(&pulled), blob_names(layout));
+    for name in blob_names(layout) {
+        assert_eq!(
+            std::fs::read(pulled.join("blobs/sha256").join(&name)).unwrap(),
+            std::fs::read(layout.join("blobs/sha256").join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+    let out = pack_in(home.path())
+        .args(["verify", &format!("{}:v1", s(&pulled)), "--key", s(public)])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+
+    // An interrupted pull (a blob and the tag missing) finishes without fetching again
+    // what arrived.
+    let biggest = blob_names(&pulled)
+        .into_iter()
+        .max_by_key(|n| {
+            std::fs::metadata(pulled.join("blobs/sha256").join(n))
+                .unwrap()
+                .len()
+        })
+        .unwrap();
+    std::fs::remove_file(pulled.join("blobs/sha256").join(&biggest)).unwrap();
+    let out = pack_in(home.path())
+        .args([
+            "pull",
+            &format!("{target}:v1"),
+            "-o",
+            &format!("{}:again", s(&pulled)),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let again = json(&out);
+    assert_eq!(again["blobsTransferred"], 1, "{again}");
+    assert_eq!(again["tag"], "again");
+    assert_eq!(index_digest(&pulled, "again"), index_digest(layout, "v1"));
+}
+
+#[test]
+fn pull_checks_keys_platforms_and_tags() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (_keep, layout, _public) = bundle();
+    let home = tempfile::tempdir().unwrap();
+    let target = format!("{}/app:v1", registry.addr());
+    let out = pack_in(home.path())
+        .args(["push", &format!("{}:v1", s(layout)), &target])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("pushed"), "{}", stdout(&out));
+
+    // Another key: exit 1, and nothing is written.
+    let other = home.path().join("other");
+    let generated = pack()
+        .env("PACK_KEY_PASSWORD", PASSWORD)
+        .args(["key", "generate", "--output-prefix", s(&other)])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let dest = home.path().join("unverified");
+    let out = pack_in(home.path())
+        .args([
+            "pull",
+            &target,
+            "-o",
+            s(&dest),
+            "--key",
+            s(&other.with_extension("pub")),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("no valid signature"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dest.exists());
+
+    // One platform: the index is whole, only that platform's manifest is there.
+    let dest = home.path().join("arm");
+    let out = pack_in(home.path())
+        .args([
+            "pull",
+            &target,
+            "-o",
+            s(&dest),
+            "--platform",
+            "linux/arm64",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
+    assert!(blob_names(&dest).len() < blob_names(layout).len());
+    let out = pack_in(home.path())
+        .args(["pull", &target, "-o", s(&dest), "--platform", "linux/s390x"])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("linux/amd64"), "{}", stderr(&out));
+
+    // An unknown tag names the registry's code.
+    let out = pack_in(home.path())
+        .args([
+            "pull",
+            &format!("{}/app:nope", registry.addr()),
+            "-o",
+            s(&dest),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("MANIFEST_UNKNOWN"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("hint: check the tag"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing listens there: a network error.
+    let out = pack_in(home.path())
+        .args(["pull", "127.0.0.1:9/app:v1", "-o", s(&dest)])
+        .output()
+        .unwrap();
+    assert_code(&out, 4);
+}
+
+#[test]
+fn damaged_blobs_are_refused_and_leave_nothing_behind() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (_keep, layout, _public) = bundle();
+    let home = tempfile::tempdir().unwrap();
+    let target = format!("{}/app:v1", registry.addr());
+    let out = pack_in(home.path())
+        .args(["push", &format!("{}:v1", s(layout)), &target])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    // Flip bytes of the largest blob in the registry's storage (same length).
+    let biggest = blob_names(layout)
+        .into_iter()
+        .max_by_key(|n| {
+            std::fs::metadata(layout.join("blobs/sha256").join(n))
+                .unwrap()
+                .len()
+        })
+        .unwrap();
+    let stored = registry
+        .storage()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&biggest[..2])
+        .join(&biggest)
+        .join("data");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&stored, bytes).unwrap();
+
+    let dest = home.path().join("pulled");
+    let out = pack_in(home.path())
+        .args(["pull", &target, "-o", s(&dest)])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("does not match its digest"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&biggest), "{}", stderr(&out));
+    assert!(!dest.join("blobs/sha256").join(&biggest).exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".pack-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let index = std::fs::read_to_string(dest.join("index.json")).unwrap();
+    assert!(!index.contains("\"v1\""), "{index}");
+}
+
+/// `alice:wonderland` in a bcrypt htpasswd file.
+fn htpasswd(dir: &Path) -> Option<PathBuf> {
+    require("htpasswd")?;
+    let out = std::process::Command::new("htpasswd")
+        .args(["-Bbn", "alice", "wonderland"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    Some(write(dir, "htpasswd", out.stdout))
+}
+
+#[test]
+fn basic_auth_from_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(file) = htpasswd(dir.path()) else {
+        return;
+    };
+    let Some(registry) = Registry::start_with(&Options {
+        htpasswd: Some(file),
+        ..Options::default()
+    }) else {
+        return;
+    };
+    let (_keep, layout, _public) = bundle();
+    let source = format!("{}:v1", s(layout));
+    let target = format!("{}/app:v1", registry.addr());
+    let home = dir.path();
+
+    // Missing credentials: exit 3.
+    let out = pack_in(home)
+        .args(["push", &source, &target])
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    assert!(stderr(&out).contains("anonymous"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+
+    // Wrong password: exit 3, and the password is nowhere in the output.
+    let out = pack_in(home)
+        .args([
+            "push",
+            &source,
+            &target,
+            "-u",
+            "alice",
+            "--password-stdin",
+            "--json",
+        ])
+        .write_stdin("not-the-password\n")
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    assert!(stderr(&out).contains("--username"), "{}", stderr(&out));
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(!text.contains("not-the-password"), "{text}");
+    }
+
+    // Right password on stdin.
+    let out = pack_in(home)
+        .args([
+            "push",
+            &source,
+            &target,
+            "-u",
+            "alice",
+            "--password-stdin",
+            "--json",
+        ])
+        .write_stdin("wonderland\n")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(json(&out)["credentials"]["kind"], "command-line");
+    assert!(!stdout(&out).contains("wonderland"));
+
+    // The environment.
+    let out = pack_in(home)
+        .env("PACK_REGISTRY_USERNAME", "alice")
+        .env("PACK_REGISTRY_PASSWORD", "wonderland")
+        .args(["pull", &target, "-o", s(&home.join("from-env")), "--json"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(json(&out)["credentials"]["kind"], "environment");
+
+    // A docker config file, written by `pack login`.
+    let out = pack_in(home)
+        .args(["login", registry.addr(), "-u", "alice", "--password-stdin"])
+        .write_stdin("wrong\n")
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    assert!(!home.join("docker/config.json").exists());
+    let out = pack_in(home)
+        .args(["login", registry.addr(), "-u", "alice", "--password-stdin"])
+        .write_stdin("wonderland\n")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(home.join("docker/config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["auths"][registry.addr()]["auth"],
+        "YWxpY2U6d29uZGVybGFuZA=="
+    );
+    let out = pack_in(home)
+        .args([
+            "pull",
+            &target,
+            "-o",
+            s(&home.join("from-config")),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(json(&out)["credentials"]["kind"], "docker-config");
+
+    // A credential helper on PATH.
+    let bin = home.join("bin");
+    write(
+        &bin,
+        "docker-credential-test",
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = \"{}\" ] && \
+             echo '{{\"ServerURL\":\"'$server'\",\"Username\":\"alice\",\"Secret\":\"wonderland\"}}' \
+             && exit 0\necho 'credentials not found in native keychain'\nexit 1\n",
+            registry.addr()
+        ),
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            bin.join("docker-credential-test"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    write(
+        &home.join("docker"),
+        "config.json",
+        format!(r#"{{"credHelpers":{{"{}":"test"}}}}"#, registry.addr()),
+    );
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let out = pack_in(home)
+        .env("PATH", &path)
+        .args([
+            "pull",
+            &target,
+            "-o",
+            s(&home.join("from-helper")),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(json(&out)["credentials"]["helper"], "test");
+}
+
+/// A CA and a leaf certificate for `127.0.0.1` made with openssl: (ca.pem, leaf.pem,
+/// leaf.key).
+fn test_ca(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    require("openssl")?;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec[..],
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=pack test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec[..],
+        &[
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    write(
+        dir,
+        "leaf.ext",
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    );
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    Some((
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    ))
+}
+
+#[test]
+fn tls_with_a_test_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ca, cert, key)) = test_ca(dir.path()) else {
+        return;
+    };
+    let Some(registry) = Registry::start_with(&Options {
+        tls: Some((cert, key)),
+        ..Options::default()
+    }) else {
+        return;
+    };
+    let (_keep, layout, public) = bundle();
+    let source = format!("{}:v1", s(layout));
+    let target = format!("{}/app:v1", registry.addr());
+    let home = dir.path();
+
+    // Not trusted without the CA, even on a loopback address.
+    let out = pack_in(home)
+        .args(["push", &source, &target])
+        .output()
+        .unwrap();
+    assert_code(&out, 4);
+    assert!(stderr(&out).contains("--ca-cert"), "{}", stderr(&out));
+
+    let out = pack_in(home)
+        .args(["push", &source, &target, "--ca-cert", s(&ca), "--json"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(json(&out)["scheme"], "https");
+    let dest = home.join("pulled");
+    let out = pack_in(home)
+        .args([
+            "pull",
+            &target,
+            "-o",
+            s(&dest),
+            "--ca-cert",
+            s(&ca),
+            "--key",
+            s(public),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
+    // --insecure accepts the certificate without the CA.
+    let out = pack_in(home)
+        .args([
+            "pull",
+            &target,
+            "-o",
+            s(&home.join("insecure")),
+            "--insecure",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+}
+
+#[test]
+fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
+    if require("skopeo").is_none() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (_keep, layout, public) = bundle();
+    let home = tempfile::tempdir().unwrap();
+    let digest = index_digest(layout, "v1");
+
+    // pack -> registry -> skopeo.
+    let out = pack_in(home.path())
+        .args([
+            "push",
+            &format!("{}:v1", s(layout)),
+            &format!("{}/by-pack:v1", registry.addr()),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let copied = home.path().join("skopeo-copy");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &registry.docker_ref("by-pack:v1"),
+        &oci_ref(&copied, "v1"),
+    ]);
+    assert_eq!(index_digest(&copied, "v1"), digest);
+
+    // skopeo -> registry -> pack (signature included, as a plain tag).
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &oci_ref(layout, "v1"),
+        &registry.docker_ref("by-skopeo:v1"),
+    ]);
+    let sig_tag = format!("{}.sig", digest.replace(':', "-"));
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &oci_ref(layout, &sig_tag),
+        &registry.docker_ref(&format!("by-skopeo:{sig_tag}")),
+    ]);
+    let dest = home.path().join("pulled");
+    let out = pack_in(home.path())
+        .args([
+            "pull",
+            &format!("{}/by-skopeo:v1", registry.addr()),
+            "-o",
+            s(&dest),
+            "--key",
+            s(public),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(index_digest(&dest, "v1"), digest);
+}
+
+#[test]
+fn mount_from_another_repository_sends_nothing() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (_keep, layout, _public) = bundle();
+    let home = tempfile::tempdir().unwrap();
+    let source = format!("{}:v1", s(layout));
+    let out = pack_in(home.path())
+        .args([
+            "push",
+            &source,
+            &format!("{}/base:v1", registry.addr()),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let sent = json(&out)["blobsTransferred"].clone();
+    let out = pack_in(home.path())
+        .args(["push", &source, &format!("{}/other:v1", registry.addr())])
+        .args(["--mount-from", "base", "--json"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let summary = json(&out);
+    assert_eq!(summary["blobsMounted"], sent, "{summary}");
+    assert_eq!(summary["bytesTransferred"], 0, "{summary}");
+}
+
+/// What the fault-injecting proxy does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Forward it to the registry.
+    Pass,
+    /// Answer 503 with `Retry-After: 0` and a registry error document.
+    Unavailable,
+    /// Close the connection without answering.
+    Reset,
+}
+
+/// A request as the proxy's rule sees it: its method and path.
+struct Seen<'a> {
+    method: &'a str,
+    path: &'a str,
+}
+
+/// A small HTTP proxy in front of the registry that injects the failures a real registry
+/// does not produce on demand (a 503 in the middle of an upload, a reset connection). It
+/// handles one request per connection and forwards with `Connection: close`.
+struct FaultProxy {
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultProxy {
+    fn start(upstream: &str, rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static) -> FaultProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let rule = Arc::new(rule);
+        let upstream = upstream.to_string();
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (rule, upstream) = (rule.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let _ = proxy_one(conn, &upstream, &*rule);
+                });
+            }
+        });
+        FaultProxy { addr, stop }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(&self.addr);
+    }
+}
+
+fn proxy_one(
+    mut client: std::net::TcpStream,
+    upstream: &str,
+    rule: &(dyn Fn(&Seen) -> Fault + Send + Sync),
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    client.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    // The head, byte by byte up to the blank line.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte)? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_string();
+    let mut parts = request_line.split(' ');
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let mut length = 0usize;
+    let mut headers = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().unwrap_or(0),
+            "connection" | "keep-alive" => continue,
+            _ => {}
+        }
+        headers.push(line.to_string());
+    }
+    let mut body = vec![0u8; length];
+    client.read_exact(&mut body)?;
+    match rule(&Seen { method, path }) {
+        Fault::Reset => return Ok(()),
+        Fault::Unavailable => {
+            let doc =
+                r#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}"#;
+            write!(
+                client,
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{doc}",
+                doc.len()
+            )?;
+            return Ok(());
+        }
+        Fault::Pass => {}
+    }
+    let mut server = std::net::TcpStream::connect(upstream)?;
+    let mut forwarded = format!("{request_line}\r\n");
+    for h in &headers {
+        forwarded.push_str(h);
+        forwarded.push_str("\r\n");
+    }
+    forwarded.push_str("Connection: close\r\n\r\n");
+    server.write_all(forwarded.as_bytes())?;
+    server.write_all(&body)?;
+    std::io::copy(&mut server, &mut client)?;
+    Ok(())
+}
+
+/// Is this a request the fault rules leave alone: the `/v2/` version check (the scheme
+/// probe and the token exchange ask it)?
+fn is_version_check(seen: &Seen) -> bool {
+    seen.path == "/v2/"
+}
+
+#[test]
+fn transient_failures_are_retried() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (_keep, layout, public) = bundle();
+    let home = tempfile::tempdir().unwrap();
+    // The first request of each kind fails once: a 503 (with Retry-After) or a connection
+    // closed without an answer, in the middle of uploads and downloads too.
+    let failed = std::sync::Mutex::new(std::collections::HashSet::new());
+    let proxy = FaultProxy::start(registry.addr(), move |seen| {
+        let kind = match (seen.method, seen.path) {
+            (_, "/v2/") => return Fault::Pass,
+            ("HEAD", p) if p.contains("/blobs/") => ("check blob", Fault::Reset),
+            ("POST", _) => ("start upload", Fault::Unavailable),
+            ("PUT", p) if p.contains("/blobs/uploads/") => ("finish upload", Fault::Reset),
+            ("PUT", _) => ("push manifest", Fault::Unavailable),
+            ("GET", p) if p.contains("/manifests/") => ("fetch manifest", Fault::Unavailable),
+            ("GET", p) if p.contains("/blobs/") => ("fetch blob", Fault::Reset),
+            _ => return Fault::Pass,
+        };
+        if failed.lock().unwrap().insert(kind.0) {
+            kind.1
+        } else {
+            Fault::Pass
+        }
+    });
+    let target = format!("{}/app:v1", proxy.addr);
+    let out = pack_in(home.path())
+        .args(["push", &format!("{}:v1", s(layout)), &target])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
+    let dest = home.path().join("pulled");
+    let out = pack_in(home.path())
+        .args(["pull", &target, "-o", s(&dest), "--key", s(public)])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
+    assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
+}
+
+#[test]
+fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let (_keep, layout, _public) = bundle();
+    let home = tempfile::tempdir().unwrap();
+    // The connection dies for good once the first blob upload has completed.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen_done = done.clone();
+    let proxy = FaultProxy::start(registry.addr(), move |seen| {
+        use std::sync::atomic::Ordering;
+        if seen_done.load(Ordering::SeqCst) && !is_version_check(seen) {
+            return Fault::Reset;
+        }
+        if seen.method == "PUT" && seen.path.contains("/blobs/uploads/") {
+            seen_done.store(true, Ordering::SeqCst);
+        }
+        Fault::Pass
+    });
+    let out = pack_in(home.path())
+        .args([
+            "push",
+            &format!("{}:v1", s(layout)),
+            &format!("{}/app:v1", proxy.addr),
+        ])
+        .args(["--jobs", "1"])
+        .output()
+        .unwrap();
+    assert_code(&out, 4);
+    assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+    drop(proxy);
+    // The tag was not written: the index goes last.
+    let out = pack_in(home.path())
+        .args([
+            "pull",
+            &format!("{}/app:v1", registry.addr()),
+            "-o",
+            s(&home.path().join("x")),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    // Run again: the blob that arrived is not sent again.
+    let out = pack_in(home.path())
+        .args([
+            "push",
+            &format!("{}:v1", s(layout)),
+            &format!("{}/app:v1", registry.addr()),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let summary = json(&out);
+    assert_eq!(summary["blobsSkipped"], 1, "{summary}");
+    assert!(
+        summary["blobsTransferred"].as_u64().unwrap() >= 4,
+        "{summary}"
+    );
+}
+
+#[test]
+fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
+    use pack_packager::oci_spec::image::{Arch, Os, PlatformBuilder};
+    use pack_packager::{BlobSource, BundleInput, Compilation, NativeArtifact, PortableConfig};
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    // 40 MiB of fake `.cwasm` (the packager does not interpret it): more than one chunk.
+    let mut cwasm = Vec::with_capacity(40 << 20);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while cwasm.len() < 40 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        cwasm.extend_from_slice(&x.to_le_bytes());
+    }
+    let input = BundleInput {
+        component: BlobSource::File(fixture("components/hello-cli.wasm")),
+        component_sha256: None,
+        portable: PortableConfig::default(),
+        natives: vec![NativeArtifact {
+            platform: PlatformBuilder::default()
+                .os(Os::Linux)
+                .architecture(Arch::Amd64)
+                .build()
+                .unwrap(),
+            cwasm: BlobSource::Bytes(cwasm),
+            cwasm_sha256: None,
+            compilation: Compilation {
+                wasmtime_version: "48.0.8".into(),
+                compatibility_hash: "test".into(),
+                target_triple: "x86_64-unknown-linux-gnu".into(),
+                cpu_preset: None,
+                cpu_flags: vec![],
+                profile: serde_json::json!({"name": "test"}),
+            },
+        }],
+        annotations: Default::default(),
+        created: None,
+    };
+    let layout = home.path().join("big");
+    pack_packager::build_bundle(&layout, "v1", &input).unwrap();
+
+    // The first chunk of the upload gets a 503: the blob is sent again, whole.
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failed_once = failed.clone();
+    let proxy = FaultProxy::start(registry.addr(), move |seen| {
+        if seen.method == "PATCH" && !failed_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Fault::Unavailable
+        } else {
+            Fault::Pass
+        }
+    });
+    let target = format!("{}/big:v1", proxy.addr);
+    let out = pack_in(home.path())
+        .args(["push", &format!("{}:v1", s(&layout)), &target, "--json"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(json(&out)["bytesTransferred"].as_u64().unwrap() > 40 << 20);
+    assert!(
+        failed.load(std::sync::atomic::Ordering::SeqCst),
+        "no PATCH was sent"
+    );
+    let dest = home.path().join("pulled");
+    let out = pack_in(home.path())
+        .args(["pull", &target, "-o", s(&dest)])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(index_digest(&dest, "v1"), index_digest(&layout, "v1"));
+    assert_eq!(blob_names(&dest), blob_names(&layout));
+}

@@ -1,0 +1,747 @@
+//! `pack run` (and the runtime-only `pack-host`): corpus components built, signed, run
+//! from a layout and through a real registry, with output compared to the stock wasmtime
+//! CLI; and every refusal, each before the artifact is deserialized.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use pack_packager::Layout;
+use pack_packager::signing::signature_tag;
+
+use crate::common::*;
+use crate::registry::Registry;
+
+/// This machine's platform and another one, as `pack build --target` takes them.
+fn platforms() -> (&'static str, &'static str) {
+    if cfg!(target_arch = "aarch64") {
+        ("linux/arm64", "linux/amd64")
+    } else {
+        ("linux/amd64", "linux/arm64")
+    }
+}
+
+/// Keys and bundles built once with `pack build` and shared read-only by the tests.
+struct Fixtures {
+    dir: tempfile::TempDir,
+    /// The trusted public key (and its private key `trusted.key`).
+    trusted: PathBuf,
+    /// Another key pair.
+    other: PathBuf,
+    c_cli: PathBuf,
+    py_cli: PathBuf,
+    js_http: PathBuf,
+}
+
+impl Fixtures {
+    fn key(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The compile cache the run tests share across runs (compiling py-cli takes seconds).
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pack-run-cache")
+}
+
+fn pack_build(args: &[&str]) {
+    let out = pack()
+        .env("PACK_CACHE_DIR", cache_dir())
+        .arg("build")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack build {args:?}: {}", stderr(&out));
+}
+
+fn fixtures() -> Option<&'static Fixtures> {
+    static FIXTURES: OnceLock<Option<Fixtures>> = OnceLock::new();
+    FIXTURES
+        .get_or_init(|| {
+            let (c, py, js) = (corpus("c-cli")?, corpus("py-cli")?, corpus("js-http-proxy-sm")?);
+            let dir = tempfile::tempdir().unwrap();
+            for name in ["trusted", "other"] {
+                let out = pack()
+                    .args(["key", "generate", "--no-password", "--output-prefix"])
+                    .arg(dir.path().join(name))
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", stderr(&out));
+            }
+            let key = dir.path().join("trusted.key");
+            let (here, elsewhere) = platforms();
+            let v3 = format!("{here}/v3");
+            let mut c_targets = vec!["-t", here, "-t", elsewhere];
+            if cfg!(target_arch = "x86_64") {
+                c_targets.extend(["-t", &v3]);
+            }
+            let (c_cli, py_cli, js_http) = (
+                dir.path().join("c-cli"),
+                dir.path().join("py-cli"),
+                dir.path().join("js-http-proxy-sm"),
+            );
+            let mut args = vec![s(&c), "-o", s(&c_cli), "--sign-key", s(&key)];
+            args.extend(c_targets);
+            pack_build(&args);
+            pack_build(&[s(&py), "-t", here, "-o", s(&py_cli), "--sign-key", s(&key)]);
+            pack_build(&[s(&js), "-t", here, "-o", s(&js_http), "--sign-key", s(&key)]);
+            Some(Fixtures {
+                trusted: dir.path().join("trusted.pub"),
+                other: dir.path().join("other.pub"),
+                c_cli,
+                py_cli,
+                js_http,
+                dir,
+            })
+        })
+        .as_ref()
+}
+
+fn pack_run(args: &[&str]) -> Output {
+    pack().arg("run").args(args).output().unwrap()
+}
+
+fn wasmtime(args: &[&str]) -> Option<Output> {
+    let wasmtime = tool("wasmtime")?;
+    Some(Command::new(wasmtime).args(args).output().unwrap())
+}
+
+/// `pack run` of `layout` and `wasmtime run` of `wasm` give the same stdout and status.
+fn same_as_wasmtime(run_args: &[&str], name: &str, wasm: &Path, args: &[&str]) {
+    let ours = pack_run(&[run_args, &["--"], args].concat());
+    let mut theirs_args = vec!["run", "--argv0", name, s(wasm)];
+    theirs_args.extend(args);
+    let Some(theirs) = wasmtime(&theirs_args) else {
+        return;
+    };
+    assert_eq!(
+        ours.status.code(),
+        theirs.status.code(),
+        "pack: {}\nwasmtime: {}",
+        stderr(&ours),
+        stderr(&theirs)
+    );
+    assert_eq!(stdout(&ours), stdout(&theirs), "pack: {}", stderr(&ours));
+    assert!(!stdout(&ours).is_empty());
+}
+
+#[test]
+fn c_cli_runs_like_wasmtime_run() {
+    let Some(f) = fixtures() else { return };
+    let c = corpus("c-cli").unwrap();
+    for n in ["2", "1000"] {
+        same_as_wasmtime(&[s(&f.c_cli), "--key", s(&f.trusted)], "c-cli", &c, &[n]);
+    }
+    // The most specific artifact this CPU can run is chosen.
+    let out = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
+    let expected = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2")
+    {
+        "linux/amd64/v3 artifact"
+    } else {
+        platforms().0
+    };
+    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+}
+
+#[test]
+fn a_trap_prints_the_wasm_backtrace_and_exits_1() {
+    let Some(f) = fixtures() else { return };
+    // c-cli without an argument reads out of bounds.
+    let out = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("out of bounds memory access"), "{err}");
+    assert!(err.contains("wasm backtrace:"), "{err}");
+    assert!(err.contains("wasi:cli/run@0.2.12#run"), "{err}");
+}
+
+#[test]
+fn py_cli_runs_like_wasmtime_run() {
+    let Some(f) = fixtures() else { return };
+    let py = corpus("py-cli").unwrap();
+    same_as_wasmtime(
+        &[s(&f.py_cli), "--key", s(&f.trusted)],
+        "py-cli",
+        &py,
+        &["hello", "world"],
+    );
+}
+
+#[test]
+fn env_and_dirs_reach_the_component() {
+    let Some(f) = fixtures() else { return };
+    // A directory that does not exist is refused before anything runs.
+    let out = pack_run(&[
+        s(&f.c_cli),
+        "--key",
+        s(&f.trusted),
+        "--dir",
+        "/nonexistent/dir::/data",
+        "--",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/dir"), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let out = pack_run(&[
+        s(&f.c_cli),
+        "--key",
+        s(&f.trusted),
+        "--env",
+        "A=1",
+        "--dir",
+        &format!("{}::/data", dir.path().display()),
+        "--",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A server process that is stopped on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `cmd` and waits for a stderr line with `http://ADDR/`.
+    fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("http://").nth(1) {
+                        let addr = rest.split('/').next().unwrap().to_string();
+                        return Server {
+                            child,
+                            addr,
+                            log: rx,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the server did not report its address: {seen:?}");
+                }
+            }
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C) and returns the exit status.
+    fn interrupt(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` over HTTP/1.1: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn serve_and_compare(run_args: &[&str]) {
+    let js = corpus("js-http-proxy-sm").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pack"));
+    cmd.arg("run")
+        .args(run_args)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("NO_COLOR", "1");
+    let server = Server::start(cmd);
+    let (status, body) = get(&server.addr, "/hello/world?x=1");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Hello from ComponentizeJS"), "{body}");
+    // One instance per request: a second one works the same.
+    let (status2, body2) = get(&server.addr, "/other");
+    assert_eq!(status2, 200);
+    assert!(body2.contains("/other"), "{body2}");
+
+    if let Some(wasmtime) = tool("wasmtime") {
+        let mut cmd = Command::new(wasmtime);
+        cmd.args(["serve", "-Scli", "--addr", "127.0.0.1:0"]).arg(&js);
+        let theirs = Server::start(cmd);
+        let (their_status, their_body) = get(&theirs.addr, "/hello/world?x=1");
+        assert_eq!((status, body.as_str()), (their_status, their_body.as_str()));
+    }
+    // A line per request, then Ctrl-C stops it cleanly.
+    let lines: Vec<String> = server.log.try_iter().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("GET /hello/world?x=1 -> 200")),
+        "{lines:?}"
+    );
+    assert_eq!(server.interrupt(), Some(0));
+}
+
+#[test]
+fn js_http_proxy_serves_like_wasmtime_serve() {
+    let Some(f) = fixtures() else { return };
+    serve_and_compare(&[s(&f.js_http), "--key", s(&f.trusted)]);
+}
+
+/// A copy of `layout` to damage.
+fn copy_layout(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("blobs/sha256")).unwrap();
+    for name in ["oci-layout", "index.json"] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join("blobs/sha256").join(entry.file_name());
+        std::fs::copy(entry.path(), &dest).unwrap();
+        let mut perms = std::fs::metadata(&dest).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&dest, perms).unwrap();
+    }
+}
+
+/// The file range of an ELF64 section.
+fn elf_section(bytes: &[u8], wanted: &str) -> Option<(usize, usize)> {
+    let u16_at = |o: usize| u16::from_le_bytes(bytes[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap()) as usize;
+    if &bytes[..4] != b"\x7fELF" {
+        return None;
+    }
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let strtab = u64_at(header(shstrndx) + 24);
+    (0..shnum).find_map(|i| {
+        let h = header(i);
+        let name_at = strtab + u32_at(h);
+        let end = bytes[name_at..].iter().position(|&b| b == 0)? + name_at;
+        (&bytes[name_at..end] == wanted.as_bytes()).then(|| (u64_at(h + 24), u64_at(h + 32)))
+    })
+}
+
+/// The path of the `.cwasm` blob of the native manifest for `platform` that `tag`
+/// points to (the first tag that is not a signature when `None`).
+fn cwasm_blob_of(layout: &Path, tag: Option<&str>, platform: &str) -> PathBuf {
+    let l = Layout::open(layout).unwrap();
+    let tag = match tag {
+        Some(t) => t.to_string(),
+        None => l
+            .tags()
+            .unwrap()
+            .into_iter()
+            .find(|t| !t.name.ends_with(".sig"))
+            .unwrap()
+            .name,
+    };
+    let index = l.read_image_index(&l.resolve(&tag).unwrap()).unwrap();
+    let entry = index
+        .manifests()
+        .iter()
+        .find(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| pack_packager::bundle::platform_string(p) == platform)
+        })
+        .unwrap();
+    let manifest = l.read_manifest(entry).unwrap();
+    let cwasm = manifest
+        .layers()
+        .iter()
+        .find(|l| l.media_type().to_string() == pack_packager::media_types::CWASM_LAYER)
+        .unwrap();
+    l.blob_path(cwasm.digest()).unwrap()
+}
+
+fn cwasm_blob(layout: &Path, platform: &str) -> PathBuf {
+    cwasm_blob_of(layout, None, platform)
+}
+
+/// Flips one byte in the middle of the `.text` section of `cwasm`.
+fn flip_text_byte(cwasm: &Path) {
+    let mut bytes = std::fs::read(cwasm).unwrap();
+    let (offset, size) = elf_section(&bytes, ".text").expect("a .text section");
+    bytes[offset + size / 2] ^= 0x01;
+    std::fs::write(cwasm, bytes).unwrap();
+}
+
+fn refused(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "missing {needle:?} in\n{}", stderr(out));
+    // Nothing ran: the component's output never appeared.
+    assert!(!stdout(out).contains("primes"), "{}", stdout(out));
+}
+
+#[test]
+fn refuses_a_flipped_byte_in_the_artifact() {
+    let Some(f) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("c-cli");
+    copy_layout(&f.c_cli, &layout);
+    let here = platforms().0;
+    for platform in [format!("{here}/v3"), here.to_string()] {
+        if platform.ends_with("/v3") && !cfg!(target_arch = "x86_64") {
+            continue;
+        }
+        flip_text_byte(&cwasm_blob(&layout, &platform));
+    }
+    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
+    refused(&out, "does not match its digest");
+}
+
+#[test]
+fn refuses_a_swapped_manifest() {
+    let Some(f) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("c-cli");
+    copy_layout(&f.c_cli, &layout);
+    // The host platform's manifest blob now holds the other platform's manifest.
+    let l = Layout::open(&layout).unwrap();
+    let bundle = pack_packager::Bundle::read(&l, "latest").unwrap();
+    let (here, elsewhere) = platforms();
+    let find = |p: &str| {
+        bundle
+            .natives
+            .iter()
+            .find(|n| pack_packager::bundle::platform_string(n.descriptor.platform().as_ref().unwrap()) == p)
+            .unwrap()
+            .descriptor
+            .digest()
+            .clone()
+    };
+    let (ours, theirs) = (find(here), find(elsewhere));
+    std::fs::copy(l.blob_path(&theirs).unwrap(), l.blob_path(&ours).unwrap()).unwrap();
+    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
+    refused(&out, "does not match its digest");
+}
+
+#[test]
+fn refuses_unsigned_bundles_and_foreign_signatures() {
+    let Some(f) = fixtures() else { return };
+    let c = corpus("c-cli").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let unsigned = dir.path().join("unsigned");
+    pack_build(&[s(&c), "-t", platforms().0, "-o", s(&unsigned)]);
+    let out = pack_run(&[s(&unsigned), "--key", s(&f.trusted), "--", "2"]);
+    refused(&out, "is unsigned");
+    // Loudly, it runs when verification is skipped on purpose.
+    let out = pack_run(&[s(&unsigned), "--insecure-skip-verify", "--", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("warning: --insecure-skip-verify"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("primes<=2"));
+    // No key at all is a usage error.
+    let out = pack_run(&[s(&f.c_cli), "--", "2"]);
+    refused(&out, "no trusted key");
+
+    // Signed, but by another key than the one trusted.
+    let out = pack_run(&[s(&f.c_cli), "--key", s(&f.other), "--", "2"]);
+    refused(&out, "made by another key");
+    // Either of several keys may have signed.
+    let out = pack_run(&[s(&f.c_cli), "--key", s(&f.other), "--key", s(&f.trusted), "--", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn refuses_a_signature_over_another_digest() {
+    let Some(f) = fixtures() else { return };
+    let c = corpus("c-cli").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("app");
+    // Two bundles in one layout; only `b` is signed.
+    let (here, elsewhere) = platforms();
+    pack_build(&[s(&c), "-t", here, "-o", s(&layout), "--tag", "a"]);
+    pack_build(&[
+        s(&c),
+        "-t",
+        here,
+        "-t",
+        elsewhere,
+        "-o",
+        s(&layout),
+        "--tag",
+        "b",
+        "--sign-key",
+        s(&f.key("trusted.key")),
+    ]);
+    // b's signature, filed under a's signature tag.
+    let l = Layout::open(&layout).unwrap();
+    let a = l.resolve("a").unwrap();
+    let b = l.resolve("b").unwrap();
+    let b_signature = l.resolve(&signature_tag(b.digest())).unwrap();
+    l.set_tag(&signature_tag(a.digest()), &b_signature).unwrap();
+    let out = pack_run(&[&format!("{}:a", s(&layout)), "--key", s(&f.trusted), "--", "2"]);
+    refused(&out, "signs another digest");
+    let out = pack_run(&[&format!("{}:b", s(&layout)), "--key", s(&f.trusted), "--", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn refuses_a_bundle_without_an_artifact_for_this_machine() {
+    let Some(f) = fixtures() else { return };
+    let c = corpus("c-cli").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("c-cli");
+    let (_, elsewhere) = platforms();
+    pack_build(&[
+        s(&c),
+        "-t",
+        elsewhere,
+        "-o",
+        s(&layout),
+        "--sign-key",
+        s(&f.key("trusted.key")),
+    ]);
+    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
+    refused(&out, &format!("{elsewhere}: built for another platform"));
+    assert!(stderr(&out).contains("--allow-jit"), "{}", stderr(&out));
+
+    // With --allow-jit the portable component is compiled, with a warning that says why.
+    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--allow-jit", "--", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: --allow-jit: compiling the portable component"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("built for another platform"));
+    assert!(stdout(&out).contains("primes<=2: 1"), "{}", stdout(&out));
+}
+
+#[test]
+fn engine_profiles_are_adopted_or_refused() {
+    let Some(f) = fixtures() else { return };
+    let c = corpus("c-cli").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let epoch = write(dir.path(), "epoch.toml", "epoch_interruption = true\n");
+    let default = write(dir.path(), "default.toml", "");
+    let layout = dir.path().join("c-cli");
+    pack_build(&[
+        s(&c),
+        "-t",
+        platforms().0,
+        "--profile",
+        s(&epoch),
+        "-o",
+        s(&layout),
+        "--sign-key",
+        s(&f.key("trusted.key")),
+    ]);
+    // By default the engine is configured for the artifact's profile, and its
+    // compatibility hash matches the recorded one.
+    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("primes<=2: 1"));
+    // A host that insists on the default profile passes it over.
+    let out = pack_run(&[
+        s(&layout),
+        "--key",
+        s(&f.trusted),
+        "--profile",
+        s(&default),
+        "--",
+        "2",
+    ]);
+    refused(&out, "compatibility hash differs: profile with epoch interruption");
+}
+
+/// Pushes `layout` (tag `latest`) to `reference`.
+fn push(layout: &Path, reference: &str) {
+    let out = pack()
+        .args(["push", s(layout), reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack push: {}", stderr(&out));
+}
+
+#[test]
+fn runs_bundles_pulled_from_a_registry() {
+    let Some(f) = fixtures() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let store = tempfile::tempdir().unwrap();
+    let store_arg = ["--store", s(store.path())];
+    let reference = |name: &str| format!("{}/team/{name}:v1", registry.addr());
+    push(&f.c_cli, &reference("c-cli"));
+    push(&f.py_cli, &reference("py-cli"));
+    push(&f.js_http, &reference("js-http-proxy-sm"));
+
+    let c_ref = reference("c-cli");
+    let key = ["--key", s(&f.trusted)];
+    same_as_wasmtime(
+        &[&[c_ref.as_str()], &key[..], &store_arg[..]].concat(),
+        "c-cli",
+        &corpus("c-cli").unwrap(),
+        &["2"],
+    );
+    let py_ref = reference("py-cli");
+    same_as_wasmtime(
+        &[&[py_ref.as_str()], &key[..], &store_arg[..]].concat(),
+        "py-cli",
+        &corpus("py-cli").unwrap(),
+        &["from", "registry"],
+    );
+    let js_ref = reference("js-http-proxy-sm");
+    serve_and_compare(&[&[js_ref.as_str()], &key[..], &store_arg[..]].concat());
+
+    // The store is one OCI layout shared by every reference: pulling again fetches
+    // nothing, and a byte flipped in the stored artifact is refused.
+    let out = pack_run(&[&[c_ref.as_str()], &key[..], &store_arg[..], &["--", "2"]].concat());
+    assert!(stderr(&out).contains("0 blobs fetched"), "{}", stderr(&out));
+    let here = platforms().0;
+    let platform = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2")
+    {
+        format!("{here}/v3")
+    } else {
+        here.to_string()
+    };
+    let l = Layout::open(store.path()).unwrap();
+    let prefix = format!("{}_team_c-cli", registry.addr().replace(':', "_"));
+    let tag = l
+        .tags()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name.starts_with(&prefix))
+        .unwrap();
+    let blob = cwasm_blob_of(store.path(), Some(&tag.name), &platform);
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    flip_text_byte(&blob);
+    let out = pack_run(&[&[c_ref.as_str()], &key[..], &store_arg[..], &["--", "2"]].concat());
+    refused(&out, "does not match its digest");
+
+    // An unsigned bundle is refused before its blobs are fetched.
+    let dir = tempfile::tempdir().unwrap();
+    let unsigned = dir.path().join("unsigned");
+    pack_build(&[s(&corpus("c-cli").unwrap()), "-t", here, "-o", s(&unsigned)]);
+    push(&unsigned, &reference("unsigned"));
+    let fresh = tempfile::tempdir().unwrap();
+    let out = pack_run(&[&reference("unsigned"), "--key", s(&f.trusted), "--store", s(fresh.path())]);
+    refused(&out, "unsigned");
+    let stored = fresh.path().join("blobs/sha256");
+    let blobs = std::fs::read_dir(&stored).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(blobs, 0, "nothing was stored");
+}
+
+/// The runtime-only host: built without the `jit` feature, it has no Cranelift in its
+/// dependency tree or its binary, and runs a bundle.
+#[test]
+fn the_runtime_only_host_has_no_compiler() {
+    let Some(f) = fixtures() else { return };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = root().join("Cargo.toml");
+    // Cargo unifies features only across the packages being built: pack-host alone.
+    let tree = |features: &[&str]| {
+        let out = Command::new(&cargo)
+            .args(["tree", "--manifest-path", s(&manifest), "-p", "pack-host"])
+            .args(["-e", "features,no-dev", "-i", "wasmtime-internal-cranelift"])
+            .args(features)
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    let runtime_only = tree(&[]);
+    assert!(!runtime_only.contains("cranelift"), "{runtime_only}");
+    // The same query finds it once the `jit` feature asks for a compiler.
+    assert!(tree(&["--features", "jit"]).contains("wasmtime-internal-cranelift v48"));
+
+    // A target directory of its own, so this build neither waits for nor disturbs the
+    // one running the tests.
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-host");
+    let build = Command::new(&cargo)
+        .args(["build", "--manifest-path", s(&manifest), "-p", "pack-host", "--bin", "pack-host"])
+        .arg("--target-dir")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", stderr(&build));
+    let binary = target.join("debug/pack-host");
+    let bytes = std::fs::read(&binary).unwrap();
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b"wasmtime"), "not the binary expected");
+    for needle in [&b"cranelift_codegen"[..], b"cranelift-codegen", b"wasmtime_internal_cranelift"] {
+        assert!(!contains(needle), "{} is in the runtime-only host", String::from_utf8_lossy(needle));
+    }
+
+    let out = Command::new(&binary)
+        .args([s(&f.c_cli), "--key", s(&f.trusted), "--", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let expected = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
+    assert_eq!(stdout(&out), stdout(&expected));
+    // Without a compiler, --allow-jit cannot help; the refusal says so.
+    let out = Command::new(&binary)
+        .args([s(&f.c_cli), "--key", s(&f.other)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("made by another key"), "{}", stderr(&out));
+}
