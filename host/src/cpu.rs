@@ -106,7 +106,9 @@ fn detect(name: &str) -> Option<bool> {
         "has_dotprod" => has!("dotprod"),
         "has_i8mm" => has!("i8mm"),
         // Executed as no-ops where unsupported.
-        "sign_return_address" | "sign_return_address_all" | "sign_return_address_with_bkey"
+        "sign_return_address"
+        | "sign_return_address_all"
+        | "sign_return_address_with_bkey"
         | "use_bti" => true,
         _ => return None,
     })

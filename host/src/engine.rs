@@ -194,14 +194,17 @@ impl EngineSettings {
     /// Reads a profile file in the format `pack compile --profile` takes (TOML; `name`
     /// is ignored).
     pub fn from_toml(text: &str) -> Result<EngineSettings, ProfileError> {
-        let mut value: toml::Table = toml::from_str(text).map_err(|e| ProfileError(e.to_string()))?;
+        let mut value: toml::Table =
+            toml::from_str(text).map_err(|e| ProfileError(e.to_string()))?;
         value.remove("name");
         let json = serde_json::to_value(value).map_err(|e| ProfileError(e.to_string()))?;
         let settings: EngineSettings =
             serde_json::from_value(json).map_err(|e| ProfileError(e.to_string()))?;
         for name in settings.features.keys() {
             if feature_flag(name).is_none() {
-                return Err(ProfileError(format!("unknown WebAssembly feature `{name}`")));
+                return Err(ProfileError(format!(
+                    "unknown WebAssembly feature `{name}`"
+                )));
             }
         }
         Ok(settings)
@@ -396,7 +399,7 @@ impl Pooling {
             .total_memories(self.total_core_instances)
             .total_tables(self.total_core_instances)
             .total_stacks(self.total_component_instances)
-            .total_gc_heaps(self.total_core_instances)
+            .total_gc_heaps(self.total_component_instances)
             // Components built by language toolchains are large (py-cli's CPython).
             .max_component_instance_size(8 << 20)
             .max_core_instance_size(4 << 20)
@@ -475,8 +478,10 @@ mod tests {
             EngineSettings::default()
         );
         assert_eq!(
-            EngineSettings::from_profile(&json!({"name": "default", "sha256": "ab", "settings": {}}))
-                .unwrap(),
+            EngineSettings::from_profile(
+                &json!({"name": "default", "sha256": "ab", "settings": {}})
+            )
+            .unwrap(),
             EngineSettings::default()
         );
         let s = EngineSettings::from_profile(&json!({
@@ -489,9 +494,8 @@ mod tests {
         assert_eq!(s.opt_level, OptLevel::None);
         let err = EngineSettings::from_profile(&json!({"settings": {"epoch": true}})).unwrap_err();
         assert!(err.0.contains("epoch"), "{err}");
-        let err =
-            EngineSettings::from_profile(&json!({"settings": {"features": {"simd2": true}}}))
-                .unwrap_err();
+        let err = EngineSettings::from_profile(&json!({"settings": {"features": {"simd2": true}}}))
+            .unwrap_err();
         assert!(err.0.contains("simd2"), "{err}");
     }
 

@@ -25,7 +25,9 @@ pub enum Error {
 
     /// A registry reference was given, but this host was built without the `registry`
     /// feature.
-    #[error("`{reference}` is a registry reference, and this host was built without registry support")]
+    #[error(
+        "`{reference}` is a registry reference, and this host was built without registry support"
+    )]
     RegistryUnsupported { reference: String },
 
     /// The content store cannot be used.
@@ -99,7 +101,9 @@ pub enum Error {
     },
 
     /// The component exports neither `wasi:cli/run` nor `wasi:http/incoming-handler`.
-    #[error("`{bundle}` exports {found}; pack runs components that export `wasi:cli/run` (a command) or `wasi:http/incoming-handler` (an HTTP handler)")]
+    #[error(
+        "`{bundle}` exports {found}; pack runs components that export `wasi:cli/run` (a command) or `wasi:http/incoming-handler` (an HTTP handler)"
+    )]
     NotRunnable { bundle: String, found: String },
 
     /// A WASI option is invalid (a preopened directory that does not exist, ...).

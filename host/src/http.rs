@@ -85,8 +85,7 @@ impl HttpPre {
         wasi.check()?;
         let mut linker: Linker<HostState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(instantiate)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(instantiate)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(instantiate)?;
         let pre = linker.instantiate_pre(component).map_err(instantiate)?;
         let pre = ProxyPre::new(pre).map_err(instantiate)?;
         Ok(Self {
@@ -97,7 +96,10 @@ impl HttpPre {
     }
 
     /// Handles one request in a new instance.
-    pub async fn handle<B>(&self, req: hyper::Request<B>) -> Result<hyper::Response<HyperOutgoingBody>, BoxError>
+    pub async fn handle<B>(
+        &self,
+        req: hyper::Request<B>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, BoxError>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -195,48 +197,50 @@ pub async fn serve(
         let next_id = next_id.clone();
         let logger = options.on_request.clone();
         tokio::task::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let pre = pre.clone();
-                let logger = logger.clone();
-                let id = next_id.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    let started = Instant::now();
-                    let method = req.method().to_string();
-                    let uri = req
-                        .uri()
-                        .path_and_query()
-                        .map_or_else(|| req.uri().to_string(), |p| p.to_string());
-                    let result = pre.handle(req).await;
-                    let (response, status, error) = match result {
-                        Ok(response) => {
-                            let status = response.status().as_u16();
-                            (response, Some(status), None)
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let pre = pre.clone();
+                    let logger = logger.clone();
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    async move {
+                        let started = Instant::now();
+                        let method = req.method().to_string();
+                        let uri = req
+                            .uri()
+                            .path_and_query()
+                            .map_or_else(|| req.uri().to_string(), |p| p.to_string());
+                        let result = pre.handle(req).await;
+                        let (response, status, error) = match result {
+                            Ok(response) => {
+                                let status = response.status().as_u16();
+                                (response, Some(status), None)
+                            }
+                            Err(e) => {
+                                let body =
+                                    http_body_util::Full::new(bytes::Bytes::from(ERROR_BODY))
+                                        .map_err(|never| match never {})
+                                        .boxed_unsync();
+                                let response = hyper::Response::builder()
+                                    .status(500)
+                                    .header("content-type", "text/plain; charset=utf-8")
+                                    .body(body)
+                                    .expect("a valid response");
+                                (response, None, Some(e.to_string()))
+                            }
+                        };
+                        if let Some(logger) = &logger {
+                            logger(&RequestLog {
+                                id,
+                                method,
+                                uri,
+                                status,
+                                duration: started.elapsed(),
+                                error,
+                            });
                         }
-                        Err(e) => {
-                            let body = http_body_util::Full::new(bytes::Bytes::from(ERROR_BODY))
-                                .map_err(|never| match never {})
-                                .boxed_unsync();
-                            let response = hyper::Response::builder()
-                                .status(500)
-                                .header("content-type", "text/plain; charset=utf-8")
-                                .body(body)
-                                .expect("a valid response");
-                            (response, None, Some(e.to_string()))
-                        }
-                    };
-                    if let Some(logger) = &logger {
-                        logger(&RequestLog {
-                            id,
-                            method,
-                            uri,
-                            status,
-                            duration: started.elapsed(),
-                            error,
-                        });
+                        Ok::<_, std::convert::Infallible>(response)
                     }
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
+                });
             let _ = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)

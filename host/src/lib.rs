@@ -124,6 +124,7 @@ pub struct Pulled {
 
 /// What was loaded.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one per loaded component")]
 pub enum Artifact {
     /// A precompiled `.cwasm`, memory-mapped from the layout.
     Precompiled {
@@ -209,7 +210,10 @@ impl Loaded {
             .map(|(name, _)| name.to_string())
             .collect();
         let has = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
-        match (has("wasi:cli/run@0.2"), has("wasi:http/incoming-handler@0.2")) {
+        match (
+            has("wasi:cli/run@0.2"),
+            has("wasi:http/incoming-handler@0.2"),
+        ) {
             (true, true) => Kind::Both,
             (true, false) => Kind::Command,
             (false, true) => Kind::HttpHandler,
@@ -247,17 +251,112 @@ impl Loaded {
         if !matches!(self.kind(), Kind::HttpHandler | Kind::Both) {
             return Err(self.not_runnable());
         }
-        HttpPre::new(&self.engine, &self.component, &self.settings, wasi, &self.name)
+        HttpPre::new(
+            &self.engine,
+            &self.component,
+            &self.settings,
+            wasi,
+            &self.name,
+        )
     }
 }
 
 type EngineKey = (EngineSettings, Option<(String, Vec<String>)>);
 
-/// A host: options, and the engines it has made (one per distinct configuration, shared
-/// by every bundle that needs it).
+/// Checks the size, then the sha256, of the blob `descriptor` points to, reading it in
+/// large chunks (an artifact is tens of MiB), and returns its path. The errors are the
+/// layout's own.
+fn hash_check(layout: &Layout, descriptor: &Descriptor) -> Result<PathBuf> {
+    use sha2::{Digest as _, Sha256};
+    use std::io::Read;
+
+    let path = layout.blob_path(descriptor.digest())?;
+    let read_error = |source| pack_packager::Error::Read {
+        path: path.clone(),
+        source,
+    };
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(pack_packager::Error::BlobMissing {
+                layout: layout.root().to_path_buf(),
+                digest: descriptor.digest().to_string(),
+            }
+            .into());
+        }
+        Err(e) => return Err(read_error(e).into()),
+    };
+    let size = file.metadata().map_err(read_error)?.len();
+    if size != descriptor.size() {
+        return Err(pack_packager::Error::SizeMismatch {
+            path,
+            digest: descriptor.digest().to_string(),
+            expected: descriptor.size(),
+            actual: size,
+        }
+        .into());
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(e).into()),
+        };
+        hasher.update(&buf[..n]);
+    }
+    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if actual != descriptor.digest().to_string() {
+        return Err(pack_packager::Error::DigestMismatch {
+            path,
+            expected: descriptor.digest().to_string(),
+            actual,
+        }
+        .into());
+    }
+    Ok(path)
+}
+
+/// What identifies a file's content without reading it: device, inode, size, and the
+/// modification and status-change times (any write changes the latter, and it cannot be
+/// set back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    digest: String,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+#[cfg(unix)]
+fn stamp(path: &std::path::Path, digest: &str) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        digest: digest.to_string(),
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+    })
+}
+
+#[cfg(not(unix))]
+fn stamp(_path: &std::path::Path, _digest: &str) -> Option<FileStamp> {
+    None
+}
+
+/// A host: options, the engines it has made (one per distinct configuration, shared by
+/// every bundle that needs it), and the artifacts it has verified.
 pub struct Host {
     options: HostOptions,
     engines: Mutex<HashMap<EngineKey, Engine>>,
+    verified: Mutex<HashMap<PathBuf, FileStamp>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -273,6 +372,7 @@ impl Host {
         Self {
             options,
             engines: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -360,8 +460,37 @@ impl Host {
         self.load(selection)
     }
 
+    /// Checks the blob `descriptor` points to against its size and digest, and returns its
+    /// path. A blob this host has already checked is not hashed again while its file is
+    /// unchanged (same device, inode, size, modification and status-change times): a
+    /// long-running host pays for hashing a large artifact once, not at every load.
+    pub fn verify_blob(&self, layout: &Layout, descriptor: &Descriptor) -> Result<PathBuf> {
+        let digest = descriptor.digest().to_string();
+        let path = layout.blob_path(descriptor.digest())?;
+        let before = stamp(&path, &digest);
+        {
+            let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if before.is_some() && verified.get(&path) == before.as_ref() {
+                return Ok(path);
+            }
+        }
+        let path = hash_check(layout, descriptor)?;
+        // Remembered only when the file did not change while it was hashed.
+        if let Some(before) = before
+            && stamp(&path, &digest).as_ref() == Some(&before)
+        {
+            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            verified.insert(path.clone(), before);
+        }
+        Ok(path)
+    }
+
     /// The engine for `settings` (and, with a compiler, `target`), made once.
-    fn engine(&self, settings: &EngineSettings, target: Option<(&str, &[String])>) -> Result<Engine> {
+    fn engine(
+        &self,
+        settings: &EngineSettings,
+        target: Option<(&str, &[String])>,
+    ) -> Result<Engine> {
         let key: EngineKey = (
             settings.clone(),
             target.map(|(t, f)| (t.to_string(), f.to_vec())),
@@ -374,8 +503,16 @@ impl Host {
             Some((triple, _)) => format!("{triple} with the artifact's settings"),
             None => "this machine".to_string(),
         };
-        let engine = engine::config(settings, self.options.pooling.as_ref(), target)
-            .and_then(|c| Engine::new(&c))
+        let build = |pooling: Option<&Pooling>| {
+            engine::config(settings, pooling, target).and_then(|c| Engine::new(&c))
+        };
+        // The pool reserves its address space up front; where there is not that much of
+        // it (39-bit address spaces), instances are allocated on demand instead.
+        let engine = build(self.options.pooling.as_ref())
+            .or_else(|e| match self.options.pooling {
+                Some(_) => build(None).map_err(|_| e),
+                None => Err(e),
+            })
             .map_err(|e| Error::Engine {
                 what,
                 source: boxed(e),
@@ -387,7 +524,10 @@ impl Host {
     /// The engine a candidate loads into. With a compiler, it is configured for the
     /// artifact's target and CPU flags, so its compatibility hash can be compared with the
     /// recorded one; without one, for this machine.
-    fn candidate_engine(&self, candidate: &Candidate) -> Result<std::result::Result<Engine, Reason>> {
+    fn candidate_engine(
+        &self,
+        candidate: &Candidate,
+    ) -> Result<std::result::Result<Engine, Reason>> {
         let config = &candidate.config;
         if cfg!(feature = "jit") || candidate.pulley {
             let target = (config.target_triple.as_str(), config.cpu_flags.as_slice());
@@ -442,7 +582,7 @@ impl Host {
                     continue;
                 }
             };
-            let path = layout.verify_blob(&candidate.cwasm)?;
+            let path = self.verify_blob(layout, &candidate.cwasm)?;
             // SAFETY: the file's content was just checked against the digest in a
             // manifest the verified index lists; wasmtime checks the engine metadata
             // before using anything else. The layout must not be writable by others.
@@ -494,7 +634,7 @@ impl Host {
         passed_over: Vec<PassedOver>,
         layer: Descriptor,
     ) -> Result<Loaded> {
-        let path = bundle.layout.verify_blob(&layer)?;
+        let path = self.verify_blob(&bundle.layout, &layer)?;
         let settings = match &self.options.engine {
             EnginePolicy::Fixed(s) => s.clone(),
             EnginePolicy::Adopt => EngineSettings::default(),
@@ -509,7 +649,10 @@ impl Host {
             "the bundle has no native artifact".to_string()
         } else {
             let list: Vec<String> = passed_over.iter().map(|p| p.to_string()).collect();
-            format!("no precompiled artifact fits this host ({})", list.join("; "))
+            format!(
+                "no precompiled artifact fits this host ({})",
+                list.join("; ")
+            )
         };
         Ok(Loaded {
             name: bundle.name,

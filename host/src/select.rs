@@ -26,10 +26,10 @@ use pack_packager::bundle::platform_string;
 use pack_packager::media_types::{CWASM_LAYER, NATIVE_CONFIG, WASM_CONFIG, WASM_LAYER};
 use pack_packager::{Error as PackagerError, NativeConfig, oci_spec};
 
+use crate::Result;
 use crate::cpu;
 use crate::engine::{EnginePolicy, EngineSettings};
 use crate::verify::VerifiedBundle;
-use crate::Result;
 
 /// The version of the `wasmtime` crate this host runs, pinned with `=` in Cargo.toml (a
 /// test checks it against `Cargo.lock`). Artifacts must come from the same version.
@@ -72,10 +72,15 @@ fn short(hash: &str) -> &str {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Platform { host } => write!(f, "built for another platform (this host is {host})"),
+            Reason::Platform { host } => {
+                write!(f, "built for another platform (this host is {host})")
+            }
             Reason::CpuFeatures { lacks } => write!(f, "host lacks {}", lacks.join(", ")),
             Reason::WasmtimeVersion { artifact, host } => {
-                write!(f, "compiled by wasmtime {artifact}, this host runs wasmtime {host}")
+                write!(
+                    f,
+                    "compiled by wasmtime {artifact}, this host runs wasmtime {host}"
+                )
             }
             Reason::NotPresent => f.write_str("not in the layout (not pulled)"),
             Reason::Profile { detail } => write!(f, "unusable profile: {detail}"),
@@ -179,14 +184,18 @@ pub(crate) fn select(bundle: VerifiedBundle, host: &HostFacts<'_>) -> Result<Sel
             continue;
         }
         let platform = entry.platform().as_ref();
-        let label = platform.map(platform_string).unwrap_or_else(|| "(no platform)".into());
+        let label = platform
+            .map(platform_string)
+            .unwrap_or_else(|| "(no platform)".into());
         let pass = |reason: Reason| PassedOver {
             platform: label.clone(),
             digest: entry.digest().to_string(),
             reason,
         };
         let os = platform.map(|p| p.os().to_string()).unwrap_or_default();
-        let arch = platform.map(|p| p.architecture().to_string()).unwrap_or_default();
+        let arch = platform
+            .map(|p| p.architecture().to_string())
+            .unwrap_or_default();
 
         if arch == "wasm" {
             // The portable manifest: its component is the JIT fallback.

@@ -15,7 +15,11 @@ use crate::{Error, Result};
 
 /// The content store's directory from the environment.
 pub fn default_dir() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("PACK_STORE")
         .or_else(|| var("XDG_DATA_HOME").map(|d| d.join("pack").join("store")))
         .or_else(|| var("HOME").map(|h| h.join(".local/share/pack/store")))
@@ -97,7 +101,11 @@ pub fn pull(
     };
     let pull_options = PullOptions {
         jobs: 4,
-        platforms: vec![spec(os, arch), spec("unknown", "pulley64"), spec("wasip2", "wasm")],
+        platforms: vec![
+            spec(os, arch),
+            spec("unknown", "pulley64"),
+            spec("wasip2", "wasm"),
+        ],
         keys: keys.to_vec(),
     };
     let connect = ConnectOptions {
@@ -112,32 +120,34 @@ pub fn pull(
             path: store.root.clone(),
             source,
         })?;
-    let summary = runtime.block_on(async {
-        let credentials = auth::resolve(parsed.registry(), None, &auth::AuthEnv::from_process())?;
-        let registry = Registry::connect(&parsed, credentials, &connect).await?;
-        pack_registry_client::pull(
-            &registry,
-            &parsed,
-            layout.root(),
-            &tag,
-            &pull_options,
-            &NoReporter,
-        )
-        .await
-    })
-    .map_err(|e| match e {
-        // Refused before anything but the signatures was fetched: the host's refusal.
-        pack_registry_client::Error::Unverified {
-            reference,
-            digest,
-            reasons,
-        } => Error::Unverified {
-            bundle: reference,
-            digest,
-            reasons,
-        },
-        other => other.into(),
-    })?;
+    let summary = runtime
+        .block_on(async {
+            let credentials =
+                auth::resolve(parsed.registry(), None, &auth::AuthEnv::from_process())?;
+            let registry = Registry::connect(&parsed, credentials, &connect).await?;
+            pack_registry_client::pull(
+                &registry,
+                &parsed,
+                layout.root(),
+                &tag,
+                &pull_options,
+                &NoReporter,
+            )
+            .await
+        })
+        .map_err(|e| match e {
+            // Refused before anything but the signatures was fetched: the host's refusal.
+            pack_registry_client::Error::Unverified {
+                reference,
+                digest,
+                reasons,
+            } => Error::Unverified {
+                bundle: reference,
+                digest,
+                reasons,
+            },
+            other => other.into(),
+        })?;
     Ok((layout, tag, summary))
 }
 

@@ -237,8 +237,7 @@ impl CommandPre {
         let mut linker: Linker<HostState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(instantiate)?;
         let pre: InstancePre<HostState> = linker.instantiate_pre(component).map_err(instantiate)?;
-        let pre =
-            wasmtime_wasi::p2::bindings::sync::CommandPre::new(pre).map_err(instantiate)?;
+        let pre = wasmtime_wasi::p2::bindings::sync::CommandPre::new(pre).map_err(instantiate)?;
         Ok(Self {
             pre,
             settings: settings.clone(),
@@ -278,7 +277,10 @@ impl CommandPre {
 
 /// One instance of a command.
 pub struct CommandInstance {
-    inner: std::result::Result<(Store<HostState>, wasmtime_wasi::p2::bindings::sync::Command), RunOutcome>,
+    inner: std::result::Result<
+        (Store<HostState>, wasmtime_wasi::p2::bindings::sync::Command),
+        RunOutcome,
+    >,
 }
 
 impl CommandInstance {

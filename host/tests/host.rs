@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use pack_host::engine::EngineSettings;
 use pack_host::{
-    EnginePolicy, Error, Host, HostOptions, Kind, Output, Reason, RunOutcome, Source, Trust,
-    WasiOptions,
+    EnginePolicy, Error, Host, HostOptions, Kind, Output, RunOutcome, Source, Trust, WasiOptions,
 };
 use pack_packager::oci_spec::image::{Arch, Os, Platform, PlatformBuilder};
 use pack_packager::signing::{self, PrivateKey, SignOptions};
@@ -61,7 +60,10 @@ fn precompile(wasm: &[u8], triple: &str, settings: &EngineSettings) -> (Vec<u8>,
     config.target(triple).unwrap();
     settings.apply(&mut config);
     let engine = wasmtime::Engine::new(&config).unwrap();
-    (engine.precompile_component(wasm).unwrap(), compat_hash(&engine))
+    (
+        engine.precompile_component(wasm).unwrap(),
+        compat_hash(&engine),
+    )
 }
 
 struct Native {
@@ -168,7 +170,12 @@ fn runs_a_signed_bundle_from_its_precompiled_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate();
     let ok = bundle(dir.path(), "ok", &command("i32.const 0"), &[Native::host()]);
-    let err = bundle(dir.path(), "err", &command("i32.const 1"), &[Native::host()]);
+    let err = bundle(
+        dir.path(),
+        "err",
+        &command("i32.const 1"),
+        &[Native::host()],
+    );
     sign(&ok, &key);
     sign(&err, &key);
     let host = host(&key);
@@ -176,7 +183,10 @@ fn runs_a_signed_bundle_from_its_precompiled_artifact() {
     let loaded = host.open(&source(&ok)).unwrap();
     assert_eq!(loaded.kind(), Kind::Command);
     assert!(
-        matches!(&loaded.artifact, pack_host::Artifact::Precompiled { pulley: false, .. }),
+        matches!(
+            &loaded.artifact,
+            pack_host::Artifact::Precompiled { pulley: false, .. }
+        ),
         "{:?}",
         loaded.artifact
     );
@@ -197,7 +207,12 @@ fn runs_a_signed_bundle_from_its_precompiled_artifact() {
 fn a_trap_is_an_outcome_with_a_backtrace() {
     let dir = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate();
-    let trap = bundle(dir.path(), "trap", &command("unreachable"), &[Native::host()]);
+    let trap = bundle(
+        dir.path(),
+        "trap",
+        &command("unreachable"),
+        &[Native::host()],
+    );
     sign(&trap, &key);
     let outcome = host(&key)
         .open(&source(&trap))
@@ -220,7 +235,12 @@ fn refuses_unsigned_and_foreign_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate();
     let other = PrivateKey::generate();
-    let path = bundle(dir.path(), "app", &command("i32.const 0"), &[Native::host()]);
+    let path = bundle(
+        dir.path(),
+        "app",
+        &command("i32.const 0"),
+        &[Native::host()],
+    );
     let err = host(&key).open(&source(&path)).unwrap_err();
     assert!(matches!(err, Error::Unverified { .. }), "{err}");
     assert!(err.to_string().contains("unsigned"), "{err}");
@@ -244,8 +264,17 @@ fn refuses_unsigned_and_foreign_signatures() {
 fn refuses_a_tampered_artifact_before_loading_it() {
     let dir = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate();
-    let path = bundle(dir.path(), "app", &command("i32.const 0"), &[Native::host()]);
+    let path = bundle(
+        dir.path(),
+        "app",
+        &command("i32.const 0"),
+        &[Native::host()],
+    );
     sign(&path, &key);
+    // Loaded once by this host (which then remembers the blob as verified) ...
+    let host = host(&key);
+    host.open(&source(&path)).unwrap();
+    // ... and changed afterwards: the change is seen, and refused.
     let blob = cwasm_path(&path);
     let mut bytes = std::fs::read(&blob).unwrap();
     let middle = bytes.len() / 2;
@@ -255,7 +284,7 @@ fn refuses_a_tampered_artifact_before_loading_it() {
     perms.set_readonly(false);
     std::fs::set_permissions(&blob, perms).unwrap();
     std::fs::write(&blob, &bytes).unwrap();
-    let err = host(&key).open(&source(&path)).unwrap_err();
+    let err = host.open(&source(&path)).unwrap_err();
     assert!(
         matches!(
             err,

@@ -95,6 +95,11 @@ pub struct RunCommand {
     #[arg(long)]
     pub insecure_registry: bool,
 
+    /// A PEM file of CA certificates to trust for the registry, besides the system's;
+    /// repeatable.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Vec<PathBuf>,
+
     /// Arguments for the component (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -130,6 +135,7 @@ impl RunCommand {
         options.engine = engine;
         options.store = self.store.clone();
         options.registry.insecure = self.insecure_registry;
+        options.registry.ca_certificates = self.ca_cert.clone();
         let host = Host::new(options);
 
         if self.insecure_skip_verify {
@@ -270,8 +276,7 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
             "check --key; `pack verify <LAYOUT> --key <PUB>` lists the signatures".to_string()
         }
         H::NoArtifact {
-            jit_possible: true,
-            ..
+            jit_possible: true, ..
         } => "build the bundle for this machine (`pack build ... --target native`), or pass \
               --allow-jit to compile the portable component here"
             .to_string(),
@@ -293,8 +298,19 @@ mod tests {
     #[test]
     fn parses_flags_and_trailing_args() {
         let cli = Cli::try_parse_from([
-            "x", "out/app:v1", "--key", "a.pub", "--key", "b.pub", "--env", "A=1", "--dir",
-            "data::/data", "--", "2", "--flag",
+            "x",
+            "out/app:v1",
+            "--key",
+            "a.pub",
+            "--key",
+            "b.pub",
+            "--env",
+            "A=1",
+            "--dir",
+            "data::/data",
+            "--",
+            "2",
+            "--flag",
         ])
         .unwrap();
         assert_eq!(cli.cmd.key.len(), 2);

@@ -1,5 +1,8 @@
 //! Integration tests: they drive the real `pack` binary.
 
+// Tests say why they skip (outside CI) on stderr.
+#![allow(clippy::print_stderr, clippy::print_stdout)]
+
 mod bundle;
 mod build;
 mod common;

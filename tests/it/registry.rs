@@ -18,14 +18,11 @@ pub struct Registry {
     _storage: tempfile::TempDir,
 }
 
-/// Whether `program` can be run (`program --version` succeeds).
+/// Whether `program` is on PATH (not every tool has a `--version`: htpasswd does not).
 pub fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+    })
 }
 
 /// `None` (the caller skips) when `program` is missing outside CI; in CI a missing tool

@@ -33,9 +33,26 @@ struct Fixtures {
     /// Another key pair.
     other: PathBuf,
     c_cli: PathBuf,
+    /// c-cli compiled with an engine profile far from the defaults.
+    c_cli_profiled: PathBuf,
     py_cli: PathBuf,
     js_http: PathBuf,
 }
+
+/// A profile that changes most settings that reach the compatibility hash, so that the
+/// host's engine configured for it must reproduce the compiler's exactly.
+const PROFILE: &str = "\
+opt_level = \"none\"
+regalloc_algorithm = \"single_pass\"
+consume_fuel = true
+epoch_interruption = true
+nan_canonicalization = true
+debug_symbols = false
+memory_guard_size = 65536
+table_lazy_init = false
+[features]
+memory64 = true
+";
 
 impl Fixtures {
     fn key(&self, name: &str) -> PathBuf {
@@ -59,14 +76,22 @@ fn pack_build(args: &[&str]) {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "pack build {args:?}: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "pack build {args:?}: {}",
+        stderr(&out)
+    );
 }
 
 fn fixtures() -> Option<&'static Fixtures> {
     static FIXTURES: OnceLock<Option<Fixtures>> = OnceLock::new();
     FIXTURES
         .get_or_init(|| {
-            let (c, py, js) = (corpus("c-cli")?, corpus("py-cli")?, corpus("js-http-proxy-sm")?);
+            let (c, py, js) = (
+                corpus("c-cli")?,
+                corpus("py-cli")?,
+                corpus("js-http-proxy-sm")?,
+            );
             let dir = tempfile::tempdir().unwrap();
             for name in ["trusted", "other"] {
                 let out = pack()
@@ -91,12 +116,26 @@ fn fixtures() -> Option<&'static Fixtures> {
             let mut args = vec![s(&c), "-o", s(&c_cli), "--sign-key", s(&key)];
             args.extend(c_targets);
             pack_build(&args);
+            let profile = write(dir.path(), "profile.toml", PROFILE);
+            let c_cli_profiled = dir.path().join("c-cli-profiled");
+            pack_build(&[
+                s(&c),
+                "-t",
+                here,
+                "--profile",
+                s(&profile),
+                "-o",
+                s(&c_cli_profiled),
+                "--sign-key",
+                s(&key),
+            ]);
             pack_build(&[s(&py), "-t", here, "-o", s(&py_cli), "--sign-key", s(&key)]);
             pack_build(&[s(&js), "-t", here, "-o", s(&js_http), "--sign-key", s(&key)]);
             Some(Fixtures {
                 trusted: dir.path().join("trusted.pub"),
                 other: dir.path().join("other.pub"),
                 c_cli,
+                c_cli_profiled,
                 py_cli,
                 js_http,
                 dir,
@@ -142,8 +181,7 @@ fn c_cli_runs_like_wasmtime_run() {
     }
     // The most specific artifact this CPU can run is chosen.
     let out = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
-    let expected = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2")
-    {
+    let expected = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
         "linux/amd64/v3 artifact"
     } else {
         platforms().0
@@ -176,32 +214,70 @@ fn py_cli_runs_like_wasmtime_run() {
 }
 
 #[test]
-fn env_and_dirs_reach_the_component() {
+fn args_env_dirs_and_exit_codes_reach_the_component() {
     let Some(f) = fixtures() else { return };
-    // A directory that does not exist is refused before anything runs.
-    let out = pack_run(&[
-        s(&f.c_cli),
-        "--key",
-        s(&f.trusted),
-        "--dir",
-        "/nonexistent/dir::/data",
-        "--",
-        "2",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/nonexistent/dir"), "{}", stderr(&out));
+    let hello = fixture("components/hello-cli.wasm");
     let dir = tempfile::tempdir().unwrap();
-    let out = pack_run(&[
-        s(&f.c_cli),
-        "--key",
-        s(&f.trusted),
-        "--env",
-        "A=1",
-        "--dir",
-        &format!("{}::/data", dir.path().display()),
-        "--",
-        "2",
+    let layout = dir.path().join("hello");
+    pack_build(&[
+        s(&hello),
+        "-t",
+        platforms().0,
+        "-o",
+        s(&layout),
+        "--sign-key",
+        s(&f.key("trusted.key")),
     ]);
+    let run = [s(&layout), "--key", s(&f.trusted)];
+    // `--env K=V`, and `--env K` for this process's value, like `wasmtime run --env`.
+    let out = pack_run(&[&run[..], &["--env", "GREETING=hi", "--", "a", "b"]].concat());
+    assert_eq!(
+        stdout(&out),
+        "hello from pack fixture: args=[\"a\", \"b\"]\ngreeting: hi\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = pack()
+        .env("GREETING", "from the host")
+        .arg("run")
+        .args(run)
+        .args(["--env", "GREETING"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("greeting: from the host"),
+        "{}",
+        stdout(&out)
+    );
+    // Nothing is inherited unasked.
+    let out = pack()
+        .env("GREETING", "from the host")
+        .arg("run")
+        .args(run)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("greeting: <unset>"),
+        "{}",
+        stdout(&out)
+    );
+    // Exit statuses are the component's, as wasmtime reports them.
+    for args in [&["0"][..], &["3"], &["a", "b"]] {
+        same_as_wasmtime(&run, "hello", &hello, args);
+    }
+
+    // A directory that does not exist is refused before anything runs; one that does is
+    // given.
+    let out = pack_run(&[&run[..], &["--dir", "/nonexistent/dir::/data"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/dir"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    let data = format!("{}::/data", dir.path().display());
+    let out = pack_run(&[&run[..], &["--dir", &data]].concat());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -244,6 +320,7 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("the server did not report its address: {seen:?}");
                 }
             }
@@ -326,7 +403,8 @@ fn serve_and_compare(run_args: &[&str]) {
 
     if let Some(wasmtime) = tool("wasmtime") {
         let mut cmd = Command::new(wasmtime);
-        cmd.args(["serve", "-Scli", "--addr", "127.0.0.1:0"]).arg(&js);
+        cmd.args(["serve", "-Scli", "--addr", "127.0.0.1:0"])
+            .arg(&js);
         let theirs = Server::start(cmd);
         let (their_status, their_body) = get(&theirs.addr, "/hello/world?x=1");
         assert_eq!((status, body.as_str()), (their_status, their_body.as_str()));
@@ -391,13 +469,14 @@ fn cwasm_blob_of(layout: &Path, tag: Option<&str>, platform: &str) -> PathBuf {
     let l = Layout::open(layout).unwrap();
     let tag = match tag {
         Some(t) => t.to_string(),
-        None => l
-            .tags()
-            .unwrap()
-            .into_iter()
-            .find(|t| !t.name.ends_with(".sig"))
-            .unwrap()
-            .name,
+        None => {
+            l.tags()
+                .unwrap()
+                .into_iter()
+                .find(|t| !t.name.ends_with(".sig"))
+                .unwrap()
+                .name
+        }
     };
     let index = l.read_image_index(&l.resolve(&tag).unwrap()).unwrap();
     let entry = index
@@ -432,7 +511,11 @@ fn flip_text_byte(cwasm: &Path) {
 
 fn refused(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
-    assert!(stderr(out).contains(needle), "missing {needle:?} in\n{}", stderr(out));
+    assert!(
+        stderr(out).contains(needle),
+        "missing {needle:?} in\n{}",
+        stderr(out)
+    );
     // Nothing ran: the component's output never appeared.
     assert!(!stdout(out).contains("primes"), "{}", stdout(out));
 }
@@ -468,7 +551,10 @@ fn refuses_a_swapped_manifest() {
         bundle
             .natives
             .iter()
-            .find(|n| pack_packager::bundle::platform_string(n.descriptor.platform().as_ref().unwrap()) == p)
+            .find(|n| {
+                pack_packager::bundle::platform_string(n.descriptor.platform().as_ref().unwrap())
+                    == p
+            })
             .unwrap()
             .descriptor
             .digest()
@@ -492,7 +578,11 @@ fn refuses_unsigned_bundles_and_foreign_signatures() {
     // Loudly, it runs when verification is skipped on purpose.
     let out = pack_run(&[s(&unsigned), "--insecure-skip-verify", "--", "2"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("warning: --insecure-skip-verify"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: --insecure-skip-verify"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("primes<=2"));
     // No key at all is a usage error.
     let out = pack_run(&[s(&f.c_cli), "--", "2"]);
@@ -502,7 +592,15 @@ fn refuses_unsigned_bundles_and_foreign_signatures() {
     let out = pack_run(&[s(&f.c_cli), "--key", s(&f.other), "--", "2"]);
     refused(&out, "made by another key");
     // Either of several keys may have signed.
-    let out = pack_run(&[s(&f.c_cli), "--key", s(&f.other), "--key", s(&f.trusted), "--", "2"]);
+    let out = pack_run(&[
+        s(&f.c_cli),
+        "--key",
+        s(&f.other),
+        "--key",
+        s(&f.trusted),
+        "--",
+        "2",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -534,9 +632,21 @@ fn refuses_a_signature_over_another_digest() {
     let b = l.resolve("b").unwrap();
     let b_signature = l.resolve(&signature_tag(b.digest())).unwrap();
     l.set_tag(&signature_tag(a.digest()), &b_signature).unwrap();
-    let out = pack_run(&[&format!("{}:a", s(&layout)), "--key", s(&f.trusted), "--", "2"]);
+    let out = pack_run(&[
+        &format!("{}:a", s(&layout)),
+        "--key",
+        s(&f.trusted),
+        "--",
+        "2",
+    ]);
     refused(&out, "signs another digest");
-    let out = pack_run(&[&format!("{}:b", s(&layout)), "--key", s(&f.trusted), "--", "2"]);
+    let out = pack_run(&[
+        &format!("{}:b", s(&layout)),
+        "--key",
+        s(&f.trusted),
+        "--",
+        "2",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -606,7 +716,28 @@ fn engine_profiles_are_adopted_or_refused() {
         "--",
         "2",
     ]);
-    refused(&out, "compatibility hash differs: profile with epoch interruption");
+    refused(
+        &out,
+        "compatibility hash differs: profile with epoch interruption",
+    );
+
+    // Far from the defaults: the hash still matches (the engine is configured exactly as
+    // the compiler's), the store gets fuel and a deadline, and the output is the same.
+    let out = pack_run(&[s(&f.c_cli_profiled), "--key", s(&f.trusted), "--", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plain = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
+    assert_eq!(
+        stdout(&out).split(' ').next(),
+        stdout(&plain).split(' ').next()
+    );
+    let out = pack_run(&[
+        s(&f.c_cli_profiled),
+        "--key",
+        s(&f.trusted),
+        "--profile",
+        s(&default),
+    ]);
+    refused(&out, "with consume fuel");
 }
 
 /// Pushes `layout` (tag `latest`) to `reference`.
@@ -654,8 +785,7 @@ fn runs_bundles_pulled_from_a_registry() {
     let out = pack_run(&[&[c_ref.as_str()], &key[..], &store_arg[..], &["--", "2"]].concat());
     assert!(stderr(&out).contains("0 blobs fetched"), "{}", stderr(&out));
     let here = platforms().0;
-    let platform = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2")
-    {
+    let platform = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
         format!("{here}/v3")
     } else {
         here.to_string()
@@ -683,7 +813,13 @@ fn runs_bundles_pulled_from_a_registry() {
     pack_build(&[s(&corpus("c-cli").unwrap()), "-t", here, "-o", s(&unsigned)]);
     push(&unsigned, &reference("unsigned"));
     let fresh = tempfile::tempdir().unwrap();
-    let out = pack_run(&[&reference("unsigned"), "--key", s(&f.trusted), "--store", s(fresh.path())]);
+    let out = pack_run(&[
+        &reference("unsigned"),
+        "--key",
+        s(&f.trusted),
+        "--store",
+        s(fresh.path()),
+    ]);
     refused(&out, "unsigned");
     let stored = fresh.path().join("blobs/sha256");
     let blobs = std::fs::read_dir(&stored).map(|d| d.count()).unwrap_or(0);
@@ -712,11 +848,22 @@ fn the_runtime_only_host_has_no_compiler() {
     // The same query finds it once the `jit` feature asks for a compiler.
     assert!(tree(&["--features", "jit"]).contains("wasmtime-internal-cranelift v48"));
 
-    // A target directory of its own, so this build neither waits for nor disturbs the
-    // one running the tests.
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-host");
+    // The tests' own target directory (cargo no longer holds its lock while tests run),
+    // so the dependencies built for the tests are reused.
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let build = Command::new(&cargo)
-        .args(["build", "--manifest-path", s(&manifest), "-p", "pack-host", "--bin", "pack-host"])
+        .args([
+            "build",
+            "--manifest-path",
+            s(&manifest),
+            "-p",
+            "pack-host",
+            "--bin",
+            "pack-host",
+        ])
         .arg("--target-dir")
         .arg(&target)
         .output()
@@ -726,8 +873,16 @@ fn the_runtime_only_host_has_no_compiler() {
     let bytes = std::fs::read(&binary).unwrap();
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(contains(b"wasmtime"), "not the binary expected");
-    for needle in [&b"cranelift_codegen"[..], b"cranelift-codegen", b"wasmtime_internal_cranelift"] {
-        assert!(!contains(needle), "{} is in the runtime-only host", String::from_utf8_lossy(needle));
+    for needle in [
+        &b"cranelift_codegen"[..],
+        b"cranelift-codegen",
+        b"wasmtime_internal_cranelift",
+    ] {
+        assert!(
+            !contains(needle),
+            "{} is in the runtime-only host",
+            String::from_utf8_lossy(needle)
+        );
     }
 
     let out = Command::new(&binary)
@@ -737,11 +892,21 @@ fn the_runtime_only_host_has_no_compiler() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let expected = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
     assert_eq!(stdout(&out), stdout(&expected));
-    // Without a compiler, --allow-jit cannot help; the refusal says so.
+    // Artifacts of another profile load too: wasmtime checks their engine metadata.
+    let out = Command::new(&binary)
+        .args([s(&f.c_cli_profiled), "--key", s(&f.trusted), "--", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("primes<=2: 1"), "{}", stdout(&out));
     let out = Command::new(&binary)
         .args([s(&f.c_cli), "--key", s(&f.other)])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("made by another key"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("made by another key"),
+        "{}",
+        stderr(&out)
+    );
 }

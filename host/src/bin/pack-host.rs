@@ -65,7 +65,9 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--" => {
                 args.args.extend(argv.by_ref());
             }
-            s if s.starts_with('-') && bundle.is_none() => return Err(format!("unknown option `{s}`")),
+            s if s.starts_with('-') && bundle.is_none() => {
+                return Err(format!("unknown option `{s}`"));
+            }
             _ if bundle.is_none() => bundle = Some(arg),
             _ => args.args.push(arg),
         }
@@ -102,7 +104,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<u8, Box<dyn std::error::Error>> {
     let trust = if args.insecure {
-        eprintln!("warning: --insecure-skip-verify: running a bundle whose signature is NOT checked");
+        eprintln!(
+            "warning: --insecure-skip-verify: running a bundle whose signature is NOT checked"
+        );
         Trust::InsecureSkipVerify
     } else {
         let keys: Result<Vec<_>, _> = args.keys.iter().map(|k| PublicKey::load(k)).collect();

@@ -238,22 +238,38 @@ impl PrivateKey {
         Ok(Self { key })
     }
 
-    /// The key as PKCS#8 PEM; encrypted (PBES2, scrypt N=2^15 r=8 p=1, AES-256-CBC) when
-    /// a password is given.
+    /// The key as PKCS#8 PEM; encrypted when a password is given, with PBES2:
+    /// PBKDF2-HMAC-SHA256 (600,000 iterations, 16-byte random salt) and AES-256-CBC,
+    /// the scheme `openssl pkcs8 -topk8` writes, so OpenSSL reads it with its default
+    /// limits (its scrypt memory limit refuses scrypt at N=2^15, r=8).
     pub fn to_pem(&self, password: Option<&str>) -> Result<Zeroizing<String>> {
-        let secret = p256::SecretKey::from(&self.key);
-        let pem = match password {
-            Some(password) => secret.to_pkcs8_encrypted_pem(
-                &mut rand_core::OsRng,
-                password.as_bytes(),
-                LineEnding::LF,
-            ),
-            None => secret.to_pkcs8_pem(LineEnding::LF),
-        };
-        pem.map_err(|e| Error::Crypto {
+        let crypto = |message: String| Error::Crypto {
             action: "encode the private key",
-            message: e.to_string(),
-        })
+            message,
+        };
+        let secret = p256::SecretKey::from(&self.key);
+        let Some(password) = password else {
+            return secret
+                .to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| crypto(e.to_string()));
+        };
+        use p256::pkcs8::EncodePrivateKey as _;
+        use rand_core::RngCore as _;
+        let mut salt = [0u8; 16];
+        let mut iv = [0u8; 16];
+        rand_core::OsRng.fill_bytes(&mut salt);
+        rand_core::OsRng.fill_bytes(&mut iv);
+        let params = p256::pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(600_000, &salt, &iv)
+            .map_err(|e| crypto(e.to_string()))?;
+        let der = secret.to_pkcs8_der().map_err(|e| crypto(e.to_string()))?;
+        let info = p256::pkcs8::PrivateKeyInfo::try_from(der.as_bytes())
+            .map_err(|e| crypto(e.to_string()))?;
+        let encrypted = info
+            .encrypt_with_params(params, password.as_bytes())
+            .map_err(|e| crypto(e.to_string()))?;
+        encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .map_err(|e| crypto(e.to_string()))
     }
 
     /// The matching public key.
