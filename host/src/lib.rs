@@ -263,62 +263,6 @@ impl Loaded {
 
 type EngineKey = (EngineSettings, Option<(String, Vec<String>)>);
 
-/// Checks the size, then the sha256, of the blob `descriptor` points to, reading it in
-/// large chunks (an artifact is tens of MiB), and returns its path. The errors are the
-/// layout's own.
-fn hash_check(layout: &Layout, descriptor: &Descriptor) -> Result<PathBuf> {
-    use sha2::{Digest as _, Sha256};
-    use std::io::Read;
-
-    let path = layout.blob_path(descriptor.digest())?;
-    let read_error = |source| pack_packager::Error::Read {
-        path: path.clone(),
-        source,
-    };
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(pack_packager::Error::BlobMissing {
-                layout: layout.root().to_path_buf(),
-                digest: descriptor.digest().to_string(),
-            }
-            .into());
-        }
-        Err(e) => return Err(read_error(e).into()),
-    };
-    let size = file.metadata().map_err(read_error)?.len();
-    if size != descriptor.size() {
-        return Err(pack_packager::Error::SizeMismatch {
-            path,
-            digest: descriptor.digest().to_string(),
-            expected: descriptor.size(),
-            actual: size,
-        }
-        .into());
-    }
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_error(e).into()),
-        };
-        hasher.update(&buf[..n]);
-    }
-    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if actual != descriptor.digest().to_string() {
-        return Err(pack_packager::Error::DigestMismatch {
-            path,
-            expected: descriptor.digest().to_string(),
-            actual,
-        }
-        .into());
-    }
-    Ok(path)
-}
-
 /// What identifies a file's content without reading it: device, inode, size, and the
 /// modification and status-change times (any write changes the latter, and it cannot be
 /// set back).
@@ -474,7 +418,7 @@ impl Host {
                 return Ok(path);
             }
         }
-        let path = hash_check(layout, descriptor)?;
+        let path = layout.verify_blob(descriptor)?;
         // Remembered only when the file did not change while it was hashed.
         if let Some(before) = before
             && stamp(&path, &digest).as_ref() == Some(&before)
@@ -586,8 +530,20 @@ impl Host {
             // SAFETY: the file's content was just checked against the digest in a
             // manifest the verified index lists; wasmtime checks the engine metadata
             // before using anything else. The layout must not be writable by others.
-            match unsafe { Component::deserialize_file(&engine, &path) } {
-                Ok(component) => {
+            let mut loaded =
+                unsafe { Component::deserialize_file(&engine, &path) }.map(|c| (engine, c));
+            // An engine configured for the artifact's exact triple loads only on a host
+            // with that triple; one for this machine checks just the architecture and
+            // OS (a linux-gnu artifact on a musl host).
+            if loaded.is_err() && cfg!(feature = "jit") && !candidate.pulley {
+                let host_engine = self.engine(&candidate.settings, None)?;
+                // SAFETY: as above.
+                if let Ok(c) = unsafe { Component::deserialize_file(&host_engine, &path) } {
+                    loaded = Ok((host_engine, c));
+                }
+            }
+            match loaded {
+                Ok((engine, component)) => {
                     return Ok(Loaded {
                         name: bundle.name,
                         digest: bundle.digest.to_string(),

@@ -126,9 +126,15 @@ impl CompileArgs {
         let cache = if self.no_cache {
             None
         } else {
-            let cache = self.cache_dir.clone().or_else(Cache::default_dir).map(Cache::new);
+            let cache = self
+                .cache_dir
+                .clone()
+                .or_else(Cache::default_dir)
+                .map(Cache::new);
             if cache.is_none() {
-                printer.warn("no cache directory (set PACK_CACHE_DIR or HOME); compiling without a cache");
+                printer.warn(
+                    "no cache directory (set PACK_CACHE_DIR or HOME); compiling without a cache",
+                );
             }
             cache
         };
@@ -212,7 +218,11 @@ impl BuildCommand {
                 (portable, None)
             }
         };
-        printer.status(&format!("validated {} in {}", self.component.display(), progress::duration(started.elapsed())));
+        printer.status(&format!(
+            "validated {} in {}",
+            self.component.display(),
+            progress::duration(started.elapsed())
+        ));
 
         // 2. Compile every target into a scratch directory beside the layout.
         let parent = self
@@ -226,8 +236,15 @@ impl BuildCommand {
         let scratch = tempfile::Builder::new()
             .prefix(".pack-build-")
             .tempdir_in(&parent)
-            .with_context(|| format!("cannot create a scratch directory in `{}`", parent.display()))?;
-        let options = self.compile.options(printer, scratch.path().to_path_buf())?;
+            .with_context(|| {
+                format!(
+                    "cannot create a scratch directory in `{}`",
+                    parent.display()
+                )
+            })?;
+        let options = self
+            .compile
+            .options(printer, scratch.path().to_path_buf())?;
         let compile_started = std::time::Instant::now();
         let progress = Progress::new(printer, !self.json);
         let outcome = compile::compile(&input, &options, &progress).map_err(|e| match e {
@@ -243,7 +260,10 @@ impl BuildCommand {
                 Ok(artifact) => artifacts.push(artifact),
                 Err(error) => {
                     failed = true;
-                    printer.result(&format!("{RED}✗{RED:#} {BOLD}{}{BOLD:#}  failed", error.target()));
+                    printer.result(&format!(
+                        "{RED}✗{RED:#} {BOLD}{}{BOLD:#}  failed",
+                        error.target()
+                    ));
                     crate::diagnostics::report(printer, &anyhow::Error::from(error));
                 }
             }
@@ -265,7 +285,10 @@ impl BuildCommand {
             component: BlobSource::File(self.component.clone()),
             component_sha256: Some(outcome.source_sha256.clone()),
             portable,
-            natives: artifacts.iter().map(native_artifact).collect::<Result<_>>()?,
+            natives: artifacts
+                .iter()
+                .map(native_artifact)
+                .collect::<Result<_>>()?,
             annotations: self.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
             created: pack_packager::bundle::source_date_epoch()?,
         };
@@ -291,9 +314,22 @@ impl BuildCommand {
         }
 
         if self.json {
-            printer.json(&json_summary(&self, &summary, &artifacts, world.as_deref(), key_fingerprint))?;
+            printer.json(&json_summary(
+                &self,
+                &summary,
+                &artifacts,
+                world.as_deref(),
+                key_fingerprint,
+            ))?;
         } else {
-            print_summary(printer, &self, &summary, &artifacts, key_fingerprint.as_deref(), started.elapsed());
+            print_summary(
+                printer,
+                &self,
+                &summary,
+                &artifacts,
+                key_fingerprint.as_deref(),
+                started.elapsed(),
+            );
         }
         Ok(Status::Success)
     }
@@ -347,7 +383,9 @@ fn json_summary<'a>(
             })
         });
         platforms.push(JsonPlatform {
-            platform: p.map(pack_packager::bundle::platform_string).unwrap_or_default(),
+            platform: p
+                .map(pack_packager::bundle::platform_string)
+                .unwrap_or_default(),
             manifest: native.digest().to_string(),
             triple: artifact.map(|a| a.triple.clone()),
             cpu: artifact.map(|a| a.cpu.preset.clone()),
@@ -378,7 +416,12 @@ fn print_summary(
     elapsed: std::time::Duration,
 ) {
     if printer.quiet() {
-        printer.result(&format!("{}:{}@{}", cmd.layout.display(), cmd.tag, summary.index.digest()));
+        printer.result(&format!(
+            "{}:{}@{}",
+            cmd.layout.display(),
+            cmd.tag,
+            summary.index.digest()
+        ));
         return;
     }
     printer.result(&format!(

@@ -21,7 +21,13 @@ fn build_json(dir: &Path, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = build(dir, &all);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -43,12 +49,29 @@ fn builds_a_signed_bundle_that_verifies() {
     let wit = fixture("wit/hello-cli");
     let json = build_json(
         d,
-        &[hello.to_str().unwrap(), "--wit", wit.to_str().unwrap(), "-t", "linux/amd64,linux/arm64", "-o", "out/hello", "--tag", "v1", "--sign-key", "ci.key"],
+        &[
+            hello.to_str().unwrap(),
+            "--wit",
+            wit.to_str().unwrap(),
+            "-t",
+            "linux/amd64,linux/arm64",
+            "-o",
+            "out/hello",
+            "--tag",
+            "v1",
+            "--sign-key",
+            "ci.key",
+        ],
     );
     assert_eq!(json["tag"], "v1");
     assert_eq!(json["signed"], true);
     assert_eq!(json["world"], "fixtures:hello-cli/hello-cli@0.1.0");
-    let platforms: Vec<&str> = json["platforms"].as_array().unwrap().iter().map(|p| p["platform"].as_str().unwrap()).collect();
+    let platforms: Vec<&str> = json["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
     assert_eq!(platforms, ["wasip2/wasm", "linux/amd64", "linux/arm64"]);
     let digest = json["digest"].as_str().unwrap();
 
@@ -61,13 +84,33 @@ fn builds_a_signed_bundle_that_verifies() {
         .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "v1")
         .unwrap();
     assert_eq!(tagged["digest"], digest);
-    let out = pack().current_dir(d).args(["verify", "out/hello:v1", "--key", "ci.pub"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let out = pack()
+        .current_dir(d)
+        .args(["verify", "out/hello:v1", "--key", "ci.pub"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     // Built again from the cache: no compilation, same digest.
     let again = build_json(
         d,
-        &[hello.to_str().unwrap(), "--wit", wit.to_str().unwrap(), "-t", "linux/amd64,linux/arm64", "-o", "out/hello", "--tag", "v1"],
+        &[
+            hello.to_str().unwrap(),
+            "--wit",
+            wit.to_str().unwrap(),
+            "-t",
+            "linux/amd64,linux/arm64",
+            "-o",
+            "out/hello",
+            "--tag",
+            "v1",
+        ],
     );
     assert_eq!(again["digest"], digest);
     assert_eq!(again["compiled"], 0);
@@ -80,11 +123,34 @@ fn reproducible_across_layouts_and_caches() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let calc = fixture("components/calc.wasm");
-    let a = build_json(d, &[calc.to_str().unwrap(), "-t", "linux/amd64/v3", "-t", "pulley64", "-o", "a"]);
+    let a = build_json(
+        d,
+        &[
+            calc.to_str().unwrap(),
+            "-t",
+            "linux/amd64/v3",
+            "-t",
+            "pulley64",
+            "-o",
+            "a",
+        ],
+    );
     let b = pack()
         .current_dir(d)
         .env("PACK_CACHE_DIR", d.join("other-cache"))
-        .args(["build", calc.to_str().unwrap(), "-t", "pulley64", "-t", "linux/amd64/v3", "-o", "elsewhere/b", "--json", "--jobs", "1"])
+        .args([
+            "build",
+            calc.to_str().unwrap(),
+            "-t",
+            "pulley64",
+            "-t",
+            "linux/amd64/v3",
+            "-o",
+            "elsewhere/b",
+            "--json",
+            "--jobs",
+            "1",
+        ])
         .output()
         .unwrap();
     assert!(b.status.success(), "{}", stderr(&b));
@@ -92,19 +158,40 @@ fn reproducible_across_layouts_and_caches() {
     assert_eq!(a["digest"], b["digest"], "same inputs, same index digest");
     assert_eq!(b["compiled"], 2);
     // No wall-clock time anywhere unless asked for.
-    let index = std::fs::read_to_string(d.join("a/blobs/sha256").join(a["digest"].as_str().unwrap().trim_start_matches("sha256:"))).unwrap();
-    assert!(!index.contains("org.opencontainers.image.created"), "{index}");
+    let index = std::fs::read_to_string(
+        d.join("a/blobs/sha256")
+            .join(a["digest"].as_str().unwrap().trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    assert!(
+        !index.contains("org.opencontainers.image.created"),
+        "{index}"
+    );
     // SOURCE_DATE_EPOCH sets the creation time, and so changes the digest.
     let out = pack()
         .current_dir(d)
         .env("PACK_CACHE_DIR", d.join("cache"))
         .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(["build", calc.to_str().unwrap(), "-t", "linux/amd64/v3", "-t", "pulley64", "-o", "c", "--json"])
+        .args([
+            "build",
+            calc.to_str().unwrap(),
+            "-t",
+            "linux/amd64/v3",
+            "-t",
+            "pulley64",
+            "-o",
+            "c",
+            "--json",
+        ])
         .output()
         .unwrap();
     let c: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(c["digest"], a["digest"]);
-    let index = std::fs::read_to_string(d.join("c/blobs/sha256").join(c["digest"].as_str().unwrap().trim_start_matches("sha256:"))).unwrap();
+    let index = std::fs::read_to_string(
+        d.join("c/blobs/sha256")
+            .join(c["digest"].as_str().unwrap().trim_start_matches("sha256:")),
+    )
+    .unwrap();
     assert!(index.contains("2023-11-14T22:13:20Z"), "{index}");
 }
 
@@ -114,17 +201,51 @@ fn a_component_that_does_not_conform_builds_nothing() {
     let d = dir.path();
     let component = fixture("mismatch/type-param.wasm");
     let wit = fixture("wit/calc");
-    let out = build(d, &[component.to_str().unwrap(), "--wit", wit.to_str().unwrap(), "--world", "calc", "-t", "linux/amd64", "-o", "out"]);
+    let out = build(
+        d,
+        &[
+            component.to_str().unwrap(),
+            "--wit",
+            wit.to_str().unwrap(),
+            "--world",
+            "calc",
+            "-t",
+            "linux/amd64",
+            "-o",
+            "out",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stdout(&out).contains("param a: expected u64, found u32"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("param a: expected u64, found u32"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!d.join("out").exists(), "no layout is written");
     // Bad input exits 2, like `pack validate`.
-    let out = build(d, &[fixture("mismatch/core-module.wasm").to_str().unwrap(), "-t", "linux/amd64", "-o", "out"]);
+    let out = build(
+        d,
+        &[
+            fixture("mismatch/core-module.wasm").to_str().unwrap(),
+            "-t",
+            "linux/amd64",
+            "-o",
+            "out",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("core WebAssembly module"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("core WebAssembly module"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!d.join("out").exists());
     // Nothing left behind in the parent directory either.
-    let leftovers: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with(".pack-build")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".pack-build"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -134,11 +255,44 @@ fn tags_share_blobs_in_one_layout() {
     let d = dir.path();
     let hello = fixture("components/hello-cli.wasm");
     let calc = fixture("components/calc.wasm");
-    let first = build_json(d, &[hello.to_str().unwrap(), "-t", "linux/amd64", "-o", "out", "--tag", "hello"]);
-    let second = build_json(d, &[calc.to_str().unwrap(), "-t", "linux/amd64", "-o", "out", "--tag", "calc"]);
+    let first = build_json(
+        d,
+        &[
+            hello.to_str().unwrap(),
+            "-t",
+            "linux/amd64",
+            "-o",
+            "out",
+            "--tag",
+            "hello",
+        ],
+    );
+    let second = build_json(
+        d,
+        &[
+            calc.to_str().unwrap(),
+            "-t",
+            "linux/amd64",
+            "-o",
+            "out",
+            "--tag",
+            "calc",
+        ],
+    );
     assert_ne!(first["digest"], second["digest"]);
     // Re-tagging hello with the same content writes no blob.
-    let again = build_json(d, &[hello.to_str().unwrap(), "-t", "linux/amd64", "-o", "out", "--tag", "hello"]);
+    let again = build_json(
+        d,
+        &[
+            hello.to_str().unwrap(),
+            "-t",
+            "linux/amd64",
+            "-o",
+            "out",
+            "--tag",
+            "hello",
+        ],
+    );
     assert_eq!(again["blobs_written"], 0);
     let index = index_json(&d.join("out"));
     let tags: Vec<&str> = index["manifests"]
@@ -147,5 +301,8 @@ fn tags_share_blobs_in_one_layout() {
         .iter()
         .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
         .collect();
-    assert!(tags.contains(&"hello") && tags.contains(&"calc"), "{tags:?}");
+    assert!(
+        tags.contains(&"hello") && tags.contains(&"calc"),
+        "{tags:?}"
+    );
 }

@@ -3,8 +3,8 @@
 // Tests say why they skip (outside CI) on stderr.
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
-mod bundle;
 mod build;
+mod bundle;
 mod common;
 mod compile;
 mod push_pull;

@@ -20,9 +20,8 @@ pub struct Registry {
 
 /// Whether `program` is on PATH (not every tool has a `--version`: htpasswd does not).
 pub fn have(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// `None` (the caller skips) when `program` is missing outside CI; in CI a missing tool

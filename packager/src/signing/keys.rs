@@ -259,8 +259,9 @@ impl PrivateKey {
         let mut iv = [0u8; 16];
         rand_core::OsRng.fill_bytes(&mut salt);
         rand_core::OsRng.fill_bytes(&mut iv);
-        let params = p256::pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(600_000, &salt, &iv)
-            .map_err(|e| crypto(e.to_string()))?;
+        let params =
+            p256::pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(600_000, &salt, &iv)
+                .map_err(|e| crypto(e.to_string()))?;
         let der = secret.to_pkcs8_der().map_err(|e| crypto(e.to_string()))?;
         let info = p256::pkcs8::PrivateKeyInfo::try_from(der.as_bytes())
             .map_err(|e| crypto(e.to_string()))?;
