@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use pack_compiler::compile::{self, Artifact, Cache, CompileOptions, Profile, resolve_targets};
+use pack_compiler::compile::{
+    self, Artifact, Cache, CompileOptions, Profile, resolve_targets, supported_targets,
+};
 use pack_compiler::validate::{self, Options};
 use pack_compiler::wasm::Input;
 use pack_compiler::wit::Wit;
@@ -89,7 +91,7 @@ pub struct CompileArgs {
     /// A target: an OCI platform (`linux/amd64`, with a CPU preset: `linux/amd64/v3`), a
     /// Rust target triple, `pulley64`/`pulley32`, `native`, or `all` (the four Linux
     /// architectures). Repeat it, or separate values with commas.
-    #[arg(long = "target", short = 't', value_name = "TARGET", required = true)]
+    #[arg(long = "target", short = 't', value_name = "TARGET", required = true, value_parser = parse_target)]
     pub targets: Vec<String>,
 
     /// CPU preset for the targets of its architecture that do not name their own, e.g.
@@ -147,6 +149,23 @@ impl CompileArgs {
             stem: None,
         })
     }
+}
+
+/// Checks every comma-separated target while parsing, so an unknown one is a usage
+/// error that lists the supported targets.
+fn parse_target(value: &str) -> Result<String, String> {
+    for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+        compile::Target::parse(part).map_err(|e| match e {
+            compile::Error::UnknownTarget { .. } => {
+                format!(
+                    "unknown target `{part}`\n\nsupported targets: {}",
+                    supported_targets()
+                )
+            }
+            other => other.to_string(),
+        })?;
+    }
+    Ok(value.to_string())
 }
 
 pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {

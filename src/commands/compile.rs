@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use pack_compiler::compile::{
-    self, Cache, CompileOptions, Profile, Report, TargetError, resolve_targets, supported_targets,
-};
+use pack_compiler::compile::{self, Report, TargetError};
 use pack_compiler::wasm::Input;
 
+use crate::commands::build::CompileArgs;
 use crate::exit::Status;
 use crate::printer::{BOLD, GREEN, Printer, RED};
 use crate::progress::{self, Progress};
@@ -32,13 +31,8 @@ pub struct CompileCommand {
     /// The component (or core module) to compile.
     pub input: PathBuf,
 
-    /// A target: an OCI platform (`linux/amd64`, optionally with a CPU preset:
-    /// `linux/amd64/v3`), a Rust target triple (`aarch64-unknown-linux-gnu`),
-    /// `pulley64`/`pulley32` (wasmtime's portable bytecode), `native` (this machine and
-    /// its CPU), or `all` (the four Linux architectures). Repeat it, or separate values
-    /// with commas.
-    #[arg(long = "target", short = 't', value_name = "TARGET", required = true, value_parser = parse_target)]
-    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub compile: CompileArgs,
 
     /// Output directory.
     #[arg(
@@ -48,29 +42,6 @@ pub struct CompileCommand {
         default_value = "target/pack"
     )]
     pub out_dir: PathBuf,
-
-    /// CPU preset for the targets of its architecture that do not name their own, e.g.
-    /// `x86-64-v3`, `armv8.4-a`, `rva23u64`, `z15`, or `native`. See docs/compile.md.
-    #[arg(long, value_name = "PRESET")]
-    pub cpu: Option<String>,
-
-    /// Engine profile (TOML): the wasmtime settings that change generated code. Without
-    /// it, wasmtime's defaults.
-    #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
-
-    /// Cache directory [default: $PACK_CACHE_DIR, else $XDG_CACHE_HOME/pack, else
-    /// ~/.cache/pack].
-    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Neither read nor write the cache.
-    #[arg(long)]
-    pub no_cache: bool,
-
-    /// Targets compiled at once, and threads used [default: the number of cores].
-    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: Option<u16>,
 
     /// Print compile.json's document on stdout.
     #[arg(long)]
@@ -89,49 +60,10 @@ Exit status:
   2  usage error or bad input (unknown target or preset, file not found, not wasm,
      invalid wasm, a profile that does not parse)";
 
-fn parse_target(value: &str) -> Result<String, String> {
-    for part in value.split(',').filter(|p| !p.trim().is_empty()) {
-        compile::Target::parse(part).map_err(|e| match e {
-            compile::Error::UnknownTarget { .. } => {
-                format!(
-                    "unknown target `{part}`\n\nsupported targets: {}",
-                    supported_targets()
-                )
-            }
-            other => other.to_string(),
-        })?;
-    }
-    Ok(value.to_string())
-}
-
 impl CompileCommand {
     pub fn execute(self, printer: &Printer) -> Result<Status> {
-        let targets = resolve_targets(&self.targets, self.cpu.as_deref())?;
-        let profile = match &self.profile {
-            Some(path) => Profile::load(path)?,
-            None => Profile::default(),
-        };
-        let cache = if self.no_cache {
-            None
-        } else {
-            self.cache_dir
-                .clone()
-                .or_else(Cache::default_dir)
-                .map(Cache::new)
-        };
-        if cache.is_none() && !self.no_cache {
-            printer
-                .warn("no cache directory (set PACK_CACHE_DIR or HOME); compiling without a cache");
-        }
         let input = Input::read(&self.input)?;
-        let options = CompileOptions {
-            targets,
-            profile,
-            out_dir: self.out_dir.clone(),
-            cache,
-            jobs: self.jobs.map_or(0, usize::from),
-            stem: None,
-        };
+        let options = self.compile.options(printer, self.out_dir.clone())?;
         let progress = Progress::new(printer, !self.json);
         let outcome = compile::compile(&input, &options, &progress).map_err(|e| match e {
             // Bad input is reported exactly as `pack validate` reports it.
@@ -246,7 +178,7 @@ mod tests {
             "pulley64,linux/amd64/v3",
         ])
         .unwrap();
-        assert_eq!(cli.cmd.targets, ["all", "pulley64,linux/amd64/v3"]);
+        assert_eq!(cli.cmd.compile.targets, ["all", "pulley64,linux/amd64/v3"]);
         let err = Cli::try_parse_from(["x", "a.wasm", "--target", "linux/mips"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let text = err.to_string();

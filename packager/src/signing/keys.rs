@@ -253,7 +253,6 @@ impl PrivateKey {
                 .to_pkcs8_pem(LineEnding::LF)
                 .map_err(|e| crypto(e.to_string()));
         };
-        use p256::pkcs8::EncodePrivateKey as _;
         use rand_core::RngCore as _;
         let mut salt = [0u8; 16];
         let mut iv = [0u8; 16];
