@@ -6,6 +6,8 @@
 //! - [`wit`]: loading WIT packages and selecting a world.
 //! - [`validate`]: checking a component against a world the way wasmtime 48's linker
 //!   would link it, reporting every mismatch.
+//! - [`skeleton`]: a component's type skeleton, which decodes to the same WIT for a
+//!   fraction of the work.
 //! - [`compile`]: ahead-of-time compilation for several targets and CPU presets with an
 //!   engine profile, through a content-addressed cache.
 //!
@@ -14,8 +16,10 @@
 
 pub mod compile;
 mod error;
+mod skeleton;
 pub mod validate;
 pub mod wasm;
 pub mod wit;
 
 pub use error::{Error, Result};
+pub use skeleton::skeleton;

@@ -131,10 +131,7 @@ pub fn describe(input: &Input) -> Result<Interface> {
 /// Validates `input` (function bodies in parallel) while decoding its WIT.
 fn validate_and_decode(input: &Input) -> Result<(Resolve, WorldId)> {
     input.expect_component()?;
-    let (validated, decoded) = rayon::join(
-        || input.validate(),
-        || wit_parser::decoding::decode(&input.bytes),
-    );
+    let (validated, decoded) = rayon::join(|| input.validate(), || decode_wit(&input.bytes));
     validated?;
     let decoded = decoded.map_err(|e| Error::Decode {
         path: input.path.clone(),
@@ -147,6 +144,18 @@ fn validate_and_decode(input: &Input) -> Result<(Resolve, WorldId)> {
             message: "it is a WIT package encoded as wasm, not a component".to_string(),
         }),
     }
+}
+
+/// Decodes a component's WIT from its type skeleton (see [`crate::skeleton`]), or from
+/// the component itself should the skeleton not decode.
+fn decode_wit(bytes: &[u8]) -> anyhow::Result<wit_parser::decoding::DecodedWasm> {
+    let from_skeleton = crate::skeleton::skeleton(bytes)
+        .ok()
+        .and_then(|skeleton| wit_parser::decoding::decode(&skeleton).ok());
+    if let Some(decoded) = from_skeleton {
+        return Ok(decoded);
+    }
+    wit_parser::decoding::decode(bytes)
 }
 
 /// Checks an already decoded component world against `world`.

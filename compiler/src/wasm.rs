@@ -2,9 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
+use std::sync::Mutex;
+
 use wasmparser::{
-    BinaryReaderError, FuncValidatorAllocations, Parser, ValidPayload, Validator, WasmFeatures,
+    BinaryReaderError, FuncToValidate, FuncValidatorAllocations, FunctionBody, Parser,
+    ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
 use crate::{Error, Result};
@@ -29,12 +31,30 @@ impl std::fmt::Display for Kind {
 }
 
 /// An input binary read from disk (or given as bytes), with its kind.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Input {
     /// The path used in messages.
     pub path: PathBuf,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     pub kind: Kind,
+}
+
+/// An input's bytes: read into memory, or mapped from the file.
+#[derive(Debug)]
+pub enum Bytes {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(bytes) => bytes,
+            Bytes::Mapped(map) => map,
+        }
+    }
 }
 
 impl Input {
@@ -45,11 +65,34 @@ impl Input {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_bytes(path, bytes)
+        Self::from_bytes(path, Bytes::Owned(bytes))
+    }
+
+    /// Like [`Input::read`], but maps the file instead of copying it: for checks that only
+    /// look at the bytes (validation), where an 18 MB component then costs no copy. What
+    /// is compiled or hashed for a bundle is read with [`Input::read`], so that the bytes
+    /// cannot change under it.
+    pub fn map(path: &Path) -> Result<Self> {
+        let read_error = |source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let len = file.metadata().map_err(read_error)?.len();
+        if len == 0 || !file.metadata().map_err(read_error)?.is_file() {
+            // Empty files cannot be mapped; pipes and devices are read as a stream.
+            return Self::read(path);
+        }
+        // SAFETY: the map is read-only and private. Another process truncating the file
+        // while it is mapped would fault; pack reads files it was pointed at, not files
+        // it shares with writers.
+        let map =
+            unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(read_error)?;
+        Self::from_bytes(path, Bytes::Mapped(map))
     }
 
     /// Classifies `bytes`; `path` is only used in messages.
-    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
+    pub fn from_bytes(path: &Path, bytes: Bytes) -> Result<Self> {
         let kind = classify(&bytes).map_err(|found| Error::NotWasm {
             path: path.to_path_buf(),
             found,
@@ -196,31 +239,58 @@ fn looks_like_wat(mut text: &str) -> bool {
 
 /// Validates a whole module or component, function bodies included, with
 /// [`wasmtime_features`]. The structure is validated in one pass; function bodies are
-/// then validated in parallel. The error reported is the one at the lowest offset, so
-/// the result does not depend on scheduling.
+/// handed to the thread pool in batches as the pass reaches them, so that body
+/// validation overlaps with parsing. The error reported is the one at the lowest offset,
+/// so the result does not depend on scheduling.
 pub fn validate(bytes: &[u8]) -> std::result::Result<(), BinaryReaderError> {
-    let mut validator = Validator::new_with_features(wasmtime_features());
-    let mut bodies = Vec::new();
-    for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload?;
-        if let ValidPayload::Func(to_validate, body) = validator.payload(&payload)? {
-            bodies.push((to_validate, body));
+    /// Bodies per task: large enough that scheduling costs nothing, small enough that
+    /// both threads get work early.
+    const BATCH: usize = 256;
+    type Body<'a> = (FuncToValidate<ValidatorResources>, FunctionBody<'a>);
+
+    let first_error: Mutex<Option<BinaryReaderError>> = Mutex::new(None);
+    let record = |error: BinaryReaderError| {
+        let mut first = first_error.lock().expect("no panics while held");
+        if first.as_ref().is_none_or(|e| error.offset() < e.offset()) {
+            *first = Some(error);
         }
-    }
-    let first_error = bodies
-        .into_par_iter()
-        .map_init(
-            FuncValidatorAllocations::default,
-            |allocs, (to_validate, body)| {
-                let mut validator = to_validate.into_validator(std::mem::take(allocs));
-                let result = validator.validate(&body);
-                *allocs = validator.into_allocations();
-                result.err()
-            },
-        )
-        .flatten()
-        .min_by_key(|e| e.offset());
-    match first_error {
+    };
+    let validate_batch = |batch: Vec<Body<'_>>| {
+        let mut allocs = FuncValidatorAllocations::default();
+        for (to_validate, body) in batch {
+            let mut validator = to_validate.into_validator(allocs);
+            if let Err(e) = validator.validate(&body) {
+                record(e);
+                // Later bodies of this batch can only have higher offsets.
+                return;
+            }
+            allocs = validator.into_allocations();
+        }
+    };
+    let validate_batch = &validate_batch;
+    rayon::scope(|scope| {
+        let mut validator = Validator::new_with_features(wasmtime_features());
+        let mut batch = Vec::with_capacity(BATCH);
+        for payload in Parser::new(0).parse_all(bytes) {
+            let structure = payload.and_then(|payload| validator.payload(&payload));
+            match structure {
+                Ok(ValidPayload::Func(to_validate, body)) => {
+                    batch.push((to_validate, body));
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        scope.spawn(move |_| validate_batch(full));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    record(e);
+                    break;
+                }
+            }
+        }
+        validate_batch(batch);
+    });
+    match first_error.into_inner().expect("no panics while held") {
         Some(e) => Err(e),
         None => Ok(()),
     }

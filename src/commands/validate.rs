@@ -65,7 +65,7 @@ impl ValidateCommand {
     pub fn execute(self, printer: &Printer) -> Result<Status> {
         let wit = Wit::load(&self.wit)?;
         let world = wit.world(self.world.as_deref())?;
-        let input = Input::read(&self.component)?;
+        let input = Input::map(&self.component)?;
         let report = validate::check(
             &input,
             &wit,

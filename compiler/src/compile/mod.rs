@@ -409,7 +409,7 @@ pub fn compile(
         path: options.out_dir.clone(),
         source,
     })?;
-    let source_sha256 = hex::encode(Sha256::digest(&input.bytes));
+    let source_sha256 = hex::encode(Sha256::digest(&*input.bytes));
     let stem = options
         .stem
         .clone()
