@@ -771,6 +771,56 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_open_or_create_all_get_the_same_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20 {
+            let root = dir.path().join(format!("l{round}"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|i| {
+                    let (root, barrier) = (root.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let layout = Layout::open_or_create(&root)?;
+                        layout.set_tag(&format!("t{i}"), &sha256_descriptor(&layout, i))
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+            let layout = Layout::open(&root).unwrap();
+            assert_eq!(layout.tags().unwrap().len(), 8, "a tag was lost");
+            let leftovers: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+        }
+    }
+
+    fn sha256_descriptor(layout: &Layout, i: usize) -> Descriptor {
+        layout
+            .put_bytes(format!("blob {i}").as_bytes())
+            .unwrap()
+            .descriptor("application/octet-stream")
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_live_ones_kept() {
+        let (_dir, layout) = layout();
+        let stale = layout.root().join(format!("{TEMP_PREFIX}stale"));
+        fs::write(&stale, b"half a blob").unwrap();
+        let live = layout.temp_file().unwrap();
+        assert_eq!(layout.remove_stale_temp_files(), 1);
+        assert!(!stale.exists());
+        assert!(live.path().exists(), "a file a writer holds was removed");
+        drop(live);
+        Layout::open_or_create(layout.root()).unwrap();
+    }
+
+    #[test]
     fn open_rejects_what_is_not_a_layout() {
         let dir = tempfile::tempdir().unwrap();
         let err = Layout::open(dir.path().join("nope")).unwrap_err();
