@@ -188,10 +188,7 @@ impl Layout {
             _ => PathBuf::from("."),
         };
         fs::create_dir_all(&parent).map_err(write_err(&parent))?;
-        let staging = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempdir_in(&parent)
-            .map_err(write_err(&parent))?;
+        let staging = LockedTempDir::new(&parent)?;
         let staged = Self {
             root: staging.path().to_path_buf(),
         };
@@ -217,7 +214,7 @@ impl Layout {
             Err(source) => return Err(Error::Write { path: root, source }),
         }
         // Renamed away: nothing is left for the guard to remove.
-        let _ = staging.keep();
+        let _ = staging.dir.keep();
         sync_dir(&parent)?;
         Ok(Self { root })
     }
@@ -695,6 +692,62 @@ pub(crate) fn set_tag_in(index: &mut ImageIndex, tag: &str, descriptor: &Descrip
     index.set_manifests(manifests);
 }
 
+/// A temporary directory (`.pack-tmp-*`) that its creator holds an exclusive lock on
+/// until it is dropped, so one that nobody locks was left by a process that was killed
+/// ([`remove_stale_temp_dirs`]).
+pub(crate) struct LockedTempDir {
+    pub(crate) dir: tempfile::TempDir,
+    _lock: Option<File>,
+}
+
+impl LockedTempDir {
+    pub(crate) fn new(parent: &Path) -> Result<Self> {
+        loop {
+            let dir = tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .tempdir_in(parent)
+                .map_err(write_err(parent))?;
+            // Where a directory cannot be opened to lock it, nothing removes stale ones.
+            let Ok(lock) = File::open(dir.path()) else {
+                return Ok(Self { dir, _lock: None });
+            };
+            // A cleaner may have taken it for a stale one between creation and locking.
+            if lock.try_lock().is_ok() && same_file(&lock, dir.path()) {
+                return Ok(Self {
+                    dir,
+                    _lock: Some(lock),
+                });
+            }
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Removes the temporary directories (`.pack-tmp-*`) in `parent` that nobody holds: those
+/// of builds and layout creations that were killed. Failures are ignored; such a
+/// directory is never read.
+pub(crate) fn remove_stale_temp_dirs(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            || !entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            continue;
+        }
+        let path = entry.path();
+        if let Ok(dir) = File::open(&path)
+            && dir.try_lock().is_ok()
+        {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// Whether `path` still names `file`.
 fn same_file(file: &File, path: &Path) -> bool {
     #[cfg(unix)]
@@ -818,6 +871,20 @@ mod tests {
         assert!(live.path().exists(), "a file a writer holds was removed");
         drop(live);
         Layout::open_or_create(layout.root()).unwrap();
+    }
+
+    #[test]
+    fn stale_temporary_directories_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(format!("{TEMP_PREFIX}killed"));
+        fs::create_dir_all(stale.join("layout/blobs")).unwrap();
+        let live = LockedTempDir::new(dir.path()).unwrap();
+        remove_stale_temp_dirs(dir.path());
+        assert!(!stale.exists());
+        assert!(
+            live.path().is_dir(),
+            "a directory a build holds was removed"
+        );
     }
 
     #[test]
