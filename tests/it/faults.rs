@@ -704,7 +704,6 @@ fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
     // What the registry has now.
     let present: Vec<(String, u64)> = pushed
         .iter()
-        .cloned()
         .filter(|(name, _)| {
             http(
                 registry.addr(),
@@ -713,6 +712,7 @@ fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
             )
             .0 == 200
         })
+        .cloned()
         .collect();
     let missing: u64 = total - present.iter().map(|(_, n)| n).sum::<u64>();
     assert!(!present.is_empty() && missing > 0, "{present:?}");
@@ -905,7 +905,7 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
         );
         complete += 1;
     }
-    assert!(complete >= 1 && complete < 5, "{complete}");
+    assert!((1..5).contains(&complete), "{complete}");
 
     let out = run(pack_cmd(home.path()).args(args).arg("--json"));
     code(&out, 0);
