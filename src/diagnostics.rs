@@ -85,6 +85,10 @@ fn registry_hint(error: &anyhow::Error) -> Option<String> {
             "pass the public key that signed it, or sign the bundle and push it again".to_string()
         }
         R::NoMatchingPlatform { .. } => "pass one of the platforms listed".to_string(),
+        R::RetriesExhausted { .. } => "the registry kept failing: run the command again \
+            later (it moves only what did not arrive), or allow more with --retries and \
+            --timeout"
+            .to_string(),
         _ if registry.kind() == K::Network => {
             "check the registry address and that it is up; plain-HTTP registries need \
              --insecure unless they are on a loopback address"

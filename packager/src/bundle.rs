@@ -24,7 +24,7 @@ use oci_spec::image::{
 use serde::{Deserialize, Serialize};
 
 use crate::annotations::{COMPATIBILITY_HASH, CPU, CREATED, TARGET, WASMTIME_VERSION};
-use crate::layout::{Blob, parse_sha256, sync_dir};
+use crate::layout::{Blob, LockedTempDir, parse_sha256, remove_stale_temp_dirs, sync_dir};
 use crate::media_types::{
     CWASM_LAYER, IMAGE_INDEX, IMAGE_MANIFEST, NATIVE_CONFIG, WASM_CONFIG, WASM_LAYER,
 };
@@ -247,6 +247,7 @@ pub fn build_bundle(layout_dir: &Path, tag: &str, input: &BundleInput) -> Result
     check_input(input)?;
     if layout_dir.join("oci-layout").exists() {
         let layout = Layout::open(layout_dir)?;
+        layout.remove_stale_temp_files();
         return write_bundle(&layout, tag, input);
     }
     match fs::read_dir(layout_dir).map(|mut entries| entries.next().is_some()) {
@@ -273,33 +274,19 @@ pub fn build_bundle(layout_dir: &Path, tag: &str, input: &BundleInput) -> Result
         path: parent.clone(),
         source,
     })?;
-    let staging = tempfile::Builder::new()
-        .prefix(".pack-tmp-")
-        .tempdir_in(&parent)
-        .map_err(|source| Error::Write {
-            path: parent.clone(),
-            source,
-        })?;
-    let layout = Layout::create(staging.path())?;
+    // Builds that were killed left their staging directories here.
+    remove_stale_temp_dirs(&parent);
+    let staging = LockedTempDir::new(&parent)?;
+    let built = staging.path().join("layout");
+    let layout = Layout::create(&built)?;
     let mut summary = write_bundle(&layout, tag, input)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755)).map_err(
-            |source| Error::Write {
-                path: staging.path().to_path_buf(),
-                source,
-            },
-        )?;
-    }
-    let staged = staging.keep();
-    if let Err(source) = fs::rename(&staged, layout_dir) {
-        let _ = fs::remove_dir_all(&staged);
+    if let Err(source) = fs::rename(&built, layout_dir) {
         return Err(Error::Write {
             path: layout_dir.to_path_buf(),
             source,
         });
     }
+    drop(staging);
     sync_dir(&parent)?;
     summary.layout = layout_dir.to_path_buf();
     Ok(summary)

@@ -158,23 +158,23 @@ impl Layout {
     }
 
     /// Creates a new, empty layout at `path`, which must not exist or be an empty
-    /// directory. `index.json` is written last, so an interrupted creation leaves no
-    /// layout rather than a broken one.
+    /// directory. The layout is made in a temporary directory beside `path` and renamed
+    /// into place, so an interrupted creation leaves no layout rather than a broken one,
+    /// and of two processes creating the same layout at once one wins and the other gets
+    /// [`Error::CannotCreate`] (see [`Layout::open_or_create`]).
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let root = path.as_ref().to_path_buf();
+        let not_empty = || Error::CannotCreate {
+            path: root.clone(),
+            reason: "it is a directory that is neither empty nor an OCI image layout".to_string(),
+        };
         match fs::read_dir(&root) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
-                    return Err(Error::CannotCreate {
-                        path: root,
-                        reason: "it is a directory that is neither empty nor an OCI image layout"
-                            .to_string(),
-                    });
+                    return Err(not_empty());
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&root).map_err(write_err(&root))?;
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) if root.is_file() => {
                 return Err(Error::CannotCreate {
                     path: root,
@@ -183,26 +183,88 @@ impl Layout {
             }
             Err(source) => return Err(Error::Read { path: root, source }),
         }
-        let layout = Self { root };
-        let blobs = layout.blobs_dir();
+        let parent = match root.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(write_err(&parent))?;
+        let staging = LockedTempDir::new(&parent)?;
+        let staged = Self {
+            root: staging.path().to_path_buf(),
+        };
+        let blobs = staged.blobs_dir();
         fs::create_dir_all(&blobs).map_err(write_err(&blobs))?;
         let header = serde_json::json!({ "imageLayoutVersion": LAYOUT_VERSION });
-        layout.write_atomic(
-            &layout.root.join(OCI_LAYOUT_FILE),
+        staged.write_atomic(
+            &staged.root.join(OCI_LAYOUT_FILE),
             &json::to_vec(&header).unwrap(),
         )?;
-        layout.write_index(&empty_index())?;
-        Ok(layout)
+        staged.write_index(&empty_index())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
+                .map_err(write_err(staging.path()))?;
+        }
+        // rename(2) replaces a missing or empty directory, and fails when another process
+        // has put a layout there first.
+        match fs::rename(staging.path(), &root) {
+            Ok(()) => {}
+            Err(_) if root.join(OCI_LAYOUT_FILE).exists() => return Err(not_empty()),
+            Err(source) => return Err(Error::Write { path: root, source }),
+        }
+        // Renamed away: nothing is left for the guard to remove.
+        let _ = staging.dir.keep();
+        sync_dir(&parent)?;
+        Ok(Self { root })
     }
 
     /// Opens the layout at `path`, or creates it when `path` does not exist or is an
-    /// empty directory.
+    /// empty directory. Safe when several processes do it at once: one creates the
+    /// layout, the others open it. Temporary files that writers killed before they
+    /// finished left in the layout are removed ([`Layout::remove_stale_temp_files`]).
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self> {
-        if path.as_ref().join(OCI_LAYOUT_FILE).exists() {
-            Self::open(path)
+        let layout = if path.as_ref().join(OCI_LAYOUT_FILE).exists() {
+            Self::open(path)?
         } else {
-            Self::create(path)
+            match Self::create(&path) {
+                Ok(layout) => layout,
+                Err(Error::CannotCreate { .. }) if path.as_ref().join(OCI_LAYOUT_FILE).exists() => {
+                    Self::open(path)?
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        layout.remove_stale_temp_files();
+        Ok(layout)
+    }
+
+    /// Removes the temporary files (`.pack-tmp-*` in the layout directory) that no live
+    /// writer holds: a writer keeps an exclusive lock on its temporary file until it is
+    /// renamed into place, and the lock goes with the process, so a file nobody locks
+    /// was left by a writer that was killed. Returns how many were removed; files that
+    /// cannot be removed are left alone (they are never read).
+    pub fn remove_stale_temp_files(&self) -> usize {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !name.to_string_lossy().starts_with(TEMP_PREFIX)
+                || !entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
         }
+        removed
     }
 
     /// The layout directory.
@@ -434,11 +496,21 @@ impl Layout {
         })
     }
 
+    /// A new temporary file in the layout directory, exclusively locked for as long as it
+    /// is open (see [`Layout::remove_stale_temp_files`]).
     fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
-        tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&self.root)
-            .map_err(write_err(&self.root))
+        loop {
+            let tmp = tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .tempfile_in(&self.root)
+                .map_err(write_err(&self.root))?;
+            // Between creating and locking, a cleaner may have taken the unlocked file for
+            // a stale one and removed it: then the lock is on a file that has no name any
+            // more, and another is made.
+            if tmp.as_file().try_lock().is_ok() && same_file(tmp.as_file(), tmp.path()) {
+                return Ok(tmp);
+            }
+        }
     }
 
     /// Replaces `dest` with `bytes`: temporary file, fsync, rename, fsync of the directory.
@@ -620,6 +692,79 @@ pub(crate) fn set_tag_in(index: &mut ImageIndex, tag: &str, descriptor: &Descrip
     index.set_manifests(manifests);
 }
 
+/// A temporary directory (`.pack-tmp-*`) that its creator holds an exclusive lock on
+/// until it is dropped, so one that nobody locks was left by a process that was killed
+/// ([`remove_stale_temp_dirs`]).
+pub(crate) struct LockedTempDir {
+    pub(crate) dir: tempfile::TempDir,
+    _lock: Option<File>,
+}
+
+impl LockedTempDir {
+    pub(crate) fn new(parent: &Path) -> Result<Self> {
+        loop {
+            let dir = tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .tempdir_in(parent)
+                .map_err(write_err(parent))?;
+            // Where a directory cannot be opened to lock it, nothing removes stale ones.
+            let Ok(lock) = File::open(dir.path()) else {
+                return Ok(Self { dir, _lock: None });
+            };
+            // A cleaner may have taken it for a stale one between creation and locking.
+            if lock.try_lock().is_ok() && same_file(&lock, dir.path()) {
+                return Ok(Self {
+                    dir,
+                    _lock: Some(lock),
+                });
+            }
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Removes the temporary directories (`.pack-tmp-*`) in `parent` that nobody holds: those
+/// of builds and layout creations that were killed. Failures are ignored; such a
+/// directory is never read.
+pub(crate) fn remove_stale_temp_dirs(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            || !entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            continue;
+        }
+        let path = entry.path();
+        if let Ok(dir) = File::open(&path)
+            && dir.try_lock().is_ok()
+        {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Whether `path` still names `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
+}
+
 fn finish_temp(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
     tmp.as_file().sync_all().map_err(write_err(dest))?;
     #[cfg(unix)]
@@ -676,6 +821,70 @@ mod tests {
             Err(Error::CannotCreate { .. })
         ));
         Layout::open_or_create(root).unwrap();
+    }
+
+    #[test]
+    fn concurrent_open_or_create_all_get_the_same_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20 {
+            let root = dir.path().join(format!("l{round}"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|i| {
+                    let (root, barrier) = (root.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let layout = Layout::open_or_create(&root)?;
+                        layout.set_tag(&format!("t{i}"), &sha256_descriptor(&layout, i))
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+            let layout = Layout::open(&root).unwrap();
+            assert_eq!(layout.tags().unwrap().len(), 8, "a tag was lost");
+            let leftovers: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+        }
+    }
+
+    fn sha256_descriptor(layout: &Layout, i: usize) -> Descriptor {
+        layout
+            .put_bytes(format!("blob {i}").as_bytes())
+            .unwrap()
+            .descriptor("application/octet-stream")
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_live_ones_kept() {
+        let (_dir, layout) = layout();
+        let stale = layout.root().join(format!("{TEMP_PREFIX}stale"));
+        fs::write(&stale, b"half a blob").unwrap();
+        let live = layout.temp_file().unwrap();
+        assert_eq!(layout.remove_stale_temp_files(), 1);
+        assert!(!stale.exists());
+        assert!(live.path().exists(), "a file a writer holds was removed");
+        drop(live);
+        Layout::open_or_create(layout.root()).unwrap();
+    }
+
+    #[test]
+    fn stale_temporary_directories_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(format!("{TEMP_PREFIX}killed"));
+        fs::create_dir_all(stale.join("layout/blobs")).unwrap();
+        let live = LockedTempDir::new(dir.path()).unwrap();
+        remove_stale_temp_dirs(dir.path());
+        assert!(!stale.exists());
+        assert!(
+            live.path().is_dir(),
+            "a directory a build holds was removed"
+        );
     }
 
     #[test]

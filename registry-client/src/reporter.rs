@@ -48,8 +48,17 @@ pub trait Reporter: Send + Sync {
     /// The item is done.
     fn on_complete(&self, _id: usize, _outcome: Outcome) {}
 
-    /// A request failed transiently and is retried after `delay`.
-    fn on_retry(&self, _what: &str, _attempt: u32, _delay: Duration, _error: &crate::Error) {}
+    /// Attempt number `attempt` (of at most `attempts`) failed transiently with `error`;
+    /// the next one starts after `delay`.
+    fn on_retry(
+        &self,
+        _what: &str,
+        _attempt: u32,
+        _attempts: u32,
+        _delay: Duration,
+        _error: &crate::Error,
+    ) {
+    }
 }
 
 /// A reporter that shows nothing.

@@ -61,7 +61,7 @@ impl RetryPolicy {
                 Ok(value) => return Ok(value),
                 Err(error) if error.is_transient() && attempt < self.attempts.max(1) => {
                     let delay = self.delay(attempt, &error);
-                    reporter.on_retry(what, attempt, delay, &error);
+                    reporter.on_retry(what, attempt, self.attempts.max(1), delay, &error);
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }

@@ -13,7 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pack_packager::{Layout, LayoutRef};
 use pack_registry_client::auth::{self, AuthEnv, Credentials};
 use pack_registry_client::{
-    ConnectOptions, Item, Outcome, PushOptions, Registry, Reporter, TransferSummary,
+    ConnectOptions, Item, Outcome, PushOptions, Registry, Reporter, RetryPolicy, TransferSummary,
 };
 use zeroize::Zeroizing;
 
@@ -43,14 +43,32 @@ pub struct RegistryArgs {
     /// Read the password (or token) from stdin.
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+
+    /// Seconds to wait for a connection and for each read from it; a stalled transfer
+    /// fails after this long and is retried [default: 30 to connect, 120 per read].
+    #[arg(long, value_name = "SECONDS", env = "PACK_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
+
+    /// Retries of a request that failed transiently (connection error, timeout, 408,
+    /// 429, 5xx), with exponential backoff or the registry's Retry-After (at most 30 s
+    /// each); 0 fails at the first error.
+    #[arg(long, value_name = "N", env = "PACK_RETRIES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub retries: u32,
 }
 
 impl RegistryArgs {
     pub(crate) fn connect_options(&self) -> ConnectOptions {
+        let defaults = ConnectOptions::default();
+        let timeout = self.timeout.map(Duration::from_secs);
         ConnectOptions {
             insecure: self.insecure,
             ca_certificates: self.ca_cert.clone(),
-            ..ConnectOptions::default()
+            retry: RetryPolicy {
+                attempts: self.retries + 1,
+                ..defaults.retry
+            },
+            connect_timeout: timeout.unwrap_or(defaults.connect_timeout),
+            read_timeout: timeout.unwrap_or(defaults.read_timeout),
         }
     }
 
@@ -245,13 +263,14 @@ pub(crate) fn print_summary(printer: &Printer, verb: &str, summary: &TransferSum
     }
 }
 
-/// The CLI's [`Reporter`]: a byte-counting bar per blob and a total on a terminal;
-/// retries as warnings otherwise; nothing with `--quiet` or `--json`.
+/// The CLI's [`Reporter`]: a byte-counting bar per blob and a total on a terminal (not
+/// with `--quiet` or `--json`), and a warning for each retry (not with `--quiet`).
 pub(crate) struct TransferProgress {
     printer: Printer,
     verb: &'static str,
     bars: Option<Bars>,
-    show: bool,
+    /// Retries are warned about (on stderr) unless `--quiet`, `--json` included.
+    warn: bool,
 }
 
 struct Bars {
@@ -265,7 +284,8 @@ struct Bars {
 
 impl TransferProgress {
     pub(crate) fn new(printer: &Printer, show: bool, verb: &'static str) -> Self {
-        let show = show && !printer.quiet();
+        let warn = !printer.quiet();
+        let show = show && warn;
         let bars = (show && printer.interactive() && std::io::stderr().is_terminal()).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let total = multi.add(ProgressBar::new(0));
@@ -288,7 +308,7 @@ impl TransferProgress {
             printer: printer.clone(),
             verb,
             bars,
-            show,
+            warn,
         }
     }
 
@@ -366,14 +386,16 @@ impl Reporter for TransferProgress {
         &self,
         what: &str,
         attempt: u32,
+        attempts: u32,
         delay: Duration,
         error: &pack_registry_client::Error,
     ) {
-        if !self.show {
+        if !self.warn {
             return;
         }
         let message = format!(
-            "{what}: attempt {attempt} failed ({error}); retrying in {}",
+            "{what}: attempt {attempt} of {attempts} failed ({}); retrying in {}",
+            error_chain(error),
             duration(delay)
         );
         match &self.bars {
@@ -381,4 +403,19 @@ impl Reporter for TransferProgress {
             None => self.printer.warn(&message),
         }
     }
+}
+
+/// An error and its causes on one line (`a: b: c`), for retry warnings.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }

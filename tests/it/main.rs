@@ -7,6 +7,8 @@ mod build;
 mod bundle;
 mod common;
 mod compile;
+mod faultproxy;
+mod faults;
 mod push_pull;
 mod registry;
 mod run;

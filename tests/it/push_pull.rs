@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::faultproxy::{Fault, FaultProxy};
 use crate::registry::{Options, Registry, oci_ref, require, skopeo};
 
 const PASSWORD: &str = "pack-key-password";
@@ -755,132 +756,6 @@ fn mount_from_another_repository_sends_nothing() {
     assert_eq!(summary["bytesTransferred"], 0, "{summary}");
 }
 
-/// What the fault-injecting proxy does with a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// Forward it to the registry.
-    Pass,
-    /// Answer 503 with `Retry-After: 0` and a registry error document.
-    Unavailable,
-    /// Close the connection without answering.
-    Reset,
-}
-
-/// A request as the proxy's rule sees it: its method and path.
-struct Seen<'a> {
-    method: &'a str,
-    path: &'a str,
-}
-
-/// A small HTTP proxy in front of the registry that injects the failures a real registry
-/// does not produce on demand (a 503 in the middle of an upload, a reset connection). It
-/// handles one request per connection and forwards with `Connection: close`.
-struct FaultProxy {
-    addr: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl FaultProxy {
-    fn start(upstream: &str, rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static) -> FaultProxy {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let rule = Arc::new(rule);
-        let upstream = upstream.to_string();
-        let stopping = stop.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (rule, upstream) = (rule.clone(), upstream.clone());
-                std::thread::spawn(move || {
-                    let _ = proxy_one(conn, &upstream, &*rule);
-                });
-            }
-        });
-        FaultProxy { addr, stop }
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(&self.addr);
-    }
-}
-
-fn proxy_one(
-    mut client: std::net::TcpStream,
-    upstream: &str,
-    rule: &(dyn Fn(&Seen) -> Fault + Send + Sync),
-) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    client.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    // The head, byte by byte up to the blank line.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte)? == 0 {
-            return Ok(());
-        }
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_string();
-    let mut parts = request_line.split(' ');
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let mut length = 0usize;
-    let mut headers = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').unwrap_or((line, ""));
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().unwrap_or(0),
-            "connection" | "keep-alive" => continue,
-            _ => {}
-        }
-        headers.push(line.to_string());
-    }
-    let mut body = vec![0u8; length];
-    client.read_exact(&mut body)?;
-    match rule(&Seen { method, path }) {
-        Fault::Reset => return Ok(()),
-        Fault::Unavailable => {
-            let doc =
-                r#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}"#;
-            write!(
-                client,
-                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{doc}",
-                doc.len()
-            )?;
-            return Ok(());
-        }
-        Fault::Pass => {}
-    }
-    let mut server = std::net::TcpStream::connect(upstream)?;
-    let mut forwarded = format!("{request_line}\r\n");
-    for h in &headers {
-        forwarded.push_str(h);
-        forwarded.push_str("\r\n");
-    }
-    forwarded.push_str("Connection: close\r\n\r\n");
-    server.write_all(forwarded.as_bytes())?;
-    server.write_all(&body)?;
-    std::io::copy(&mut server, &mut client)?;
-    Ok(())
-}
-
-/// Is this a request the fault rules leave alone: the `/v2/` version check (the scheme
-/// probe and the token exchange ask it)?
-fn is_version_check(seen: &Seen) -> bool {
-    seen.path == "/v2/"
-}
-
 #[test]
 fn transient_failures_are_retried() {
     let Some(registry) = Registry::start() else {
@@ -894,12 +769,14 @@ fn transient_failures_are_retried() {
     let proxy = FaultProxy::start(registry.addr(), move |seen| {
         let kind = match (seen.method, seen.path) {
             (_, "/v2/") => return Fault::Pass,
-            ("HEAD", p) if p.contains("/blobs/") => ("check blob", Fault::Reset),
-            ("POST", _) => ("start upload", Fault::Unavailable),
-            ("PUT", p) if p.contains("/blobs/uploads/") => ("finish upload", Fault::Reset),
-            ("PUT", _) => ("push manifest", Fault::Unavailable),
-            ("GET", p) if p.contains("/manifests/") => ("fetch manifest", Fault::Unavailable),
-            ("GET", p) if p.contains("/blobs/") => ("fetch blob", Fault::Reset),
+            ("HEAD", p) if p.contains("/blobs/") => ("check blob", Fault::Close),
+            ("POST", _) => ("start upload", Fault::Status(503, Some(0))),
+            ("PUT", p) if p.contains("/blobs/uploads/") => ("finish upload", Fault::Close),
+            ("PUT", _) => ("push manifest", Fault::Status(503, Some(0))),
+            ("GET", p) if p.contains("/manifests/") => {
+                ("fetch manifest", Fault::Status(503, Some(0)))
+            }
+            ("GET", p) if p.contains("/blobs/") => ("fetch blob", Fault::Close),
             _ => return Fault::Pass,
         };
         if failed.lock().unwrap().insert(kind.0) {
@@ -937,8 +814,8 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
     let seen_done = done.clone();
     let proxy = FaultProxy::start(registry.addr(), move |seen| {
         use std::sync::atomic::Ordering;
-        if seen_done.load(Ordering::SeqCst) && !is_version_check(seen) {
-            return Fault::Reset;
+        if seen_done.load(Ordering::SeqCst) && seen.path != "/v2/" {
+            return Fault::Close;
         }
         if seen.method == "PUT" && seen.path.contains("/blobs/uploads/") {
             seen_done.store(true, Ordering::SeqCst);
@@ -1036,7 +913,7 @@ fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
     let failed_once = failed.clone();
     let proxy = FaultProxy::start(registry.addr(), move |seen| {
         if seen.method == "PATCH" && !failed_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            Fault::Unavailable
+            Fault::Status(503, Some(0))
         } else {
             Fault::Pass
         }
