@@ -10,5 +10,6 @@ mod compile;
 mod push_pull;
 mod registry;
 mod run;
+mod shared_cache;
 mod signing;
 mod validate;
