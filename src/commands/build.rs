@@ -35,7 +35,7 @@ Examples:
   pack build app.wasm --wit wit/ --world cli -t linux/amd64/v3 -t linux/arm64 \\
       -o out/app --tag v1.2.0 --sign-key pack.key
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) pack build app.wasm -t all -o out/app
-  pack build app.wasm -t all -o out/app \
+  pack build app.wasm -t all -o out/app \\
       --cache-repo ghcr.io/team/pack-cache --cache-key cache.key
 
 Exit status:
@@ -348,14 +348,18 @@ impl BuildCommand {
         let hits = artifacts.iter().filter(|a| a.cache_hit).count();
         let registry_hits = sources.iter().filter(|s| **s == Source::Registry).count();
         let from_where = if remote.is_some() {
-            format!("{hits} from cache, {registry_hits} of them from the registry")
+            format!(
+                "{} from the local cache, {registry_hits} from the registry",
+                hits - registry_hits
+            )
         } else {
-            format!("{hits} from cache")
+            format!("{hits} from the cache")
         };
         printer.status(&format!(
-            "compiled {} target(s) ({from_where}) in {}",
+            "{} target(s) ready in {}: {} compiled, {from_where}",
             artifacts.len(),
-            progress::duration(compile_started.elapsed())
+            progress::duration(compile_started.elapsed()),
+            artifacts.len() - hits,
         ));
 
         // 2b. Push what the shared cache lacked.
