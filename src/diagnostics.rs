@@ -148,3 +148,18 @@ fn packager_hint(error: &anyhow::Error) -> Option<String> {
         _ => return None,
     })
 }
+
+/// `error: cause: cause` on one line, for warnings.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

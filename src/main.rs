@@ -10,6 +10,7 @@ mod diagnostics;
 mod exit;
 mod printer;
 mod progress;
+mod remote_cache;
 
 use printer::{ColorArg, Printer};
 

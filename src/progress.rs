@@ -27,6 +27,8 @@ pub struct Progress {
     printer: Printer,
     mode: Mode,
     names: Mutex<Vec<String>>,
+    /// Items whose cache hit came from the shared cache in a registry.
+    remote: Mutex<Vec<usize>>,
 }
 
 impl Progress {
@@ -47,6 +49,14 @@ impl Progress {
             printer: printer.clone(),
             mode,
             names: Mutex::new(Vec::new()),
+            remote: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Marks item `index` as fetched from a registry's shared cache.
+    pub fn mark_remote(&self, index: usize) {
+        if let Ok(mut remote) = self.remote.lock() {
+            remote.push(index);
         }
     }
 
@@ -204,7 +214,10 @@ impl Reporter for Progress {
     fn on_complete(&self, index: usize, result: Result<&Artifact, &TargetError>) {
         match result {
             Ok(artifact) => {
-                let how = if artifact.cache_hit {
+                let remote = self.remote.lock().is_ok_and(|r| r.contains(&index));
+                let how = if artifact.cache_hit && remote {
+                    "cache hit (registry)".to_string()
+                } else if artifact.cache_hit {
                     "cached".to_string()
                 } else {
                     format!(

@@ -125,6 +125,11 @@ pub enum Error {
         message: String,
     },
 
+    /// A compile-cache entry that is not trusted: unsigned, signed by another key, not
+    /// shaped like an entry, or with an artifact that does not match its digest.
+    #[error("cache entry `{tag}` is not trusted: {reason}")]
+    UntrustedCacheEntry { tag: String, reason: String },
+
     /// Key generation or encryption failed.
     #[error("cannot {action}: {message}")]
     Crypto {

@@ -9,12 +9,15 @@
 //!   verified on read, tags in `index.json` updated atomically under a lock.
 //! - [`bundle`]: building a bundle ([`build_bundle`]) and reading one back ([`Bundle`]).
 //! - [`signing`]: ECDSA P-256 keys, cosign "simple signing" signatures, verification.
+//! - [`cache_entry`]: one precompiled artifact as a signed manifest, the unit of a compile
+//!   cache kept in a registry.
 //! - [`json`]: the canonical JSON every document is written in, so the same inputs give
 //!   the same digests on any machine.
 //! - [`media_types`] and [`annotations`]: the names the bundle format uses, documented in
 //!   `docs/bundle-format.md`.
 
 pub mod bundle;
+pub mod cache_entry;
 mod error;
 pub mod json;
 pub mod layout;

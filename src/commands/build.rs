@@ -19,6 +19,7 @@ use crate::commands::key::load_private_key;
 use crate::exit::Status;
 use crate::printer::{BOLD, GREEN, Printer, RED};
 use crate::progress::{self, Progress};
+use crate::remote_cache::{Fetched, RemoteCache, Source};
 
 /// Build a signed, multi-platform OCI bundle from a component.
 ///
@@ -34,13 +35,19 @@ Examples:
   pack build app.wasm --wit wit/ --world cli -t linux/amd64/v3 -t linux/arm64 \\
       -o out/app --tag v1.2.0 --sign-key pack.key
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) pack build app.wasm -t all -o out/app
+  pack build app.wasm -t all -o out/app \\
+      --cache-repo ghcr.io/team/pack-cache --cache-key cache.key
 
 Exit status:
   0  the bundle was written (and signed)
   1  the component does not conform to the world, or a target failed to compile;
      nothing was written to the layout
   2  usage error or bad input (not a component, invalid wasm, bad WIT, unknown target,
-     a layout that is not one, an unreadable key)")]
+     a layout that is not one, an unreadable key)
+
+A shared cache (--cache-repo) never fails the build: an entry that is missing, not
+signed by --cache-key, tampered with, or a registry that cannot be reached, is a
+warning, and the target is compiled. See docs/cache.md.")]
 pub struct BuildCommand {
     /// The component (`.wasm`) to package.
     pub component: PathBuf,
@@ -79,6 +86,19 @@ pub struct BuildCommand {
     /// `org.opencontainers.image.source=https://...`. Repeatable.
     #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub annotations: Vec<(String, String)>,
+
+    /// A registry repository used as a compile cache shared by several machines
+    /// (`registry/name`, no tag): each target's artifact is fetched from it when its entry
+    /// verifies with --cache-key, and what it lacks is pushed after compiling. Credentials
+    /// as for `pack push` (PACK_REGISTRY_USERNAME/PASSWORD, docker config).
+    #[arg(long, value_name = "REFERENCE", requires = "cache_key")]
+    pub cache_repo: Option<String>,
+
+    /// The key of the shared cache: a private key (PKCS#8 PEM; an encrypted one reads its
+    /// password from PACK_KEY_PASSWORD) signs pushed entries and verifies fetched ones; a
+    /// public key only verifies, and nothing is pushed.
+    #[arg(long, value_name = "KEY", requires = "cache_repo")]
+    pub cache_key: Option<PathBuf>,
 
     /// Print a JSON summary on stdout.
     #[arg(long)]
@@ -188,6 +208,10 @@ struct JsonSummary<'a> {
     blobs_reused: usize,
     compiled: usize,
     cache_hits: usize,
+    /// Of `cache_hits`, those fetched from the shared cache (--cache-repo).
+    registry_hits: usize,
+    /// Entries pushed to the shared cache.
+    cache_pushed: usize,
     signed: bool,
     key: Option<String>,
 }
@@ -199,6 +223,8 @@ struct JsonPlatform {
     triple: Option<String>,
     cpu: Option<String>,
     cache_hit: Option<bool>,
+    /// `compiled`, `local-cache` or `registry`.
+    source: Option<Source>,
 }
 
 impl BuildCommand {
@@ -261,11 +287,34 @@ impl BuildCommand {
                     parent.display()
                 )
             })?;
-        let options = self
+        let mut options = self
             .compile
-            .options(printer, scratch.path().to_path_buf())?;
+            .options(printer, scratch.path().join("artifacts"))?;
         let compile_started = std::time::Instant::now();
         let progress = Progress::new(printer, !self.json);
+
+        // 2a. The shared cache: verified entries go into the local cache, where the
+        //     compiler finds them.
+        let mut remote = None;
+        let mut from_registry = vec![false; options.targets.len()];
+        if let (Some(repo), Some(key)) = (&self.cache_repo, &self.cache_key) {
+            let mut cache = RemoteCache::open(repo, key, scratch.path())?;
+            let local = options
+                .cache
+                .get_or_insert_with(|| Cache::new(scratch.path().join("local-cache")))
+                .clone();
+            for (index, target) in options.targets.iter().enumerate() {
+                if let Fetched::Registry = cache.fetch(&local, &input, target, &options.profile) {
+                    from_registry[index] = true;
+                    progress.mark_remote(index);
+                }
+            }
+            for warning in cache.take_warnings() {
+                printer.warn(&warning);
+            }
+            remote = Some(cache);
+        }
+
         let outcome = compile::compile(&input, &options, &progress).map_err(|e| match e {
             compile::Error::Input(e) => anyhow::Error::from(e),
             other => other.into(),
@@ -291,13 +340,45 @@ impl BuildCommand {
             printer.error("a target failed to compile; nothing was written to the layout");
             return Ok(Status::Negative);
         }
+        let sources: Vec<Source> = artifacts
+            .iter()
+            .zip(&from_registry)
+            .map(|(a, remote)| Source::of(a, *remote))
+            .collect();
         let hits = artifacts.iter().filter(|a| a.cache_hit).count();
+        let registry_hits = sources.iter().filter(|s| **s == Source::Registry).count();
+        let from_where = if remote.is_some() {
+            format!(
+                "{} from the local cache, {registry_hits} from the registry",
+                hits - registry_hits
+            )
+        } else {
+            format!("{hits} from the cache")
+        };
         printer.status(&format!(
-            "compiled {} target(s) ({} from cache) in {}",
+            "{} target(s) ready in {}: {} compiled, {from_where}",
             artifacts.len(),
-            hits,
-            progress::duration(compile_started.elapsed())
+            progress::duration(compile_started.elapsed()),
+            artifacts.len() - hits,
         ));
+
+        // 2b. Push what the shared cache lacked.
+        let mut pushed = 0;
+        if let Some(cache) = &mut remote {
+            if cache.writable() {
+                for (artifact, source) in artifacts.iter().zip(&sources) {
+                    if *source != Source::Registry
+                        && cache.publish(&input, &options.profile, artifact)
+                    {
+                        pushed += 1;
+                    }
+                }
+            }
+            for warning in cache.take_warnings() {
+                printer.warn(&warning);
+            }
+        }
+        drop(remote);
 
         // 3. Package.
         let bundle = BundleInput {
@@ -333,19 +414,24 @@ impl BuildCommand {
         }
 
         if self.json {
-            printer.json(&json_summary(
+            let mut json = json_summary(
                 &self,
                 &summary,
                 &artifacts,
+                &sources,
                 world.as_deref(),
                 key_fingerprint,
-            ))?;
+            );
+            json.registry_hits = registry_hits;
+            json.cache_pushed = pushed;
+            printer.json(&json)?;
         } else {
             print_summary(
                 printer,
                 &self,
                 &summary,
                 &artifacts,
+                &sources,
                 key_fingerprint.as_deref(),
                 started.elapsed(),
             );
@@ -382,6 +468,7 @@ fn json_summary<'a>(
     cmd: &'a BuildCommand,
     summary: &BundleSummary,
     artifacts: &[Artifact],
+    sources: &[Source],
     world: Option<&'a str>,
     key: Option<String>,
 ) -> JsonSummary<'a> {
@@ -391,16 +478,18 @@ fn json_summary<'a>(
         triple: None,
         cpu: None,
         cache_hit: None,
+        source: None,
     }];
     for native in &summary.natives {
         let p = native.platform().as_ref();
-        let artifact = p.and_then(|p| {
-            artifacts.iter().find(|a| {
+        let position = p.and_then(|p| {
+            artifacts.iter().position(|a| {
                 a.platform.os == p.os().to_string()
                     && a.platform.architecture == p.architecture().to_string()
                     && a.platform.variant.as_deref() == p.variant().as_deref()
             })
         });
+        let artifact = position.map(|i| &artifacts[i]);
         platforms.push(JsonPlatform {
             platform: p
                 .map(pack_packager::bundle::platform_string)
@@ -409,6 +498,7 @@ fn json_summary<'a>(
             triple: artifact.map(|a| a.triple.clone()),
             cpu: artifact.map(|a| a.cpu.preset.clone()),
             cache_hit: artifact.map(|a| a.cache_hit),
+            source: position.and_then(|i| sources.get(i).copied()),
         });
     }
     JsonSummary {
@@ -421,6 +511,8 @@ fn json_summary<'a>(
         blobs_reused: summary.blobs_reused,
         compiled: artifacts.iter().filter(|a| !a.cache_hit).count(),
         cache_hits: artifacts.iter().filter(|a| a.cache_hit).count(),
+        registry_hits: 0,
+        cache_pushed: 0,
         signed: key.is_some(),
         key,
     }
@@ -431,6 +523,7 @@ fn print_summary(
     cmd: &BuildCommand,
     summary: &BundleSummary,
     artifacts: &[Artifact],
+    sources: &[Source],
     key: Option<&str>,
     elapsed: std::time::Duration,
 ) {
@@ -453,6 +546,14 @@ fn print_summary(
     let mut names = vec!["wasip2/wasm".to_string()];
     names.extend(artifacts.iter().map(|a| a.target.to_string()));
     printer.result(&format!("  platforms {}", names.join(", ")));
+    for (i, (artifact, source)) in artifacts.iter().zip(sources).enumerate() {
+        let label = if i == 0 { "targets" } else { "" };
+        printer.result(&format!(
+            "  {label:<9} {}: {}",
+            artifact.target,
+            source.describe()
+        ));
+    }
     printer.result(&format!(
         "  blobs     {} written, {} already there",
         summary.blobs_written, summary.blobs_reused

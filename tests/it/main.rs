@@ -12,5 +12,6 @@ mod faults;
 mod push_pull;
 mod registry;
 mod run;
+mod shared_cache;
 mod signing;
 mod validate;

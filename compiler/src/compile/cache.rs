@@ -198,6 +198,11 @@ impl Cache {
         })
     }
 
+    /// Whether a verified entry for `key` is there (a corrupt one is removed, and is not).
+    pub fn contains(&self, key: &str) -> bool {
+        matches!(self.lookup(key), Lookup::Hit(_))
+    }
+
     fn discard(&self, artifact: &Path, sidecar: &Path, reason: String) -> Lookup {
         let _ = std::fs::remove_file(sidecar);
         let _ = std::fs::remove_file(artifact);

@@ -361,3 +361,106 @@ fn default_stems() {
     assert_eq!(default_stem(Path::new("lib.module.wasm")), "lib");
     assert_eq!(default_stem(Path::new("plain")), "plain");
 }
+
+#[test]
+fn artifacts_from_elsewhere_are_admitted_only_when_they_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path(), "app.wasm", component());
+    let amd64 = targets(&["linux/amd64"]);
+    let opts = options(&dir.path().join("out"), amd64.clone(), None, 1);
+    let made = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
+    let profile = Profile::default();
+    let claimed = Claimed {
+        wasmtime_version: &made.wasmtime_version,
+        compatibility_hash: &made.compatibility_hash,
+        kind: Kind::Component,
+        sha256: &made.sha256,
+        size: made.size,
+    };
+    let cache = Cache::new(dir.path().join("cache"));
+    let key = cache_key(&made.source_sha256, input.kind, &amd64[0], &profile);
+
+    // Each claim that does not hold keeps the artifact out.
+    let arm64 = targets(&["linux/arm64"]).remove(0);
+    let refused = [
+        admit(&cache, &input, &arm64, &profile, &claimed, &made.path),
+        admit(
+            &cache,
+            &input,
+            &amd64[0],
+            &profile,
+            &Claimed {
+                sha256: &"0".repeat(64),
+                ..claimed.clone()
+            },
+            &made.path,
+        ),
+        admit(
+            &cache,
+            &input,
+            &amd64[0],
+            &profile,
+            &Claimed {
+                kind: Kind::Module,
+                ..claimed.clone()
+            },
+            &made.path,
+        ),
+        admit(
+            &cache,
+            &input,
+            &amd64[0],
+            &profile,
+            &Claimed {
+                wasmtime_version: "1.0.0",
+                ..claimed.clone()
+            },
+            &made.path,
+        ),
+    ];
+    for result in refused {
+        assert!(
+            matches!(result, Err(AdmitError::Mismatch { .. })),
+            "{result:?}"
+        );
+    }
+    assert!(!cache.contains(&key));
+
+    // Bytes that are not a precompiled component, with a claim that matches them.
+    let junk = dir.path().join("junk.cwasm");
+    std::fs::write(&junk, b"not an artifact").unwrap();
+    let junk_sha = hex::encode(Sha256::digest(b"not an artifact"));
+    let result = admit(
+        &cache,
+        &input,
+        &amd64[0],
+        &profile,
+        &Claimed {
+            sha256: &junk_sha,
+            size: 15,
+            ..claimed.clone()
+        },
+        &junk,
+    );
+    assert!(
+        matches!(&result, Err(AdmitError::Mismatch { reason, .. }) if reason.contains("does not recognise")),
+        "{result:?}"
+    );
+    assert!(!cache.contains(&key));
+
+    // The real thing: compiling then uses it.
+    assert_eq!(
+        admit(&cache, &input, &amd64[0], &profile, &claimed, &made.path).unwrap(),
+        key
+    );
+    assert!(cache.contains(&key));
+    let opts = options(
+        &dir.path().join("out2"),
+        amd64,
+        Some(&dir.path().join("cache")),
+        1,
+    );
+    let used = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
+    assert!(used.cache_hit);
+    assert_eq!(used.sha256, made.sha256);
+}

@@ -1,0 +1,341 @@
+//! The compile cache shared through a registry (`pack build --cache-repo`): this module
+//! only connects the pieces. The compiler says what a target's key is and admits an
+//! artifact into its local cache after its own checks; the registry client moves the
+//! entry (verifying the signature before it fetches a blob, and every blob against its
+//! digest); the packager writes, signs, reads and verifies the entry. See docs/cache.md.
+//!
+//! A shared cache only saves time, so its failures do not fail the build: an entry that
+//! is missing, unsigned, signed by another key, tampered with or unfit is a miss (with a
+//! warning for all but "missing"), and a registry that cannot be reached or refuses the
+//! credentials is warned about once and not asked again during this build.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use pack_compiler::compile::{self, Artifact, Cache, Claimed, Profile, Target};
+use pack_compiler::wasm::{Input, Kind};
+use pack_packager::Layout;
+use pack_packager::cache_entry::{self, EntryConfig};
+use pack_packager::signing::{PrivateKey, PublicKey};
+use pack_registry_client::auth::{self, AuthEnv};
+use pack_registry_client::{
+    ConnectOptions, ErrorKind, NoReporter, PullOptions, PushOptions, Reference, Registry,
+};
+
+use crate::commands::key::load_private_key;
+
+/// What `--cache-key` holds.
+pub(crate) enum CacheKey {
+    /// A key pair: entries are verified and pushed.
+    Private(Box<PrivateKey>),
+    /// Only the public half: entries are verified, nothing is pushed.
+    Public(PublicKey),
+}
+
+impl CacheKey {
+    /// Loads a private key (encrypted ones read PACK_KEY_PASSWORD) or a public key.
+    pub(crate) fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the cache key `{}`", path.display()))?;
+        if text.contains("-----BEGIN PUBLIC KEY-----") {
+            Ok(Self::Public(PublicKey::from_pem(&text, path)?))
+        } else {
+            Ok(Self::Private(Box::new(load_private_key(path)?)))
+        }
+    }
+
+    fn public(&self) -> PublicKey {
+        match self {
+            Self::Private(key) => key.public_key(),
+            Self::Public(key) => key.clone(),
+        }
+    }
+}
+
+/// Where a target's artifact came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Source {
+    /// Cranelift ran.
+    Compiled,
+    /// The local compile cache.
+    LocalCache,
+    /// The shared cache in the registry.
+    Registry,
+}
+
+impl Source {
+    pub(crate) fn of(artifact: &Artifact, from_registry: bool) -> Self {
+        match (artifact.cache_hit, from_registry) {
+            (false, _) => Self::Compiled,
+            (true, true) => Self::Registry,
+            (true, false) => Self::LocalCache,
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Compiled => "compiled",
+            Self::LocalCache => "cache hit (local)",
+            Self::Registry => "cache hit (registry)",
+        }
+    }
+}
+
+/// What was learned about one target before compiling.
+pub(crate) enum Fetched {
+    /// The local cache has it; the registry was not asked.
+    Local,
+    /// Verified, admitted into the local cache.
+    Registry,
+    /// The registry has no entry.
+    Missing,
+    /// The registry has one, and it was refused (the warning says why).
+    Refused,
+    /// The registry was not asked (it failed earlier in this build).
+    Skipped,
+}
+
+/// A repository of cache entries.
+pub(crate) struct RemoteCache {
+    runtime: tokio::runtime::Runtime,
+    /// `None` once the registry failed in a way that would repeat.
+    registry: Option<Registry>,
+    repository: Reference,
+    key: CacheKey,
+    trusted: Vec<PublicKey>,
+    /// Entries pass through this layout (inside the build's scratch directory).
+    layout: Layout,
+    warnings: Vec<String>,
+}
+
+impl RemoteCache {
+    /// Parses `repository` (`registry/name`, without a tag) and loads `key`. A bad
+    /// reference or key is an error (exit 2); a registry that cannot be reached is not,
+    /// it only disables the shared cache for this build.
+    pub(crate) fn open(repository: &str, key: &Path, scratch: &Path) -> Result<Self> {
+        let (reference, tagged) =
+            pack_registry_client::parse_reference(repository).map_err(anyhow::Error::from)?;
+        if tagged || reference.digest().is_some() {
+            bail!(
+                "--cache-repo `{repository}` names a tag or digest; give the repository only \
+                 (entries are tagged by their cache key)"
+            );
+        }
+        let key = CacheKey::load(key)?;
+        let trusted = vec![key.public()];
+        let layout = Layout::create(scratch.join("cache-entries"))?;
+        let runtime = crate::commands::push::runtime()?;
+        let mut cache = Self {
+            runtime,
+            registry: None,
+            repository: reference,
+            key,
+            trusted,
+            layout,
+            warnings: Vec::new(),
+        };
+        let connected = cache.runtime.block_on(async {
+            let resolved =
+                auth::resolve(cache.repository.registry(), None, &AuthEnv::from_process())?;
+            Registry::connect(&cache.repository, resolved, &ConnectOptions::default()).await
+        });
+        match connected {
+            Ok(registry) => cache.registry = Some(registry),
+            Err(e) => cache.give_up(&e),
+        }
+        Ok(cache)
+    }
+
+    /// `registry/repository`, as written in signatures.
+    fn name(&self) -> String {
+        format!(
+            "{}/{}",
+            self.repository.registry(),
+            self.repository.repository()
+        )
+    }
+
+    /// Whether entries are pushed (the key is a private key).
+    pub(crate) fn writable(&self) -> bool {
+        matches!(self.key, CacheKey::Private(_))
+    }
+
+    /// Warnings since the last call.
+    pub(crate) fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn give_up(&mut self, error: &pack_registry_client::Error) {
+        self.registry = None;
+        self.warnings.push(format!(
+            "shared compile cache `{}` is not used for the rest of this build: {}",
+            self.name(),
+            crate::diagnostics::chain(error)
+        ));
+    }
+
+    /// Looks `target` up: the local cache first, then the registry. A verified entry is
+    /// admitted into `local` (after the compiler's checks), so compiling finds it there.
+    pub(crate) fn fetch(
+        &mut self,
+        local: &Cache,
+        input: &Input,
+        target: &Target,
+        profile: &Profile,
+    ) -> Fetched {
+        let key = compile::cache_key(&compile::source_sha256(input), input.kind, target, profile);
+        if local.contains(&key) {
+            return Fetched::Local;
+        }
+        let Some(registry) = &self.registry else {
+            return Fetched::Skipped;
+        };
+        let tag = cache_entry::tag_for(&key).expect("the compiler's keys are sha256 hex");
+        let source = Reference::with_tag(
+            self.repository.registry().to_string(),
+            self.repository.repository().to_string(),
+            tag.clone(),
+        );
+        let options = PullOptions {
+            keys: self.trusted.clone(),
+            ..PullOptions::default()
+        };
+        let pulled = self.runtime.block_on(pack_registry_client::pull(
+            registry,
+            &source,
+            self.layout.root(),
+            &tag,
+            &options,
+            &NoReporter,
+        ));
+        match pulled {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Fetched::Missing,
+            Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth) => {
+                self.give_up(&e);
+                return Fetched::Skipped;
+            }
+            Err(e) => {
+                self.refuse(target, &source, &crate::diagnostics::chain(&e));
+                return Fetched::Refused;
+            }
+        }
+        let entry = match cache_entry::read_entry(&self.layout, &key, &self.trusted) {
+            Ok(entry) => entry,
+            Err(e) => {
+                self.refuse(target, &source, &crate::diagnostics::chain(&e));
+                return Fetched::Refused;
+            }
+        };
+        let kind = match entry.config.kind.as_str() {
+            "component" => Kind::Component,
+            "module" => Kind::Module,
+            other => {
+                self.refuse(target, &source, &format!("unknown kind `{other}`"));
+                return Fetched::Refused;
+            }
+        };
+        let claimed = Claimed {
+            wasmtime_version: &entry.config.wasmtime_version,
+            compatibility_hash: &entry.config.compatibility_hash,
+            kind,
+            sha256: &entry.artifact_sha256,
+            size: entry.artifact_size,
+        };
+        match compile::admit(local, input, target, profile, &claimed, &entry.artifact) {
+            Ok(_) => Fetched::Registry,
+            Err(e) => {
+                self.refuse(target, &source, &crate::diagnostics::chain(&e));
+                Fetched::Refused
+            }
+        }
+    }
+
+    fn refuse(&mut self, target: &Target, source: &Reference, why: &str) {
+        self.warnings.push(format!(
+            "ignoring the shared cache entry for {target} ({source}): {why}; compiling it"
+        ));
+    }
+
+    /// Signs and pushes the entry for `artifact` (a no-op for what the registry has;
+    /// nothing with a public key, or after the registry failed).
+    pub(crate) fn publish(
+        &mut self,
+        input: &Input,
+        profile: &Profile,
+        artifact: &Artifact,
+    ) -> bool {
+        let CacheKey::Private(key) = &self.key else {
+            return false;
+        };
+        let Some(registry) = &self.registry else {
+            return false;
+        };
+        let config = entry_config(input, profile, artifact);
+        let tag = cache_entry::tag_for(&config.key).expect("the compiler's keys are sha256 hex");
+        let reference = self.name();
+        let written =
+            cache_entry::write_entry(&self.layout, &config, &artifact.path, key, &reference);
+        if let Err(e) = written {
+            self.warnings.push(format!(
+                "cannot prepare the shared cache entry for {}: {}",
+                artifact.target,
+                crate::diagnostics::chain(&e)
+            ));
+            return false;
+        }
+        let target = Reference::with_tag(
+            self.repository.registry().to_string(),
+            self.repository.repository().to_string(),
+            tag.clone(),
+        );
+        let pushed = self.runtime.block_on(pack_registry_client::push(
+            registry,
+            &self.layout,
+            &tag,
+            &target,
+            &PushOptions::default(),
+            &NoReporter,
+        ));
+        match pushed {
+            Ok(_) => true,
+            Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth) => {
+                self.give_up(&e);
+                false
+            }
+            Err(e) => {
+                self.warnings.push(format!(
+                    "cannot push the shared cache entry for {}: {}",
+                    artifact.target,
+                    crate::diagnostics::chain(&e)
+                ));
+                false
+            }
+        }
+    }
+}
+
+/// The entry config of a compiled artifact.
+fn entry_config(input: &Input, profile: &Profile, artifact: &Artifact) -> EntryConfig {
+    EntryConfig {
+        key: compile::cache_key(
+            &artifact.source_sha256,
+            input.kind,
+            &artifact.target,
+            profile,
+        ),
+        wasmtime_version: artifact.wasmtime_version.clone(),
+        compatibility_hash: artifact.compatibility_hash.clone(),
+        kind: match input.kind {
+            Kind::Component => "component",
+            Kind::Module => "module",
+        }
+        .to_string(),
+        source_sha256: artifact.source_sha256.clone(),
+        target: artifact.target.to_string(),
+        triple: artifact.triple.clone(),
+        cpu_flags: artifact.cpu.flags.clone(),
+        profile_sha256: artifact.profile.sha256.clone(),
+    }
+}

@@ -1,0 +1,268 @@
+//! `pack build --cache-repo`: a compile cache shared through a real registry. Two
+//! directories stand for two CI runners, each with its own local compile cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::common::*;
+use crate::registry::Registry;
+
+/// A CI runner: its own home, local compile cache and output.
+struct Runner {
+    dir: tempfile::TempDir,
+}
+
+impl Runner {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn build(&self, component: &Path, targets: &str, repo: &str, key: &Path) -> Output {
+        pack()
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .env("DOCKER_CONFIG", self.path().join("docker"))
+            .env("PACK_CACHE_DIR", self.path().join("cache"))
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env_remove("PACK_REGISTRY_USERNAME")
+            .env_remove("PACK_REGISTRY_PASSWORD")
+            .env_remove("PACK_KEY_PASSWORD")
+            .arg("build")
+            .arg(component)
+            .args(["-t", targets, "-o", "out/app", "--json"])
+            .args(["--cache-repo", repo, "--cache-key"])
+            .arg(key)
+            .output()
+            .unwrap()
+    }
+}
+
+fn summary(out: &Output) -> Value {
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+}
+
+/// The `source` of every native platform, in order.
+fn sources(json: &Value) -> Vec<String> {
+    json["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["source"].is_null())
+        .map(|p| p["source"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A key pair `<name>.key` / `<name>.pub` in `dir`.
+fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let out = pack()
+        .current_dir(dir)
+        .args(["key", "generate", "--no-password", "--output-prefix", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pub")),
+    )
+}
+
+#[test]
+fn a_second_runner_compiles_nothing_and_builds_the_same_bundle() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some(py) = corpus("py-cli") else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let (key, _) = key_pair(keys.path(), "cache");
+    let repo = format!("{}/team/pack-cache", registry.addr());
+    // Two architectures keep the test short on a 2-core machine; every target goes
+    // through the same code.
+    let targets = "linux/amd64,linux/arm64";
+
+    let first = Runner::new();
+    let one = summary(&first.build(&py, targets, &repo, &key));
+    assert_eq!(one["compiled"], 2, "{one}");
+    assert_eq!(one["registry_hits"], 0, "{one}");
+    assert_eq!(one["cache_pushed"], 2, "{one}");
+    assert_eq!(sources(&one), ["compiled", "compiled"]);
+
+    let second = Runner::new();
+    let out = second.build(&py, targets, &repo, &key);
+    let two = summary(&out);
+    assert_eq!(two["compiled"], 0, "{two}\n{}", stderr(&out));
+    assert_eq!(two["registry_hits"], 2, "{two}");
+    assert_eq!(sources(&two), ["registry", "registry"]);
+    assert_eq!(two["cache_pushed"], 0, "nothing was missing: {two}");
+    assert_eq!(two["digest"], one["digest"], "the same bundle");
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+
+    // The fetched artifacts went into the second runner's local cache: a third build
+    // there needs neither Cranelift nor the registry's artifacts.
+    let out = second.build(&py, targets, &repo, &key);
+    let three = summary(&out);
+    assert_eq!(sources(&three), ["local-cache", "local-cache"]);
+    assert_eq!(three["digest"], one["digest"]);
+}
+
+#[test]
+fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let hello = fixture("components/hello-cli.wasm");
+    let keys = tempfile::tempdir().unwrap();
+    let (ours, ours_public) = key_pair(keys.path(), "ours");
+    let (theirs, _) = key_pair(keys.path(), "theirs");
+    let repo = format!("{}/pack-cache", registry.addr());
+    let target = "linux/amd64";
+
+    // Someone else's key filled the cache.
+    let other = Runner::new();
+    let made = summary(&other.build(&hello, target, &repo, &theirs));
+    assert_eq!(made["cache_pushed"], 1);
+
+    // Its entry does not verify with our key: a warning, and the target is compiled
+    // (then our own entry replaces it).
+    let runner = Runner::new();
+    let out = runner.build(&hello, target, &repo, &ours);
+    let json = summary(&out);
+    assert_eq!(sources(&json), ["compiled"], "{json}");
+    assert_eq!(json["digest"], made["digest"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: ignoring the shared cache entry for linux/amd64")
+            && err.contains("made by another key"),
+        "{err}"
+    );
+    assert_eq!(json["cache_pushed"], 1);
+    let reader = Runner::new();
+    let json = summary(&reader.build(&hello, target, &repo, &ours_public));
+    assert_eq!(
+        sources(&json),
+        ["registry"],
+        "our entry is there now: {json}"
+    );
+
+    // A public key reads the cache and pushes nothing: a new target is compiled, and
+    // stays missing from the registry.
+    let json = summary(&reader.build(&hello, "linux/amd64,linux/arm64", &repo, &ours_public));
+    assert_eq!(sources(&json), ["local-cache", "compiled"], "{json}");
+    assert_eq!(json["cache_pushed"], 0);
+    let json = summary(&Runner::new().build(&hello, "linux/arm64", &repo, &ours_public));
+    assert_eq!(sources(&json), ["compiled"], "{json}");
+
+    // Flip bytes of the artifact in the registry's storage (same length): the signature
+    // still verifies, the layer does not match its digest, and the target is compiled.
+    let cwasm = cwasm_digest(&runner.path().join("out/app"));
+    let data = registry
+        .storage()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&cwasm[..2])
+        .join(&cwasm)
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+
+    let victim = Runner::new();
+    let out = victim.build(&hello, target, &repo, &ours);
+    let json = summary(&out);
+    assert_eq!(sources(&json), ["compiled"], "{json}\n{}", stderr(&out));
+    assert_eq!(
+        json["digest"], made["digest"],
+        "the tampered bytes were not used"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: ignoring the shared cache entry for linux/amd64")
+            && err.contains(&cwasm),
+        "{err}"
+    );
+    // Nothing of the tampered entry reached the local cache.
+    let info = pack()
+        .env("PACK_CACHE_DIR", victim.path().join("cache"))
+        .args(["cache", "info", "--json"])
+        .output()
+        .unwrap();
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["entries"], 1, "only the compiled artifact: {info}");
+}
+
+#[test]
+fn an_unreachable_cache_is_a_warning() {
+    // A port nobody listens on: the first connection is refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let keys = tempfile::tempdir().unwrap();
+    let (key, _) = key_pair(keys.path(), "cache");
+    let runner = Runner::new();
+    let hello = fixture("components/hello-cli.wasm");
+    let out = runner.build(&hello, "linux/amd64", &format!("{addr}/cache"), &key);
+    let json = summary(&out);
+    assert_eq!(sources(&json), ["compiled"]);
+    assert_eq!(json["cache_pushed"], 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: shared compile cache")
+            && err.contains("is not used for the rest of this build"),
+        "{err}"
+    );
+
+    // Bad flags are usage errors, before anything is compiled.
+    let out = runner.build(&hello, "linux/amd64", &format!("{addr}/cache:v1"), &key);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("names a tag or digest"),
+        "{}",
+        stderr(&out)
+    );
+    let out = runner.build(
+        &hello,
+        "linux/amd64",
+        &format!("{addr}/cache"),
+        &keys.path().join("missing.key"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("missing.key"), "{}", stderr(&out));
+}
+
+/// The hex digest of the `.cwasm` layer of the only native manifest of `layout`'s bundle.
+fn cwasm_digest(layout: &Path) -> String {
+    let read = |digest: &str| -> Value {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap()
+    };
+    let top: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index = read(top["manifests"][0]["digest"].as_str().unwrap());
+    let native = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap();
+    let manifest = read(native["digest"].as_str().unwrap());
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.pack.cwasm.v1");
+    layer["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string()
+}
