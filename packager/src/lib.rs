@@ -9,6 +9,7 @@
 //!   verified on read, tags in `index.json` updated atomically under a lock.
 //! - [`bundle`]: building a bundle ([`build_bundle`]) and reading one back ([`Bundle`]).
 //! - [`signing`]: ECDSA P-256 keys, cosign "simple signing" signatures, verification.
+//! - [`limits`]: how large a document, and how many entries, pack reads.
 //! - [`json`]: the canonical JSON every document is written in, so the same inputs give
 //!   the same digests on any machine.
 //! - [`media_types`] and [`annotations`]: the names the bundle format uses, documented in
@@ -18,6 +19,7 @@ pub mod bundle;
 mod error;
 pub mod json;
 pub mod layout;
+pub mod limits;
 pub mod reference;
 pub mod signing;
 

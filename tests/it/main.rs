@@ -7,6 +7,7 @@ mod build;
 mod bundle;
 mod common;
 mod compile;
+mod hostile;
 mod push_pull;
 mod registry;
 mod run;
