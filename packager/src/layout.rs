@@ -549,25 +549,7 @@ impl Layout {
     pub fn read_manifest(&self, descriptor: &Descriptor) -> Result<ImageManifest> {
         self.expect_media_type(descriptor, &MediaType::ImageManifest)?;
         let bytes = self.read_document(descriptor, "an image manifest")?;
-        let manifest: ImageManifest = self.parse_json(descriptor, &bytes, "image manifest")?;
-        let path = || self.document_path(descriptor);
-        if manifest.layers().len() > MAX_LAYERS {
-            return Err(Error::TooMany {
-                path: path(),
-                what: "layers",
-                count: manifest.layers().len(),
-                limit: MAX_LAYERS,
-            });
-        }
-        for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
-            if let Some(reason) = descriptor_problem(d) {
-                return Err(Error::UnusableDescriptor {
-                    path: path(),
-                    reason,
-                });
-            }
-        }
-        Ok(manifest)
+        parse_manifest(&bytes, &self.document_path(descriptor))
     }
 
     /// Reads and parses the image index `descriptor` points to (verified). An index
@@ -576,25 +558,7 @@ impl Layout {
     pub fn read_image_index(&self, descriptor: &Descriptor) -> Result<ImageIndex> {
         self.expect_media_type(descriptor, &MediaType::ImageIndex)?;
         let bytes = self.read_document(descriptor, "an image index")?;
-        let index: ImageIndex = self.parse_json(descriptor, &bytes, "image index")?;
-        let path = || self.document_path(descriptor);
-        if index.manifests().len() > MAX_INDEX_ENTRIES {
-            return Err(Error::TooMany {
-                path: path(),
-                what: "manifests",
-                count: index.manifests().len(),
-                limit: MAX_INDEX_ENTRIES,
-            });
-        }
-        for d in index.manifests() {
-            if let Some(reason) = descriptor_problem(d) {
-                return Err(Error::UnusableDescriptor {
-                    path: path(),
-                    reason,
-                });
-            }
-        }
-        Ok(index)
+        parse_index(&bytes, &self.document_path(descriptor))
     }
 
     /// Reads the blob `descriptor` points to (verified, at most [`MAX_DOCUMENT_BYTES`])
@@ -654,6 +618,61 @@ impl Layout {
             })
         }
     }
+}
+
+/// Parses an image manifest (the bytes of the blob at `path`, named in errors) and checks
+/// it against the limits: at most [`MAX_LAYERS`] layers, config and layers by sha256.
+pub fn parse_manifest(bytes: &[u8], path: &Path) -> Result<ImageManifest> {
+    let manifest: ImageManifest =
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
+            path: path.to_path_buf(),
+            what: "image manifest",
+            message: e.to_string(),
+        })?;
+    if manifest.layers().len() > MAX_LAYERS {
+        return Err(Error::TooMany {
+            path: path.to_path_buf(),
+            what: "layers",
+            count: manifest.layers().len(),
+            limit: MAX_LAYERS,
+        });
+    }
+    for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        if let Some(reason) = descriptor_problem(d) {
+            return Err(Error::UnusableDescriptor {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+    }
+    Ok(manifest)
+}
+
+/// Parses an image index (the bytes of the blob at `path`, named in errors) and checks it
+/// against the limits: at most [`MAX_INDEX_ENTRIES`] entries, each by sha256.
+pub fn parse_index(bytes: &[u8], path: &Path) -> Result<ImageIndex> {
+    let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
+        path: path.to_path_buf(),
+        what: "image index",
+        message: e.to_string(),
+    })?;
+    if index.manifests().len() > MAX_INDEX_ENTRIES {
+        return Err(Error::TooMany {
+            path: path.to_path_buf(),
+            what: "manifests",
+            count: index.manifests().len(),
+            limit: MAX_INDEX_ENTRIES,
+        });
+    }
+    for d in index.manifests() {
+        if let Some(reason) = descriptor_problem(d) {
+            return Err(Error::UnusableDescriptor {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+    }
+    Ok(index)
 }
 
 fn check_digest(path: &Path, expected: &Digest, bytes: &[u8]) -> Result<()> {

@@ -792,3 +792,509 @@ fn layout_documents_with_hostile_descriptors_are_refused() {
         stderr(&out)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Signatures.
+
+use base64::Engine as _;
+use pack_packager::Layout;
+use pack_packager::signing::{PrivateKey, SIGNATURE_TYPE};
+
+/// A layout with tag `v1` on a small index, and its digest.
+fn signed_layout(dir: &Path) -> (Layout, String) {
+    let layout = Layout::create(dir.join("layout")).unwrap();
+    let index = index_of(&[]);
+    let blob = layout.put_bytes(&index).unwrap();
+    layout.set_tag("v1", &blob.descriptor(INDEX)).unwrap();
+    (layout, blob.digest.to_string())
+}
+
+/// Replaces the signatures of `digest` with one manifest holding `layers` (payload,
+/// signature annotation).
+fn put_signatures(layout: &Layout, digest: &str, layers: &[(Vec<u8>, String)]) {
+    let config = layout.put_bytes(b"{}").unwrap();
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|(payload, signature)| {
+            let blob = layout.put_bytes(payload).unwrap();
+            json!({
+                "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                "digest": blob.digest.to_string(),
+                "size": blob.size,
+                "annotations": {"dev.cosignproject.cosign/signature": signature},
+            })
+        })
+        .collect();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config.digest.to_string(), "size": config.size},
+        "layers": layers,
+    }))
+    .unwrap();
+    let blob = layout.put_bytes(&manifest).unwrap();
+    let tag = format!("sha256-{}.sig", &digest[7..]);
+    layout.set_tag(&tag, &blob.descriptor(MANIFEST)).unwrap();
+}
+
+fn payload(digest: &str, kind: &str) -> Value {
+    json!({
+        "critical": {
+            "identity": {"docker-reference": "registry.example/app"},
+            "image": {"docker-manifest-digest": digest},
+            "type": kind,
+        },
+        "optional": null,
+    })
+}
+
+fn sign(key: &PrivateKey, payload: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(key.sign(payload))
+}
+
+fn verify(layout: &Layout, public: &Path) -> Output {
+    pack()
+        .args([
+            "verify",
+            &format!("{}:v1", s(layout.root())),
+            "--key",
+            s(public),
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn hostile_signature_payloads_do_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, digest) = signed_layout(dir.path());
+    let key = PrivateKey::generate();
+    let public = write(dir.path(), "key.pub", key.public_key().to_pem());
+    let other_key = PrivateKey::generate();
+    let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+
+    // The reference case verifies, so each refusal below is the change it makes.
+    let good = bytes(&payload(&digest, SIGNATURE_TYPE));
+    put_signatures(&layout, &digest, &[(good.clone(), sign(&key, &good))]);
+    assert_code(&verify(&layout, &public), 0);
+
+    let mut extra_top = payload(&digest, SIGNATURE_TYPE);
+    extra_top["extra"] = json!("x");
+    let mut extra_critical = payload(&digest, SIGNATURE_TYPE);
+    extra_critical["critical"]["not-before"] = json!("2099-01-01");
+    let mut extra_image = payload(&digest, SIGNATURE_TYPE);
+    extra_image["critical"]["image"]["docker-manifest-digest-2"] = json!(digest);
+    let other_digest = format!("sha256:{}", "e".repeat(64));
+    let cases: Vec<(&str, Vec<u8>, Option<String>, &str)> = vec![
+        (
+            "an unknown top-level field",
+            bytes(&extra_top),
+            None,
+            "unknown field `extra`",
+        ),
+        (
+            "an unknown field in critical",
+            bytes(&extra_critical),
+            None,
+            "unknown field `not-before`",
+        ),
+        (
+            "an unknown field in critical.image",
+            bytes(&extra_image),
+            None,
+            "unknown field `docker-manifest-digest-2`",
+        ),
+        (
+            "another digest",
+            bytes(&payload(&other_digest, SIGNATURE_TYPE)),
+            None,
+            &other_digest,
+        ),
+        (
+            "another type",
+            bytes(&payload(&digest, "atomic container signature")),
+            None,
+            "type is `atomic container signature`",
+        ),
+        (
+            "a signature that is not base64",
+            good.clone(),
+            Some("%%%not base64%%%".into()),
+            "not base64",
+        ),
+        (
+            "base64 that is not DER",
+            good.clone(),
+            Some(base64::engine::general_purpose::STANDARD.encode(b"not a DER signature")),
+            "not a DER ECDSA signature",
+        ),
+        (
+            "another key's signature",
+            good.clone(),
+            Some(sign(&other_key, &good)),
+            "made by another key",
+        ),
+        (
+            "a signature over other bytes",
+            good.clone(),
+            Some(sign(&key, &bytes(&payload(&digest, "x")))),
+            "made by another key",
+        ),
+    ];
+    for (what, payload, signature, reason) in cases {
+        let signature = signature.unwrap_or_else(|| sign(&key, &payload));
+        put_signatures(&layout, &digest, &[(payload, signature)]);
+        let out = verify(&layout, &public);
+        assert_code(&out, 1);
+        assert!(stdout(&out).contains(reason), "{what}: {}", stdout(&out));
+    }
+
+    // Unknown fields in `optional` are claims, not conditions: accepted.
+    let mut extra_optional = payload(&digest, SIGNATURE_TYPE);
+    extra_optional["optional"] = json!({"anything": {"nested": [1, 2]}});
+    let extra_optional = bytes(&extra_optional);
+    put_signatures(
+        &layout,
+        &digest,
+        &[(extra_optional.clone(), sign(&key, &extra_optional))],
+    );
+    assert_code(&verify(&layout, &public), 0);
+}
+
+#[test]
+fn a_valid_signature_moved_to_another_tag_does_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, digest) = signed_layout(dir.path());
+    let key = PrivateKey::generate();
+    let public = write(dir.path(), "key.pub", key.public_key().to_pem());
+    // `v2` points at another index; the signature of `v1` is copied under its tag.
+    let other = layout
+        .put_bytes(&index_of(&[
+            json!({"mediaType": MANIFEST, "digest": digest, "size": 1}),
+        ]))
+        .unwrap();
+    layout.set_tag("v2", &other.descriptor(INDEX)).unwrap();
+    let good = serde_json::to_vec(&payload(&digest, SIGNATURE_TYPE)).unwrap();
+    let signature = sign(&key, &good);
+    put_signatures(&layout, &digest, &[(good.clone(), signature.clone())]);
+    put_signatures(&layout, &other.digest.to_string(), &[(good, signature)]);
+    assert_code(&verify(&layout, &public), 0);
+    let out = pack()
+        .args([
+            "verify",
+            &format!("{}:v2", s(layout.root())),
+            "--key",
+            s(&public),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 1);
+    assert!(
+        stdout(&out).contains(&format!("signs another digest, {digest}")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn key_files_with_the_wrong_password_or_curve_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, _) = signed_layout(dir.path());
+    let prefix = dir.path().join("k");
+    let out = pack()
+        .env("PACK_KEY_PASSWORD", "Right-Pw-7731")
+        .args(["key", "generate", "--output-prefix", s(&prefix)])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let out = pack()
+        .env("PACK_KEY_PASSWORD", "Wrong-Pw-4410")
+        .args([
+            "sign",
+            &format!("{}:v1", s(layout.root())),
+            "--key",
+            &format!("{}.key", s(&prefix)),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Wrong-Pw-4410"), "{}", stderr(&out));
+    assert!(
+        pack_packager::signing::signature_tags(&layout)
+            .unwrap()
+            .is_empty()
+    );
+
+    if tool("openssl").is_none() {
+        return;
+    }
+    let p384 = dir.path().join("p384.key");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            s(&p384),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p384_pub = dir.path().join("p384.pub");
+    let out = std::process::Command::new("openssl")
+        .args(["pkey", "-in", s(&p384), "-pubout", "-out", s(&p384_pub)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pack()
+        .args([
+            "sign",
+            &format!("{}:v1", s(layout.root())),
+            "--key",
+            s(&p384),
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("P-256"), "{}", stderr(&out));
+    let out = verify(&layout, &p384_pub);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("P-256"), "{}", stderr(&out));
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets.
+
+const USER: &str = "secret-user";
+const REGISTRY_PASSWORD: &str = "S3cr3t-Reg-Pw-91zq";
+const WRONG_REGISTRY_PASSWORD: &str = "Wr0ng-Reg-Pw-33kd";
+const KEY_PASSWORD: &str = "K3y-Pw-55xy-private";
+const WRONG_KEY_PASSWORD: &str = "Wr0ng-K3y-Pw-71mn";
+
+/// Every secret of the test, plain and in the base64 forms a basic-auth header or a
+/// docker config carries.
+fn secrets() -> Vec<String> {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut all = Vec::new();
+    for secret in [
+        REGISTRY_PASSWORD,
+        WRONG_REGISTRY_PASSWORD,
+        KEY_PASSWORD,
+        WRONG_KEY_PASSWORD,
+    ] {
+        all.push(secret.to_string());
+        all.push(b64(secret));
+        all.push(b64(&format!("{USER}:{secret}")));
+    }
+    all
+}
+
+fn assert_no_secret(what: &str, text: &[u8]) {
+    let text = String::from_utf8_lossy(text);
+    for secret in secrets() {
+        assert!(
+            !text.contains(&secret),
+            "{what} shows the secret `{secret}`:\n{text}"
+        );
+    }
+}
+
+/// Every file under `dir` but the docker config, whose job is to hold the credentials
+/// `pack login` stores.
+fn assert_no_secret_in_files(dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "config.json") {
+                assert_no_secret(&p.display().to_string(), &std::fs::read(&p).unwrap());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 10, "only {seen} files were looked at");
+}
+
+#[test]
+fn secrets_appear_in_no_output_and_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let Some(()) = crate::registry::require("htpasswd") else {
+        return;
+    };
+    let out = std::process::Command::new("htpasswd")
+        .args(["-Bbn", USER, REGISTRY_PASSWORD])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let htpasswd = write(dir.path(), "htpasswd", out.stdout);
+    let Some(registry) = crate::registry::Registry::start_with(&crate::registry::Options {
+        htpasswd: Some(htpasswd),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let addr = registry.addr().to_string();
+    let work = home.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // Every command: its own docker config and store under `home`, tracing turned up in
+    // case anything logs, and the given environment and stdin.
+    let mut runs = 0;
+    let mut run = |args: &[&str], env: &[(&str, &str)], stdin: Option<&str>, code: i32| {
+        let mut cmd = pack();
+        cmd.current_dir(&work)
+            .env("HOME", &home)
+            .env("DOCKER_CONFIG", home.join("docker"))
+            .env("PACK_STORE", home.join("store"))
+            .env("PACK_CACHE_DIR", home.join("cache"))
+            .env("XDG_CACHE_HOME", home.join("xdg-cache"))
+            .env("RUST_LOG", "trace")
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("PACK_REGISTRY_USERNAME")
+            .env_remove("PACK_REGISTRY_PASSWORD")
+            .env_remove("PACK_KEY_PASSWORD")
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if let Some(input) = stdin {
+            cmd.write_stdin(format!("{input}\n"));
+        }
+        let out = cmd.output().unwrap();
+        assert_code(&out, code);
+        assert_no_secret(&format!("stdout of {args:?}"), &out.stdout);
+        assert_no_secret(&format!("stderr of {args:?}"), &out.stderr);
+        runs += 1;
+        out
+    };
+    let key_pw = [("PACK_KEY_PASSWORD", KEY_PASSWORD)];
+    let wrong_key_pw = [("PACK_KEY_PASSWORD", WRONG_KEY_PASSWORD)];
+    let creds = [
+        ("PACK_REGISTRY_USERNAME", USER),
+        ("PACK_REGISTRY_PASSWORD", REGISTRY_PASSWORD),
+    ];
+    let wrong_creds = [
+        ("PACK_REGISTRY_USERNAME", USER),
+        ("PACK_REGISTRY_PASSWORD", WRONG_REGISTRY_PASSWORD),
+    ];
+    let target = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let hello = fixture("components/hello-cli.wasm");
+    let reference = format!("{addr}/app:v1");
+
+    // Keys and signing.
+    run(
+        &["key", "generate", "--output-prefix", "k"],
+        &key_pw,
+        None,
+        0,
+    );
+    run(
+        &["key", "generate", "--output-prefix", "j", "--json"],
+        &key_pw,
+        None,
+        0,
+    );
+    run(
+        &[
+            "build",
+            s(&hello),
+            "-t",
+            target,
+            "-o",
+            "app",
+            "--tag",
+            "v1",
+            "--sign-key",
+            "k.key",
+        ],
+        &key_pw,
+        None,
+        0,
+    );
+    run(
+        &[
+            "build",
+            s(&hello),
+            "-t",
+            target,
+            "-o",
+            "app2",
+            "--sign-key",
+            "k.key",
+            "--json",
+        ],
+        &wrong_key_pw,
+        None,
+        2,
+    );
+    run(&["sign", "app:v1", "--key", "j.key"], &key_pw, None, 0);
+    run(
+        &["sign", "app:v1", "--key", "j.key", "--json"],
+        &key_pw,
+        None,
+        0,
+    );
+    run(
+        &["sign", "app:v1", "--key", "j.key"],
+        &wrong_key_pw,
+        None,
+        2,
+    );
+    run(
+        &["sign", "app:v1", "--key", "j.key", "--json"],
+        &wrong_key_pw,
+        None,
+        2,
+    );
+
+    // Registry credentials: wrong ones, then right ones, from stdin and the environment.
+    for json in [false, true] {
+        let flag: &[&str] = if json { &["--json"] } else { &[] };
+        let login = [
+            &["login", addr.as_str(), "-u", USER, "--password-stdin"][..],
+            flag,
+        ]
+        .concat();
+        run(&login, &[], Some(WRONG_REGISTRY_PASSWORD), 3);
+        let push = [&["push", "app:v1", reference.as_str()][..], flag].concat();
+        run(&push, &wrong_creds, None, 3);
+        let push_stdin = [&push[..], &["-u", USER, "--password-stdin"]].concat();
+        run(&push_stdin, &[], Some(WRONG_REGISTRY_PASSWORD), 3);
+        run(&push_stdin, &[], Some(REGISTRY_PASSWORD), 0);
+        run(&push, &creds, None, 0);
+        let out_dir = if json { "pulled-json" } else { "pulled" };
+        let pull = [&["pull", reference.as_str(), "-o", out_dir][..], flag].concat();
+        run(&pull, &wrong_creds, None, 3);
+        run(&pull, &creds, None, 0);
+        run(&login, &[], Some(REGISTRY_PASSWORD), 0);
+        // With the login `pack login` stored.
+        run(&pull, &[], None, 0);
+    }
+    // Running from the registry: wrong credentials, then the environment's.
+    let run_args = ["run", reference.as_str(), "--key", "k.pub"];
+    run(&run_args, &wrong_creds, None, 3);
+    // The one file meant to hold a secret holds it in the form searched for.
+    let config = std::fs::read_to_string(home.join("docker/config.json")).unwrap();
+    let stored =
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{REGISTRY_PASSWORD}"));
+    assert!(
+        secrets().contains(&stored) && config.contains(&stored),
+        "{config}"
+    );
+    std::fs::remove_file(home.join("docker/config.json")).unwrap();
+    run(&run_args, &creds, None, 0);
+    assert!(runs >= 24, "{runs} commands ran");
+    assert_no_secret_in_files(&home);
+}

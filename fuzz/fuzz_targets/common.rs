@@ -1,0 +1,35 @@
+//! What the validate targets share: the path `pack validate` takes for one input.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use pack_compiler::validate::{self, Options};
+use pack_compiler::wasm::{Input, Kind};
+use pack_compiler::wit::Wit;
+
+/// The fixture world `calc` (loaded once).
+fn world() -> &'static (Wit, wit_parser::WorldId) {
+    static WIT: OnceLock<(Wit, wit_parser::WorldId)> = OnceLock::new();
+    WIT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/wit/calc");
+        let wit = Wit::load(&dir).expect("the fixture WIT loads");
+        let world = wit.world(None).expect("the fixture has one world");
+        (wit, world)
+    })
+}
+
+/// Classifies, validates, describes and checks `bytes` against the fixture world, as
+/// `pack validate --wit fixtures/wit/calc` does. Errors are answers; only a panic, a
+/// hang or an abort is a finding.
+pub fn validate(bytes: &[u8]) {
+    let Ok(input) = Input::from_bytes(Path::new("fuzz.wasm"), bytes.to_vec()) else {
+        return;
+    };
+    if input.kind != Kind::Component || input.validate().is_err() {
+        return;
+    }
+    let _ = validate::describe(&input);
+    let (wit, world) = world();
+    let _ = validate::check(&input, wit, *world, Options::default());
+    let _ = validate::check(&input, wit, *world, Options { strict: true });
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds pack's fuzz targets (fuzz/, cargo-fuzz + libFuzzer) and runs each for a fixed
+# number of inputs from its seed corpus (fuzz/corpus/<target>), then prints a table:
+# target, runs, seconds, crashes. Exits non-zero when any target crashed; the inputs
+# that did are in fuzz/artifacts/<target>/.
+#
+#   scripts/fuzz.sh                  every target with its default number of runs
+#   scripts/fuzz.sh --ci             the targets and runs CI uses (see below)
+#   FUZZ_RUNS=100000 scripts/fuzz.sh manifest_json signature
+#
+# The committed corpus is only read: what libFuzzer finds goes to a temporary directory.
+# The instrumented build goes to $FUZZ_TARGET_DIR (default fuzz/target).
+# See fuzz/README.md for why RUSTC_BOOTSTRAP is set.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+# Default runs per target: the parsers are fast, validation reads whole components,
+# compiling runs Cranelift on every valid input.
+declare -A RUNS=(
+  [manifest_json]=200000
+  [index_json]=200000
+  [config_json]=200000
+  [signature]=50000
+  [validate_bytes]=20000
+  [validate_smith]=20000
+  [compile_smith]=2000
+)
+ALL=(manifest_json index_json config_json signature validate_bytes validate_smith compile_smith)
+# CI: everything but compile_smith (whose instrumented Cranelift build alone takes longer
+# than CI's fuzz budget), with fewer runs of the slower targets.
+CI_TARGETS=(manifest_json index_json config_json signature validate_bytes validate_smith)
+declare -A CI_RUNS=(
+  [manifest_json]=100000
+  [index_json]=100000
+  [config_json]=100000
+  [signature]=20000
+  [validate_bytes]=5000
+  [validate_smith]=5000
+)
+
+targets=()
+ci=false
+for arg in "$@"; do
+  case "$arg" in
+    --ci) ci=true ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) targets+=("$arg") ;;
+  esac
+done
+if [ ${#targets[@]} -eq 0 ]; then
+  if $ci; then targets=("${CI_TARGETS[@]}"); else targets=("${ALL[@]}"); fi
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+# cargo-fuzz passes `-Z` flags to rustc (coverage instrumentation options); the stable
+# toolchain accepts them only with RUSTC_BOOTSTRAP. No sanitizer: `-s none`.
+export RUSTC_BOOTSTRAP=1
+target_dir="${FUZZ_TARGET_DIR:-$PWD/target}"
+fuzz=(cargo fuzz)
+
+log() { printf '[fuzz] %s\n' "$*" >&2; }
+build_started=$(date +%s)
+log "build ${targets[*]}"
+# One cargo invocation per target would rebuild nothing, but `cargo fuzz build TARGET`
+# takes one name; build them in turn (the dependencies are built once).
+for t in "${targets[@]}"; do
+  "${fuzz[@]}" build -s none --target-dir "$target_dir" "$t" >&2
+done
+build_seconds=$(( $(date +%s) - build_started ))
+log "built in ${build_seconds}s"
+
+table=()
+failed=0
+for t in "${targets[@]}"; do
+  runs="${FUZZ_RUNS:-}"
+  if [ -z "$runs" ]; then
+    if $ci; then runs="${CI_RUNS[$t]}"; else runs="${RUNS[$t]}"; fi
+  fi
+  work=$(mktemp -d)
+  mkdir -p "artifacts/$t"
+  before=$(find "artifacts/$t" -type f | wc -l)
+  started=$(date +%s)
+  status=0
+  "${fuzz[@]}" run -s none --target-dir "$target_dir" "$t" "$work" "corpus/$t" -- \
+    -runs="$runs" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 \
+    >"$work.log" 2>&1 || status=$?
+  seconds=$(( $(date +%s) - started ))
+  crashes=$(( $(find "artifacts/$t" -type f | wc -l) - before ))
+  if [ "$status" -ne 0 ] && [ "$crashes" -eq 0 ]; then crashes=1; fi
+  done_runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work.log" | grep -o '[0-9]*$' || echo "$runs")
+  if [ "$status" -ne 0 ]; then
+    failed=1
+    tail -n 40 "$work.log" >&2
+  fi
+  table+=("$(printf '%-16s %10s %8s %8s' "$t" "$done_runs" "$seconds" "$crashes")")
+  rm -rf "$work" "$work.log"
+done
+
+printf '\n%-16s %10s %8s %8s\n' target runs seconds crashes
+printf '%s\n' "${table[@]}"
+printf 'build: %ss\n' "$build_seconds"
+exit "$failed"
