@@ -7,11 +7,13 @@
 //! - [`validate`]: checking a component against a world the way wasmtime 48's linker
 //!   would link it, reporting every mismatch.
 //! - [`compile`]: ahead-of-time compilation for several targets and CPU presets with an
-//!   engine profile, through a content-addressed cache.
+//!   engine profile, through a content-addressed cache (feature `compile`, on by
+//!   default).
 //!
 //! This crate knows nothing of OCI or the network; it reports progress through
 //! callbacks and returns typed [`Error`]s. Only the CLI draws.
 
+#[cfg(feature = "compile")]
 pub mod compile;
 mod error;
 pub mod validate;

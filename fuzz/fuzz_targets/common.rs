@@ -7,13 +7,13 @@ use pack_compiler::validate::{self, Options};
 use pack_compiler::wasm::{Input, Kind};
 use pack_compiler::wit::Wit;
 
-/// The fixture world `calc` (loaded once).
+/// The fixture world `calc` of `fixtures/wit/calc` (loaded once).
 fn world() -> &'static (Wit, wit_parser::WorldId) {
     static WIT: OnceLock<(Wit, wit_parser::WorldId)> = OnceLock::new();
     WIT.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/wit/calc");
         let wit = Wit::load(&dir).expect("the fixture WIT loads");
-        let world = wit.world(None).expect("the fixture has one world");
+        let world = wit.world(Some("calc")).expect("the fixture has the world `calc`");
         (wit, world)
     })
 }

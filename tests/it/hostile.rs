@@ -1298,3 +1298,69 @@ fn secrets_appear_in_no_output_and_no_file() {
     assert!(runs >= 24, "{runs} commands ran");
     assert_no_secret_in_files(&home);
 }
+
+#[test]
+fn oversized_signature_payloads_are_not_read() {
+    let (index, manifest, blobs) = image(b"layer", json!({}));
+    let key = PrivateKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let public = write(dir.path(), "key.pub", key.public_key().to_pem());
+    let payload_digest = sha256(b"payload");
+    let sig_manifest = |size: u64| {
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": sha256(b"{}"), "size": 2},
+            "layers": [{
+                "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                "digest": payload_digest,
+                "size": size,
+                "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="},
+            }],
+        }))
+        .unwrap()
+    };
+    let sig_tag = format!("sha256-{}.sig", &sha256(&index)[7..]);
+    for (size, expected) in [
+        (
+            1u64 << 30,
+            "its descriptor says 1073741824 bytes, more than the 4194304 bytes pack reads for a signature payload",
+        ),
+        (
+            7,
+            "the registry sent more than the 7 bytes the descriptor says",
+        ),
+    ] {
+        let registry = HostileRegistry::start();
+        serve_image(&registry, &index, &manifest, &blobs);
+        registry.manifest(&sig_tag, Route::json(MANIFEST, sig_manifest(size)));
+        registry.blob(
+            &payload_digest,
+            Route {
+                status: 200,
+                content_type: "application/octet-stream".to_string(),
+                body: Body::Endless {
+                    prefix: b"payload".to_vec(),
+                    length: None,
+                },
+            },
+        );
+        let work = tempfile::tempdir().unwrap();
+        let out = pack()
+            .env("DOCKER_CONFIG", work.path().join("docker"))
+            .env("HOME", work.path())
+            .env_remove("PACK_REGISTRY_USERNAME")
+            .env_remove("PACK_REGISTRY_PASSWORD")
+            .args(["pull", &format!("{}/app:v1", registry.addr()), "-o"])
+            .arg(work.path().join("out"))
+            .args(["--key", s(&public)])
+            .output()
+            .unwrap();
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+        let sent = registry.sent(&format!("/v2/app/blobs/{payload_digest}"));
+        assert!(sent < SLACK, "pack read {sent} bytes of the payload");
+        assert_nothing_pulled(work.path());
+    }
+}
