@@ -12,7 +12,9 @@ use pack_compiler::wasm::{Input, Kind};
 fn engine() -> &'static wasmtime::Engine {
     static ENGINE: OnceLock<wasmtime::Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let target = Target::parse("linux/amd64").expect("a known target").remove(0);
+        let target = Target::parse("linux/amd64")
+            .expect("a known target")
+            .remove(0);
         let config = engine_config(&target, &Profile::default()).expect("an engine config");
         wasmtime::Engine::new(&config).expect("an engine")
     })

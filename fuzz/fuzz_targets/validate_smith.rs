@@ -10,5 +10,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(component) = wasm_smith::Component::arbitrary(&mut u) else {
         return;
     };
-    common::validate(&component.to_bytes());
+    let bytes = component.to_bytes();
+    // `PACK_FUZZ_DUMP=<file>` writes the generated component, to turn a crash into a
+    // test input (`validate_smith <crash-file>` runs one input).
+    if let Some(path) = std::env::var_os("PACK_FUZZ_DUMP") {
+        std::fs::write(path, &bytes).expect("write the component");
+    }
+    common::validate(&bytes);
 });
