@@ -40,4 +40,10 @@ if [ "$(wasmtime --version 2>/dev/null | awk '{print $2}')" != "48.0.8" ]; then
   cargo install --locked --quiet wasmtime-cli@48.0.8 --features all-arch
 fi
 
+# cargo-fuzz 0.13.2, for the fuzz targets in fuzz/ (scripts/fuzz.sh).
+if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "0.13.2" ]; then
+  log "cargo install cargo-fuzz@0.13.2"
+  cargo install --locked --quiet cargo-fuzz@0.13.2
+fi
+
 log "done in $(( $(date +%s) - started ))s"

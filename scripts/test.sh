@@ -15,6 +15,9 @@ t0=$(date +%s)
 stage "fixtures are reproducible from source"
 fixtures/build.sh --check
 
+stage "fuzz targets, a fixed number of runs each (scripts/fuzz.sh --ci)"
+scripts/fuzz.sh --ci
+
 stage "cargo test"
 cargo test --workspace --locked --all-targets --no-fail-fast 2>&1
 

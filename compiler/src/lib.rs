@@ -9,11 +9,13 @@
 //! - [`skeleton`]: a component's type skeleton, which decodes to the same WIT for a
 //!   fraction of the work.
 //! - [`compile`]: ahead-of-time compilation for several targets and CPU presets with an
-//!   engine profile, through a content-addressed cache.
+//!   engine profile, through a content-addressed cache (feature `compile`, on by
+//!   default).
 //!
 //! This crate knows nothing of OCI or the network; it reports progress through
 //! callbacks and returns typed [`Error`]s. Only the CLI draws.
 
+#[cfg(feature = "compile")]
 pub mod compile;
 mod error;
 mod skeleton;

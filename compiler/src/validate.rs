@@ -128,15 +128,32 @@ pub fn describe(input: &Input) -> Result<Interface> {
     })
 }
 
+/// [`decode_wit`], with a panic inside wit-parser's decoder turned into `None`: wit-parser
+/// 0.254 reaches `unreachable!()` on some valid components (found by the
+/// `validate_smith` fuzz target), and a hostile input must not crash pack.
+fn decode_guarded(
+    bytes: &[u8],
+) -> Option<std::result::Result<wit_parser::decoding::DecodedWasm, String>> {
+    std::panic::catch_unwind(|| decode_wit(bytes).map_err(|e| format!("{e:#}")))
+        .ok()
+}
+
 /// Validates `input` (function bodies in parallel) while decoding its WIT.
 fn validate_and_decode(input: &Input) -> Result<(Resolve, WorldId)> {
     input.expect_component()?;
-    let (validated, decoded) = rayon::join(|| input.validate(), || decode_wit(&input.bytes));
+    let (validated, decoded) = rayon::join(|| input.validate(), || decode_guarded(&input.bytes));
     validated?;
-    let decoded = decoded.map_err(|e| Error::Decode {
-        path: input.path.clone(),
-        message: format!("{e:#}"),
-    })?;
+    let decoded = decoded
+        .ok_or_else(|| Error::Decode {
+            path: input.path.clone(),
+            message: "wit-parser failed on this valid component (an internal error of \
+                      wit-parser 0.254)"
+                .to_string(),
+        })?
+        .map_err(|message| Error::Decode {
+            path: input.path.clone(),
+            message,
+        })?;
     match decoded {
         wit_parser::decoding::DecodedWasm::Component(resolve, world) => Ok((resolve, world)),
         wit_parser::decoding::DecodedWasm::WitPackage(..) => Err(Error::Decode {

@@ -52,6 +52,28 @@ pub enum Error {
     },
 
     /// A string is not a valid digest, or uses an algorithm other than sha256.
+    /// A file or blob is larger than pack reads for what it is (see [`crate::limits`]).
+    #[error("`{path}` is {size} bytes, more than the {limit} bytes pack reads for {what}")]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
+
+    /// A document lists more entries than pack follows (see [`crate::limits`]).
+    #[error("`{path}` lists {count} {what}, more than the {limit} pack follows")]
+    TooMany {
+        path: PathBuf,
+        what: &'static str,
+        count: usize,
+        limit: usize,
+    },
+
+    /// A descriptor pack cannot follow (an unknown digest algorithm).
+    #[error("`{path}`: {reason}")]
+    UnusableDescriptor { path: PathBuf, reason: String },
+
     #[error("`{value}` is not a sha256 digest: {reason}")]
     InvalidDigest { value: String, reason: String },
 

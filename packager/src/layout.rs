@@ -23,6 +23,10 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::annotations::REF_NAME;
+use crate::limits::{
+    MAX_DOCUMENT_BYTES, MAX_INDEX_ENTRIES, MAX_LAYERS, MAX_LAYOUT_INDEX_BYTES,
+    MAX_LAYOUT_MARKER_BYTES, descriptor_problem,
+};
 use crate::reference::check_tag;
 use crate::{Error, Result, json};
 
@@ -99,6 +103,31 @@ fn check_sha256(digest: &Digest) -> Result<()> {
     }
 }
 
+/// Reads the file at `path`, refusing one larger than `limit` bytes without reading more
+/// than `limit + 1` (the size on disk is not trusted: a special file or a symlink to one
+/// reports 0).
+fn read_limited(path: &Path, limit: u64, what: &'static str) -> io::Result<Result<Vec<u8>>> {
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let too_large = |size| {
+        Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            what,
+            size,
+            limit,
+        })
+    };
+    if size > limit {
+        return Ok(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Ok(too_large(bytes.len() as u64));
+    }
+    Ok(Ok(bytes))
+}
+
 fn read_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |source| Error::Read {
         path: path.to_path_buf(),
@@ -131,11 +160,11 @@ impl Layout {
             Ok(_) => {}
         }
         let marker = root.join(OCI_LAYOUT_FILE);
-        let bytes = match fs::read(&marker) {
+        let bytes = match read_limited(&marker, MAX_LAYOUT_MARKER_BYTES, "an `oci-layout` file") {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(not_a_layout("it has no `oci-layout` file"));
             }
-            other => other.map_err(read_err(&marker))?,
+            other => other.map_err(read_err(&marker))??,
         };
         let header: oci_spec::image::OciLayout =
             serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
@@ -283,7 +312,8 @@ impl Layout {
     /// Reads `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
         let path = self.index_path();
-        let bytes = fs::read(&path).map_err(read_err(&path))?;
+        let bytes = read_limited(&path, MAX_LAYOUT_INDEX_BYTES, "a layout's `index.json`")
+            .map_err(read_err(&path))??;
         let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
             path: path.clone(),
             what: "image index (`index.json`)",
@@ -585,28 +615,52 @@ impl Layout {
         Ok(path)
     }
 
-    /// Reads and parses the image manifest `descriptor` points to (verified).
+    /// Reads and parses the image manifest `descriptor` points to (verified). A manifest
+    /// larger than [`MAX_DOCUMENT_BYTES`], with more than [`MAX_LAYERS`] layers, or
+    /// referencing a blob by a digest other than sha256 is refused.
     pub fn read_manifest(&self, descriptor: &Descriptor) -> Result<ImageManifest> {
         self.expect_media_type(descriptor, &MediaType::ImageManifest)?;
-        let bytes = self.read_blob(descriptor)?;
-        self.parse_json(descriptor, &bytes, "image manifest")
+        let bytes = self.read_document(descriptor, "an image manifest")?;
+        parse_manifest(&bytes, &self.document_path(descriptor))
     }
 
-    /// Reads and parses the image index `descriptor` points to (verified).
+    /// Reads and parses the image index `descriptor` points to (verified). An index
+    /// larger than [`MAX_DOCUMENT_BYTES`], with more than [`MAX_INDEX_ENTRIES`] entries,
+    /// or with an entry whose digest is not sha256 is refused.
     pub fn read_image_index(&self, descriptor: &Descriptor) -> Result<ImageIndex> {
         self.expect_media_type(descriptor, &MediaType::ImageIndex)?;
-        let bytes = self.read_blob(descriptor)?;
-        self.parse_json(descriptor, &bytes, "image index")
+        let bytes = self.read_document(descriptor, "an image index")?;
+        parse_index(&bytes, &self.document_path(descriptor))
     }
 
-    /// Reads the blob `descriptor` points to (verified) and parses it as JSON.
+    /// Reads the blob `descriptor` points to (verified, at most [`MAX_DOCUMENT_BYTES`])
+    /// and parses it as JSON.
     pub fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         descriptor: &Descriptor,
         what: &'static str,
     ) -> Result<T> {
-        let bytes = self.read_blob(descriptor)?;
+        let bytes = self.read_document(descriptor, what)?;
         self.parse_json(descriptor, &bytes, what)
+    }
+
+    /// Reads a small blob (a manifest, index, config or signature payload): refused
+    /// before it is read when its descriptor says more than [`MAX_DOCUMENT_BYTES`].
+    pub fn read_document(&self, descriptor: &Descriptor, what: &'static str) -> Result<Vec<u8>> {
+        if descriptor.size() > MAX_DOCUMENT_BYTES {
+            return Err(Error::TooLarge {
+                path: self.document_path(descriptor),
+                what,
+                size: descriptor.size(),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        self.read_blob(descriptor)
+    }
+
+    fn document_path(&self, descriptor: &Descriptor) -> PathBuf {
+        self.blob_path(descriptor.digest())
+            .unwrap_or_else(|_| self.root.clone())
     }
 
     fn parse_json<T: serde::de::DeserializeOwned>(
@@ -636,6 +690,61 @@ impl Layout {
             })
         }
     }
+}
+
+/// Parses an image manifest (the bytes of the blob at `path`, named in errors) and checks
+/// it against the limits: at most [`MAX_LAYERS`] layers, config and layers by sha256.
+pub fn parse_manifest(bytes: &[u8], path: &Path) -> Result<ImageManifest> {
+    let manifest: ImageManifest =
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
+            path: path.to_path_buf(),
+            what: "image manifest",
+            message: e.to_string(),
+        })?;
+    if manifest.layers().len() > MAX_LAYERS {
+        return Err(Error::TooMany {
+            path: path.to_path_buf(),
+            what: "layers",
+            count: manifest.layers().len(),
+            limit: MAX_LAYERS,
+        });
+    }
+    for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        if let Some(reason) = descriptor_problem(d) {
+            return Err(Error::UnusableDescriptor {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+    }
+    Ok(manifest)
+}
+
+/// Parses an image index (the bytes of the blob at `path`, named in errors) and checks it
+/// against the limits: at most [`MAX_INDEX_ENTRIES`] entries, each by sha256.
+pub fn parse_index(bytes: &[u8], path: &Path) -> Result<ImageIndex> {
+    let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
+        path: path.to_path_buf(),
+        what: "image index",
+        message: e.to_string(),
+    })?;
+    if index.manifests().len() > MAX_INDEX_ENTRIES {
+        return Err(Error::TooMany {
+            path: path.to_path_buf(),
+            what: "manifests",
+            count: index.manifests().len(),
+            limit: MAX_INDEX_ENTRIES,
+        });
+    }
+    for d in index.manifests() {
+        if let Some(reason) = descriptor_problem(d) {
+            return Err(Error::UnusableDescriptor {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+    }
+    Ok(index)
 }
 
 fn check_digest(path: &Path, expected: &Digest, bytes: &[u8]) -> Result<()> {

@@ -11,6 +11,7 @@
 //! - [`signing`]: ECDSA P-256 keys, cosign "simple signing" signatures, verification.
 //! - [`cache_entry`]: one precompiled artifact as a signed manifest, the unit of a compile
 //!   cache kept in a registry.
+//! - [`limits`]: how large a document, and how many entries, pack reads.
 //! - [`json`]: the canonical JSON every document is written in, so the same inputs give
 //!   the same digests on any machine.
 //! - [`media_types`] and [`annotations`]: the names the bundle format uses, documented in
@@ -21,6 +22,7 @@ pub mod cache_entry;
 mod error;
 pub mod json;
 pub mod layout;
+pub mod limits;
 pub mod reference;
 pub mod signing;
 

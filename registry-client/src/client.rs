@@ -10,9 +10,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::{Client, Reference, RegistryOperation};
 use oci_spec::image::{Descriptor, Digest};
 use pack_packager::Layout;
+use pack_packager::limits::MAX_DOCUMENT_BYTES;
 use reqwest::header::HeaderValue;
 use tokio::io::AsyncReadExt;
 
@@ -105,8 +106,10 @@ pub struct Registry {
     certs: Vec<Vec<u8>>,
     insecure: bool,
     timeouts: (Duration, Duration),
-    /// The `Authorization` header for pushes, per repository.
-    push_auth: tokio::sync::Mutex<std::collections::HashMap<String, Option<HeaderValue>>>,
+    /// The `Authorization` header for pushes and pulls, per repository.
+    auth_headers: tokio::sync::Mutex<
+        std::collections::BTreeMap<(String, RegistryOperation), Option<HeaderValue>>,
+    >,
 }
 
 impl std::fmt::Debug for Registry {
@@ -230,7 +233,7 @@ impl Registry {
             certs,
             insecure: options.insecure,
             timeouts: (options.connect_timeout, options.read_timeout),
-            push_auth: Default::default(),
+            auth_headers: Default::default(),
         })
     }
 
@@ -350,26 +353,28 @@ impl Registry {
         Ok(self.uploads.get().expect("just set"))
     }
 
-    /// The `Authorization` header for pushing to `repository`: a Bearer token from
+    /// The `Authorization` header for `operation` on `repository`: a Bearer token from
     /// oci-client's token exchange when the registry asks for one, else the basic
-    /// credentials (if any). Cached per repository; `refresh` asks again.
-    async fn push_authorization(
+    /// credentials (if any). Cached per repository and operation; `refresh` asks again.
+    async fn authorization(
         &self,
         repository: &str,
+        operation: RegistryOperation,
         refresh: bool,
     ) -> Result<Option<HeaderValue>> {
-        let mut cache = self.push_auth.lock().await;
-        if !refresh && let Some(found) = cache.get(repository) {
+        let mut cache = self.auth_headers.lock().await;
+        let key = (repository.to_string(), operation);
+        if !refresh && let Some(found) = cache.get(&key) {
             return Ok(found.clone());
         }
-        let ctx = self.context(repository, "authenticate for push".to_string());
+        let action = match operation {
+            RegistryOperation::Push => "authenticate for push",
+            RegistryOperation::Pull => "authenticate for pull",
+        };
+        let ctx = self.context(repository, action.to_string());
         let token = self
             .client
-            .auth(
-                &self.by_tag(repository, "latest"),
-                &self.auth,
-                oci_client::RegistryOperation::Push,
-            )
+            .auth(&self.by_tag(repository, "latest"), &self.auth, operation)
             .await
             .map_err(|e| ctx.oci(e))?;
         let header = match (token, &self.basic) {
@@ -395,7 +400,7 @@ impl Registry {
                 Ok::<_, Error>(value)
             })
             .transpose()?;
-        cache.insert(repository.to_string(), header.clone());
+        cache.insert(key, header.clone());
         Ok(header)
     }
 
@@ -458,7 +463,9 @@ impl Registry {
         let client = self.upload_client()?;
         let mut refreshed = false;
         loop {
-            let authorization = self.push_authorization(repository, refreshed).await?;
+            let authorization = self
+                .authorization(repository, RegistryOperation::Push, refreshed)
+                .await?;
             match self
                 .upload_once(
                     &ctx,
@@ -600,8 +607,13 @@ impl Registry {
             .map_err(|e| ctx.oci(e))
     }
 
-    /// `GET /v2/<repo>/manifests/<reference>`: the exact bytes and their digest (checked
-    /// against the reference when it is a digest, and against `Docker-Content-Digest`).
+    /// `GET /v2/<repo>/manifests/<reference>`: the exact bytes and their sha256 digest
+    /// (checked against the reference when it is a digest, and against
+    /// `Docker-Content-Digest` when that is a sha256 digest).
+    ///
+    /// A manifest larger than [`MAX_DOCUMENT_BYTES`] is refused: by its `Content-Length`
+    /// before the body is read, and otherwise as soon as more than that has arrived, so a
+    /// registry cannot make pack hold more than the limit in memory.
     pub(crate) async fn get_manifest(
         &self,
         repository: &str,
@@ -609,27 +621,76 @@ impl Registry {
         accept: &[&str],
     ) -> Result<(Bytes, Digest)> {
         let ctx = self.context(repository, format!("fetch manifest {reference}"));
-        let (bytes, digest) = self
-            .client
-            .pull_manifest_raw(
-                &self.by_ref(repository, reference),
-                &RegistryAuth::Anonymous,
-                accept,
-            )
-            .await
-            .map_err(|e| ctx.oci(e))?;
-        let digest: Digest = digest.parse().map_err(|_| Error::InvalidContent {
-            operation: Box::new(ctx.operation.clone()),
-            reason: format!("the registry named it `{digest}`, which is not a digest"),
-        })?;
-        if digest.algorithm().as_ref() != "sha256" {
-            let actual = pack_packager::layout::sha256(&bytes);
-            return Ok((bytes, actual));
+        let expected = if reference.contains(':') {
+            let digest: Digest = reference.parse().map_err(|e| Error::InvalidContent {
+                operation: Box::new(ctx.operation.clone()),
+                reason: format!("`{reference}` is not a digest: {e}"),
+            })?;
+            if *digest.algorithm() != oci_spec::image::DigestAlgorithm::Sha256 {
+                return Err(Error::InvalidContent {
+                    operation: Box::new(ctx.operation.clone()),
+                    reason: format!(
+                        "the digest algorithm `{}` is not one pack verifies (only sha256)",
+                        digest.algorithm()
+                    ),
+                });
+            }
+            Some(digest)
+        } else {
+            None
+        };
+        let url = format!(
+            "{}://{}/v2/{repository}/manifests/{reference}",
+            self.scheme.as_str(),
+            self.host
+        );
+        let client = self.upload_client()?;
+        let mut refreshed = false;
+        let response = loop {
+            let authorization = self
+                .authorization(repository, RegistryOperation::Pull, refreshed)
+                .await?;
+            let mut request = client
+                .get(&url)
+                .header(reqwest::header::ACCEPT, accept.join(", "));
+            if let Some(value) = authorization {
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+            let response = request.send().await.map_err(|e| ctx.reqwest_error(e))?;
+            // A token may have expired: fetch a new one once.
+            if response.status().as_u16() == 401 && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            break response;
+        };
+        if !response.status().is_success() {
+            return Err(ctx.response_error(response).await);
         }
-        Ok((bytes, digest))
+        let header = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok());
+        let bytes = read_limited(&ctx, response, MAX_DOCUMENT_BYTES, "manifest").await?;
+        let actual = pack_packager::layout::sha256(&bytes);
+        let claimed = expected
+            .or(header.filter(|d| *d.algorithm() == oci_spec::image::DigestAlgorithm::Sha256));
+        if let Some(claimed) = claimed
+            && claimed != actual
+        {
+            return Err(Error::DigestMismatch {
+                operation: Box::new(ctx.operation.clone()),
+                expected: claimed.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok((bytes, actual))
     }
 
-    /// Fetches a small blob into memory, verified.
+    /// Fetches a small blob (a signature payload) into memory, verified: refused when its
+    /// descriptor says more than [`MAX_DOCUMENT_BYTES`], and as soon as the registry
+    /// sends more than the descriptor says.
     pub(crate) async fn get_blob(
         &self,
         repository: &str,
@@ -637,15 +698,39 @@ impl Registry {
     ) -> Result<Vec<u8>> {
         let digest = descriptor.digest().to_string();
         let ctx = self.context(repository, format!("fetch blob {digest}"));
-        let mut out = Vec::with_capacity(descriptor.size() as usize);
-        self.client
-            .pull_blob(
-                &self.by_digest(repository, &digest),
-                digest.as_str(),
-                &mut out,
-            )
+        let expected = descriptor.size();
+        let refuse = |reason: String| Error::InvalidContent {
+            operation: Box::new(ctx.operation.clone()),
+            reason,
+        };
+        if expected > MAX_DOCUMENT_BYTES {
+            return Err(refuse(format!(
+                "its descriptor says {expected} bytes, more than the {MAX_DOCUMENT_BYTES} \
+                 bytes pack reads for a signature payload"
+            )));
+        }
+        let mut stream = self
+            .client
+            .pull_blob_stream(&self.by_digest(repository, &digest), digest.as_str())
             .await
             .map_err(|e| ctx.oci(e))?;
+        if let Some(length) = stream.content_length
+            && length != expected
+        {
+            return Err(refuse(format!(
+                "the registry sends {length} bytes, the descriptor says {expected}"
+            )));
+        }
+        let mut out = Vec::with_capacity(expected as usize);
+        while let Some(item) = stream.next().await {
+            let bytes = item.map_err(|e| ctx.io_error(e))?;
+            if (out.len() + bytes.len()) as u64 > expected {
+                return Err(refuse(format!(
+                    "the registry sent more than the {expected} bytes the descriptor says"
+                )));
+            }
+            out.extend_from_slice(&bytes);
+        }
         Ok(out)
     }
 
@@ -737,6 +822,40 @@ impl Registry {
         written?;
         Ok(())
     }
+}
+
+/// Reads the body of `response` into memory, refusing one larger than `limit` bytes: by
+/// its `Content-Length` before reading, else once more than `limit` bytes have arrived
+/// (a registry may send no length, or a false one).
+pub(crate) async fn read_limited(
+    ctx: &Context<'_>,
+    mut response: reqwest::Response,
+    limit: u64,
+    what: &str,
+) -> Result<Bytes> {
+    let refuse = |reason: String| Error::InvalidContent {
+        operation: Box::new(ctx.operation.clone()),
+        reason,
+    };
+    if let Some(length) = response.content_length()
+        && length > limit
+    {
+        return Err(refuse(format!(
+            "the registry sends a {what} of {length} bytes, more than the {limit} bytes pack \
+             reads for one; refused before reading it"
+        )));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| ctx.reqwest_error(e))? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(refuse(format!(
+                "the registry sent a {what} of more than the {limit} bytes pack reads for one; \
+                 stopped reading there"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// Reads what the download task sends, on a blocking thread.

@@ -56,6 +56,9 @@ impl fmt::Display for Operation {
     }
 }
 
+/// How much of an error response's body is read for its messages.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
 /// The broad class of an error: what the CLI maps exit codes and hints from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -455,7 +458,16 @@ impl Context<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.unwrap_or_default();
+        // Only the start of an error body is read: a registry cannot make pack hold more.
+        let mut response = response;
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(ERROR_BODY_LIMIT);
         match self.status_error(status, parse_messages(&body)) {
             Error::Registry {
                 operation,

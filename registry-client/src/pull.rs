@@ -11,6 +11,9 @@ use oci_client::Reference;
 use oci_spec::image::{Descriptor, Digest};
 use pack_packager::Layout;
 use pack_packager::annotations::{COSIGN_SIGNATURE, SIGNATURE_KEY};
+use pack_packager::limits::{
+    MAX_DOCUMENT_BYTES, MAX_INDEX_ENTRIES, MAX_LAYERS, descriptor_problem,
+};
 use pack_packager::media_types::SIMPLE_SIGNING;
 use pack_packager::signing::{self, PublicKey, Rejection, SignatureCheck, Verdict, signature_tag};
 
@@ -124,6 +127,20 @@ pub async fn pull(
         while let Some(child) = queue.pop() {
             if !seen.insert(child.digest().clone()) {
                 continue;
+            }
+            // Nested indexes count too: the fetches stay bounded.
+            if manifests.len() >= MAX_INDEX_ENTRIES {
+                return Err(Error::InvalidContent {
+                    operation: Box::new(
+                        registry
+                            .context(repository, format!("fetch manifest {reference}"))
+                            .operation,
+                    ),
+                    reason: format!(
+                        "it references more than {MAX_INDEX_ENTRIES} manifests (nested \
+                         indexes included), more than pack follows"
+                    ),
+                });
             }
             let doc = fetch_manifest(registry, repository, &child, reporter).await?;
             if let Document::Index(nested) = parse(registry, repository, &doc)? {
@@ -257,20 +274,52 @@ fn to_doc(
     Ok(Doc { descriptor, bytes })
 }
 
+/// Parses a fetched document and checks what it references before anything of it is
+/// followed: at most [`MAX_INDEX_ENTRIES`] manifests or [`MAX_LAYERS`] layers, each by a
+/// sha256 digest, and manifests no larger than [`MAX_DOCUMENT_BYTES`].
 fn parse(registry: &Registry, repository: &str, doc: &Doc) -> Result<Document> {
-    Document::parse(doc.descriptor.media_type().as_ref(), &doc.bytes).map_err(|reason| {
-        Error::InvalidContent {
-            operation: Box::new(
-                registry
-                    .context(
-                        repository,
-                        format!("read manifest {}", doc.descriptor.digest()),
-                    )
-                    .operation,
-            ),
-            reason,
+    let invalid = |reason: String| Error::InvalidContent {
+        operation: Box::new(
+            registry
+                .context(
+                    repository,
+                    format!("read manifest {}", doc.descriptor.digest()),
+                )
+                .operation,
+        ),
+        reason,
+    };
+    let document =
+        Document::parse(doc.descriptor.media_type().as_ref(), &doc.bytes).map_err(&invalid)?;
+    let (listed, limit, what) = match &document {
+        Document::Index(index) => (index.manifests().len(), MAX_INDEX_ENTRIES, "manifests"),
+        Document::Manifest(manifest) => (manifest.layers().len(), MAX_LAYERS, "layers"),
+    };
+    if listed > limit {
+        return Err(invalid(format!(
+            "it lists {listed} {what}, more than the {limit} pack follows"
+        )));
+    }
+    let referenced: Vec<&Descriptor> = match &document {
+        Document::Index(index) => index.manifests().iter().collect(),
+        Document::Manifest(manifest) => std::iter::once(manifest.config())
+            .chain(manifest.layers())
+            .collect(),
+    };
+    for descriptor in referenced {
+        if let Some(reason) = descriptor_problem(descriptor) {
+            return Err(invalid(reason));
         }
-    })
+        if matches!(document, Document::Index(_)) && descriptor.size() > MAX_DOCUMENT_BYTES {
+            return Err(invalid(format!(
+                "its entry {} says {} bytes, more than the {MAX_DOCUMENT_BYTES} bytes pack \
+                 reads for a manifest",
+                descriptor.digest(),
+                descriptor.size()
+            )));
+        }
+    }
+    Ok(document)
 }
 
 async fn fetch_manifest(

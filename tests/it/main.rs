@@ -9,6 +9,7 @@ mod common;
 mod compile;
 mod faultproxy;
 mod faults;
+mod hostile;
 mod push_pull;
 mod registry;
 mod run;

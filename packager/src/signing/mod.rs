@@ -14,6 +14,10 @@
 //! each with the base64 DER ECDSA P-256 SHA-256 signature of the payload bytes in the
 //! layer annotation `dev.cosignproject.cosign/signature`. Signing again adds a layer.
 //!
+//! A payload with a field pack does not know at the top level or anywhere in `critical`
+//! is refused (as the containers/image signature format requires for `critical`: an
+//! unknown critical claim may restrict what is signed); `optional` may hold anything.
+//!
 //! Verification needs only `index.json`, the signature manifest and the payload blobs:
 //! each signature is checked over the payload's bytes before the payload is parsed, and
 //! the signed bundle itself is never read, so a host can verify before it deserialises
@@ -46,6 +50,7 @@ pub fn signature_tag(digest: &Digest) -> String {
 
 /// A simple-signing payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Payload {
     /// What is signed.
     pub critical: Critical,
@@ -55,6 +60,7 @@ pub struct Payload {
 
 /// `critical` of a [`Payload`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Critical {
     /// The repository the signer meant.
     pub identity: Identity,
@@ -67,6 +73,7 @@ pub struct Critical {
 
 /// `critical.identity` of a [`Payload`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Identity {
     /// The repository (`registry.example.com/app`).
     #[serde(rename = "docker-reference")]
@@ -75,6 +82,7 @@ pub struct Identity {
 
 /// `critical.image` of a [`Payload`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Image {
     /// The signed manifest or index digest.
     #[serde(rename = "docker-manifest-digest")]
@@ -410,7 +418,7 @@ pub fn verify_digest(layout: &Layout, digest: &Digest, keys: &[PublicKey]) -> Re
                 detail: format!("no `{COSIGN_SIGNATURE}` annotation"),
             }),
             Some(signature) => {
-                let payload = layout.read_blob(layer)?;
+                let payload = layout.read_document(layer, "a signature payload")?;
                 verify_payload(&payload, signature, digest, keys)
             }
         };
