@@ -6,17 +6,26 @@
 # refuses what it cannot run: a bundle with no artifact for its architecture, and an
 # artifact that needs a CPU feature the emulated CPU lacks.
 #
-#   scripts/cross-check.sh [ARCH...]     ARCH: aarch64 riscv64 s390x (default: all three)
+#   scripts/cross-check.sh [ARCH...]     ARCH: aarch64 riscv64 s390x (default: all
+#                                        three, or $PACK_CROSS_ARCHES)
+#   PACK_BIN=target/debug/pack scripts/cross-check.sh aarch64
 #
 # Needs what scripts/setup.sh installs: the cross gcc toolchains, the Rust targets and
-# qemu-user-static (8.2 or later). Cross builds go to $CARGO_TARGET_DIR (else ./target), so a second run
-# rebuilds nothing; compiled artifacts are cached in <target>/cross-check/cache.
-# Exit status: 0 when every run matched, 1 when any differed or was not refused, 2 when
-# something needed is missing.
+# qemu-user-static 8.2 or later. $PACK_BIN is the native pack to build bundles with and
+# to run the x86_64 reference (default: a debug build). Cross builds go to
+# $CARGO_TARGET_DIR (else ./target), so a second run rebuilds nothing; compiled
+# artifacts are cached in <target>/cross-check/cache. See docs/platforms.md.
+#
+# Exit status: 0 when every run matched and every refusal happened; 1 when a run
+# differed or a refusal did not happen; 2 when something needed is missing or the x86_64
+# reference itself failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
+case "${1:-}" in
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
 arches=("$@")
 [ ${#arches[@]} -gt 0 ] || read -r -a arches <<<"${PACK_CROSS_ARCHES:-aarch64 riscv64 s390x}"
 
