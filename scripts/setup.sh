@@ -8,8 +8,13 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 started=$(date +%s)
 
 # Debian packages: a real OCI registry, skopeo for interop, htpasswd for auth tests,
-# qemu for running foreign-architecture hosts, openssl for checking signatures.
-packages=(docker-registry skopeo apache2-utils qemu-user-static openssl)
+# qemu for running foreign-architecture hosts, openssl for checking signatures, and the
+# cross C toolchains that link the runtime-only host for aarch64, riscv64 and s390x
+# (scripts/cross-check.sh).
+packages=(docker-registry skopeo apache2-utils qemu-user-static openssl
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
+  gcc-s390x-linux-gnu libc6-dev-s390x-cross)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -21,11 +26,37 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Rust targets: the fixtures are wasm32-wasip2 components.
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-  log "rustup target add wasm32-wasip2"
-  rustup target add wasm32-wasip2
+# qemu-user 8.2 or later for the foreign hosts (scripts/cross-check.sh): riscv64 artifacts
+# use the RVA23 extensions by default (Zicond, Zfa, Zcb, Zvbb), which qemu emulates from
+# 8.2 on, and qemu 7.2 backs the pooling allocator's terabytes of reserved address space
+# with real memory. Debian 12 has 7.2; its backports have 10.0.
+qemu_version=$(qemu-riscv64-static --version 2>/dev/null | awk 'NR == 1 { print $3 }')
+if ! dpkg --compare-versions "${qemu_version:-0}" ge 8.2; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  suite=()
+  if grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release; then
+    log "qemu-user-static ${qemu_version:-missing} is older than 8.2: installing it from bookworm-backports"
+    printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" \
+      "Suites: bookworm-backports" "Components: main" \
+      "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
+      $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+    suite=(-t bookworm-backports)
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${suite[@]}" qemu-user-static >/dev/null
 fi
+
+# Rust targets: the fixtures are wasm32-wasip2 components; the runtime-only host is
+# cross-built for the other Linux architectures pack compiles for.
+installed_targets=$(rustup target list --installed)
+for t in wasm32-wasip2 aarch64-unknown-linux-gnu riscv64gc-unknown-linux-gnu \
+  s390x-unknown-linux-gnu; do
+  if ! grep -qx "$t" <<<"$installed_targets"; then
+    log "rustup target add $t"
+    rustup target add "$t"
+  fi
+done
 
 # wasm-tools 1.262 (PyPI), the peer tool the tests and benchmarks compare against.
 if [ "$(wasm-tools --version 2>/dev/null | awk '{print $2}')" != "1.262.0" ]; then

@@ -21,4 +21,7 @@ scripts/fuzz.sh --ci
 stage "cargo test"
 cargo test --workspace --locked --all-targets --no-fail-fast 2>&1
 
+stage "foreign-architecture hosts under qemu (scripts/cross-check.sh)"
+PACK_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/pack" scripts/cross-check.sh
+
 stage "all stages done in $(( $(date +%s) - t0 ))s"

@@ -892,6 +892,23 @@ fn the_runtime_only_host_has_no_compiler() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let expected = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
     assert_eq!(stdout(&out), stdout(&expected));
+    // `--verbose` names the artifact chosen and the manifests passed over.
+    let out = Command::new(&binary)
+        .args([s(&f.c_cli), "--verbose", "--key", s(&f.trusted), "--", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), stdout(&expected));
+    let err = stderr(&out);
+    let (here, elsewhere) = platforms();
+    assert!(
+        err.contains(&format!(
+            "passed over {elsewhere}: built for another platform"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(" artifact sha256:"), "{err}");
+    assert!(err.contains(here), "{err}");
     // Artifacts of another profile load too: wasmtime checks their engine metadata.
     let out = Command::new(&binary)
         .args([s(&f.c_cli_profiled), "--key", s(&f.trusted), "--", "2"])

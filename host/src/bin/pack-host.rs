@@ -3,9 +3,12 @@
 //! --bin pack-host`).
 //!
 //! ```text
-//! pack-host [--key <PUB>]... [--insecure-skip-verify] [--listen <ADDR>]
+//! pack-host [--key <PUB>]... [--insecure-skip-verify] [--verbose] [--listen <ADDR>]
 //!           [--dir <HOST::GUEST>]... [--env <K=V>]... <LAYOUT>[:<TAG>] | <REFERENCE> [-- <ARGS>...]
 //! ```
+//!
+//! `--verbose` names on stderr the artifact chosen (its platform and digest) and every
+//! manifest passed over, before the component runs.
 //!
 //! Exit status: the component's; 1 when it traps; 2 when the bundle is refused or cannot
 //! be loaded.
@@ -19,12 +22,13 @@ use std::sync::Arc;
 use pack_host::{Host, HostOptions, Kind, ServeOptions, Source, Trust, WasiOptions};
 use pack_packager::signing::PublicKey;
 
-const USAGE: &str = "usage: pack-host [--key <PUB>]... [--insecure-skip-verify] [--listen <ADDR>] \
-[--dir <HOST::GUEST>]... [--env <K=V>]... <LAYOUT>[:<TAG>] | <REFERENCE> [-- <ARGS>...]";
+const USAGE: &str = "usage: pack-host [--key <PUB>]... [--insecure-skip-verify] [--verbose] \
+[--listen <ADDR>] [--dir <HOST::GUEST>]... [--env <K=V>]... <LAYOUT>[:<TAG>] | <REFERENCE> [-- <ARGS>...]";
 
 struct Args {
     keys: Vec<PathBuf>,
     insecure: bool,
+    verbose: bool,
     listen: Option<String>,
     dirs: Vec<(PathBuf, String)>,
     env: Vec<(String, String)>,
@@ -36,6 +40,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         keys: Vec::new(),
         insecure: false,
+        verbose: false,
         listen: None,
         dirs: Vec::new(),
         env: Vec::new(),
@@ -48,6 +53,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "--key" => args.keys.push(value("--key")?.into()),
             "--insecure-skip-verify" => args.insecure = true,
+            "-v" | "--verbose" => args.verbose = true,
             "--listen" => args.listen = Some(value("--listen")?),
             "--dir" => {
                 let v = value("--dir")?;
@@ -115,6 +121,28 @@ fn run(args: Args) -> Result<u8, Box<dyn std::error::Error>> {
     let host = Host::new(HostOptions::new(trust));
     let source = Source::parse(&args.bundle);
     let loaded = host.open(&source)?;
+    if args.verbose {
+        for p in &loaded.passed_over {
+            eprintln!("pack-host: passed over {p}");
+        }
+        match &loaded.artifact {
+            pack_host::Artifact::Precompiled {
+                platform,
+                cwasm,
+                pulley,
+                ..
+            } => eprintln!(
+                "pack-host: {} ({}): {platform} artifact {}{}",
+                args.bundle,
+                loaded.digest,
+                cwasm.digest(),
+                if *pulley { ", in the interpreter" } else { "" }
+            ),
+            pack_host::Artifact::Jit { reason, .. } => {
+                eprintln!("pack-host: compiling the portable component: {reason}")
+            }
+        }
+    }
     let mut argv = vec![source.name()];
     argv.extend(args.args);
     let wasi = WasiOptions {
