@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod diagnostics;
 mod exit;
+mod manifest;
 mod printer;
 mod progress;
 

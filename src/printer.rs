@@ -89,6 +89,15 @@ impl Printer {
         }
     }
 
+    /// Text from another program (a build command's log) on stderr, as it is.
+    pub fn log(&self, text: &str) {
+        let mut err = anstream::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        if !text.is_empty() && !text.ends_with('\n') {
+            let _ = writeln!(err);
+        }
+    }
+
     pub fn warn(&self, message: &str) {
         let _ = writeln!(anstream::stderr(), "{YELLOW}warning{YELLOW:#}: {message}");
     }

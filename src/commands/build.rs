@@ -15,8 +15,8 @@ use pack_packager::bundle::{
 };
 use pack_packager::oci_spec::image::{Arch, Os, Platform, PlatformBuilder};
 
-use crate::commands::key::load_private_key;
 use crate::exit::Status;
+use crate::manifest::{BuildFlags, BuildPlan};
 use crate::printer::{BOLD, GREEN, Printer, RED};
 use crate::progress::{self, Progress};
 
@@ -27,9 +27,15 @@ use crate::progress::{self, Progress};
 /// the layout (a portable wasm manifest plus one native manifest per target), and signs
 /// the index when a key is given. Building into an existing layout adds or replaces the
 /// tag and shares blobs; the layout's index.json is written last, atomically.
+///
+/// Arguments left out come from PACK_* environment variables, then from `pack.toml` in
+/// the current directory (see docs/pack-toml.md); there, `[component] build` is run
+/// first to produce the component.
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("targets", |a| a.required(false)))]
 #[command(after_help = "\
 Examples:
+  pack build                    # everything from ./pack.toml
   pack build app.wasm --target all -o out/app
   pack build app.wasm --wit wit/ --world cli -t linux/amd64/v3 -t linux/arm64 \\
       -o out/app --tag v1.2.0 --sign-key pack.key
@@ -40,10 +46,16 @@ Exit status:
   1  the component does not conform to the world, or a target failed to compile;
      nothing was written to the layout
   2  usage error or bad input (not a component, invalid wasm, bad WIT, unknown target,
-     a layout that is not one, an unreadable key)")]
+     a layout that is not one, an unreadable key, an invalid pack.toml)
+  5  the component's build command (`[component] build` in pack.toml) failed")]
 pub struct BuildCommand {
-    /// The component (`.wasm`) to package.
-    pub component: PathBuf,
+    /// The component (`.wasm`) to package [env: PACK_COMPONENT; pack.toml: `[component]
+    /// path`].
+    pub component: Option<PathBuf>,
+
+    /// The manifest to read [default: ./pack.toml when it exists].
+    #[arg(long, value_name = "FILE", env = "PACK_MANIFEST")]
+    pub manifest: Option<PathBuf>,
 
     /// Validate against this WIT (file, or directory with `deps/`) first; a component that
     /// does not conform stops the build.
@@ -51,28 +63,28 @@ pub struct BuildCommand {
     pub wit: Option<PathBuf>,
 
     /// The world in --wit: `name` or `ns:pkg/name`.
-    #[arg(long, value_name = "WORLD", requires = "wit")]
+    #[arg(long, value_name = "WORLD")]
     pub world: Option<String>,
 
     #[command(flatten)]
     pub compile: CompileArgs,
 
-    /// The OCI image layout to write (created when missing).
+    /// The OCI image layout to write (created when missing) [env: PACK_OUTPUT].
     #[arg(long = "output", short = 'o', value_name = "LAYOUT")]
-    pub layout: PathBuf,
+    pub layout: Option<PathBuf>,
 
-    /// The tag, recorded in the layout's index.json.
-    #[arg(long, default_value = pack_packager::reference::DEFAULT_TAG)]
-    pub tag: String,
+    /// The tag, recorded in the layout's index.json [env: PACK_TAG; default: latest].
+    #[arg(long)]
+    pub tag: Option<String>,
 
     /// Sign the index with this private key (PKCS#8 PEM from `pack key generate`; an
-    /// encrypted key reads its password from PACK_KEY_PASSWORD).
+    /// encrypted key reads its password from PACK_KEY_PASSWORD) [env: PACK_SIGN_KEY].
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 
     /// `docker-reference` recorded in the signature [default: the layout's directory
     /// name].
-    #[arg(long, value_name = "REPO", requires = "sign_key")]
+    #[arg(long, value_name = "REPO")]
     pub reference: Option<String>,
 
     /// An annotation on the image index, e.g.
@@ -202,21 +214,52 @@ struct JsonPlatform {
 }
 
 impl BuildCommand {
-    pub fn execute(self, printer: &Printer) -> Result<Status> {
-        pack_packager::reference::check_tag(&self.tag)?;
+    /// Merges flags, PACK_* variables and pack.toml (in that order).
+    fn plan(&mut self) -> Result<BuildPlan> {
+        let plan = BuildPlan::resolve(BuildFlags {
+            manifest: self.manifest.take(),
+            component: self.component.take(),
+            wit: self.wit.take(),
+            world: self.world.take(),
+            targets: std::mem::take(&mut self.compile.targets),
+            cpu: self.compile.cpu.take(),
+            profile: self.compile.profile.take(),
+            layout: self.layout.take(),
+            tag: self.tag.take(),
+            sign_key: self.sign_key.take(),
+            reference: self.reference.take(),
+            annotations: std::mem::take(&mut self.annotations),
+        })?;
+        for target in &plan.targets {
+            parse_target(target).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        self.compile.targets.clone_from(&plan.targets);
+        self.compile.cpu.clone_from(&plan.cpu);
+        self.compile.profile.clone_from(&plan.profile);
+        // `[cache]` maps onto the compile options `cache_repo`/`cache_key`; this build of
+        // pack has no registry cache, so the table is only read.
+        let (mut cache_repo, mut cache_key) = (None::<String>, None::<String>);
+        plan.cache.apply_to(&mut cache_repo, &mut cache_key);
+        Ok(plan)
+    }
+
+    pub fn execute(mut self, printer: &Printer) -> Result<Status> {
+        let plan = self.plan()?;
+        pack_packager::reference::check_tag(&plan.tag)?;
         let started = std::time::Instant::now();
-        let input = Input::read(&self.component)?;
+        plan.run_build_command(printer, printer.quiet() || self.json)?;
+        let input = Input::read(&plan.component)?;
         input.expect_component()?;
 
         // 1. Validate (or, without a world, only read what the component imports and
         //    exports, for the portable config).
-        let (portable, world) = match &self.wit {
+        let (portable, world) = match &plan.wit {
             Some(wit_path) => {
                 let wit = Wit::load(wit_path)?;
-                let world = wit.world(self.world.as_deref())?;
+                let world = wit.world(plan.world.as_deref())?;
                 let report = validate::check(&input, &wit, world, Options::default())?;
                 if !report.conforms {
-                    crate::commands::validate::print_report(printer, &self.component, &report);
+                    crate::commands::validate::print_report(printer, &plan.component, &report);
                     printer.error("the component does not conform to the world; nothing was built");
                     return Ok(Status::Negative);
                 }
@@ -239,12 +282,12 @@ impl BuildCommand {
         };
         printer.status(&format!(
             "validated {} in {}",
-            self.component.display(),
+            plan.component.display(),
             progress::duration(started.elapsed())
         ));
 
         // 2. Compile every target into a scratch directory beside the layout.
-        let parent = self
+        let parent = plan
             .layout
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -301,40 +344,52 @@ impl BuildCommand {
 
         // 3. Package.
         let bundle = BundleInput {
-            component: BlobSource::File(self.component.clone()),
+            component: BlobSource::File(plan.component.clone()),
             component_sha256: Some(outcome.source_sha256.clone()),
             portable,
             natives: artifacts
                 .iter()
                 .map(native_artifact)
                 .collect::<Result<_>>()?,
-            annotations: self.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
+            annotations: plan.annotations.clone(),
             created: pack_packager::bundle::source_date_epoch()?,
         };
-        let summary = pack_packager::bundle::build_bundle(&self.layout, &self.tag, &bundle)?;
+        let package_started = std::time::Instant::now();
+        let summary = pack_packager::bundle::build_bundle(&plan.layout, &plan.tag, &bundle)?;
         drop(scratch);
+        printer.status(&format!(
+            "packaged {}:{} in {}",
+            plan.layout.display(),
+            plan.tag,
+            progress::duration(package_started.elapsed())
+        ));
 
         // 4. Sign.
         let mut key_fingerprint = None;
-        if let Some(key_path) = &self.sign_key {
-            let key = load_private_key(key_path)?;
-            let layout = pack_packager::Layout::open(&self.layout)?;
+        if let Some(signing_key) = &plan.sign_key {
+            let sign_started = std::time::Instant::now();
+            let key = signing_key.load()?;
+            let layout = pack_packager::Layout::open(&plan.layout)?;
             let signed = pack_packager::signing::sign_index(
                 &layout,
-                &self.tag,
+                &plan.tag,
                 &key,
                 &pack_packager::signing::SignOptions {
-                    reference: self.reference.clone(),
+                    reference: plan.reference.clone(),
                     recursive: false,
                     annotations: BTreeMap::new(),
                 },
             )?;
             key_fingerprint = Some(signed.key.to_string());
+            printer.status(&format!(
+                "signed in {}",
+                progress::duration(sign_started.elapsed())
+            ));
         }
 
         if self.json {
             printer.json(&json_summary(
-                &self,
+                &plan,
                 &summary,
                 &artifacts,
                 world.as_deref(),
@@ -343,7 +398,7 @@ impl BuildCommand {
         } else {
             print_summary(
                 printer,
-                &self,
+                &plan,
                 &summary,
                 &artifacts,
                 key_fingerprint.as_deref(),
@@ -379,7 +434,7 @@ fn native_artifact(a: &Artifact) -> Result<NativeArtifact> {
 }
 
 fn json_summary<'a>(
-    cmd: &'a BuildCommand,
+    cmd: &'a BuildPlan,
     summary: &BundleSummary,
     artifacts: &[Artifact],
     world: Option<&'a str>,
@@ -428,7 +483,7 @@ fn json_summary<'a>(
 
 fn print_summary(
     printer: &Printer,
-    cmd: &BuildCommand,
+    cmd: &BuildPlan,
     summary: &BundleSummary,
     artifacts: &[Artifact],
     key: Option<&str>,
