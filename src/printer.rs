@@ -74,6 +74,12 @@ impl Printer {
         Ok(())
     }
 
+    /// An event of a long-running command (`pack run --json`): one JSON line on stderr,
+    /// kept with `--quiet`.
+    pub fn event(&self, value: &serde_json::Value) {
+        let _ = writeln!(anstream::stderr(), "{value}");
+    }
+
     /// A line of detail on stdout, left out with `--quiet`.
     pub fn detail(&self, line: &str) {
         if !self.quiet {

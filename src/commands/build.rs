@@ -248,6 +248,7 @@ impl BuildCommand {
         pack_packager::reference::check_tag(&plan.tag)?;
         let started = std::time::Instant::now();
         plan.run_build_command(printer, printer.quiet() || self.json)?;
+        let validate_started = std::time::Instant::now();
         let input = Input::read(&plan.component)?;
         input.expect_component()?;
 
@@ -283,7 +284,7 @@ impl BuildCommand {
         printer.status(&format!(
             "validated {} in {}",
             plan.component.display(),
-            progress::duration(started.elapsed())
+            progress::duration(validate_started.elapsed())
         ));
 
         // 2. Compile every target into a scratch directory beside the layout.
