@@ -657,6 +657,14 @@ key = "main"
     }
 
     #[test]
+    fn every_variable_is_documented() {
+        let doc = include_str!("../docs/pack-toml.md");
+        for (var, key) in ENV_OVERRIDES {
+            assert!(doc.contains(&format!("| `{var}` |")), "{var} ({key})");
+        }
+    }
+
+    #[test]
     fn the_cache_table_maps_onto_cache_repo_and_cache_key_under_the_flags() {
         let table = CacheTable {
             repository: Some("ghcr.io/team/cache".into()),
