@@ -157,7 +157,7 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
     let json: Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
     assert_eq!(json["tag"], "v1");
     assert_eq!(json["signed"], true);
-    assert_eq!(json["world"], "fixtures:hello-cli/hello-cli");
+    assert_eq!(json["world"], "fixtures:hello-cli/hello-cli@0.1.0");
     assert_eq!(json["platforms"].as_array().unwrap().len(), 2);
     let err = stderr(&out);
     assert!(
