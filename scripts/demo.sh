@@ -21,7 +21,7 @@ step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 
 cargo build --release --locked --quiet --bin pack
 pack=${CARGO_TARGET_DIR:-$root/target}/release/pack
-rm -rf "$out" && mkdir -p "$out"
+rm -rf "$out" "$example/target/pack" && mkdir -p "$out"
 command -v curl >/dev/null || { echo "demo.sh: curl is needed to send the request" >&2; exit 2; }
 
 export PACK_KEY_PASSWORD=${PACK_KEY_PASSWORD:-demo-password}

@@ -82,8 +82,8 @@ pub struct BuildCommand {
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 
-    /// `docker-reference` recorded in the signature [default: the layout's directory
-    /// name].
+    /// `docker-reference` recorded in the signature [default: PACK_REPOSITORY or
+    /// `[push] repository` of pack.toml, else the layout's directory name].
     #[arg(long, value_name = "REPO")]
     pub reference: Option<String>,
 
