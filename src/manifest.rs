@@ -124,13 +124,8 @@ pub struct Loaded {
 impl Loaded {
     /// A path from the manifest, relative to its directory.
     pub fn path_of(&self, rel: &Path) -> PathBuf {
-        if rel.is_absolute() {
-            rel.to_path_buf()
-        } else if self.dir.as_os_str().is_empty() {
-            rel.to_path_buf()
-        } else {
-            self.dir.join(rel)
-        }
+        // An absolute `rel` replaces the directory; an empty directory adds nothing.
+        self.dir.join(rel)
     }
 }
 
