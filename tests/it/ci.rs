@@ -175,7 +175,9 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         "https://example.com/hello"
     );
     let verify = pack_in(d)
-        .args(["verify", layout.to_str().unwrap(), "--key"])
+        .arg("verify")
+        .arg(format!("{}:v1", layout.display()))
+        .arg("--key")
         .arg(&public)
         .output()
         .unwrap();
