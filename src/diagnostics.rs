@@ -36,6 +36,12 @@ pub fn report(printer: &Printer, error: &anyhow::Error) -> ExitCode {
 
 /// The exit status of an error: registry auth and network failures have their own.
 fn exit_code(error: &anyhow::Error) -> u8 {
+    if error
+        .chain()
+        .any(|e| e.is::<crate::manifest::BuildCommandFailed>())
+    {
+        return exit::BUILD_COMMAND;
+    }
     use pack_registry_client::ErrorKind as K;
     let registry = error
         .chain()

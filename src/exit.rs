@@ -10,7 +10,8 @@ Exit status:
      a signature does not verify)
   2  usage error or bad input (missing file, not wasm, bad WIT, ...)
   3  a registry refused the credentials (push, pull, login)
-  4  a registry cannot be reached (network, TLS, retries exhausted)";
+  4  a registry cannot be reached (network, TLS, retries exhausted)
+  5  the component's build command (`[component] build` in pack.toml) failed";
 
 /// How a command ended when it did not fail with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub const REGISTRY_AUTH: u8 = 3;
 
 /// Exit 4: a registry cannot be reached (connection, TLS, timeouts, retries exhausted).
 pub const NETWORK: u8 = 4;
+
+/// Exit 5: the build command of `[component]` in pack.toml failed.
+pub const BUILD_COMMAND: u8 = 5;
 
 impl From<Status> for ExitCode {
     fn from(status: Status) -> Self {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod diagnostics;
 mod exit;
+mod manifest;
 mod printer;
 mod progress;
 mod remote_cache;
@@ -43,6 +44,7 @@ enum Command {
     Validate(commands::validate::ValidateCommand),
     Compile(commands::compile::CompileCommand),
     Build(commands::build::BuildCommand),
+    Init(commands::init::InitCommand),
     Cache(commands::cache::CacheCommand),
     Inspect(commands::inspect::InspectCommand),
     Key(commands::key::KeyCommand),
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Validate(cmd) => cmd.execute(&printer),
         Command::Compile(cmd) => cmd.execute(&printer),
         Command::Build(cmd) => cmd.execute(&printer),
+        Command::Init(cmd) => cmd.execute(&printer),
         Command::Cache(cmd) => cmd.execute(&printer),
         Command::Inspect(cmd) => cmd.execute(&printer),
         Command::Key(cmd) => cmd.execute(&printer),

@@ -74,6 +74,12 @@ impl Printer {
         Ok(())
     }
 
+    /// An event of a long-running command (`pack run --json`): one JSON line on stderr,
+    /// kept with `--quiet`.
+    pub fn event(&self, value: &serde_json::Value) {
+        let _ = writeln!(anstream::stderr(), "{value}");
+    }
+
     /// A line of detail on stdout, left out with `--quiet`.
     pub fn detail(&self, line: &str) {
         if !self.quiet {
@@ -86,6 +92,15 @@ impl Printer {
     pub fn status(&self, line: &str) {
         if !self.quiet {
             let _ = writeln!(anstream::stderr(), "{line}");
+        }
+    }
+
+    /// Text from another program (a build command's log) on stderr, as it is.
+    pub fn log(&self, text: &str) {
+        let mut err = anstream::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        if !text.is_empty() && !text.ends_with('\n') {
+            let _ = writeln!(err);
         }
     }
 

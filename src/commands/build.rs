@@ -15,8 +15,8 @@ use pack_packager::bundle::{
 };
 use pack_packager::oci_spec::image::{Arch, Os, Platform, PlatformBuilder};
 
-use crate::commands::key::load_private_key;
 use crate::exit::Status;
+use crate::manifest::{BuildFlags, BuildPlan};
 use crate::printer::{BOLD, GREEN, Printer, RED};
 use crate::progress::{self, Progress};
 use crate::remote_cache::{Fetched, RemoteCache, Source};
@@ -28,9 +28,15 @@ use crate::remote_cache::{Fetched, RemoteCache, Source};
 /// the layout (a portable wasm manifest plus one native manifest per target), and signs
 /// the index when a key is given. Building into an existing layout adds or replaces the
 /// tag and shares blobs; the layout's index.json is written last, atomically.
+///
+/// Arguments left out come from PACK_* environment variables, then from `pack.toml` in
+/// the current directory (see docs/pack-toml.md); there, `[component] build` is run
+/// first to produce the component.
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("targets", |a| a.required(false)))]
 #[command(after_help = "\
 Examples:
+  pack build                    # everything from ./pack.toml
   pack build app.wasm --target all -o out/app
   pack build app.wasm --wit wit/ --world cli -t linux/amd64/v3 -t linux/arm64 \\
       -o out/app --tag v1.2.0 --sign-key pack.key
@@ -43,14 +49,20 @@ Exit status:
   1  the component does not conform to the world, or a target failed to compile;
      nothing was written to the layout
   2  usage error or bad input (not a component, invalid wasm, bad WIT, unknown target,
-     a layout that is not one, an unreadable key)
+     a layout that is not one, an unreadable key, an invalid pack.toml)
+  5  the component's build command (`[component] build` in pack.toml) failed
 
 A shared cache (--cache-repo) never fails the build: an entry that is missing, not
 signed by --cache-key, tampered with, or a registry that cannot be reached, is a
 warning, and the target is compiled. See docs/cache.md.")]
 pub struct BuildCommand {
-    /// The component (`.wasm`) to package.
-    pub component: PathBuf,
+    /// The component (`.wasm`) to package [env: PACK_COMPONENT; pack.toml: `[component]
+    /// path`].
+    pub component: Option<PathBuf>,
+
+    /// The manifest to read [default: ./pack.toml when it exists].
+    #[arg(long, value_name = "FILE", env = "PACK_MANIFEST")]
+    pub manifest: Option<PathBuf>,
 
     /// Validate against this WIT (file, or directory with `deps/`) first; a component that
     /// does not conform stops the build.
@@ -58,28 +70,28 @@ pub struct BuildCommand {
     pub wit: Option<PathBuf>,
 
     /// The world in --wit: `name` or `ns:pkg/name`.
-    #[arg(long, value_name = "WORLD", requires = "wit")]
+    #[arg(long, value_name = "WORLD")]
     pub world: Option<String>,
 
     #[command(flatten)]
     pub compile: CompileArgs,
 
-    /// The OCI image layout to write (created when missing).
+    /// The OCI image layout to write (created when missing) [env: PACK_OUTPUT].
     #[arg(long = "output", short = 'o', value_name = "LAYOUT")]
-    pub layout: PathBuf,
+    pub layout: Option<PathBuf>,
 
-    /// The tag, recorded in the layout's index.json.
-    #[arg(long, default_value = pack_packager::reference::DEFAULT_TAG)]
-    pub tag: String,
+    /// The tag, recorded in the layout's index.json [env: PACK_TAG; default: latest].
+    #[arg(long)]
+    pub tag: Option<String>,
 
     /// Sign the index with this private key (PKCS#8 PEM from `pack key generate`; an
-    /// encrypted key reads its password from PACK_KEY_PASSWORD).
+    /// encrypted key reads its password from PACK_KEY_PASSWORD) [env: PACK_SIGN_KEY].
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 
-    /// `docker-reference` recorded in the signature [default: the layout's directory
-    /// name].
-    #[arg(long, value_name = "REPO", requires = "sign_key")]
+    /// `docker-reference` recorded in the signature [default: PACK_REPOSITORY or
+    /// `[push] repository` of pack.toml, else the layout's directory name].
+    #[arg(long, value_name = "REPO")]
     pub reference: Option<String>,
 
     /// An annotation on the image index, e.g.
@@ -91,13 +103,13 @@ pub struct BuildCommand {
     /// (`registry/name`, no tag): each target's artifact is fetched from it when its entry
     /// verifies with --cache-key, and what it lacks is pushed after compiling. Credentials
     /// as for `pack push` (PACK_REGISTRY_USERNAME/PASSWORD, docker config).
-    #[arg(long, value_name = "REFERENCE", requires = "cache_key")]
+    #[arg(long, value_name = "REFERENCE")]
     pub cache_repo: Option<String>,
 
     /// The key of the shared cache: a private key (PKCS#8 PEM; an encrypted one reads its
     /// password from PACK_KEY_PASSWORD) signs pushed entries and verifies fetched ones; a
     /// public key only verifies, and nothing is pushed.
-    #[arg(long, value_name = "KEY", requires = "cache_repo")]
+    #[arg(long, value_name = "KEY")]
     pub cache_key: Option<PathBuf>,
 
     /// Print a JSON summary on stdout.
@@ -228,21 +240,57 @@ struct JsonPlatform {
 }
 
 impl BuildCommand {
-    pub fn execute(self, printer: &Printer) -> Result<Status> {
-        pack_packager::reference::check_tag(&self.tag)?;
+    /// Merges flags, PACK_* variables and pack.toml (in that order).
+    fn plan(&mut self) -> Result<BuildPlan> {
+        let plan = BuildPlan::resolve(BuildFlags {
+            manifest: self.manifest.take(),
+            component: self.component.take(),
+            wit: self.wit.take(),
+            world: self.world.take(),
+            targets: std::mem::take(&mut self.compile.targets),
+            cpu: self.compile.cpu.take(),
+            profile: self.compile.profile.take(),
+            layout: self.layout.take(),
+            tag: self.tag.take(),
+            sign_key: self.sign_key.take(),
+            reference: self.reference.take(),
+            annotations: std::mem::take(&mut self.annotations),
+        })?;
+        for target in &plan.targets {
+            parse_target(target).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        self.compile.targets.clone_from(&plan.targets);
+        self.compile.cpu.clone_from(&plan.cpu);
+        self.compile.profile.clone_from(&plan.profile);
+        // `[cache]` fills what `--cache-repo`/`--cache-key` left unset.
+        plan.cache.apply_to(&mut self.cache_repo, &mut self.cache_key);
+        if self.cache_repo.is_some() != self.cache_key.is_some() {
+            anyhow::bail!(
+                "a shared compile cache needs both a repository and a key: pass --cache-repo \
+                 and --cache-key, or set `repository` and `key` under `[cache]` in pack.toml"
+            );
+        }
+        Ok(plan)
+    }
+
+    pub fn execute(mut self, printer: &Printer) -> Result<Status> {
+        let plan = self.plan()?;
+        pack_packager::reference::check_tag(&plan.tag)?;
         let started = std::time::Instant::now();
-        let input = Input::read(&self.component)?;
+        plan.run_build_command(printer, printer.quiet() || self.json)?;
+        let validate_started = std::time::Instant::now();
+        let input = Input::read(&plan.component)?;
         input.expect_component()?;
 
         // 1. Validate (or, without a world, only read what the component imports and
         //    exports, for the portable config).
-        let (portable, world) = match &self.wit {
+        let (portable, world) = match &plan.wit {
             Some(wit_path) => {
                 let wit = Wit::load(wit_path)?;
-                let world = wit.world(self.world.as_deref())?;
+                let world = wit.world(plan.world.as_deref())?;
                 let report = validate::check(&input, &wit, world, Options::default())?;
                 if !report.conforms {
-                    crate::commands::validate::print_report(printer, &self.component, &report);
+                    crate::commands::validate::print_report(printer, &plan.component, &report);
                     printer.error("the component does not conform to the world; nothing was built");
                     return Ok(Status::Negative);
                 }
@@ -265,12 +313,12 @@ impl BuildCommand {
         };
         printer.status(&format!(
             "validated {} in {}",
-            self.component.display(),
-            progress::duration(started.elapsed())
+            plan.component.display(),
+            progress::duration(validate_started.elapsed())
         ));
 
         // 2. Compile every target into a scratch directory beside the layout.
-        let parent = self
+        let parent = plan
             .layout
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -382,40 +430,52 @@ impl BuildCommand {
 
         // 3. Package.
         let bundle = BundleInput {
-            component: BlobSource::File(self.component.clone()),
+            component: BlobSource::File(plan.component.clone()),
             component_sha256: Some(outcome.source_sha256.clone()),
             portable,
             natives: artifacts
                 .iter()
                 .map(native_artifact)
                 .collect::<Result<_>>()?,
-            annotations: self.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
+            annotations: plan.annotations.clone(),
             created: pack_packager::bundle::source_date_epoch()?,
         };
-        let summary = pack_packager::bundle::build_bundle(&self.layout, &self.tag, &bundle)?;
+        let package_started = std::time::Instant::now();
+        let summary = pack_packager::bundle::build_bundle(&plan.layout, &plan.tag, &bundle)?;
         drop(scratch);
+        printer.status(&format!(
+            "packaged {}:{} in {}",
+            plan.layout.display(),
+            plan.tag,
+            progress::duration(package_started.elapsed())
+        ));
 
         // 4. Sign.
         let mut key_fingerprint = None;
-        if let Some(key_path) = &self.sign_key {
-            let key = load_private_key(key_path)?;
-            let layout = pack_packager::Layout::open(&self.layout)?;
+        if let Some(signing_key) = &plan.sign_key {
+            let sign_started = std::time::Instant::now();
+            let key = signing_key.load()?;
+            let layout = pack_packager::Layout::open(&plan.layout)?;
             let signed = pack_packager::signing::sign_index(
                 &layout,
-                &self.tag,
+                &plan.tag,
                 &key,
                 &pack_packager::signing::SignOptions {
-                    reference: self.reference.clone(),
+                    reference: plan.reference.clone(),
                     recursive: false,
                     annotations: BTreeMap::new(),
                 },
             )?;
             key_fingerprint = Some(signed.key.to_string());
+            printer.status(&format!(
+                "signed in {}",
+                progress::duration(sign_started.elapsed())
+            ));
         }
 
         if self.json {
             let mut json = json_summary(
-                &self,
+                &plan,
                 &summary,
                 &artifacts,
                 &sources,
@@ -428,7 +488,7 @@ impl BuildCommand {
         } else {
             print_summary(
                 printer,
-                &self,
+                &plan,
                 &summary,
                 &artifacts,
                 &sources,
@@ -465,7 +525,7 @@ fn native_artifact(a: &Artifact) -> Result<NativeArtifact> {
 }
 
 fn json_summary<'a>(
-    cmd: &'a BuildCommand,
+    cmd: &'a BuildPlan,
     summary: &BundleSummary,
     artifacts: &[Artifact],
     sources: &[Source],
@@ -520,7 +580,7 @@ fn json_summary<'a>(
 
 fn print_summary(
     printer: &Printer,
-    cmd: &BuildCommand,
+    cmd: &BuildPlan,
     summary: &BundleSummary,
     artifacts: &[Artifact],
     sources: &[Source],

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod cache;
 pub mod compile;
+pub mod init;
 pub mod inspect;
 pub mod key;
 pub mod login;

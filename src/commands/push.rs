@@ -151,9 +151,14 @@ pub(crate) fn into_anyhow(error: pack_registry_client::Error) -> anyhow::Error {
 /// sends only what is missing.
 ///
 /// The tag is REFERENCE's, or the layout's when REFERENCE has none.
+///
+/// Left out, LAYOUT is `[build] output` and `[build] tag` of `pack.toml` (PACK_OUTPUT,
+/// PACK_TAG override them), and REFERENCE is `[push] repository` (PACK_REPOSITORY) with
+/// that tag; see docs/pack-toml.md.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
+  pack push                     # the bundle and repository of ./pack.toml
   pack push out/app ghcr.io/team/app:v1.2.0
   pack push out/app:v1.2.0 registry.example.com/team/app --mount-from team/base
   echo \"$TOKEN\" | pack push out/app ghcr.io/team/app -u team --password-stdin
@@ -161,17 +166,22 @@ Examples:
 
 Exit status:
   0  pushed
-  2  usage error or bad input (not a layout, no such tag, a registry that rejects it)
+  2  usage error or bad input (not a layout, no such tag, a registry that rejects it,
+     an invalid pack.toml)
   3  the registry refused the credentials (or needs some)
   4  the registry cannot be reached (network, TLS, or retries ran out)")]
 pub struct PushCommand {
     /// The bundle: a layout directory and a tag (default `latest`).
     #[arg(value_name = "LAYOUT[:TAG]")]
-    pub source: LayoutRef,
+    pub source: Option<String>,
 
     /// Where to push: REGISTRY/REPOSITORY[:TAG].
     #[arg(value_name = "REFERENCE")]
-    pub reference: String,
+    pub reference: Option<String>,
+
+    /// The manifest to read when arguments are left out [default: ./pack.toml].
+    #[arg(long, value_name = "FILE", env = "PACK_MANIFEST")]
+    pub manifest: Option<PathBuf>,
 
     /// Mount blobs from this repository of the same registry when it has them.
     #[arg(long, value_name = "REPO")]
@@ -186,16 +196,22 @@ pub struct PushCommand {
 
 impl PushCommand {
     pub fn execute(self, printer: &Printer) -> Result<Status> {
-        let (mut reference, explicit_tag) = pack_registry_client::parse_reference(&self.reference)?;
+        let plan = crate::manifest::PushPlan::resolve(
+            self.manifest.as_deref(),
+            self.source.clone(),
+            self.reference.clone(),
+        )?;
+        let source = LayoutRef::parse(&plan.source);
+        let (mut reference, explicit_tag) = pack_registry_client::parse_reference(&plan.reference)?;
         if !explicit_tag && reference.digest().is_none() {
             reference = pack_registry_client::Reference::with_tag(
                 reference.registry().to_string(),
                 reference.repository().to_string(),
-                self.source.tag.clone(),
+                source.tag.clone(),
             );
         }
-        let layout = Layout::open(&self.source.path)?;
-        layout.resolve(&self.source.tag)?;
+        let layout = Layout::open(&source.path)?;
+        layout.resolve(&source.tag)?;
         let credentials = self.registry.explicit_credentials()?;
         let progress = TransferProgress::new(printer, !self.transfer.json, "sending");
         let options = PushOptions {
@@ -207,7 +223,7 @@ impl PushCommand {
             let summary = pack_registry_client::push(
                 &registry,
                 &layout,
-                &self.source.tag,
+                &source.tag,
                 &reference,
                 &options,
                 &progress,
@@ -226,8 +242,12 @@ impl PushCommand {
     }
 }
 
-/// The summary line of a push or pull.
+/// The summary line of a push or pull; with `--quiet`, only `REFERENCE@DIGEST`.
 pub(crate) fn print_summary(printer: &Printer, verb: &str, summary: &TransferSummary, moved: &str) {
+    if printer.quiet() {
+        printer.result(&format!("{}@{}", summary.reference, summary.digest));
+        return;
+    }
     let mut line = format!(
         "{GREEN}✓{GREEN:#} {verb} {BOLD}{}{BOLD:#} ({}): {} blob{} {moved} ({}), {} skipped",
         summary.reference,

@@ -27,13 +27,18 @@ use crate::printer::Printer;
 /// A component that exports `wasi:cli/run` runs as a command with the arguments after
 /// `--`, the --env variables, the --dir directories and this process's stdio; pack exits
 /// with its exit status. One that exports `wasi:http/incoming-handler` is served on
-/// --listen, one instance per request, until Ctrl-C.
+/// --listen, one instance per request, until Ctrl-C or SIGTERM.
+///
+/// With --json, pack's own messages are JSON lines on stderr (stdout is the
+/// component's): `loaded` (digest, platform, signing key), `listening` (the address,
+/// also when --listen asked for port 0), `request` (one per request) and `exit`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
   pack run out/app --key pack.pub -- 42
   pack run registry.example.com/team/app:v1 --key release.pub --env LOG=debug --dir data::/data
   pack run out/proxy --key pack.pub --listen 127.0.0.1:8080
+  pack run out/proxy --key pack.pub --listen 127.0.0.1:0 --json
 
 Exit status:
   the component's own (0 when `run` returns ok, 1 when it returns an error)
@@ -100,6 +105,10 @@ pub struct RunCommand {
     #[arg(long, value_name = "PEM")]
     pub ca_cert: Vec<PathBuf>,
 
+    /// Report as JSON lines on stderr (see above).
+    #[arg(long)]
+    pub json: bool,
+
     /// Arguments for the component (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -139,13 +148,20 @@ impl RunCommand {
         let host = Host::new(options);
 
         if self.insecure_skip_verify {
-            printer.warn(&format!(
+            let message = format!(
                 "--insecure-skip-verify: NOT checking the signature of `{source}`; whoever can \
                  write to it decides what runs here"
-            ));
+            );
+            if self.json {
+                printer.event(&serde_json::json!({"event": "warning", "message": message}));
+            } else {
+                printer.warn(&message);
+            }
         }
         let resolved = host.resolve(&source).map_err(into_anyhow)?;
-        if let Some(pulled) = &resolved.pulled {
+        if let Some(pulled) = &resolved.pulled
+            && !self.json
+        {
             printer.status(&format!(
                 "pulled {source} ({}): {} blobs fetched ({}), {} already stored",
                 pulled.digest,
@@ -164,8 +180,27 @@ impl RunCommand {
                 .unwrap_or_default(),
             Verification::Skipped => ", signature NOT checked".to_string(),
         };
+        if self.json {
+            let (platform, jit) = match &loaded.artifact {
+                Artifact::Jit { .. } => (None, true),
+                Artifact::Precompiled { platform, .. } => (Some(platform.to_string()), false),
+            };
+            let key = match &loaded.verification {
+                Verification::Signed(by) => by.first().map(|v| v.key.to_string()),
+                Verification::Skipped => None,
+            };
+            printer.event(&serde_json::json!({
+                "event": "loaded",
+                "bundle": source.to_string(),
+                "digest": loaded.digest.to_string(),
+                "platform": platform,
+                "jit": jit,
+                "signed_by": key,
+            }));
+        }
         let digest = crate::commands::inspect::short_digest(&loaded.digest, true);
         match &loaded.artifact {
+            _ if self.json => {}
             Artifact::Jit { reason, .. } => printer.warn(&format!(
                 "--allow-jit: compiling the portable component on this machine: {reason}"
             )),
@@ -181,13 +216,17 @@ impl RunCommand {
         let serve = self.listen.is_some() || kind == Kind::HttpHandler;
         if !serve {
             let command = loaded.command()?;
-            return Ok(match command.run(&wasi)? {
-                RunOutcome::Exit(code) => Status::Component(code as u8),
+            let status = match command.run(&wasi)? {
+                RunOutcome::Exit(code) => code as u8,
                 RunOutcome::Trap(trap) => {
                     printer.error(&trap.to_string());
-                    Status::Component(1)
+                    1
                 }
-            });
+            };
+            if self.json {
+                printer.event(&serde_json::json!({"event": "exit", "status": status}));
+            }
+            return Ok(Status::Component(status));
         }
         let addr = self
             .listen
@@ -197,15 +236,38 @@ impl RunCommand {
             ..wasi
         })?;
         let name = source.to_string();
+        let json = self.json;
         let on_listening = {
             let printer = printer.clone();
             Arc::new(move |local: SocketAddr| {
-                printer.status(&format!("serving {name} on http://{local}/ (Ctrl-C stops)"));
+                if json {
+                    printer.event(&serde_json::json!({
+                        "event": "listening",
+                        "address": local.to_string(),
+                        "url": format!("http://{local}/"),
+                    }));
+                } else {
+                    printer.status(&format!("serving {name} on http://{local}/ (Ctrl-C stops)"));
+                }
             })
         };
         let on_request = {
             let printer = printer.clone();
-            Arc::new(move |log: &pack_host::RequestLog| printer.status(&log.to_string()))
+            Arc::new(move |log: &pack_host::RequestLog| {
+                if json {
+                    printer.event(&serde_json::json!({
+                        "event": "request",
+                        "id": log.id,
+                        "method": log.method,
+                        "uri": log.uri,
+                        "status": log.status,
+                        "duration_ms": log.duration.as_millis() as u64,
+                        "error": log.error,
+                    }));
+                } else {
+                    printer.status(&log.to_string());
+                }
+            })
         };
         pack_host::http::serve_until_interrupted(
             pre,
@@ -215,6 +277,9 @@ impl RunCommand {
                 on_listening: Some(on_listening),
             },
         )?;
+        if self.json {
+            printer.event(&serde_json::json!({"event": "exit", "status": 0}));
+        }
         Ok(Status::Success)
     }
 

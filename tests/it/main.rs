@@ -5,6 +5,7 @@
 
 mod build;
 mod bundle;
+mod ci;
 mod common;
 mod compile;
 mod faultproxy;

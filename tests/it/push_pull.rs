@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::faultproxy::{Fault, FaultProxy};
-use crate::registry::{Options, Registry, oci_ref, require, skopeo};
+use crate::registry::{Options, Registry, htpasswd, oci_ref, require, skopeo};
 
 const PASSWORD: &str = "pack-key-password";
 
@@ -355,17 +355,6 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let index = std::fs::read_to_string(dest.join("index.json")).unwrap();
     assert!(!index.contains("\"v1\""), "{index}");
-}
-
-/// `alice:wonderland` in a bcrypt htpasswd file.
-fn htpasswd(dir: &Path) -> Option<PathBuf> {
-    require("htpasswd")?;
-    let out = std::process::Command::new("htpasswd")
-        .args(["-Bbn", "alice", "wonderland"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    Some(write(dir, "htpasswd", out.stdout))
 }
 
 #[test]

@@ -154,6 +154,17 @@ impl Drop for Registry {
     }
 }
 
+/// `alice:wonderland` in a bcrypt htpasswd file, for [`Options::htpasswd`].
+pub fn htpasswd(dir: &Path) -> Option<std::path::PathBuf> {
+    require("htpasswd")?;
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", "alice", "wonderland"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    Some(crate::common::write(dir, "htpasswd", out.stdout))
+}
+
 /// Runs skopeo with `args` and returns stdout; panics with stderr on failure.
 pub fn skopeo(args: &[&str]) -> Vec<u8> {
     let out = Command::new("skopeo")
