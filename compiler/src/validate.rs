@@ -134,8 +134,7 @@ pub fn describe(input: &Input) -> Result<Interface> {
 fn decode_guarded(
     bytes: &[u8],
 ) -> Option<std::result::Result<wit_parser::decoding::DecodedWasm, String>> {
-    std::panic::catch_unwind(|| decode_wit(bytes).map_err(|e| format!("{e:#}")))
-        .ok()
+    std::panic::catch_unwind(|| decode_wit(bytes).map_err(|e| format!("{e:#}"))).ok()
 }
 
 /// Validates `input` (function bodies in parallel) while decoding its WIT.

@@ -263,7 +263,8 @@ impl BuildCommand {
         self.compile.cpu.clone_from(&plan.cpu);
         self.compile.profile.clone_from(&plan.profile);
         // `[cache]` fills what `--cache-repo`/`--cache-key` left unset.
-        plan.cache.apply_to(&mut self.cache_repo, &mut self.cache_key);
+        plan.cache
+            .apply_to(&mut self.cache_repo, &mut self.cache_key);
         if self.cache_repo.is_some() != self.cache_key.is_some() {
             anyhow::bail!(
                 "a shared compile cache needs both a repository and a key: pass --cache-repo \
