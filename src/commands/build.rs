@@ -402,13 +402,12 @@ impl BuildCommand {
                 hits - registry_hits
             )
         } else {
-            format!("{hits} from the cache")
+            format!("{hits} from cache")
         };
         printer.status(&format!(
-            "{} target(s) ready in {}: {} compiled, {from_where}",
+            "compiled {} target(s) ({from_where}) in {}",
             artifacts.len(),
             progress::duration(compile_started.elapsed()),
-            artifacts.len() - hits,
         ));
 
         // 2b. Push what the shared cache lacked.
