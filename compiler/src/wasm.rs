@@ -46,6 +46,12 @@ pub enum Bytes {
     Mapped(memmap2::Mmap),
 }
 
+impl From<Vec<u8>> for Bytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        Bytes::Owned(bytes)
+    }
+}
+
 impl std::ops::Deref for Bytes {
     type Target = [u8];
 
@@ -92,7 +98,8 @@ impl Input {
     }
 
     /// Classifies `bytes`; `path` is only used in messages.
-    pub fn from_bytes(path: &Path, bytes: Bytes) -> Result<Self> {
+    pub fn from_bytes(path: &Path, bytes: impl Into<Bytes>) -> Result<Self> {
+        let bytes = bytes.into();
         let kind = classify(&bytes).map_err(|found| Error::NotWasm {
             path: path.to_path_buf(),
             found,
