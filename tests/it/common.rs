@@ -98,3 +98,24 @@ pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
     std::fs::write(&path, contents).unwrap();
     path
 }
+
+/// The digest a tag of an OCI layout points at (from its `index.json`).
+pub fn index_digest(layout: &Path, tag: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no tag {tag} in {}", layout.display()))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// stdout of a finished command parsed as JSON; the panic shows both streams.
+pub fn json_stdout(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+}

@@ -130,11 +130,6 @@ fn code(out: &Output, expected: i32) {
     );
 }
 
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -230,20 +225,6 @@ fn layer_blobs(layout: &Path) -> HashSet<String> {
         }
     }
     out
-}
-
-fn index_digest(layout: &Path, tag: &str) -> String {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no tag {tag} in {}", layout.display()))["digest"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 /// One request straight to the registry: (status, body).
@@ -740,7 +721,7 @@ fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
     done.store(true, Ordering::SeqCst);
     poller.join().unwrap();
     code(&out, 0);
-    let summary = json(&out);
+    let summary = json_stdout(&out);
     assert_eq!(summary["blobsSkipped"], present.len(), "{summary}");
     assert_eq!(summary["bytesTransferred"], missing, "{summary}");
     assert_eq!(proxy.uploaded(), missing, "bytes sent again");
@@ -817,7 +798,7 @@ fn kill_9_of_pull_halfway_leaves_a_consistent_layout_and_a_rerun_finishes() {
         "--json",
     ]));
     code(&out, 0);
-    let summary = json(&out);
+    let summary = json_stdout(&out);
     assert_eq!(
         summary["blobsSkipped"].as_u64().unwrap() as usize,
         had,
@@ -909,7 +890,7 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
 
     let out = run(pack_cmd(home.path()).args(args).arg("--json"));
     code(&out, 0);
-    let summary = json(&out);
+    let summary = json_stdout(&out);
     assert!(
         summary["cache_hits"].as_u64().unwrap() as usize >= complete,
         "{summary}"

@@ -63,25 +63,6 @@ fn pack_in(home: &Path) -> assert_cmd::Command {
     cmd
 }
 
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
-}
-
-fn index_digest(layout: &Path, tag: &str) -> String {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no tag {tag} in {}", layout.display()))["digest"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn blob_names(layout: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
@@ -115,7 +96,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    let first = json(&out);
+    let first = json_stdout(&out);
     assert_eq!(first["reference"], format!("{target}:v1"));
     assert_eq!(first["digest"], index_digest(layout, "v1"));
     assert_eq!(first["scheme"], "http");
@@ -135,7 +116,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    let second = json(&out);
+    let second = json_stdout(&out);
     assert_eq!(second["bytesTransferred"], 0, "{second}");
     assert_eq!(second["blobsTransferred"], 0);
     assert_eq!(second["blobsSkipped"], first["blobsTransferred"]);
@@ -198,7 +179,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    let again = json(&out);
+    let again = json_stdout(&out);
     assert_eq!(again["blobsTransferred"], 1, "{again}");
     assert_eq!(again["tag"], "again");
     assert_eq!(index_digest(&pulled, "again"), index_digest(layout, "v1"));
@@ -418,7 +399,7 @@ fn basic_auth_from_every_source() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert_eq!(json(&out)["credentials"]["kind"], "command-line");
+    assert_eq!(json_stdout(&out)["credentials"]["kind"], "command-line");
     assert!(!stdout(&out).contains("wonderland"));
 
     // The environment.
@@ -429,7 +410,7 @@ fn basic_auth_from_every_source() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert_eq!(json(&out)["credentials"]["kind"], "environment");
+    assert_eq!(json_stdout(&out)["credentials"]["kind"], "environment");
 
     // A docker config file, written by `pack login`.
     let out = pack_in(home)
@@ -462,7 +443,7 @@ fn basic_auth_from_every_source() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert_eq!(json(&out)["credentials"]["kind"], "docker-config");
+    assert_eq!(json_stdout(&out)["credentials"]["kind"], "docker-config");
 
     // A credential helper on PATH.
     let bin = home.join("bin");
@@ -507,7 +488,7 @@ fn basic_auth_from_every_source() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert_eq!(json(&out)["credentials"]["helper"], "test");
+    assert_eq!(json_stdout(&out)["credentials"]["helper"], "test");
 }
 
 /// A CA and a leaf certificate for `127.0.0.1` made with openssl: (ca.pem, leaf.pem,
@@ -621,7 +602,7 @@ fn tls_with_a_test_ca() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert_eq!(json(&out)["scheme"], "https");
+    assert_eq!(json_stdout(&out)["scheme"], "https");
     let dest = home.join("pulled");
     let out = pack_in(home)
         .args([
@@ -733,14 +714,14 @@ fn mount_from_another_repository_sends_nothing() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    let sent = json(&out)["blobsTransferred"].clone();
+    let sent = json_stdout(&out)["blobsTransferred"].clone();
     let out = pack_in(home.path())
         .args(["push", &source, &format!("{}/other:v1", registry.addr())])
         .args(["--mount-from", "base", "--json"])
         .output()
         .unwrap();
     assert_code(&out, 0);
-    let summary = json(&out);
+    let summary = json_stdout(&out);
     assert_eq!(summary["blobsMounted"], sent, "{summary}");
     assert_eq!(summary["bytesTransferred"], 0, "{summary}");
 }
@@ -845,7 +826,7 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    let summary = json(&out);
+    let summary = json_stdout(&out);
     assert_eq!(summary["blobsSkipped"], 1, "{summary}");
     assert!(
         summary["blobsTransferred"].as_u64().unwrap() >= 4,
@@ -913,7 +894,7 @@ fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert!(json(&out)["bytesTransferred"].as_u64().unwrap() > 40 << 20);
+    assert!(json_stdout(&out)["bytesTransferred"].as_u64().unwrap() > 40 << 20);
     assert!(
         failed.load(std::sync::atomic::Ordering::SeqCst),
         "no PATCH was sent"
