@@ -90,11 +90,18 @@ pub struct SignTable {
 
 /// `[cache]`: a shared compile cache in a registry repository.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CacheTable {
     pub repository: Option<String>,
     /// The key that signs and verifies the entries (relative to the manifest).
     pub key: Option<PathBuf>,
+    /// PEM files of CA certificates to trust for the cache registry (relative to the
+    /// manifest).
+    #[serde(default)]
+    pub ca_cert: Vec<PathBuf>,
+    /// Plain HTTP, or HTTPS without checking the certificate, for the cache registry.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 impl CacheTable {
@@ -112,6 +119,15 @@ impl CacheTable {
             cache_key.clone_from(&self.key);
         }
         self.repository.is_some() || self.key.is_some()
+    }
+
+    /// The same for `--cache-ca-cert` (used when no flag gives one) and
+    /// `--cache-insecure` (either turns it on).
+    pub fn apply_connection_to(&self, ca_cert: &mut Vec<PathBuf>, insecure: &mut bool) {
+        if ca_cert.is_empty() {
+            ca_cert.clone_from(&self.ca_cert);
+        }
+        *insecure |= self.insecure;
     }
 }
 
@@ -446,6 +462,8 @@ impl BuildPlan {
             cache: CacheTable {
                 repository: m.cache.repository.clone(),
                 key: m.cache.key.as_ref().map(rel),
+                ca_cert: m.cache.ca_cert.iter().map(rel).collect(),
+                insecure: m.cache.insecure,
             },
         })
     }
@@ -615,6 +633,8 @@ password-env = "SIGNING_PASSWORD"
 [cache]
 repository = "ghcr.io/team/cache"
 key = "main"
+ca-cert = ["certs/ca.pem"]
+insecure = true
 "#,
             Path::new("pack.toml"),
         )
@@ -665,6 +685,8 @@ key = "main"
         let table = CacheTable {
             repository: Some("ghcr.io/team/cache".into()),
             key: Some("main".into()),
+            ca_cert: vec!["ca.pem".into()],
+            insecure: true,
         };
         let (mut cache_repo, mut cache_key) = (None, Some(PathBuf::from("from-flag")));
         assert!(table.apply_to(&mut cache_repo, &mut cache_key));
@@ -673,5 +695,13 @@ key = "main"
         let (mut r, mut k) = (None, None);
         assert!(!CacheTable::default().apply_to(&mut r, &mut k));
         assert_eq!((r, k), (None, None));
+
+        // CA files from the table unless a flag gives some; either side turns on insecure.
+        let (mut ca, mut insecure) = (vec![], false);
+        table.apply_connection_to(&mut ca, &mut insecure);
+        assert_eq!((ca, insecure), (vec![PathBuf::from("ca.pem")], true));
+        let (mut ca, mut insecure) = (vec![PathBuf::from("flag.pem")], true);
+        CacheTable::default().apply_connection_to(&mut ca, &mut insecure);
+        assert_eq!((ca, insecure), (vec![PathBuf::from("flag.pem")], true));
     }
 }

@@ -113,7 +113,12 @@ impl RemoteCache {
     /// Parses `repository` (`registry/name`, without a tag) and loads `key`. A bad
     /// reference or key is an error (exit 2); a registry that cannot be reached is not,
     /// it only disables the shared cache for this build.
-    pub(crate) fn open(repository: &str, key: &Path, scratch: &Path) -> Result<Self> {
+    pub(crate) fn open(
+        repository: &str,
+        key: &Path,
+        connect: &ConnectOptions,
+        scratch: &Path,
+    ) -> Result<Self> {
         let (reference, tagged) =
             pack_registry_client::parse_reference(repository).map_err(anyhow::Error::from)?;
         if tagged || reference.digest().is_some() {
@@ -138,7 +143,7 @@ impl RemoteCache {
         let connected = cache.runtime.block_on(async {
             let resolved =
                 auth::resolve(cache.repository.registry(), None, &AuthEnv::from_process())?;
-            Registry::connect(&cache.repository, resolved, &ConnectOptions::default()).await
+            Registry::connect(&cache.repository, resolved, connect).await
         });
         match connected {
             Ok(registry) => cache.registry = Some(registry),
@@ -168,8 +173,15 @@ impl RemoteCache {
 
     fn give_up(&mut self, error: &pack_registry_client::Error) {
         self.registry = None;
+        let hint = if error.is_tls() {
+            " (its certificate is not trusted, or it does not speak TLS: pass \
+             --cache-ca-cert with the CA that signed it, or --cache-insecure for a plain-HTTP \
+             registry)"
+        } else {
+            ""
+        };
         self.warnings.push(format!(
-            "shared compile cache `{}` is not used for the rest of this build: {}",
+            "shared compile cache `{}` is not used for the rest of this build: {}{hint}",
             self.name(),
             crate::diagnostics::chain(error)
         ));

@@ -2,6 +2,9 @@
 //! `cargo run --release -p pack-compiler --example validate_phases -- FILE.wasm`.
 //! bench/validate.sh prints it for py-cli next to the whole-process table.
 
+// A measuring tool: its table is its output.
+#![allow(clippy::print_stdout)]
+
 use std::time::{Duration, Instant};
 
 use wasmparser::{FuncValidatorAllocations, Parser, ValidPayload, Validator};

@@ -86,9 +86,7 @@ pub fn pull(
     keys: &[pack_packager::signing::PublicKey],
     options: &RegistryOptions,
 ) -> Result<(Layout, String, pack_registry_client::TransferSummary)> {
-    use pack_registry_client::{
-        ConnectOptions, NoReporter, PlatformSpec, PullOptions, Registry, auth,
-    };
+    use pack_registry_client::{NoReporter, PlatformSpec, PullOptions, Registry, auth};
 
     let (parsed, _) = pack_registry_client::parse_reference(reference)?;
     let tag = tag_for(reference);
@@ -108,10 +106,10 @@ pub fn pull(
         ],
         keys: keys.to_vec(),
     };
-    let connect = ConnectOptions {
-        insecure: options.insecure,
-        ca_certificates: options.ca_certificates.clone(),
-        ..ConnectOptions::default()
+    let connect = options.connect_options();
+    let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
+        Some(reporter) => reporter.as_ref(),
+        None => &NoReporter,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -131,7 +129,7 @@ pub fn pull(
                 layout.root(),
                 &tag,
                 &pull_options,
-                &NoReporter,
+                reporter,
             )
             .await
         })
@@ -152,13 +150,53 @@ pub fn pull(
 }
 
 /// How to reach registries.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RegistryOptions {
     /// Allow plain HTTP and any certificate (loopback registries are reached over plain
     /// HTTP without it, as docker does).
     pub insecure: bool,
     /// PEM files with CA certificates to trust besides the platform's roots.
     pub ca_certificates: Vec<PathBuf>,
+    /// How long to wait for a connection and for each read; `None` keeps the
+    /// registry client's defaults.
+    pub timeout: Option<std::time::Duration>,
+    /// Retries of a transiently failed request; `None` keeps the registry client's
+    /// default.
+    pub retries: Option<u32>,
+    /// Told of each retry (and the transfer's progress); `None` reports nothing.
+    #[cfg(feature = "registry")]
+    pub reporter: Option<std::sync::Arc<dyn pack_registry_client::Reporter>>,
+}
+
+impl std::fmt::Debug for RegistryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = f.debug_struct("RegistryOptions");
+        s.field("insecure", &self.insecure)
+            .field("ca_certificates", &self.ca_certificates)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries);
+        #[cfg(feature = "registry")]
+        s.field("reporter", &self.reporter.as_ref().map(|_| "..."));
+        s.finish()
+    }
+}
+
+#[cfg(feature = "registry")]
+impl RegistryOptions {
+    /// The registry client's connection options for these.
+    fn connect_options(&self) -> pack_registry_client::ConnectOptions {
+        let defaults = pack_registry_client::ConnectOptions::default();
+        pack_registry_client::ConnectOptions {
+            insecure: self.insecure,
+            ca_certificates: self.ca_certificates.clone(),
+            retry: pack_registry_client::RetryPolicy {
+                attempts: self.retries.map_or(defaults.retry.attempts, |r| r + 1),
+                ..defaults.retry
+            },
+            connect_timeout: self.timeout.unwrap_or(defaults.connect_timeout),
+            read_timeout: self.timeout.unwrap_or(defaults.read_timeout),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -112,6 +112,16 @@ pub struct BuildCommand {
     #[arg(long, value_name = "KEY")]
     pub cache_key: Option<PathBuf>,
 
+    /// A PEM file of CA certificates to trust for the --cache-repo registry, besides the
+    /// platform's roots; repeatable.
+    #[arg(long, value_name = "PEM")]
+    pub cache_ca_cert: Vec<PathBuf>,
+
+    /// Reach the --cache-repo registry over plain HTTP, or HTTPS without checking its
+    /// certificate. Loopback registries may use plain HTTP without it.
+    #[arg(long)]
+    pub cache_insecure: bool,
+
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -265,6 +275,8 @@ impl BuildCommand {
         // `[cache]` fills what `--cache-repo`/`--cache-key` left unset.
         plan.cache
             .apply_to(&mut self.cache_repo, &mut self.cache_key);
+        plan.cache
+            .apply_connection_to(&mut self.cache_ca_cert, &mut self.cache_insecure);
         if self.cache_repo.is_some() != self.cache_key.is_some() {
             anyhow::bail!(
                 "a shared compile cache needs both a repository and a key: pass --cache-repo \
@@ -347,7 +359,12 @@ impl BuildCommand {
         let mut remote = None;
         let mut from_registry = vec![false; options.targets.len()];
         if let (Some(repo), Some(key)) = (&self.cache_repo, &self.cache_key) {
-            let mut cache = RemoteCache::open(repo, key, scratch.path())?;
+            let connect = pack_registry_client::ConnectOptions {
+                insecure: self.cache_insecure,
+                ca_certificates: self.cache_ca_cert.clone(),
+                ..Default::default()
+            };
+            let mut cache = RemoteCache::open(repo, key, &connect, scratch.path())?;
             let local = options
                 .cache
                 .get_or_insert_with(|| Cache::new(scratch.path().join("local-cache")))

@@ -257,7 +257,8 @@ tag = "latest"
 [cache]
 # A compile cache shared through a registry repository:
 # repository = "ghcr.io/you/pack-cache"
-# key = "main"
+# key = "cache.key"
+# ca-cert = ["ca.pem"]     # CA certificates to trust for it, besides the system's
 "#,
         describe = kind.describe(),
     )

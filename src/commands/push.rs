@@ -426,7 +426,7 @@ impl Reporter for TransferProgress {
 }
 
 /// An error and its causes on one line (`a: b: c`), for retry warnings.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

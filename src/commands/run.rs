@@ -30,8 +30,9 @@ use crate::printer::Printer;
 /// --listen, one instance per request, until Ctrl-C or SIGTERM.
 ///
 /// With --json, pack's own messages are JSON lines on stderr (stdout is the
-/// component's): `loaded` (digest, platform, signing key), `listening` (the address,
-/// also when --listen asked for port 0), `request` (one per request) and `exit`.
+/// component's): `retry` (a registry request failed transiently and is tried again),
+/// `loaded` (digest, platform, signing key), `listening` (the address, also when
+/// --listen asked for port 0), `request` (one per request) and `exit`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -105,6 +106,16 @@ pub struct RunCommand {
     #[arg(long, value_name = "PEM")]
     pub ca_cert: Vec<PathBuf>,
 
+    /// Seconds to wait for the registry's connection and for each read from it
+    /// [default: 30 to connect, 120 per read].
+    #[arg(long, value_name = "SECONDS", env = "PACK_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
+
+    /// Retries of a registry request that failed transiently (connection error, timeout,
+    /// 408, 429, 5xx), each reported as a warning; 0 fails at the first error.
+    #[arg(long, value_name = "N", env = "PACK_RETRIES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub retries: u32,
+
     /// Report as JSON lines on stderr (see above).
     #[arg(long)]
     pub json: bool,
@@ -145,6 +156,12 @@ impl RunCommand {
         options.store = self.store.clone();
         options.registry.insecure = self.insecure_registry;
         options.registry.ca_certificates = self.ca_cert.clone();
+        options.registry.timeout = self.timeout.map(std::time::Duration::from_secs);
+        options.registry.retries = Some(self.retries);
+        options.registry.reporter = Some(std::sync::Arc::new(RetryWarnings {
+            printer: printer.clone(),
+            json: self.json,
+        }));
         let host = Host::new(options);
 
         if self.insecure_skip_verify {
@@ -321,6 +338,40 @@ impl RunCommand {
 
 /// The host's error, unwrapped where it wraps a packager or registry error, so those
 /// keep their hints and exit statuses.
+/// Reports each retried registry request of a pull: a warning, or a `retry` event.
+struct RetryWarnings {
+    printer: Printer,
+    json: bool,
+}
+
+impl pack_registry_client::Reporter for RetryWarnings {
+    fn on_retry(
+        &self,
+        what: &str,
+        attempt: u32,
+        attempts: u32,
+        delay: std::time::Duration,
+        error: &pack_registry_client::Error,
+    ) {
+        let error = crate::commands::push::error_chain(error);
+        if self.json {
+            self.printer.event(&serde_json::json!({
+                "event": "retry",
+                "what": what,
+                "attempt": attempt,
+                "attempts": attempts,
+                "delay_ms": delay.as_millis() as u64,
+                "error": error,
+            }));
+        } else {
+            self.printer.warn(&format!(
+                "{what}: attempt {attempt} of {attempts} failed ({error}); retrying in {}",
+                crate::progress::duration(delay)
+            ));
+        }
+    }
+}
+
 fn into_anyhow(error: pack_host::Error) -> anyhow::Error {
     match error {
         pack_host::Error::Layout(e) => e.into(),

@@ -11,6 +11,38 @@ pub fn pack() -> assert_cmd::Command {
     cmd
 }
 
+/// A temporary directory for outputs that tests share for the whole test process, put in a
+/// static. Statics are never dropped, so a `tempfile::tempdir()` there would be left behind
+/// in `/tmp` by every run; these live under `$CARGO_TARGET_TMPDIR/shared-<pid>` instead, and
+/// the first call of a process removes the directories of test processes that have ended.
+pub fn shared_tempdir() -> tempfile::TempDir {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        remove_ended_processes_dirs(base);
+        let dir = base.join(format!("shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    tempfile::tempdir_in(dir).unwrap()
+}
+
+/// Removes `shared-<pid>` directories under `base` whose process no longer runs.
+fn remove_ended_processes_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("shared-")) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -26,7 +26,7 @@ use crate::common::*;
 /// A fresh temporary directory that lives as long as the test process (shared outputs
 /// outlive the test that made them).
 fn scratch() -> PathBuf {
-    tempfile::tempdir().unwrap().keep()
+    shared_tempdir().keep()
 }
 
 /// Runs `pack compile`, with a private cache unless `extra` says otherwise.

@@ -78,7 +78,7 @@ fn synthetic_bundle(dir: &Path, arches: &[Arch], native_mib: usize, seed: u64) -
 fn small() -> &'static Path {
     static SMALL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = SMALL.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shared_tempdir();
         let layout = synthetic_bundle(&dir.path().join("small"), &[Arch::Amd64, Arch::ARM64], 3, 1);
         (dir, layout)
     });
@@ -89,7 +89,7 @@ fn small() -> &'static Path {
 fn big() -> &'static Path {
     static BIG: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = BIG.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shared_tempdir();
         let arches = [Arch::Amd64, Arch::ARM64, Arch::RISCV64, Arch::s390x];
         let layout = synthetic_bundle(&dir.path().join("big"), &arches, 37, 2);
         (dir, layout)

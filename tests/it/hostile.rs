@@ -297,9 +297,11 @@ fn assert_nothing_pulled(dir: &Path) {
     assert!(blobs.is_empty(), "blobs were written: {blobs:?}");
 }
 
+/// (index bytes, manifest bytes, [(digest, blob)]) of an image.
+type Image = (Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
 /// A small valid image: config, one layer (with `layer_annotations`), manifest, index.
-/// Returns (index bytes, manifest bytes, [(digest, blob)]).
-fn image(layer: &[u8], layer_annotations: Value) -> (Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>) {
+fn image(layer: &[u8], layer_annotations: Value) -> Image {
     let config = b"{}".to_vec();
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -978,7 +980,7 @@ fn a_valid_signature_moved_to_another_tag_does_not_verify() {
     let good = serde_json::to_vec(&payload(&digest, SIGNATURE_TYPE)).unwrap();
     let signature = sign(&key, &good);
     put_signatures(&layout, &digest, &[(good.clone(), signature.clone())]);
-    put_signatures(&layout, &other.digest.to_string(), &[(good, signature)]);
+    put_signatures(&layout, other.digest.as_ref(), &[(good, signature)]);
     assert_code(&verify(&layout, &public), 0);
     let out = pack()
         .args([

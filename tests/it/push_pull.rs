@@ -19,7 +19,7 @@ const PASSWORD: &str = "pack-key-password";
 fn bundle() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
     static BUNDLE: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
     BUNDLE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shared_tempdir();
         let prefix = dir.path().join("release");
         let out = pack()
             .env("PACK_KEY_PASSWORD", PASSWORD)
@@ -493,7 +493,7 @@ fn basic_auth_from_every_source() {
 
 /// A CA and a leaf certificate for `127.0.0.1` made with openssl: (ca.pem, leaf.pem,
 /// leaf.key).
-fn test_ca(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+pub(crate) fn test_ca(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
     require("openssl")?;
     let run = |args: &[&str]| {
         let out = std::process::Command::new("openssl")

@@ -92,7 +92,7 @@ fn fixtures() -> Option<&'static Fixtures> {
                 corpus("py-cli")?,
                 corpus("js-http-proxy-sm")?,
             );
-            let dir = tempfile::tempdir().unwrap();
+            let dir = shared_tempdir();
             for name in ["trusted", "other"] {
                 let out = pack()
                     .args(["key", "generate", "--no-password", "--output-prefix"])
@@ -926,4 +926,102 @@ fn the_runtime_only_host_has_no_compiler() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A registry pull behind the fault proxy: transient faults are retried (each a warning,
+/// or a `retry` event with --json) and the component runs; with --retries 0 the first
+/// fault is the end (exit 4) and nothing runs.
+#[test]
+fn registry_pulls_retry_transient_faults_and_say_so() {
+    use std::sync::{Arc, Mutex};
+
+    use crate::faultproxy::{Fault, FaultProxy, Request};
+
+    let Some(f) = fixtures() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    push(&f.c_cli, &format!("{}/team/c-cli:v1", registry.addr()));
+    let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
+    let state = faults.clone();
+    let proxy = FaultProxy::start(registry.addr(), move |r: &Request| {
+        if r.method == "GET" && (r.is_blob_get() || r.is_manifest()) {
+            state.lock().unwrap().pop().unwrap_or(Fault::Pass)
+        } else {
+            Fault::Pass
+        }
+    });
+    let reference = format!("{}/team/c-cli:v1", proxy.addr);
+    let key = s(&f.trusted);
+
+    // Two faults, two warnings, then the component's own output.
+    *faults.lock().unwrap() = vec![Fault::ResetMidBody, Fault::Status(503, Some(0))];
+    let store = tempfile::tempdir().unwrap();
+    let out = pack_run(&[
+        &reference,
+        "--key",
+        key,
+        "--store",
+        s(store.path()),
+        "--",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("primes<=2: 1"), "{}", stdout(&out));
+    let warnings: Vec<_> = stderr(&out)
+        .lines()
+        .filter(|l| l.contains(" of 5 failed (") && l.contains("retrying in"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{}", stderr(&out));
+    assert!(warnings[0].contains("503"), "{warnings:#?}");
+    assert!(faults.lock().unwrap().is_empty());
+
+    // --json: the same as events, and --retries sets how many attempts there are.
+    *faults.lock().unwrap() = vec![Fault::Status(500, None)];
+    let store = tempfile::tempdir().unwrap();
+    let out = pack_run(&[
+        &reference,
+        "--key",
+        key,
+        "--store",
+        s(store.path()),
+        "--json",
+        "--retries",
+        "1",
+        "--",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let retry = events
+        .iter()
+        .find(|e| e["event"] == "retry")
+        .unwrap_or_else(|| panic!("no retry event in {events:#?}"));
+    assert_eq!(retry["attempt"], 1);
+    assert_eq!(retry["attempts"], 2);
+    assert!(retry["error"].as_str().unwrap().contains("500"), "{retry}");
+
+    // No retries: the first fault fails the pull, as a network error, before anything runs.
+    *faults.lock().unwrap() = vec![Fault::Status(503, None)];
+    let store = tempfile::tempdir().unwrap();
+    let out = pack_run(&[
+        &reference,
+        "--key",
+        key,
+        "--store",
+        s(store.path()),
+        "--retries",
+        "0",
+        "--timeout",
+        "5",
+        "--",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("primes"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("503"), "{}", stderr(&out));
 }

@@ -26,6 +26,17 @@ impl Runner {
     }
 
     fn build(&self, component: &Path, targets: &str, repo: &str, key: &Path) -> Output {
+        self.build_with(component, targets, repo, key, &[])
+    }
+
+    fn build_with(
+        &self,
+        component: &Path,
+        targets: &str,
+        repo: &str,
+        key: &Path,
+        extra: &[&str],
+    ) -> Output {
         pack()
             .current_dir(self.path())
             .env("HOME", self.path())
@@ -40,6 +51,7 @@ impl Runner {
             .args(["-t", targets, "-o", "out/app", "--json"])
             .args(["--cache-repo", repo, "--cache-key"])
             .arg(key)
+            .args(extra)
             .output()
             .unwrap()
     }
@@ -238,6 +250,42 @@ fn an_unreachable_cache_is_a_warning() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("missing.key"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_cache_registry_behind_a_private_ca_is_used_with_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ca, cert, tls_key)) = crate::push_pull::test_ca(dir.path()) else {
+        return;
+    };
+    let Some(registry) = Registry::start_with(&crate::registry::Options {
+        tls: Some((cert, tls_key)),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let (key, _) = key_pair(dir.path(), "cache");
+    let hello = fixture("components/hello-cli.wasm");
+    let repo = format!("{}/cache", registry.addr());
+
+    // Not trusted without the CA, even on a loopback address: a warning that says what
+    // to pass, and the build compiles.
+    let out = Runner::new().build(&hello, "linux/amd64", &repo, &key);
+    let json = summary(&out);
+    assert_eq!(sources(&json), ["compiled"]);
+    assert_eq!(json["cache_pushed"], 0);
+    assert!(stderr(&out).contains("--cache-ca-cert"), "{}", stderr(&out));
+
+    // With the CA: runner 1 pushes, runner 2 compiles nothing.
+    let ca_arg = ["--cache-ca-cert", ca.to_str().unwrap()];
+    let out = Runner::new().build_with(&hello, "linux/amd64", &repo, &key, &ca_arg);
+    assert_eq!(summary(&out)["cache_pushed"], 1, "{}", stderr(&out));
+    let out = Runner::new().build_with(&hello, "linux/amd64", &repo, &key, &ca_arg);
+    assert_eq!(sources(&summary(&out)), ["registry"], "{}", stderr(&out));
+
+    // --cache-insecure accepts the certificate without the CA.
+    let out = Runner::new().build_with(&hello, "linux/amd64", &repo, &key, &["--cache-insecure"]);
+    assert_eq!(sources(&summary(&out)), ["registry"], "{}", stderr(&out));
 }
 
 /// The hex digest of the `.cwasm` layer of the only native manifest of `layout`'s bundle.

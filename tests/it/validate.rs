@@ -647,7 +647,7 @@ fn strict_agrees_with_wasm_tools() {
         cmd.output().unwrap().status.success()
     };
     let mut cases: Vec<(PathBuf, PathBuf, Option<String>)> = Vec::new();
-    if let Some(_) = corpus_dir() {
+    if corpus_dir().is_some() {
         for &(name, wit, world, _, _) in CORPUS_VERDICTS {
             cases.push((
                 corpus(name).unwrap(),
@@ -718,6 +718,8 @@ fn own_components_conform() {
 #[test]
 fn mismatch_fixtures() {
     const CALC: &str = "fixtures:calc/calculator@0.1.0";
+    // (fixture, WIT, world, [(mismatch kind, item)])
+    #[allow(clippy::type_complexity)]
     let cases: &[(&str, &str, &str, &[(&str, &str)])] = &[
         (
             "export-nothing",
