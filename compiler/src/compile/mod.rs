@@ -13,7 +13,6 @@ mod fsutil;
 mod profile;
 mod target;
 
-use std::hash::Hash;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -476,27 +475,8 @@ pub fn admit(
     Ok(key)
 }
 
-/// A `Hasher` over sha256, so `Engine::precompile_compatibility_hash` gives the same
-/// value in every build and process (unlike `DefaultHasher`, whose algorithm may change).
-#[derive(Default)]
-struct Sha256Hasher(Sha256);
-
-impl std::hash::Hasher for Sha256Hasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-    fn finish(&self) -> u64 {
-        let digest = self.0.clone().finalize();
-        u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
-    }
-}
-
-/// sha256 (hex) of `Engine::precompile_compatibility_hash`.
-pub fn compatibility_hash(engine: &wasmtime::Engine) -> String {
-    let mut hasher = Sha256Hasher::default();
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    hex::encode(hasher.0.finalize())
-}
+/// sha256 (hex) of `Engine::precompile_compatibility_hash`, stable across builds.
+pub use pack_engine_settings::compatibility_hash;
 
 /// The wasmtime configuration for `target` with `profile`: the target's triple and CPU
 /// flags explicitly (so nothing is inferred from the compiling machine), then the
