@@ -954,18 +954,16 @@ fn registry_pulls_retry_transient_faults_and_say_so() {
     let reference = format!("{}/team/c-cli:v1", proxy.addr);
     let key = s(&f.trusted);
 
+    // `pack run` of the bundle into a fresh store, with `flags`, after `planned` faults.
+    let run_after = |planned: Vec<Fault>, flags: &[&str]| {
+        *faults.lock().unwrap() = planned;
+        let store = tempfile::tempdir().unwrap();
+        let store_args = [reference.as_str(), "--key", key, "--store", s(store.path())];
+        pack_run(&[&store_args[..], flags, &["--", "2"]].concat())
+    };
+
     // Two faults, two warnings, then the component's own output.
-    *faults.lock().unwrap() = vec![Fault::ResetMidBody, Fault::Status(503, Some(0))];
-    let store = tempfile::tempdir().unwrap();
-    let out = pack_run(&[
-        &reference,
-        "--key",
-        key,
-        "--store",
-        s(store.path()),
-        "--",
-        "2",
-    ]);
+    let out = run_after(vec![Fault::ResetMidBody, Fault::Status(503, Some(0))], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("primes<=2: 1"), "{}", stdout(&out));
     let warnings: Vec<_> = stderr(&out)
@@ -978,20 +976,10 @@ fn registry_pulls_retry_transient_faults_and_say_so() {
     assert!(faults.lock().unwrap().is_empty());
 
     // --json: the same as events, and --retries sets how many attempts there are.
-    *faults.lock().unwrap() = vec![Fault::Status(500, None)];
-    let store = tempfile::tempdir().unwrap();
-    let out = pack_run(&[
-        &reference,
-        "--key",
-        key,
-        "--store",
-        s(store.path()),
-        "--json",
-        "--retries",
-        "1",
-        "--",
-        "2",
-    ]);
+    let out = run_after(
+        vec![Fault::Status(500, None)],
+        &["--json", "--retries", "1"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let events: Vec<serde_json::Value> = stderr(&out)
         .lines()
@@ -1006,21 +994,10 @@ fn registry_pulls_retry_transient_faults_and_say_so() {
     assert!(retry["error"].as_str().unwrap().contains("500"), "{retry}");
 
     // No retries: the first fault fails the pull, as a network error, before anything runs.
-    *faults.lock().unwrap() = vec![Fault::Status(503, None)];
-    let store = tempfile::tempdir().unwrap();
-    let out = pack_run(&[
-        &reference,
-        "--key",
-        key,
-        "--store",
-        s(store.path()),
-        "--retries",
-        "0",
-        "--timeout",
-        "5",
-        "--",
-        "2",
-    ]);
+    let out = run_after(
+        vec![Fault::Status(503, None)],
+        &["--retries", "0", "--timeout", "5"],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(!stdout(&out).contains("primes"), "{}", stdout(&out));
     assert!(stderr(&out).contains("503"), "{}", stderr(&out));
