@@ -14,6 +14,11 @@
 
 use std::collections::BTreeMap;
 
+/// The version of the `wasmtime` crate, pinned with `=` in the workspace (a test checks it
+/// against `Cargo.lock`). Artifacts are compiled with it, and a host loads only artifacts
+/// of the same version: wasmtime itself records only the major version in an artifact.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 use serde::{Deserialize, Serialize};
 use wasmtime::{Config, WasmFeatures};
 
@@ -435,6 +440,20 @@ pub fn feature_flag(name: &str) -> Option<WasmFeatures> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn wasmtime_version_matches_the_lock_file() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        let version = lock
+            .split("[[package]]")
+            .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+            .map(|v| v.trim_end_matches('"'))
+            .unwrap();
+        assert_eq!(version, WASMTIME_VERSION);
+        assert!(WASMTIME_VERSION.starts_with(wasmtime::ModuleVersionStrategy::default().as_str()));
+    }
 
     #[test]
     fn the_name_is_neither_compared_nor_serialized() {
