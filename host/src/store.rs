@@ -106,7 +106,6 @@ pub fn pull(
         ],
         keys: keys.to_vec(),
     };
-    let connect = options.connect_options();
     let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
         Some(reporter) => reporter.as_ref(),
         None => &NoReporter,
@@ -122,7 +121,7 @@ pub fn pull(
         .block_on(async {
             let credentials =
                 auth::resolve(parsed.registry(), None, &auth::AuthEnv::from_process())?;
-            let registry = Registry::connect(&parsed, credentials, &connect).await?;
+            let registry = Registry::connect(&parsed, credentials, &options.connect).await?;
             pack_registry_client::pull(
                 &registry,
                 &parsed,
@@ -152,17 +151,9 @@ pub fn pull(
 /// How to reach registries.
 #[derive(Clone, Default)]
 pub struct RegistryOptions {
-    /// Allow plain HTTP and any certificate (loopback registries are reached over plain
-    /// HTTP without it, as docker does).
-    pub insecure: bool,
-    /// PEM files with CA certificates to trust besides the platform's roots.
-    pub ca_certificates: Vec<PathBuf>,
-    /// How long to wait for a connection and for each read; `None` keeps the
-    /// registry client's defaults.
-    pub timeout: Option<std::time::Duration>,
-    /// Retries of a transiently failed request; `None` keeps the registry client's
-    /// default.
-    pub retries: Option<u32>,
+    /// TLS, timeouts and retries.
+    #[cfg(feature = "registry")]
+    pub connect: pack_registry_client::ConnectOptions,
     /// Told of each retry (and the transfer's progress); `None` reports nothing.
     #[cfg(feature = "registry")]
     pub reporter: Option<std::sync::Arc<dyn pack_registry_client::Reporter>>,
@@ -171,31 +162,10 @@ pub struct RegistryOptions {
 impl std::fmt::Debug for RegistryOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = f.debug_struct("RegistryOptions");
-        s.field("insecure", &self.insecure)
-            .field("ca_certificates", &self.ca_certificates)
-            .field("timeout", &self.timeout)
-            .field("retries", &self.retries);
         #[cfg(feature = "registry")]
-        s.field("reporter", &self.reporter.as_ref().map(|_| "..."));
+        s.field("connect", &self.connect)
+            .field("reporter", &self.reporter.as_ref().map(|_| "..."));
         s.finish()
-    }
-}
-
-#[cfg(feature = "registry")]
-impl RegistryOptions {
-    /// The registry client's connection options for these.
-    fn connect_options(&self) -> pack_registry_client::ConnectOptions {
-        let defaults = pack_registry_client::ConnectOptions::default();
-        pack_registry_client::ConnectOptions {
-            insecure: self.insecure,
-            ca_certificates: self.ca_certificates.clone(),
-            retry: pack_registry_client::RetryPolicy {
-                attempts: self.retries.map_or(defaults.retry.attempts, |r| r + 1),
-                ..defaults.retry
-            },
-            connect_timeout: self.timeout.unwrap_or(defaults.connect_timeout),
-            read_timeout: self.timeout.unwrap_or(defaults.read_timeout),
-        }
     }
 }
 

@@ -58,18 +58,7 @@ pub struct RegistryArgs {
 
 impl RegistryArgs {
     pub(crate) fn connect_options(&self) -> ConnectOptions {
-        let defaults = ConnectOptions::default();
-        let timeout = self.timeout.map(Duration::from_secs);
-        ConnectOptions {
-            insecure: self.insecure,
-            ca_certificates: self.ca_cert.clone(),
-            retry: RetryPolicy {
-                attempts: self.retries + 1,
-                ..defaults.retry
-            },
-            connect_timeout: timeout.unwrap_or(defaults.connect_timeout),
-            read_timeout: timeout.unwrap_or(defaults.read_timeout),
-        }
+        connect_options(self.insecure, &self.ca_cert, self.timeout, self.retries)
     }
 
     /// `--username` with the password read from stdin.
@@ -85,6 +74,43 @@ impl RegistryArgs {
             read_password_stdin()?.as_str(),
         )))
     }
+}
+
+/// The registry client's options for `--insecure`, `--ca-cert`, `--timeout` (seconds, for
+/// the connection and for each read) and `--retries`.
+pub(crate) fn connect_options(
+    insecure: bool,
+    ca_cert: &[PathBuf],
+    timeout: Option<u64>,
+    retries: u32,
+) -> ConnectOptions {
+    let defaults = ConnectOptions::default();
+    let timeout = timeout.map(Duration::from_secs);
+    ConnectOptions {
+        insecure,
+        ca_certificates: ca_cert.to_vec(),
+        retry: RetryPolicy {
+            attempts: retries + 1,
+            ..defaults.retry
+        },
+        connect_timeout: timeout.unwrap_or(defaults.connect_timeout),
+        read_timeout: timeout.unwrap_or(defaults.read_timeout),
+    }
+}
+
+/// A retry, as a warning says it.
+pub(crate) fn retry_message(
+    what: &str,
+    attempt: u32,
+    attempts: u32,
+    delay: Duration,
+    error: &pack_registry_client::Error,
+) -> String {
+    format!(
+        "{what}: attempt {attempt} of {attempts} failed ({}); retrying in {}",
+        crate::diagnostics::chain(error),
+        duration(delay)
+    )
 }
 
 /// The password on stdin, without its trailing newline.
@@ -413,29 +439,10 @@ impl Reporter for TransferProgress {
         if !self.warn {
             return;
         }
-        let message = format!(
-            "{what}: attempt {attempt} of {attempts} failed ({}); retrying in {}",
-            error_chain(error),
-            duration(delay)
-        );
+        let message = retry_message(what, attempt, attempts, delay, error);
         match &self.bars {
             Some(bars) => bars.multi.suspend(|| self.printer.warn(&message)),
             None => self.printer.warn(&message),
         }
     }
-}
-
-/// An error and its causes on one line (`a: b: c`), for retry warnings.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -154,10 +154,12 @@ impl RunCommand {
         options.allow_jit = self.allow_jit;
         options.engine = engine;
         options.store = self.store.clone();
-        options.registry.insecure = self.insecure_registry;
-        options.registry.ca_certificates = self.ca_cert.clone();
-        options.registry.timeout = self.timeout.map(std::time::Duration::from_secs);
-        options.registry.retries = Some(self.retries);
+        options.registry.connect = crate::commands::push::connect_options(
+            self.insecure_registry,
+            &self.ca_cert,
+            self.timeout,
+            self.retries,
+        );
         options.registry.reporter = Some(std::sync::Arc::new(RetryWarnings {
             printer: printer.clone(),
             json: self.json,
@@ -336,8 +338,6 @@ impl RunCommand {
     }
 }
 
-/// The host's error, unwrapped where it wraps a packager or registry error, so those
-/// keep their hints and exit statuses.
 /// Reports each retried registry request of a pull: a warning, or a `retry` event.
 struct RetryWarnings {
     printer: Printer,
@@ -353,7 +353,6 @@ impl pack_registry_client::Reporter for RetryWarnings {
         delay: std::time::Duration,
         error: &pack_registry_client::Error,
     ) {
-        let error = crate::commands::push::error_chain(error);
         if self.json {
             self.printer.event(&serde_json::json!({
                 "event": "retry",
@@ -361,17 +360,18 @@ impl pack_registry_client::Reporter for RetryWarnings {
                 "attempt": attempt,
                 "attempts": attempts,
                 "delay_ms": delay.as_millis() as u64,
-                "error": error,
+                "error": crate::diagnostics::chain(error),
             }));
         } else {
-            self.printer.warn(&format!(
-                "{what}: attempt {attempt} of {attempts} failed ({error}); retrying in {}",
-                crate::progress::duration(delay)
+            self.printer.warn(&crate::commands::push::retry_message(
+                what, attempt, attempts, delay, error,
             ));
         }
     }
 }
 
+/// The host's error, unwrapped where it wraps a packager or registry error, so those
+/// keep their hints and exit statuses.
 fn into_anyhow(error: pack_host::Error) -> anyhow::Error {
     match error {
         pack_host::Error::Layout(e) => e.into(),
