@@ -14,13 +14,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+use wasmtime::{Config, WasmFeatures};
+
 /// The version of the `wasmtime` crate, pinned with `=` in the workspace (a test checks it
 /// against `Cargo.lock`). Artifacts are compiled with it, and a host loads only artifacts
 /// of the same version: wasmtime itself records only the major version in an artifact.
 pub const WASMTIME_VERSION: &str = "48.0.8";
-
-use serde::{Deserialize, Serialize};
-use wasmtime::{Config, WasmFeatures};
 
 /// A profile file's `name`: carried along, never compared, hashed or serialized.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -313,28 +313,25 @@ impl Settings {
         };
         let settings: Settings = serde_json::from_value(serde_json::Value::Object(settings))
             .map_err(|e| ProfileError(format!("profile settings: {e}")))?;
-        for name in settings.features.keys() {
-            if feature_flag(name).is_none() {
-                return Err(ProfileError(format!(
-                    "profile settings: unknown WebAssembly feature `{name}`"
-                )));
-            }
-        }
-        Ok(settings)
+        settings.known_features("profile settings: ")
     }
 
     /// Reads a profile file (TOML, as `pack compile --profile` takes it). Errors name
     /// the key and its line.
     pub fn from_toml(text: &str) -> Result<Settings, ProfileError> {
         let settings: Settings = toml::from_str(text).map_err(|e| ProfileError(e.to_string()))?;
-        for name in settings.features.keys() {
-            if feature_flag(name).is_none() {
-                return Err(ProfileError(format!(
-                    "unknown WebAssembly feature `{name}`"
-                )));
-            }
+        settings.known_features("")
+    }
+
+    /// `self`, or an error (its message after `context`) naming the first `features` key
+    /// that is no WebAssembly feature.
+    fn known_features(self, context: &str) -> Result<Settings, ProfileError> {
+        match self.unknown_features().first() {
+            Some(name) => Err(ProfileError(format!(
+                "{context}unknown WebAssembly feature `{name}`"
+            ))),
+            None => Ok(self),
         }
-        Ok(settings)
     }
 
     /// The settings that differ from `other`, described for a person: `with epoch
