@@ -87,6 +87,11 @@ fn registry_hint(error: &anyhow::Error) -> Option<String> {
             "repository names are lowercase letters, digits and separators (`.`, `_`, `-`, `/`)"
                 .to_string()
         }
+        R::Unverified { reasons, .. } if reasons.iter().any(|r| r.contains("signed for `")) => {
+            "the bundle was signed for another repository: pull it from that one, or pass \
+             --allow-reference <PATTERN> for the repositories you trust (a mirror)"
+                .to_string()
+        }
         R::Unverified { .. } => {
             "pass the public key that signed it, or sign the bundle and push it again".to_string()
         }
@@ -141,6 +146,11 @@ fn packager_hint(error: &anyhow::Error) -> Option<String> {
         P::DigestMismatch { .. } | P::SizeMismatch { .. } | P::BlobMissing { .. } => {
             "the layout is damaged: build it again or copy it again from its source".to_string()
         }
+        P::SharedLayout { layout, .. } => format!(
+            "make it writable by its owner only (`chmod -R go-w {}`), or build into a new \
+             layout",
+            layout.display()
+        ),
         P::PasswordRequired { .. } => {
             "set PACK_KEY_PASSWORD, or run from a terminal to be asked for it".to_string()
         }
@@ -153,6 +163,17 @@ fn packager_hint(error: &anyhow::Error) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+/// The warning for a bundle whose verified signatures name no repository (`references`,
+/// pack's default for a layout signed without `--reference`) where one was expected.
+pub(crate) fn unbound_signature(bundle: &str, references: &[&str]) -> String {
+    format!(
+        "the signature of `{bundle}` names no repository (reference `{}`, as pack writes for \
+         a layout signed without --reference): nothing binds it to the repository expected; \
+         sign with `--reference REGISTRY/REPOSITORY`",
+        references.join("`, `")
+    )
 }
 
 /// `error: cause: cause` on one line, for warnings.

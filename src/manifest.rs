@@ -242,6 +242,22 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PACK_SIGN_KEY", "[sign] key (and key-env)"),
 ];
 
+/// The environment variables pack reads a secret from: the `[component] build` command
+/// runs without them (and without the variables `[sign] key-env` and `password-env`
+/// name, see [`BuildPlan::secret_vars`]), since what it runs (a build script, its
+/// dependencies' build scripts) has no business with them. docs/pack-toml.md lists them.
+pub const SECRET_ENV: &[&str] = &[
+    // The password of an encrypted signing or cache key.
+    crate::commands::key::PASSWORD_ENV,
+    // Registry credentials (`pack push`, `pack pull`, the shared cache).
+    pack_registry_client::auth::USERNAME_ENV,
+    pack_registry_client::auth::PASSWORD_ENV,
+    // The PEM of the signing key, under the name `pack init` suggests for `key-env`.
+    "PACK_SIGNING_KEY",
+    // The key that authenticates local compile-cache entries.
+    "PACK_CACHE_SECRET",
+];
+
 /// The first of: the flag, the environment variable, the manifest's value.
 fn pick<T>(
     flag: Option<T>,
@@ -268,9 +284,9 @@ pub enum SigningKey {
 }
 
 impl SigningKey {
-    pub fn load(&self) -> Result<PrivateKey> {
+    pub fn load(&self, printer: &Printer) -> Result<PrivateKey> {
         match self {
-            SigningKey::File(path) => crate::commands::key::load_private_key(path),
+            SigningKey::File(path) => crate::commands::key::load_private_key_checked(path, printer),
             SigningKey::Env { var, password_var } => {
                 let pem = match std::env::var(var) {
                     Ok(v) if !v.trim().is_empty() => Zeroizing::new(v),
@@ -324,6 +340,8 @@ pub struct BuildPlan {
     pub reference: Option<String>,
     pub annotations: BTreeMap<String, String>,
     pub cache: CacheTable,
+    /// The variables `[sign] key-env` and `password-env` name, beside [`SECRET_ENV`].
+    pub manifest_secret_vars: Vec<String>,
 }
 
 /// The flags of `pack build` that the manifest can fill.
@@ -446,6 +464,11 @@ impl BuildPlan {
         };
         let mut annotations = m.annotations.clone();
         annotations.extend(flags.annotations);
+        let manifest_secret_vars = [&m.sign.key_env, &m.sign.password_env]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         Ok(BuildPlan {
             component,
             build_command,
@@ -465,11 +488,22 @@ impl BuildPlan {
                 ca_cert: m.cache.ca_cert.iter().map(rel).collect(),
                 insecure: m.cache.insecure,
             },
+            manifest_secret_vars,
         })
     }
 
+    /// Every variable the build command must not see: [`SECRET_ENV`] and the ones the
+    /// manifest names for the signing key and its password.
+    pub fn secret_vars(&self) -> impl Iterator<Item = &str> {
+        SECRET_ENV
+            .iter()
+            .copied()
+            .chain(self.manifest_secret_vars.iter().map(String::as_str))
+    }
+
     /// Runs `[component] build` (when the component comes from the manifest), its output
-    /// on stderr (kept back and shown only on failure with `--quiet`/`--json`).
+    /// on stderr (kept back and shown only on failure with `--quiet`/`--json`), with
+    /// this process's environment minus [`BuildPlan::secret_vars`].
     pub fn run_build_command(&self, printer: &Printer, quiet: bool) -> Result<()> {
         let Some((command, dir)) = &self.build_command else {
             return Ok(());
@@ -478,6 +512,9 @@ impl BuildPlan {
         printer.status(&format!("running `{command}`"));
         let mut child = std::process::Command::new("sh");
         child.arg("-c").arg(command);
+        for var in self.secret_vars() {
+            child.env_remove(var);
+        }
         if !dir.as_os_str().is_empty() {
             child.current_dir(dir);
         }

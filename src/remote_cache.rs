@@ -35,8 +35,10 @@ pub(crate) enum CacheKey {
 impl CacheKey {
     /// Loads a private key (encrypted ones read PACK_KEY_PASSWORD) or a public key.
     pub(crate) fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the cache key `{}`", path.display()))?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the cache key `{}`", path.display()))?,
+        );
         if text.contains("-----BEGIN PUBLIC KEY-----") {
             Ok(Self::Public(PublicKey::from_pem(&text, path)?))
         } else {

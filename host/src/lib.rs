@@ -58,7 +58,7 @@ pub use http::{HttpPre, RequestLog, ServeOptions};
 pub use select::{Candidate, PassedOver, Reason, Selection};
 pub use source::Source;
 pub use store::ContentStore;
-pub use verify::{Trust, Verification, VerifiedBundle};
+pub use verify::{References, Trust, Verification, VerifiedBundle};
 pub use wasi::{CommandInstance, CommandPre, Output, RunOutcome, Trap, WasiOptions};
 
 use error::boxed;
@@ -71,6 +71,8 @@ pub const HAS_COMPILER: bool = cfg!(feature = "jit");
 pub struct HostOptions {
     /// Whose signatures to accept.
     pub trust: Trust,
+    /// Which repositories their signatures must name.
+    pub references: References,
     /// Compile the portable component when no precompiled artifact fits (needs the
     /// `jit` feature).
     pub allow_jit: bool,
@@ -90,6 +92,7 @@ impl HostOptions {
     pub fn new(trust: Trust) -> Self {
         Self {
             trust,
+            references: References::default(),
             allow_jit: false,
             engine: EnginePolicy::Adopt,
             pooling: Some(Pooling::default()),
@@ -355,8 +358,13 @@ impl Host {
                     Trust::InsecureSkipVerify => Vec::new(),
                 };
                 let store = self.content_store()?;
-                let (layout, tag, summary) =
-                    store::pull(&store, reference, &keys, &self.options.registry)?;
+                let (layout, tag, summary) = store::pull(
+                    &store,
+                    reference,
+                    &keys,
+                    &self.options.references.allow,
+                    &self.options.registry,
+                )?;
                 Ok(Resolved {
                     name: reference.clone(),
                     layout,
@@ -376,13 +384,16 @@ impl Host {
         }
     }
 
-    /// Verifies the signature over the index digest (unless skipped) and reads the index.
+    /// Verifies the signature over the index digest (unless skipped), for the repository
+    /// the bundle was pulled from ([`References`]), and reads the index.
     pub fn verify(&self, resolved: &Resolved) -> Result<VerifiedBundle> {
+        let pulled_from = resolved.pulled.as_ref().map(|_| resolved.name.as_str());
         verify::verify(
             &resolved.layout,
             &resolved.tag,
             &resolved.name,
             &self.options.trust,
+            self.options.references.policy(pulled_from).as_ref(),
         )
     }
 

@@ -84,6 +84,7 @@ pub fn pull(
     store: &ContentStore,
     reference: &str,
     keys: &[pack_packager::signing::PublicKey],
+    allow_references: &[pack_packager::signing::ReferencePattern],
     options: &RegistryOptions,
 ) -> Result<(Layout, String, pack_registry_client::TransferSummary)> {
     use pack_registry_client::{NoReporter, PlatformSpec, PullOptions, Registry, auth};
@@ -105,6 +106,7 @@ pub fn pull(
             spec("wasip2", "wasm"),
         ],
         keys: keys.to_vec(),
+        allow_references: allow_references.to_vec(),
     };
     let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
         Some(reporter) => reporter.as_ref(),

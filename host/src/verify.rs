@@ -2,9 +2,16 @@
 //! and every document is read through the layout's verified reads, so nothing reaches
 //! wasmtime that does not hash to a digest the signature covers (directly, or through
 //! the index and manifests it covers).
+//!
+//! A signature also names a repository (`docker-reference`). A bundle pulled from a
+//! registry counts as signed only by signatures made for the repository it was pulled
+//! from, or for one [`References::allow`] lets through (mirrors); for a layout the
+//! check is made when [`References::layout`] names the repository. A signature that
+//! names no repository at all (pack's default for a layout signed without
+//! `--reference`) still counts: see [`signing::is_unbound`].
 
 use oci_spec::image::{Digest, ImageIndex, MediaType};
-use pack_packager::signing::{self, PublicKey, Verified};
+use pack_packager::signing::{self, PublicKey, ReferencePattern, ReferencePolicy, Verified};
 use pack_packager::{Layout, oci_spec};
 
 use crate::{Error, Result};
@@ -16,6 +23,26 @@ pub enum Trust {
     Keys(Vec<PublicKey>),
     /// Run unsigned bundles. Digests are still checked; nothing says who made the bundle.
     InsecureSkipVerify,
+}
+
+/// Which repositories signatures must be made for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    /// For a layout: the repository its signature must name (`--reference`); `None`
+    /// checks nothing. A bundle pulled from a registry must name the repository it was
+    /// pulled from, whatever this says.
+    pub layout: Option<String>,
+    /// Other repositories a signature may name (`--allow-reference`).
+    pub allow: Vec<ReferencePattern>,
+}
+
+impl References {
+    /// The policy for a bundle pulled from `registry_reference` (`Some`), or read from a
+    /// layout (`None`).
+    pub fn policy(&self, registry_reference: Option<&str>) -> Option<ReferencePolicy> {
+        let expected = registry_reference.or(self.layout.as_deref())?;
+        ReferencePolicy::new(expected, &self.allow)
+    }
 }
 
 /// How a bundle was verified.
@@ -45,9 +72,16 @@ pub struct VerifiedBundle {
 }
 
 /// Verifies the bundle `tag` points to in `layout`: first the signature over the digest
-/// in `index.json` (reading only the signature manifest and its payloads), then the
-/// index blob against that digest.
-pub fn verify(layout: &Layout, tag: &str, name: &str, trust: &Trust) -> Result<VerifiedBundle> {
+/// in `index.json` (reading only the signature manifest and its payloads), which must
+/// name the repository `references` expects when it expects one, then the index blob
+/// against that digest.
+pub fn verify(
+    layout: &Layout,
+    tag: &str,
+    name: &str,
+    trust: &Trust,
+    references: Option<&ReferencePolicy>,
+) -> Result<VerifiedBundle> {
     let descriptor = layout.resolve(tag)?;
     if *descriptor.media_type() != MediaType::ImageIndex {
         return Err(Error::NotABundle {
@@ -67,7 +101,10 @@ pub fn verify(layout: &Layout, tag: &str, name: &str, trust: &Trust) -> Result<V
             });
         }
         Trust::Keys(keys) => {
-            let verdict = signing::verify_digest(layout, &digest, keys)?;
+            let mut verdict = signing::verify_digest(layout, &digest, keys)?;
+            if let Some(policy) = references {
+                verdict.require_reference(policy);
+            }
             if !verdict.is_verified() {
                 return Err(Error::Unverified {
                     bundle: name.to_string(),

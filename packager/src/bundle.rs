@@ -194,6 +194,9 @@ pub struct BundleSummary {
     pub blobs_written: usize,
     /// How many blobs the layout already had.
     pub blobs_reused: usize,
+    /// The digests under which the layout had a file that was not that blob (other
+    /// content, or writable by group or others): each was replaced by the right content.
+    pub blobs_replaced: Vec<String>,
 }
 
 /// `org.opencontainers.image.created` from `SOURCE_DATE_EPOCH`, when set (and not empty).
@@ -238,7 +241,12 @@ pub fn rfc3339(secs: u64) -> Option<String> {
 
 /// Builds a bundle from `input` into the layout at `layout_dir` and points `tag` at it.
 ///
-/// An existing layout gets the tag added or replaced, sharing the blobs it already has.
+/// An existing layout gets the tag added or replaced, sharing the blobs it already has:
+/// a blob already there is reused only when it hashes to its digest (and is a regular
+/// file that group and others cannot write); otherwise it is replaced, and
+/// [`BundleSummary::blobs_replaced`] names it. An existing layout that group or others
+/// can write is refused ([`Error::SharedLayout`]): whoever can write it could change
+/// what the tag points to between the build and its signature.
 /// A new layout is built in a temporary directory next to `layout_dir` and renamed into
 /// place when complete, so a failed build leaves nothing behind; in an existing layout
 /// blobs are written first and `index.json` last, atomically.
@@ -246,6 +254,7 @@ pub fn build_bundle(layout_dir: &Path, tag: &str, input: &BundleInput) -> Result
     check_tag(tag)?;
     check_input(input)?;
     if layout_dir.join("oci-layout").exists() {
+        check_not_shared(layout_dir)?;
         let layout = Layout::open(layout_dir)?;
         layout.remove_stale_temp_files();
         return write_bundle(&layout, tag, input);
@@ -290,6 +299,38 @@ pub fn build_bundle(layout_dir: &Path, tag: &str, input: &BundleInput) -> Result
     sync_dir(&parent)?;
     summary.layout = layout_dir.to_path_buf();
     Ok(summary)
+}
+
+/// Refuses an existing layout when its directory, `blobs/`, `blobs/sha256/`,
+/// `index.json` or `oci-layout` can be written by group or others.
+pub fn check_not_shared(layout_dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for path in [
+            layout_dir.to_path_buf(),
+            layout_dir.join("blobs"),
+            layout_dir.join("blobs").join("sha256"),
+            layout_dir.join("index.json"),
+            layout_dir.join("oci-layout"),
+        ] {
+            let mode = match fs::metadata(&path) {
+                Ok(m) => m.permissions().mode(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::Read { path, source }),
+            };
+            if mode & 0o022 != 0 {
+                return Err(Error::SharedLayout {
+                    layout: layout_dir.to_path_buf(),
+                    path,
+                    mode: mode & 0o7777,
+                });
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = layout_dir;
+    Ok(())
 }
 
 fn check_input(input: &BundleInput) -> Result<()> {
@@ -351,10 +392,14 @@ fn platform_key(p: &Platform) -> (String, String, String, Vec<String>) {
 struct Counter {
     written: usize,
     reused: usize,
+    replaced: Vec<String>,
 }
 
 impl Counter {
     fn count(&mut self, blob: &Blob) {
+        if blob.replaced {
+            self.replaced.push(blob.digest.to_string());
+        }
         if blob.written {
             self.written += 1;
         } else {
@@ -417,6 +462,7 @@ pub fn write_bundle(layout: &Layout, tag: &str, input: &BundleInput) -> Result<B
     let mut counter = Counter {
         written: 0,
         reused: 0,
+        replaced: Vec::new(),
     };
     let manifest_annotations: HashMap<String, String> = input
         .created
@@ -516,6 +562,7 @@ pub fn write_bundle(layout: &Layout, tag: &str, input: &BundleInput) -> Result<B
         natives,
         blobs_written: counter.written,
         blobs_reused: counter.reused,
+        blobs_replaced: counter.replaced,
     })
 }
 
@@ -697,6 +744,157 @@ impl Bundle {
     }
 }
 
+/// A blob of a bundle that is missing, or does not match its descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DamagedBlob {
+    /// Its digest (`sha256:<hex>`).
+    pub digest: String,
+    /// The media type its descriptor gives (what it should be).
+    pub media_type: String,
+    /// Its file in the layout.
+    pub path: PathBuf,
+    /// What is wrong: missing, another size, another digest, not a valid document.
+    pub problem: String,
+}
+
+/// What [`verify_tree`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeReport {
+    /// Blobs that were checked and match their descriptors (each counted once).
+    pub intact: usize,
+    /// Their total size.
+    pub bytes: u64,
+    /// Blobs that are missing or do not match.
+    pub damaged: Vec<DamagedBlob>,
+    /// Manifests the index lists that the layout does not have at all (a pull of some
+    /// platforms only): not damage, since nothing of them is there to be used.
+    pub absent: Vec<String>,
+}
+
+impl TreeReport {
+    /// Whether every blob present matches its descriptor.
+    pub fn is_intact(&self) -> bool {
+        self.damaged.is_empty()
+    }
+}
+
+/// How deep image indexes may nest inside a bundle's index.
+const MAX_NESTING: usize = 4;
+
+/// Checks the whole tree under `root` (an image index or manifest): the document itself,
+/// every manifest it lists (nested indexes too), every config and every layer, each
+/// against the size and sha256 of its descriptor (layers are streamed). Problems are
+/// collected, not returned as errors, so every damaged blob is named; a damaged document
+/// is not parsed, so what it lists is not followed. A manifest the index lists but the
+/// layout lacks entirely is [`TreeReport::absent`] (a partial pull), not damage.
+pub fn verify_tree(layout: &Layout, root: &Descriptor) -> Result<TreeReport> {
+    let mut report = TreeReport::default();
+    let mut seen = HashSet::new();
+    walk(layout, root, 0, true, &mut seen, &mut report)?;
+    Ok(report)
+}
+
+fn walk(
+    layout: &Layout,
+    descriptor: &Descriptor,
+    depth: usize,
+    is_root: bool,
+    seen: &mut HashSet<String>,
+    report: &mut TreeReport,
+) -> Result<()> {
+    if !seen.insert(descriptor.digest().to_string()) {
+        return Ok(());
+    }
+    let path = layout.blob_path(descriptor.digest())?;
+    let damaged = |report: &mut TreeReport, problem: String| {
+        report.damaged.push(DamagedBlob {
+            digest: descriptor.digest().to_string(),
+            media_type: descriptor.media_type().to_string(),
+            path: path.clone(),
+            problem,
+        });
+    };
+    let is_index = *descriptor.media_type() == MediaType::ImageIndex;
+    let is_manifest = *descriptor.media_type() == MediaType::ImageManifest;
+    if !is_root && (is_index || is_manifest) && fs::symlink_metadata(&path).is_err() {
+        report.absent.push(descriptor.digest().to_string());
+        return Ok(());
+    }
+    if is_index && depth <= MAX_NESTING {
+        match layout.read_image_index(descriptor) {
+            Ok(index) => {
+                report.intact += 1;
+                report.bytes += descriptor.size();
+                for entry in index.manifests() {
+                    walk(layout, entry, depth + 1, false, seen, report)?;
+                }
+            }
+            Err(e) => damaged(report, problem_of(e)),
+        }
+    } else if is_manifest {
+        match layout.read_manifest(descriptor) {
+            Ok(manifest) => {
+                report.intact += 1;
+                report.bytes += descriptor.size();
+                for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+                    walk_blob(layout, blob, seen, report)?;
+                }
+            }
+            Err(e) => damaged(report, problem_of(e)),
+        }
+    } else if is_index {
+        damaged(
+            report,
+            format!("image indexes nest more than {MAX_NESTING} deep"),
+        );
+    } else {
+        seen.remove(&descriptor.digest().to_string());
+        walk_blob(layout, descriptor, seen, report)?;
+    }
+    Ok(())
+}
+
+fn walk_blob(
+    layout: &Layout,
+    descriptor: &Descriptor,
+    seen: &mut HashSet<String>,
+    report: &mut TreeReport,
+) -> Result<()> {
+    if !seen.insert(descriptor.digest().to_string()) {
+        return Ok(());
+    }
+    let path = layout.blob_path(descriptor.digest())?;
+    let problem = match layout.verify_blob(descriptor) {
+        Ok(_) => {
+            report.intact += 1;
+            report.bytes += descriptor.size();
+            return Ok(());
+        }
+        Err(e) => problem_of(e),
+    };
+    report.damaged.push(DamagedBlob {
+        digest: descriptor.digest().to_string(),
+        media_type: descriptor.media_type().to_string(),
+        path,
+        problem,
+    });
+    Ok(())
+}
+
+/// What is wrong with a blob, in a few words.
+fn problem_of(error: Error) -> String {
+    match error {
+        Error::BlobMissing { .. } => "missing".to_string(),
+        Error::SizeMismatch {
+            expected, actual, ..
+        } => format!("{actual} bytes, but its descriptor says {expected}"),
+        Error::DigestMismatch { actual, .. } => format!("its content hashes to {actual}"),
+        other => other.to_string(),
+    }
+}
+
 fn check_layer_exists(layout: &Layout, layer: &Descriptor) -> Result<()> {
     let path = layout.blob_path(layer.digest())?;
     match fs::metadata(&path) {
@@ -712,6 +910,53 @@ fn check_layer_exists(layout: &Layout, layer: &Descriptor) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_planted_blob_is_replaced_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path().join("l")).unwrap();
+        let digest = crate::layout::sha256(b"the content");
+        let path = layout.blob_path(&digest).unwrap();
+        fs::write(&path, b"something else").unwrap();
+        let blob = layout.put_bytes(b"the content").unwrap();
+        assert!(blob.written && blob.replaced);
+        assert_eq!(blob.size, 11);
+        assert_eq!(fs::read(&path).unwrap(), b"the content");
+        let again = layout.put_bytes(b"the content").unwrap();
+        assert!(!again.written && !again.replaced);
+    }
+
+    #[test]
+    fn the_tree_walk_names_every_damaged_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path().join("l")).unwrap();
+        let layer = layout.put_bytes(b"layer").unwrap().descriptor(CWASM_LAYER);
+        let config = layout.put_bytes(b"{}").unwrap().descriptor(NATIVE_CONFIG);
+        let m = manifest(config, vec![layer.clone()], &HashMap::new());
+        let (m, _) = layout.put_json(IMAGE_MANIFEST, &m).unwrap();
+        let absent = Descriptor::new(MediaType::ImageManifest, 3, crate::layout::sha256(b"abc"));
+        let mut index = ImageIndex::default();
+        index.set_manifests(vec![m.clone(), absent.clone()]);
+        let (index, _) = layout.put_json(IMAGE_INDEX, &index).unwrap();
+        let report = verify_tree(&layout, &index).unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        assert_eq!(report.intact, 4);
+        assert_eq!(report.absent, [absent.digest().to_string()]);
+
+        let path = layout.blob_path(layer.digest()).unwrap();
+        fs::write(&path, b"lay3r").unwrap();
+        let report = verify_tree(&layout, &index).unwrap();
+        assert_eq!(report.damaged.len(), 1, "{report:?}");
+        assert_eq!(report.damaged[0].digest, layer.digest().to_string());
+        assert_eq!(report.damaged[0].path, path);
+        assert!(
+            report.damaged[0].problem.contains("hashes to"),
+            "{report:?}"
+        );
+        fs::remove_file(&path).unwrap();
+        let report = verify_tree(&layout, &index).unwrap();
+        assert_eq!(report.damaged[0].problem, "missing");
+    }
 
     #[test]
     fn rfc3339_formats_utc() {

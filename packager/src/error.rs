@@ -115,6 +115,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// An existing layout that group or others can write: pack does not build (and sign)
+    /// into it.
+    #[error(
+        "`{path}` is writable by group or others (mode {mode:04o}): whoever can write to \
+         `{layout}` could change what gets signed"
+    )]
+    SharedLayout {
+        layout: PathBuf,
+        path: PathBuf,
+        mode: u32,
+    },
+
     /// The bundle input is inconsistent.
     #[error("invalid bundle input: {message}")]
     InvalidInput { message: String },

@@ -50,6 +50,9 @@ pub struct Blob {
     pub size: u64,
     /// Whether this call wrote it (`false`: the layout already had it).
     pub written: bool,
+    /// Whether the layout had a file under this digest that did not hash to it (or that
+    /// group or others could write), which this call replaced.
+    pub replaced: bool,
 }
 
 impl Blob {
@@ -456,14 +459,12 @@ impl Layout {
             return Ok(None);
         };
         let path = self.blob_path(digest)?;
-        match fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(Some(Blob {
-                digest: digest.clone(),
-                size: m.len(),
-                written: false,
-            })),
-            _ => Ok(None),
-        }
+        Ok(reusable_blob(&path, digest).map(|size| Blob {
+            digest: digest.clone(),
+            size,
+            written: false,
+            replaced: false,
+        }))
     }
 
     fn put_blob_named(
@@ -509,20 +510,25 @@ impl Layout {
             });
         }
         let dest = self.blob_path(&digest)?;
-        if dest.is_file() {
+        if reusable_blob(&dest, &digest).is_some() {
             // Same content already there; the temporary file is removed on drop.
             return Ok(Blob {
                 digest,
                 size,
                 written: false,
+                replaced: false,
             });
         }
+        // Whatever is under that name and is not the content is replaced (rename(2) over
+        // it), never reused.
+        let replaced = fs::symlink_metadata(&dest).is_ok();
         finish_temp(tmp, &dest)?;
         sync_dir(&blobs)?;
         Ok(Blob {
             digest,
             size,
             written: true,
+            replaced,
         })
     }
 
@@ -887,6 +893,28 @@ fn finish_temp(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
         source: e.error,
     })?;
     Ok(())
+}
+
+/// The size of the blob file at `path` when it may be reused as the blob `digest`: a
+/// regular file (not a link), not writable by group or others, whose content hashes to
+/// `digest`. A file written by someone else into a layout must not become part of a
+/// bundle because of its name: it is replaced instead.
+fn reusable_blob(path: &Path, digest: &Digest) -> Option<u64> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o022 != 0 {
+            return None;
+        }
+    }
+    let mut file = File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let size = io::copy(&mut file, &mut hasher).ok()?;
+    (digest_from_hex(&hex::encode(hasher.finalize())) == *digest).then_some(size)
 }
 
 /// Makes a rename in `dir` durable.

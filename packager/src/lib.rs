@@ -27,8 +27,8 @@ pub mod reference;
 pub mod signing;
 
 pub use bundle::{
-    BlobSource, Bundle, BundleInput, BundleSummary, Compilation, NativeArtifact, NativeConfig,
-    PortableConfig, WasmConfig, build_bundle,
+    BlobSource, Bundle, BundleInput, BundleSummary, Compilation, DamagedBlob, NativeArtifact,
+    NativeConfig, PortableConfig, TreeReport, WasmConfig, build_bundle, verify_tree,
 };
 pub use error::{Error, Result};
 pub use layout::Layout;

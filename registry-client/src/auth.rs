@@ -268,7 +268,7 @@ impl DockerConfig {
     /// `None` when the file does not exist.
     fn load(path: &Path) -> Result<Option<Self>> {
         let bytes = match std::fs::read(path) {
-            Ok(b) => b,
+            Ok(b) => Zeroizing::new(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(Error::DockerConfig {

@@ -15,7 +15,10 @@ use pack_packager::limits::{
     MAX_DOCUMENT_BYTES, MAX_INDEX_ENTRIES, MAX_LAYERS, descriptor_problem,
 };
 use pack_packager::media_types::SIMPLE_SIGNING;
-use pack_packager::signing::{self, PublicKey, Rejection, SignatureCheck, Verdict, signature_tag};
+use pack_packager::signing::{
+    self, PublicKey, ReferencePattern, ReferencePolicy, Rejection, SignatureCheck, Verdict,
+    signature_tag,
+};
 
 use crate::client::{Registry, with_retry};
 use crate::reporter::{Item, Outcome};
@@ -36,6 +39,10 @@ pub struct PullOptions {
     pub platforms: Vec<PlatformSpec>,
     /// Verify the signature with these keys before fetching anything else.
     pub keys: Vec<PublicKey>,
+    /// With `keys`: besides the repository pulled from, the repositories a signature may
+    /// be made for (a signature that names another one does not count; see
+    /// [`ReferencePolicy`]).
+    pub allow_references: Vec<ReferencePattern>,
 }
 
 impl Default for PullOptions {
@@ -44,6 +51,7 @@ impl Default for PullOptions {
             jobs: 4,
             platforms: Vec::new(),
             keys: Vec::new(),
+            allow_references: Vec::new(),
         }
     }
 }
@@ -56,7 +64,8 @@ struct Doc {
 /// Pulls `source` into the layout at `layout_dir` (created when missing) under `tag`.
 ///
 /// With `keys`, the signature of the tagged digest is fetched and verified first, and
-/// nothing is written when none verifies ([`Error::Unverified`]). Every blob is checked
+/// nothing is written when none verifies ([`Error::Unverified`]); a signature that names
+/// a repository other than `source`'s (and than `allow_references`) does not count. Every blob is checked
 /// against its digest while it streams; a mismatch aborts it and leaves no file. Blobs
 /// the layout has are not fetched again, so a pull that was interrupted finishes where it
 /// stopped. The tag is written last.
@@ -85,9 +94,14 @@ pub async fn pull(
     let root_document = parse(registry, repository, &root)?;
 
     let mut verified_by = Vec::new();
+    let mut verified_references = Vec::new();
     if !options.keys.is_empty() {
-        let verdict =
+        let mut verdict =
             verify_remote(registry, repository, &root_digest, &options.keys, reporter).await?;
+        let pulled_from = format!("{}/{}", source.registry(), repository);
+        if let Some(policy) = ReferencePolicy::new(&pulled_from, &options.allow_references) {
+            verdict.require_reference(&policy);
+        }
         if !verdict.is_verified() {
             return Err(Error::Unverified {
                 reference: source.to_string(),
@@ -96,6 +110,7 @@ pub async fn pull(
             });
         }
         verified_by = verdict.verified().map(|v| v.key.to_string()).collect();
+        verified_references = verdict.verified().map(|v| v.reference.clone()).collect();
     }
 
     // The manifests to fetch.
@@ -204,6 +219,7 @@ pub async fn pull(
         manifests_skipped: 0,
         signatures: Vec::new(),
         verified_by,
+        verified_references,
         duration: Default::default(),
     };
     reporter.on_plan(blobs.len(), blobs.iter().map(Descriptor::size).sum());

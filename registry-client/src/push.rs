@@ -196,6 +196,7 @@ pub async fn push(
         manifests_skipped: 0,
         signatures: Vec::new(),
         verified_by: Vec::new(),
+        verified_references: Vec::new(),
         duration: Default::default(),
     };
     reporter.on_plan(

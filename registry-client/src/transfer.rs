@@ -128,6 +128,9 @@ pub struct TransferSummary {
     /// With `--key` on pull: the fingerprints of the keys whose signatures verified.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub verified_by: Vec<String>,
+    /// With `--key` on pull: the `docker-reference` of each signature that verified.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verified_references: Vec<String>,
     /// Wall time, in milliseconds.
     #[serde(rename = "durationMs", serialize_with = "as_millis")]
     pub duration: Duration,

@@ -27,7 +27,10 @@ use crate::remote_cache::{Fetched, RemoteCache, Source};
 /// target (through the same cache as `pack compile`), writes one OCI image index into
 /// the layout (a portable wasm manifest plus one native manifest per target), and signs
 /// the index when a key is given. Building into an existing layout adds or replaces the
-/// tag and shares blobs; the layout's index.json is written last, atomically.
+/// tag and shares blobs (a blob already there is reused only when it hashes to its
+/// digest; another file under that name is replaced); the layout's index.json is written
+/// last, atomically. An existing layout that group or others can write is refused. What
+/// gets signed is the index this build wrote, whatever the tag points to by then.
 ///
 /// Arguments left out come from PACK_* environment variables, then from `pack.toml` in
 /// the current directory (see docs/pack-toml.md); there, `[component] build` is run
@@ -49,7 +52,8 @@ Exit status:
   1  the component does not conform to the world, or a target failed to compile;
      nothing was written to the layout
   2  usage error or bad input (not a component, invalid wasm, bad WIT, unknown target,
-     a layout that is not one, an unreadable key, an invalid pack.toml)
+     a layout that is not one or that group or others can write, an unreadable key,
+     an invalid pack.toml)
   5  the component's build command (`[component] build` in pack.toml) failed
 
 A shared cache (--cache-repo) never fails the build: an entry that is missing, not
@@ -228,6 +232,8 @@ struct JsonSummary<'a> {
     platforms: Vec<JsonPlatform>,
     blobs_written: usize,
     blobs_reused: usize,
+    /// Digests under which the layout had another file, replaced by the blob.
+    blobs_replaced: &'a [String],
     compiled: usize,
     cache_hits: usize,
     /// Of `cache_hits`, those fetched from the shared cache (--cache-repo).
@@ -289,6 +295,10 @@ impl BuildCommand {
     pub fn execute(mut self, printer: &Printer) -> Result<Status> {
         let plan = self.plan()?;
         pack_packager::reference::check_tag(&plan.tag)?;
+        // An existing layout others can write is refused before anything is built.
+        if plan.layout.join("oci-layout").exists() {
+            pack_packager::bundle::check_not_shared(&plan.layout)?;
+        }
         let started = std::time::Instant::now();
         plan.run_build_command(printer, printer.quiet() || self.json)?;
         let validate_started = std::time::Instant::now();
@@ -460,6 +470,12 @@ impl BuildCommand {
         let package_started = std::time::Instant::now();
         let summary = pack_packager::bundle::build_bundle(&plan.layout, &plan.tag, &bundle)?;
         drop(scratch);
+        for digest in &summary.blobs_replaced {
+            printer.warn(&format!(
+                "`{}` had a file named {digest} that was not that blob; it was replaced",
+                plan.layout.display()
+            ));
+        }
         printer.status(&format!(
             "packaged {}:{} in {}",
             plan.layout.display(),
@@ -467,14 +483,17 @@ impl BuildCommand {
             progress::duration(package_started.elapsed())
         ));
 
-        // 4. Sign.
+        // 4. Sign the index this build wrote: its descriptor comes from the packaging
+        //    step, never from the tag, which whoever can write the layout may have moved
+        //    while the key was being decrypted.
         let mut key_fingerprint = None;
         if let Some(signing_key) = &plan.sign_key {
             let sign_started = std::time::Instant::now();
-            let key = signing_key.load()?;
+            let key = signing_key.load(printer)?;
             let layout = pack_packager::Layout::open(&plan.layout)?;
-            let signed = pack_packager::signing::sign_index(
+            let signed = pack_packager::signing::sign_descriptor(
                 &layout,
+                &summary.index,
                 &plan.tag,
                 &key,
                 &pack_packager::signing::SignOptions {
@@ -483,6 +502,20 @@ impl BuildCommand {
                     annotations: BTreeMap::new(),
                 },
             )?;
+            drop(key);
+            if layout
+                .resolve(&plan.tag)
+                .ok()
+                .is_none_or(|d| d.digest() != summary.index.digest())
+            {
+                printer.warn(&format!(
+                    "the tag `{}` of `{}` no longer points to the index this build wrote \
+                     and signed ({}): something else changed the layout meanwhile",
+                    plan.tag,
+                    plan.layout.display(),
+                    summary.index.digest()
+                ));
+            }
             key_fingerprint = Some(signed.key.to_string());
             printer.status(&format!(
                 "signed in {}",
@@ -543,7 +576,7 @@ fn native_artifact(a: &Artifact) -> Result<NativeArtifact> {
 
 fn json_summary<'a>(
     cmd: &'a BuildPlan,
-    summary: &BundleSummary,
+    summary: &'a BundleSummary,
     artifacts: &[Artifact],
     sources: &[Source],
     world: Option<&'a str>,
@@ -586,6 +619,7 @@ fn json_summary<'a>(
         platforms,
         blobs_written: summary.blobs_written,
         blobs_reused: summary.blobs_reused,
+        blobs_replaced: &summary.blobs_replaced,
         compiled: artifacts.iter().filter(|a| !a.cache_hit).count(),
         cache_hits: artifacts.iter().filter(|a| a.cache_hit).count(),
         registry_hits: 0,

@@ -117,7 +117,7 @@ impl GenerateArgs {
 /// The password for a new key: PACK_KEY_PASSWORD, or asked twice on a terminal.
 fn new_password() -> Result<Zeroizing<String>> {
     if let Some(password) = std::env::var_os(PASSWORD_ENV) {
-        let Some(password) = password.to_str().map(str::to_string) else {
+        let Ok(password) = password.into_string().map(Zeroizing::new) else {
             bail!("{PASSWORD_ENV} is not valid UTF-8");
         };
         if password.is_empty() {
@@ -126,7 +126,7 @@ fn new_password() -> Result<Zeroizing<String>> {
                  unencrypted key"
             );
         }
-        return Ok(Zeroizing::new(password));
+        return Ok(password);
     }
     if !std::io::stdin().is_terminal() {
         bail!(
@@ -145,6 +145,25 @@ fn new_password() -> Result<Zeroizing<String>> {
         bail!("the passwords do not match");
     }
     Ok(first)
+}
+
+/// [`load_private_key`], with one warning first when group or others can read or write
+/// the file (ssh refuses such a key; pack warns).
+pub(crate) fn load_private_key_checked(path: &Path, printer: &Printer) -> Result<PrivateKey> {
+    if let Some(warning) = key_file_warning(path) {
+        printer.warn(&warning);
+    }
+    load_private_key(path)
+}
+
+/// The warning for a private key file that group or others can read or write.
+pub(crate) fn key_file_warning(path: &Path) -> Option<String> {
+    let mode = signing::exposed_key_mode(path)?;
+    Some(format!(
+        "the private key `{}` is accessible by others (mode {mode:04o}); run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    ))
 }
 
 /// Loads a private key, decrypting it with PACK_KEY_PASSWORD or, when that is not set

@@ -23,7 +23,9 @@ use crate::printer::{DIM, Printer};
 /// stopped. The tag is written last.
 ///
 /// With --key, the signature is fetched and verified first: when no signature by the
-/// keys covers the digest, nothing is fetched or written and the exit status is 1.
+/// keys covers the digest, nothing is fetched or written and the exit status is 1. A
+/// signature made for another repository than REFERENCE's (its `docker-reference`)
+/// does not count, unless --allow-reference allows that repository.
 ///
 /// The layout tag is the one after `-o LAYOUT:`, else REFERENCE's, else `latest`.
 #[derive(clap::Args, Debug)]
@@ -60,6 +62,12 @@ pub struct PullCommand {
     #[arg(long, value_name = "PUB")]
     pub key: Vec<PathBuf>,
 
+    /// With --key: also accept signatures made for repositories matching PATTERN (`*`
+    /// within one component, `**` as the last component for any suffix), e.g. the
+    /// original of a mirror; repeatable. See docs/signing.md.
+    #[arg(long, value_name = "PATTERN", requires = "key")]
+    pub allow_reference: Vec<signing::ReferencePattern>,
+
     #[command(flatten)]
     pub transfer: TransferArgs,
 
@@ -87,6 +95,7 @@ impl PullCommand {
             jobs: usize::from(self.transfer.jobs),
             platforms: self.platform.clone(),
             keys,
+            allow_references: self.allow_reference.clone(),
         };
         let summary = runtime()?.block_on(async {
             let registry = connect(&reference, &self.registry, credentials).await?;
@@ -103,6 +112,22 @@ impl PullCommand {
         });
         progress.clear();
         let summary = summary?;
+        if !summary.verified_references.is_empty()
+            && summary
+                .verified_references
+                .iter()
+                .all(|r| signing::is_unbound(r))
+        {
+            let references: Vec<&str> = summary
+                .verified_references
+                .iter()
+                .map(String::as_str)
+                .collect();
+            printer.warn(&crate::diagnostics::unbound_signature(
+                &self.reference,
+                &references,
+            ));
+        }
         if self.transfer.json {
             printer.json(&summary)?;
         } else {

@@ -22,7 +22,9 @@ use crate::printer::Printer;
 /// (`registry.example.com/team/app:v1`), which is pulled into the content store
 /// ($PACK_STORE, else $XDG_DATA_HOME/pack/store). A signature by one of the --key
 /// public keys must cover the bundle's index digest, and every blob is checked against
-/// its digest before it is used.
+/// its digest before it is used. A bundle pulled from a registry must be signed for the
+/// repository it is pulled from (the signature's `docker-reference`), or for one that
+/// --allow-reference allows; for a layout, that check is made with --reference.
 ///
 /// A component that exports `wasi:cli/run` runs as a command with the arguments after
 /// `--`, the --env variables, the --dir directories and this process's stdio; pack exits
@@ -40,12 +42,15 @@ Examples:
   pack run registry.example.com/team/app:v1 --key release.pub --env LOG=debug --dir data::/data
   pack run out/proxy --key pack.pub --listen 127.0.0.1:8080
   pack run out/proxy --key pack.pub --listen 127.0.0.1:0 --json
+  pack run mirror.example.com/team/app:v1 --key release.pub \
+      --allow-reference ghcr.io/team/app
 
 Exit status:
   the component's own (0 when `run` returns ok, 1 when it returns an error)
   1  the component trapped (the wasm backtrace is printed)
-  2  the bundle was refused (unsigned, signed by another key, damaged, no artifact for
-     this machine) or cannot be loaded, or a usage error
+  2  the bundle was refused (unsigned, signed by another key or for another
+     repository, damaged, no artifact for this machine) or cannot be loaded, or a
+     usage error
   3  a registry refused the credentials
   4  a registry cannot be reached")]
 pub struct RunCommand {
@@ -62,6 +67,20 @@ pub struct RunCommand {
     /// nothing says who made what runs.
     #[arg(long, conflicts_with = "key")]
     pub insecure_skip_verify: bool,
+
+    /// Also accept signatures made for repositories matching PATTERN, besides the one the
+    /// bundle is pulled from (a mirror of `ghcr.io/team/app`: `--allow-reference
+    /// ghcr.io/team/app`). `*` stands for any characters within one `/`-separated
+    /// component, `**` as the last component for any suffix; compared after docker's
+    /// normalization. Repeatable. See docs/signing.md.
+    #[arg(long, value_name = "PATTERN", conflicts_with = "insecure_skip_verify")]
+    pub allow_reference: Vec<signing::ReferencePattern>,
+
+    /// For a layout: the repository its signature must name (`docker-reference`), e.g.
+    /// `ghcr.io/team/app`. A bundle pulled from a registry is checked against the
+    /// repository it comes from instead.
+    #[arg(long, value_name = "REPO", conflicts_with = "insecure_skip_verify")]
+    pub reference: Option<String>,
 
     /// Compile the portable component when no precompiled artifact fits this machine
     /// (slow: that is what the bundle is there to avoid).
@@ -150,7 +169,17 @@ impl RunCommand {
         };
         let wasi = self.wasi_options()?;
         let source = Source::parse(&self.bundle);
+        if self.reference.is_some() && matches!(source, Source::Registry(_)) {
+            anyhow::bail!(
+                "--reference is for layouts: `{source}` is pulled from a registry, and its \
+                 signature must name that repository (or one --allow-reference allows)"
+            );
+        }
         let mut options = HostOptions::new(trust);
+        options.references = pack_host::References {
+            layout: self.reference.clone(),
+            allow: self.allow_reference.clone(),
+        };
         options.allow_jit = self.allow_jit;
         options.engine = engine;
         options.store = self.store.clone();
@@ -190,6 +219,18 @@ impl RunCommand {
             ));
         }
         let bundle = host.verify(&resolved).map_err(into_anyhow)?;
+        if let Verification::Signed(by) = &bundle.verification
+            && (resolved.pulled.is_some() || self.reference.is_some())
+            && by.iter().all(|v| signing::is_unbound(&v.reference))
+        {
+            let references: Vec<&str> = by.iter().map(|v| v.reference.as_str()).collect();
+            let message = crate::diagnostics::unbound_signature(&source.to_string(), &references);
+            if self.json {
+                printer.event(&serde_json::json!({"event": "warning", "message": message}));
+            } else {
+                printer.warn(&message);
+            }
+        }
         let selection = host.select(bundle).map_err(into_anyhow)?;
         let loaded = host.load(selection).map_err(into_anyhow)?;
         let signed = match &loaded.verification {
@@ -387,6 +428,11 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
     Some(match host {
         H::NoTrustedKeys { .. } => {
             "pass --key <PUB>, or --insecure-skip-verify to run it unsigned".to_string()
+        }
+        H::Unverified { reasons, .. } if reasons.iter().any(|r| r.contains("signed for `")) => {
+            "the bundle was signed for another repository: pull it from that one, or pass \
+             --allow-reference <PATTERN> for the repositories you trust (a mirror)"
+                .to_string()
         }
         H::Unverified { .. } => {
             "check --key; `pack verify <LAYOUT> --key <PUB>` lists the signatures".to_string()

@@ -7,7 +7,7 @@ use pack_packager::signing::{self, SignOptions};
 use pack_packager::{Layout, LayoutRef};
 
 use crate::commands::inspect::short_digest;
-use crate::commands::key::load_private_key;
+use crate::commands::key::load_private_key_checked;
 use crate::exit::Status;
 use crate::printer::{BOLD, DIM, GREEN, Printer};
 
@@ -87,15 +87,17 @@ struct JsonSummary<'a> {
 impl SignCommand {
     pub fn execute(self, printer: &Printer) -> Result<Status> {
         let layout = Layout::open(&self.target.path)?;
-        // Resolve the tag before asking for a password.
-        layout.resolve(&self.target.tag)?;
-        let key = load_private_key(&self.key)?;
+        // Resolve the tag before asking for a password, and sign what it pointed to
+        // then: a tag moved while the key is decrypted does not change what is signed.
+        let descriptor = layout.resolve(&self.target.tag)?;
+        let key = load_private_key_checked(&self.key, printer)?;
         let options = SignOptions {
             reference: self.reference.clone(),
             recursive: self.recursive,
             annotations: self.annotations.iter().cloned().collect(),
         };
-        let summary = signing::sign_index(&layout, &self.target.tag, &key, &options)?;
+        let summary =
+            signing::sign_descriptor(&layout, &descriptor, &self.target.tag, &key, &options)?;
         if self.json {
             printer.json(&JsonSummary {
                 layout: &self.target.path,

@@ -80,6 +80,25 @@ fn pem_blocks(text: &str) -> Vec<(&str, &str)> {
     out
 }
 
+/// The mode of the private key file at `path` when group or others may read or write
+/// it (any of `0o077`), the condition under which ssh refuses a key: `None` for a file
+/// only its owner can use, or one that cannot be inspected (the read reports that). A
+/// pipe or other special file (`--sign-key <(vault read ...)`) is never reported.
+pub fn exposed_key_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(path).ok()?;
+        let mode = meta.permissions().mode();
+        (meta.is_file() && mode & 0o077 != 0).then_some(mode & 0o7777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 fn read_pem(path: &Path) -> Result<Zeroizing<String>> {
     let bytes = Zeroizing::new(fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),

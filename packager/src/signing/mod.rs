@@ -23,6 +23,7 @@
 //! the signed bundle itself is never read, so a host can verify before it deserialises
 //! anything it downloaded.
 
+mod identity;
 mod keys;
 
 use std::collections::BTreeMap;
@@ -33,7 +34,12 @@ use base64::Engine as _;
 use oci_spec::image::{Descriptor, Digest, ImageManifestBuilder, MediaType};
 use serde::{Deserialize, Serialize};
 
-pub use keys::{Fingerprint, GeneratedKey, PrivateKey, PublicKey, generate, is_encrypted};
+pub use identity::{
+    ReferenceMatch, ReferencePattern, ReferencePolicy, is_unbound, normalize_repository,
+};
+pub use keys::{
+    Fingerprint, GeneratedKey, PrivateKey, PublicKey, exposed_key_mode, generate, is_encrypted,
+};
 
 use crate::annotations::{COSIGN_SIGNATURE, SIGNATURE_KEY};
 use crate::layout::{ref_name, set_tag_in};
@@ -152,8 +158,9 @@ pub struct SignSummary {
 /// The `docker-reference` used when none is given. A layout does not know which
 /// repository it will be pushed to, so pack uses the layout directory's name (the last
 /// component of its absolute path, e.g. `app` for `./out/app`), or `layout` when it has
-/// none. cosign does not check this field when verifying; pass the real repository with
-/// `--reference` when it is known.
+/// none. Such a name (no `/`) binds the signature to no repository ([`is_unbound`]):
+/// pass the real repository with `--reference` when it is known, so a host that pulls
+/// the bundle from another repository refuses it ([`ReferencePolicy`]).
 pub fn default_reference(layout: &Layout) -> String {
     let root = layout.root();
     let absolute = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
@@ -173,6 +180,20 @@ pub fn sign_index(
     options: &SignOptions,
 ) -> Result<SignSummary> {
     let descriptor = layout.resolve(tag)?;
+    sign_descriptor(layout, &descriptor, tag, key, options)
+}
+
+/// Signs the document `descriptor` names (and, with `recursive`, every manifest of that
+/// index), as [`sign_index`] does, without looking at any tag: what a build signs is the
+/// descriptor it produced itself, not what a tag points to by the time the key is
+/// decrypted. `tag` only names the bundle in errors.
+pub fn sign_descriptor(
+    layout: &Layout,
+    descriptor: &Descriptor,
+    tag: &str,
+    key: &PrivateKey,
+    options: &SignOptions,
+) -> Result<SignSummary> {
     let mut targets = vec![descriptor.digest().clone()];
     if options.recursive {
         if *descriptor.media_type() != MediaType::ImageIndex {
@@ -185,7 +206,7 @@ pub fn sign_index(
                 ),
             });
         }
-        let index = layout.read_image_index(&descriptor)?;
+        let index = layout.read_image_index(descriptor)?;
         for entry in index.manifests() {
             if !targets.contains(entry.digest()) {
                 targets.push(entry.digest().clone());
@@ -301,6 +322,14 @@ pub enum Rejection {
         /// What is wrong.
         detail: String,
     },
+    /// It is valid, but names another repository than the one the bundle came from
+    /// (see [`ReferencePolicy`]).
+    OtherReference {
+        /// Its `docker-reference`.
+        signed: String,
+        /// The repository expected (normalized).
+        expected: String,
+    },
 }
 
 impl fmt::Display for Rejection {
@@ -310,6 +339,9 @@ impl fmt::Display for Rejection {
             Self::OtherDigest { signed } => write!(f, "signs another digest, {signed}"),
             Self::MalformedPayload { detail } => write!(f, "malformed payload: {detail}"),
             Self::MalformedSignature { detail } => write!(f, "malformed signature: {detail}"),
+            Self::OtherReference { signed, expected } => {
+                write!(f, "signed for `{signed}`, not for `{expected}`")
+            }
         }
     }
 }
@@ -357,6 +389,19 @@ impl Verdict {
     /// Whether there are no signatures at all.
     pub fn is_unsigned(&self) -> bool {
         self.signatures.is_empty()
+    }
+
+    /// Applies `policy` to the signatures that verified: one that names another
+    /// repository, which the policy does not allow, becomes
+    /// [`Rejection::OtherReference`].
+    pub fn require_reference(&mut self, policy: &ReferencePolicy) {
+        for check in &mut self.signatures {
+            if let Ok(verified) = &check.outcome
+                && let Err(rejection) = policy.check(&verified.reference)
+            {
+                check.outcome = Err(rejection);
+            }
+        }
     }
 
     /// The signatures that verified.
