@@ -143,6 +143,7 @@ fn packager_hint(error: &anyhow::Error) -> Option<String> {
         P::NotALayout { .. } => {
             "pass the directory that holds `oci-layout` and `index.json`".to_string()
         }
+        P::Untrusted(refusal) => return refusal.hint(),
         P::DigestMismatch { .. } | P::SizeMismatch { .. } | P::BlobMissing { .. } => {
             "the layout is damaged: build it again or copy it again from its source".to_string()
         }

@@ -24,9 +24,12 @@
 //!    ([`verify`]), unless [`Trust::InsecureSkipVerify`].
 //! 3. [`Host::select`]: the native manifests that fit this platform, CPU, wasmtime and
 //!    engine ([`select`]); every other one is listed with its reason.
-//! 4. [`Host::load`]: each candidate's `.cwasm` is checked against its digest, then
-//!    memory-mapped by `Component::deserialize_file`. With `allow_jit` (and the `jit`
-//!    feature) the portable component is compiled when nothing fits.
+//! 4. [`Host::load`]: each candidate's `.cwasm` is opened once (no symbolic links, a
+//!    regular file, nothing on the way writable by others: [`Layout::open_trusted`]), read
+//!    into memory through that open file, checked against its digest, and those very
+//!    bytes are given to `Component::deserialize`. With `allow_jit` (and the `jit`
+//!    feature) the portable component is compiled, from bytes checked the same way, when
+//!    nothing fits.
 //! 5. [`Loaded::command`] / [`Loaded::http`]: linked with WASI (and wasi-http) and
 //!    pre-instantiated, so each instance costs microseconds with the pooling allocator.
 //!
@@ -266,7 +269,7 @@ impl Loaded {
 
 type EngineKey = (EngineSettings, Option<(String, Vec<String>)>);
 
-/// What identifies a file's content without reading it: device, inode, size, and the
+/// What identifies a file's content without hashing it: device, inode, size, and the
 /// modification and status-change times (any write changes the latter, and it cannot be
 /// set back).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,9 +283,9 @@ struct FileStamp {
 }
 
 #[cfg(unix)]
-fn stamp(path: &std::path::Path, digest: &str) -> Option<FileStamp> {
+fn stamp(file: &std::fs::File, digest: &str) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
+    let m = file.metadata().ok()?;
     Some(FileStamp {
         digest: digest.to_string(),
         dev: m.dev(),
@@ -294,8 +297,27 @@ fn stamp(path: &std::path::Path, digest: &str) -> Option<FileStamp> {
 }
 
 #[cfg(not(unix))]
-fn stamp(_path: &std::path::Path, _digest: &str) -> Option<FileStamp> {
+fn stamp(_file: &std::fs::File, _digest: &str) -> Option<FileStamp> {
     None
+}
+
+/// A blob's content, read through the one open file that was checked, and verified
+/// against its digest.
+#[derive(Clone)]
+pub struct VerifiedBlob {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    /// Its bytes: those that hash to its digest.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for VerifiedBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedBlob")
+            .field("path", &self.path)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// A host: options, the engines it has made (one per distinct configuration, shared by
@@ -342,7 +364,7 @@ impl Host {
         match source {
             Source::Layout(l) => Ok(Resolved {
                 name: source.to_string(),
-                layout: Layout::open(&l.path)?,
+                layout: Layout::open_trusted(&l.path)?,
                 tag: l.tag.clone(),
                 pulled: None,
             }),
@@ -415,29 +437,42 @@ impl Host {
         self.load(selection)
     }
 
-    /// Checks the blob `descriptor` points to against its size and digest, and returns its
-    /// path. A blob this host has already checked is not hashed again while its file is
-    /// unchanged (same device, inode, size, modification and status-change times): a
-    /// long-running host pays for hashing a large artifact once, not at every load.
-    pub fn verify_blob(&self, layout: &Layout, descriptor: &Descriptor) -> Result<PathBuf> {
+    /// Reads the blob `descriptor` points to and checks it against its size and digest:
+    /// the file is opened once ([`Layout::open_blob`]; in a layout opened with
+    /// [`Layout::open_trusted`], without following links and only when nobody but its
+    /// owner or root can write it or a directory on the way), and the bytes returned are
+    /// those read from that open file and hashed. A blob this host has already checked is
+    /// not hashed again while its open file is unchanged (same device, inode, size,
+    /// modification and status-change times): a long-running host pays for hashing a
+    /// large artifact once, not at every load.
+    pub fn verify_blob(&self, layout: &Layout, descriptor: &Descriptor) -> Result<VerifiedBlob> {
         let digest = descriptor.digest().to_string();
-        let path = layout.blob_path(descriptor.digest())?;
-        let before = stamp(&path, &digest);
-        {
+        let blob = layout.open_blob(descriptor)?;
+        let path = blob.path.clone();
+        let before = stamp(&blob.file, &digest);
+        let known = {
             let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-            if before.is_some() && verified.get(&path) == before.as_ref() {
-                return Ok(path);
-            }
+            before.is_some() && verified.get(&path) == before.as_ref()
+        };
+        let file = blob.file.try_clone().map_err(|source| {
+            Error::Layout(pack_packager::Error::Read {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        let bytes = blob.read_all()?;
+        if known && stamp(&file, &digest) == before {
+            return Ok(VerifiedBlob { path, bytes });
         }
-        let path = layout.verify_blob(descriptor)?;
-        // Remembered only when the file did not change while it was hashed.
+        pack_packager::layout::check_digest(&path, descriptor.digest(), &bytes)?;
+        // Remembered only when the file did not change while it was read.
         if let Some(before) = before
-            && stamp(&path, &digest).as_ref() == Some(&before)
+            && stamp(&file, &digest).as_ref() == Some(&before)
         {
             let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             verified.insert(path.clone(), before);
         }
-        Ok(path)
+        Ok(VerifiedBlob { path, bytes })
     }
 
     /// The engine for `settings` (and, with a compiler, `target`), made once.
@@ -537,19 +572,21 @@ impl Host {
                     continue;
                 }
             };
-            let path = self.verify_blob(layout, &candidate.cwasm)?;
-            // SAFETY: the file's content was just checked against the digest in a
-            // manifest the verified index lists; wasmtime checks the engine metadata
-            // before using anything else. The layout must not be writable by others.
+            let VerifiedBlob { path, bytes } = self.verify_blob(layout, &candidate.cwasm)?;
+            // SAFETY: these bytes, read from the one open file that was checked (a regular
+            // file that only its owner or root can write), hash to the digest in a
+            // manifest the verified index lists, and wasmtime copies them before using
+            // them, so nothing can change them after the check; wasmtime checks the
+            // engine metadata before using anything else.
             let mut loaded =
-                unsafe { Component::deserialize_file(&engine, &path) }.map(|c| (engine, c));
+                unsafe { Component::deserialize(&engine, &bytes) }.map(|c| (engine, c));
             // An engine configured for the artifact's exact triple loads only on a host
             // with that triple; one for this machine checks just the architecture and
             // OS (a linux-gnu artifact on a musl host).
             if loaded.is_err() && cfg!(feature = "jit") && !candidate.pulley {
                 let host_engine = self.engine(&candidate.settings, None)?;
                 // SAFETY: as above.
-                if let Ok(c) = unsafe { Component::deserialize_file(&host_engine, &path) } {
+                if let Ok(c) = unsafe { Component::deserialize(&host_engine, &bytes) } {
                     loaded = Ok((host_engine, c));
                 }
             }
@@ -601,13 +638,14 @@ impl Host {
         passed_over: Vec<PassedOver>,
         layer: Descriptor,
     ) -> Result<Loaded> {
-        let path = self.verify_blob(&bundle.layout, &layer)?;
+        // Compiled from the bytes that were hashed, read through the one open file.
+        let VerifiedBlob { path, bytes } = self.verify_blob(&bundle.layout, &layer)?;
         let settings = match &self.options.engine {
             EnginePolicy::Fixed(s) => s.clone(),
             EnginePolicy::Adopt => EngineSettings::default(),
         };
         let engine = self.engine(&settings, None)?;
-        let component = Component::from_file(&engine, &path).map_err(|e| Error::Load {
+        let component = Component::new(&engine, &bytes).map_err(|e| Error::Load {
             what: "the portable component".to_string(),
             path: path.clone(),
             source: boxed(e),

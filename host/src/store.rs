@@ -42,15 +42,21 @@ impl ContentStore {
         &self.root
     }
 
-    /// Opens the store's layout, creating it when missing.
+    /// Opens the store's layout, creating it (and its missing parents, mode 0755 whatever
+    /// the umask) when missing. Reads from it are those of [`Layout::open_trusted`]: the
+    /// store's directories and files must be writable by nobody but their owner, who is
+    /// this user or root.
     pub fn layout(&self) -> Result<Layout> {
         if let Some(parent) = self.root.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| Error::Store {
+            pack_fs::create_dir_all(parent, pack_fs::DIR_MODE).map_err(|source| Error::Store {
                 path: self.root.clone(),
                 source,
             })?;
         }
-        Ok(Layout::open_or_create(&self.root)?)
+        let layout = Layout::open_or_create(&self.root)?.trusted();
+        // A store others can write is refused before anything is pulled into it.
+        layout.index()?;
+        Ok(layout)
     }
 }
 

@@ -279,10 +279,9 @@ fn refuses_a_tampered_artifact_before_loading_it() {
     let mut bytes = std::fs::read(&blob).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
-    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&blob, perms).unwrap();
+    // Writable by its owner only (what others can write is refused before hashing).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(&blob, &bytes).unwrap();
     let err = host.open(&source(&path)).unwrap_err();
     assert!(

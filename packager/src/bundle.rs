@@ -279,7 +279,7 @@ pub fn build_bundle(layout_dir: &Path, tag: &str, input: &BundleInput) -> Result
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&parent).map_err(|source| Error::Write {
+    pack_fs::create_dir_all(&parent, pack_fs::DIR_MODE).map_err(|source| Error::Write {
         path: parent.clone(),
         source,
     })?;

@@ -12,6 +12,12 @@ pub enum Error {
     #[error("cannot create an OCI image layout at `{path}`: {reason}")]
     CannotCreate { path: PathBuf, reason: String },
 
+    /// A file of a layout that is to be run cannot be trusted: a symbolic link, not a
+    /// regular file, writable by group or others, or another user's (see
+    /// [`crate::Layout::open_trusted`]).
+    #[error(transparent)]
+    Untrusted(pack_fs::TrustError),
+
     /// A file could not be read.
     #[error("cannot read `{path}`")]
     Read {

@@ -12,6 +12,15 @@
 //! last, while holding an exclusive lock on `oci-layout` so concurrent writers do not lose
 //! each other's tags. Reads verify: a blob read through [`Layout::read_blob`] has the size
 //! and digest its descriptor says, or the read fails naming the file.
+//!
+//! Modes: every directory and file a layout writes gets its mode set explicitly
+//! (directories 0755, files 0644), whatever the umask ([`pack_fs`]).
+//!
+//! A layout opened with [`Layout::open_trusted`] (what a host runs code from) reads every
+//! file once, without following links below its root, and only when the file and each
+//! directory from the root down to it belong to this user or root and are writable by
+//! nobody else ([`pack_fs::open_trusted`]); what is hashed is read through that same open
+//! file.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -19,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm, ImageIndex, ImageManifest, MediaType};
+use pack_fs::{DIR_MODE, FILE_MODE, TEMP_PREFIX, TrustError};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -33,12 +43,26 @@ use crate::{Error, Result, json};
 const OCI_LAYOUT_FILE: &str = "oci-layout";
 const INDEX_FILE: &str = "index.json";
 const LAYOUT_VERSION: &str = "1.0.0";
-const TEMP_PREFIX: &str = ".pack-tmp-";
 
 /// An OCI image layout on disk.
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// Reads go through [`pack_fs::open_trusted`].
+    trusted: bool,
+}
+
+/// A blob opened for reading, its size checked against its descriptor (on the open file).
+#[derive(Debug)]
+pub struct BlobFile {
+    /// Its path (for messages: the content is read from `file`).
+    pub path: PathBuf,
+    /// The open file.
+    pub file: File,
+    /// Its size, which is the descriptor's.
+    pub size: u64,
+    /// Its digest (not yet checked).
+    pub digest: Digest,
 }
 
 /// A blob stored in a layout.
@@ -106,11 +130,15 @@ fn check_sha256(digest: &Digest) -> Result<()> {
     }
 }
 
-/// Reads the file at `path`, refusing one larger than `limit` bytes without reading more
-/// than `limit + 1` (the size on disk is not trusted: a special file or a symlink to one
-/// reports 0).
-fn read_limited(path: &Path, limit: u64, what: &'static str) -> io::Result<Result<Vec<u8>>> {
-    let file = File::open(path)?;
+/// Reads the open `file` (at `path`), refusing one larger than `limit` bytes without
+/// reading more than `limit + 1` (the size on disk is not trusted: a special file or a
+/// symlink to one reports 0).
+fn read_limited(
+    file: File,
+    path: &Path,
+    limit: u64,
+    what: &'static str,
+) -> io::Result<Result<Vec<u8>>> {
     let size = file.metadata()?.len();
     let too_large = |size| {
         Err(Error::TooLarge {
@@ -145,13 +173,49 @@ fn write_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     }
 }
 
+/// A refusal of [`pack_fs::open_trusted`] as a layout error (an I/O error is a read error).
+fn trust_err(error: TrustError) -> Error {
+    match error {
+        TrustError::Io { path, source } => Error::Read { path, source },
+        other => Error::Untrusted(other),
+    }
+}
+
 impl Layout {
     /// Opens an existing layout: `oci-layout` must name version 1.x and `index.json`
     /// must be a valid image index.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let root = path.as_ref().to_path_buf();
+        Self::open_as(path.as_ref(), false)
+    }
+
+    /// [`Layout::open`] for a layout whose content will be run: this and every later read
+    /// refuses a symbolic link below the root, anything but a regular file, and a file or
+    /// directory (from the root down) that is writable by group or others or belongs to
+    /// another user than this one or root ([`Error::Untrusted`]).
+    pub fn open_trusted(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_as(path.as_ref(), true)
+    }
+
+    /// This layout, read from now on as [`Layout::open_trusted`] reads.
+    pub fn trusted(mut self) -> Self {
+        self.trusted = true;
+        self
+    }
+
+    /// Opens the file `relative` of the layout for reading: in a trusted layout through
+    /// [`pack_fs::open_trusted`].
+    fn open_in(&self, relative: &Path) -> std::result::Result<File, TrustError> {
+        if self.trusted {
+            return pack_fs::open_trusted(&self.root, relative);
+        }
+        let path = self.root.join(relative);
+        File::open(&path).map_err(|source| TrustError::Io { path, source })
+    }
+
+    fn open_as(path: &Path, trusted: bool) -> Result<Self> {
+        let root = path.to_path_buf();
         let not_a_layout = |reason: &str| Error::NotALayout {
-            path: path.as_ref().to_path_buf(),
+            path: path.to_path_buf(),
             reason: reason.to_string(),
         };
         match fs::metadata(&root) {
@@ -163,12 +227,20 @@ impl Layout {
             Ok(_) => {}
         }
         let marker = root.join(OCI_LAYOUT_FILE);
-        let bytes = match read_limited(&marker, MAX_LAYOUT_MARKER_BYTES, "an `oci-layout` file") {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let layout = Self { root, trusted };
+        let file = match layout.open_in(Path::new(OCI_LAYOUT_FILE)) {
+            Err(e) if e.is_not_found() => {
                 return Err(not_a_layout("it has no `oci-layout` file"));
             }
-            other => other.map_err(read_err(&marker))??,
+            other => other.map_err(trust_err)?,
         };
+        let bytes = read_limited(
+            file,
+            &marker,
+            MAX_LAYOUT_MARKER_BYTES,
+            "an `oci-layout` file",
+        )
+        .map_err(read_err(&marker))??;
         let header: oci_spec::image::OciLayout =
             serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
                 path: marker.clone(),
@@ -181,7 +253,6 @@ impl Layout {
                 "unsupported imageLayoutVersion `{version}` (pack reads 1.x)"
             )));
         }
-        let layout = Self { root };
         if !layout.index_path().exists() {
             return Err(not_a_layout("it has no `index.json`"));
         }
@@ -219,25 +290,21 @@ impl Layout {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        fs::create_dir_all(&parent).map_err(write_err(&parent))?;
+        pack_fs::create_dir_all(&parent, DIR_MODE).map_err(write_err(&parent))?;
         let staging = LockedTempDir::new(&parent)?;
         let staged = Self {
             root: staging.path().to_path_buf(),
+            trusted: false,
         };
         let blobs = staged.blobs_dir();
-        fs::create_dir_all(&blobs).map_err(write_err(&blobs))?;
+        pack_fs::create_dir_all(&blobs, DIR_MODE).map_err(write_err(&blobs))?;
         let header = serde_json::json!({ "imageLayoutVersion": LAYOUT_VERSION });
         staged.write_atomic(
             &staged.root.join(OCI_LAYOUT_FILE),
             &json::to_vec(&header).unwrap(),
         )?;
         staged.write_index(&empty_index())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
-                .map_err(write_err(staging.path()))?;
-        }
+        pack_fs::set_path_mode(staging.path(), DIR_MODE).map_err(write_err(staging.path()))?;
         // rename(2) replaces a missing or empty directory, and fails when another process
         // has put a layout there first.
         match fs::rename(staging.path(), &root) {
@@ -248,7 +315,10 @@ impl Layout {
         // Renamed away: nothing is left for the guard to remove.
         let _ = staging.dir.keep();
         sync_dir(&parent)?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            trusted: false,
+        })
     }
 
     /// Opens the layout at `path`, or creates it when `path` does not exist or is an
@@ -315,8 +385,14 @@ impl Layout {
     /// Reads `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
         let path = self.index_path();
-        let bytes = read_limited(&path, MAX_LAYOUT_INDEX_BYTES, "a layout's `index.json`")
-            .map_err(read_err(&path))??;
+        let file = self.open_in(Path::new(INDEX_FILE)).map_err(trust_err)?;
+        let bytes = read_limited(
+            file,
+            &path,
+            MAX_LAYOUT_INDEX_BYTES,
+            "a layout's `index.json`",
+        )
+        .map_err(read_err(&path))??;
         let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
             path: path.clone(),
             what: "image index (`index.json`)",
@@ -477,7 +553,7 @@ impl Layout {
             return Ok(existing);
         }
         let blobs = self.blobs_dir();
-        fs::create_dir_all(&blobs).map_err(write_err(&blobs))?;
+        pack_fs::create_dir_all(&blobs, DIR_MODE).map_err(write_err(&blobs))?;
         let mut tmp = self.temp_file()?;
         let tmp_path = tmp.path().to_path_buf();
         let mut hasher = Sha256::new();
@@ -557,24 +633,41 @@ impl Layout {
         sync_dir(dest.parent().unwrap_or(&self.root))
     }
 
-    fn stat_blob(&self, digest: &Digest) -> Result<(PathBuf, u64)> {
+    /// Opens the blob with `digest` and returns its size (from the open file). A blob
+    /// that is not there, or not a regular file in a layout that is not trusted, is
+    /// missing; a trusted layout refuses what is not a regular file.
+    fn open_blob_file(&self, digest: &Digest) -> Result<(PathBuf, File, u64)> {
         let path = self.blob_path(digest)?;
-        match fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok((path, m.len())),
-            Ok(_) => Err(Error::BlobMissing {
-                layout: self.root.clone(),
-                digest: digest.to_string(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::BlobMissing {
-                layout: self.root.clone(),
-                digest: digest.to_string(),
-            }),
-            Err(source) => Err(Error::Read { path, source }),
+        let missing = || Error::BlobMissing {
+            layout: self.root.clone(),
+            digest: digest.to_string(),
+        };
+        if !self.trusted {
+            // A special file is not opened (a FIFO would block).
+            match fs::metadata(&path) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => return Err(missing()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+                Err(source) => return Err(Error::Read { path, source }),
+            }
         }
+        let relative = Path::new("blobs").join("sha256").join(digest.digest());
+        let file = match self.open_in(&relative) {
+            Ok(file) => file,
+            Err(e) if e.is_not_found() => return Err(missing()),
+            Err(e) => return Err(trust_err(e)),
+        };
+        let meta = file.metadata().map_err(read_err(&path))?;
+        if !meta.is_file() {
+            return Err(missing());
+        }
+        Ok((path, file, meta.len()))
     }
 
-    fn check_size(&self, descriptor: &Descriptor) -> Result<PathBuf> {
-        let (path, actual) = self.stat_blob(descriptor.digest())?;
+    /// Opens the blob `descriptor` points to and checks its size (on the open file), so
+    /// that what is then read from [`BlobFile::file`] and hashed is what is used.
+    pub fn open_blob(&self, descriptor: &Descriptor) -> Result<BlobFile> {
+        let (path, file, actual) = self.open_blob_file(descriptor.digest())?;
         if actual != descriptor.size() {
             return Err(Error::SizeMismatch {
                 path,
@@ -583,22 +676,29 @@ impl Layout {
                 actual,
             });
         }
-        Ok(path)
+        Ok(BlobFile {
+            path,
+            file,
+            size: actual,
+            digest: descriptor.digest().clone(),
+        })
     }
 
     /// Reads the blob `descriptor` points to, checking its size (before reading) and its
     /// digest.
     pub fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
-        let path = self.check_size(descriptor)?;
-        let bytes = fs::read(&path).map_err(read_err(&path))?;
+        let blob = self.open_blob(descriptor)?;
+        let path = blob.path.clone();
+        let bytes = blob.read_all()?;
         check_digest(&path, descriptor.digest(), &bytes)?;
         Ok(bytes)
     }
 
     /// Reads the blob with `digest`, checking its digest.
     pub fn read_blob_by_digest(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let (path, _) = self.stat_blob(digest)?;
-        let bytes = fs::read(&path).map_err(read_err(&path))?;
+        let (path, mut file, _) = self.open_blob_file(digest)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(read_err(&path))?;
         check_digest(&path, digest, &bytes)?;
         Ok(bytes)
     }
@@ -606,8 +706,7 @@ impl Layout {
     /// Checks the size and digest of the blob `descriptor` points to, streaming it, and
     /// returns its path. For large layers that should not be read into memory.
     pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<PathBuf> {
-        let path = self.check_size(descriptor)?;
-        let mut file = File::open(&path).map_err(read_err(&path))?;
+        let BlobFile { path, mut file, .. } = self.open_blob(descriptor)?;
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher).map_err(read_err(&path))?;
         let actual = digest_from_hex(&hex::encode(hasher.finalize()));
@@ -753,7 +852,29 @@ pub fn parse_index(bytes: &[u8], path: &Path) -> Result<ImageIndex> {
     Ok(index)
 }
 
-fn check_digest(path: &Path, expected: &Digest, bytes: &[u8]) -> Result<()> {
+impl BlobFile {
+    /// Reads the whole file: exactly its size, or [`Error::SizeMismatch`] when it changed
+    /// size since it was opened.
+    pub fn read_all(mut self) -> Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(self.size as usize);
+        (&mut self.file)
+            .take(self.size + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err(&self.path))?;
+        if bytes.len() as u64 != self.size {
+            return Err(Error::SizeMismatch {
+                digest: self.digest.to_string(),
+                path: self.path,
+                expected: self.size,
+                actual: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Checks that `bytes` (the content of the blob at `path`) hash to `expected`.
+pub fn check_digest(path: &Path, expected: &Digest, bytes: &[u8]) -> Result<()> {
     let actual = sha256(bytes);
     if actual == *expected {
         Ok(())
@@ -881,13 +1002,8 @@ fn same_file(file: &File, path: &Path) -> bool {
 }
 
 fn finish_temp(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
+    pack_fs::set_mode(tmp.as_file(), FILE_MODE).map_err(write_err(dest))?;
     tmp.as_file().sync_all().map_err(write_err(dest))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
-            .map_err(write_err(dest))?;
-    }
     tmp.persist(dest).map_err(|e| Error::Write {
         path: dest.to_path_buf(),
         source: e.error,
@@ -919,13 +1035,7 @@ fn reusable_blob(path: &Path, digest: &Digest) -> Option<u64> {
 
 /// Makes a rename in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write_err(dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    pack_fs::sync_dir(dir).map_err(write_err(dir))
 }
 
 #[cfg(test)]

@@ -354,7 +354,7 @@ impl DockerConfig {
             reason: e.to_string(),
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
+        pack_fs::create_dir_all(dir, pack_fs::PRIVATE_DIR_MODE).map_err(err)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".config.json.")
             .tempfile_in(dir)

@@ -347,7 +347,7 @@ impl BuildCommand {
             .filter(|p| !p.as_os_str().is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        std::fs::create_dir_all(&parent)
+        pack_fs::create_dir_all(&parent, pack_fs::DIR_MODE)
             .with_context(|| format!("cannot create `{}`", parent.display()))?;
         let scratch = tempfile::Builder::new()
             .prefix(".pack-build-")

@@ -270,16 +270,15 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    pack_fs::create_dir_all(dir, pack_fs::DIR_MODE)
+        .with_context(|| format!("cannot create `{}`", dir.display()))?;
     let mut file = tempfile::Builder::new()
         .prefix(".pack.toml-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in `{}`", dir.display()))?;
+    // tempfile makes its files 0600; pack.toml is readable like any file of the project.
     file.write_all(text.as_bytes())
-        .and_then(|()| file.as_file().sync_all())
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    file.persist(path)
-        .map_err(|e| e.error)
+        .and_then(|()| pack_fs::persist(file, path, pack_fs::FILE_MODE))
         .with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(())
 }

@@ -17,4 +17,5 @@ mod run;
 mod shared_cache;
 mod signing;
 mod trust_sign;
+mod trust_files;
 mod validate;

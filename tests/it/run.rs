@@ -436,11 +436,16 @@ fn copy_layout(from: &Path, to: &Path) {
         let entry = entry.unwrap();
         let dest = to.join("blobs/sha256").join(entry.file_name());
         std::fs::copy(entry.path(), &dest).unwrap();
-        let mut perms = std::fs::metadata(&dest).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perms.set_readonly(false);
-        std::fs::set_permissions(&dest, perms).unwrap();
+        // Writable by its owner only (the host refuses what others can write).
+        owner_writable(&dest);
     }
+}
+
+/// Makes `file` writable by its owner (only: `set_readonly(false)` would let everyone
+/// write it).
+fn owner_writable(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
 /// The file range of an ELF64 section.
@@ -799,10 +804,7 @@ fn runs_bundles_pulled_from_a_registry() {
         .find(|t| t.name.starts_with(&prefix))
         .unwrap();
     let blob = cwasm_blob_of(store.path(), Some(&tag.name), &platform);
-    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&blob, perms).unwrap();
+    owner_writable(&blob);
     flip_text_byte(&blob);
     let out = pack_run(&[&[c_ref.as_str()], &key[..], &store_arg[..], &["--", "2"]].concat());
     refused(&out, "does not match its digest");

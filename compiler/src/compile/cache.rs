@@ -223,7 +223,7 @@ impl Cache {
             let path = path.to_path_buf();
             move |source| Error::Cache { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        fsutil::create_dir_all(dir).map_err(io(dir))?;
         let tag = self.root.join("CACHEDIR.TAG");
         if !tag.exists() {
             let _ = fsutil::write_atomic(&tag, CACHEDIR_TAG.as_bytes());

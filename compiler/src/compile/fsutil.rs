@@ -1,12 +1,12 @@
 //! Atomic file writes: a temporary file in the destination's directory, renamed over the
 //! destination, so a reader sees the old file or the new one and never a partial one.
+//! Modes are set explicitly, whatever the umask ([`pack_fs`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Prefix of the temporary files (which `pack cache prune` removes when stale).
-pub(crate) const TEMP_PREFIX: &str = ".pack-tmp-";
+pub(crate) const TEMP_PREFIX: &str = pack_fs::TEMP_PREFIX;
 
 fn dir_of(path: &Path) -> &Path {
     match path.parent() {
@@ -15,20 +15,15 @@ fn dir_of(path: &Path) -> &Path {
     }
 }
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically, mode 0644 (readable like any file the user
+/// creates; tempfile's own default is 0600).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX);
-    // Readable like any file the user creates (tempfile's own default is 0600).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder.tempfile_in(dir_of(path))?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    pack_fs::write_atomic(path, bytes, pack_fs::FILE_MODE)
+}
+
+/// Creates `dir` and its missing parents, mode 0755 whatever the umask.
+pub(crate) fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    pack_fs::create_dir_all(dir, pack_fs::DIR_MODE)
 }
 
 /// A fresh temporary name in `dir`.

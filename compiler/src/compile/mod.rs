@@ -510,7 +510,7 @@ pub fn compile(
     if options.targets.is_empty() {
         return Err(Error::NoTargets);
     }
-    std::fs::create_dir_all(&options.out_dir).map_err(|source| Error::Output {
+    fsutil::create_dir_all(&options.out_dir).map_err(|source| Error::Output {
         path: options.out_dir.clone(),
         source,
     })?;

@@ -1,0 +1,386 @@
+//! The files a host runs code from: a blob swapped for a symbolic link, a blob or a
+//! directory of the layout that others can write, and what pack writes under `umask 000`
+//! (layouts, the compile cache, the content store), all through the real binary; and the
+//! honest paths, `--allow-jit` included.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use pack_packager::Layout;
+
+use crate::common::*;
+use crate::registry::Registry;
+
+/// What the hello-cli fixture prints when it runs.
+const RAN: &str = "hello from pack fixture";
+
+/// This machine's platform and another one.
+fn platforms() -> (&'static str, &'static str) {
+    if cfg!(target_arch = "aarch64") {
+        ("linux/arm64", "linux/amd64")
+    } else {
+        ("linux/amd64", "linux/arm64")
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A key pair and two signed bundles of the hello-cli fixture, built once: `native`
+/// (this machine's platform) and `foreign` (only another platform's).
+struct Bundles {
+    dir: tempfile::TempDir,
+    native: PathBuf,
+    foreign: PathBuf,
+}
+
+impl Bundles {
+    fn public(&self) -> PathBuf {
+        self.dir.path().join("trust.pub")
+    }
+    fn private(&self) -> PathBuf {
+        self.dir.path().join("trust.key")
+    }
+}
+
+fn bundles() -> &'static Bundles {
+    static BUNDLES: OnceLock<Bundles> = OnceLock::new();
+    BUNDLES.get_or_init(|| {
+        let dir = shared_tempdir();
+        let out = pack()
+            .args(["key", "generate", "--no-password", "--output-prefix"])
+            .arg(dir.path().join("trust"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (here, elsewhere) = platforms();
+        let key = dir.path().join("trust.key");
+        let build = |target: &str, name: &str| {
+            let layout = dir.path().join(name);
+            let out = pack()
+                .arg("build")
+                .arg(fixture("components/hello-cli.wasm"))
+                .args(["-t", target, "-o", s(&layout), "--sign-key", s(&key)])
+                .arg("--cache-dir")
+                .arg(dir.path().join("cache"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "pack build: {}", stderr(&out));
+            layout
+        };
+        Bundles {
+            native: build(here, "native"),
+            foreign: build(elsewhere, "foreign"),
+            dir,
+        }
+    })
+}
+
+/// A copy of `from` at `to`, directories 0755 and files 0644 whatever this process's
+/// umask.
+fn copy_layout(from: &Path, to: &Path) {
+    for dir in [to.to_path_buf(), to.join("blobs"), to.join("blobs/sha256")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut files = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
+    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
+        files.push(Path::new("blobs/sha256").join(entry.unwrap().file_name()));
+    }
+    for file in files {
+        std::fs::copy(from.join(&file), to.join(&file)).unwrap();
+        std::fs::set_permissions(to.join(&file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+}
+
+/// The blob of the first layer of `media_type` in the manifests of `layout`'s `latest`
+/// bundle.
+fn layer_blob(layout: &Path, media_type: &str) -> PathBuf {
+    let l = Layout::open(layout).unwrap();
+    let index = l.read_image_index(&l.resolve("latest").unwrap()).unwrap();
+    for entry in index.manifests() {
+        let manifest = l.read_manifest(entry).unwrap();
+        if let Some(layer) = manifest
+            .layers()
+            .iter()
+            .find(|d| d.media_type().to_string() == media_type)
+        {
+            return l.blob_path(layer.digest()).unwrap();
+        }
+    }
+    panic!("no `{media_type}` layer in {}", layout.display());
+}
+
+fn cwasm_blob(layout: &Path) -> PathBuf {
+    layer_blob(layout, pack_packager::media_types::CWASM_LAYER)
+}
+
+fn run(layout: &Path, extra: &[&str]) -> Output {
+    pack()
+        .arg("run")
+        .arg(layout)
+        .arg("--key")
+        .arg(bundles().public())
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn runs(out: &Output) {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    assert!(stdout(out).contains(RAN), "{}", stdout(out));
+}
+
+/// Refused (exit 2, a bundle that cannot be trusted), nothing ran, and stderr names
+/// `path` and says `needle`.
+fn refused(out: &Output, path: &Path, needle: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
+    let err = stderr(out);
+    assert!(
+        err.contains(&format!("`{}`", path.display())),
+        "no {path:?} in\n{err}"
+    );
+    assert!(err.contains(needle), "no {needle:?} in\n{err}");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_blob_swapped_for_a_symbolic_link_is_refused() {
+    let b = bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("app");
+    copy_layout(&b.native, &layout);
+    runs(&run(&layout, &[]));
+
+    // The artifact is now a link to a file outside the layout, with the same (valid)
+    // content: whoever controls the link's target controls what runs.
+    let blob = cwasm_blob(&layout);
+    let outside = dir.path().join("outside.cwasm");
+    std::fs::rename(&blob, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &blob).unwrap();
+    let out = run(&layout, &[]);
+    refused(&out, &blob, "is a symbolic link");
+    assert!(
+        stderr(&out).contains("hint: replace the link"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The same for a linked directory on the way, and for a linked `index.json`.
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::rename(&outside, &blob).unwrap();
+    runs(&run(&layout, &[]));
+    let blobs = layout.join("blobs/sha256");
+    let moved = dir.path().join("sha256");
+    std::fs::rename(&blobs, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &blobs).unwrap();
+    refused(&run(&layout, &[]), &blobs, "is a symbolic link");
+    std::fs::remove_file(&blobs).unwrap();
+    std::fs::rename(&moved, &blobs).unwrap();
+    let index = layout.join("index.json");
+    std::fs::rename(&index, dir.path().join("index.json")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("index.json"), &index).unwrap();
+    refused(&run(&layout, &[]), &index, "is a symbolic link");
+
+    // A layout that is itself a link is the user's choice: followed.
+    std::fs::remove_file(&index).unwrap();
+    std::fs::rename(dir.path().join("index.json"), &index).unwrap();
+    let named = dir.path().join("named");
+    std::os::unix::fs::symlink(&layout, &named).unwrap();
+    runs(&run(&named, &[]));
+}
+
+#[test]
+fn a_blob_or_directory_others_can_write_is_refused() {
+    let b = bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("app");
+    copy_layout(&b.native, &layout);
+    let blob = cwasm_blob(&layout);
+    let sha256 = layout.join("blobs/sha256");
+    for (path, mode, good) in [
+        (blob.clone(), 0o666, 0o644),
+        (blob.clone(), 0o664, 0o644),
+        (sha256.clone(), 0o777, 0o755),
+        (layout.join("blobs"), 0o775, 0o755),
+        (layout.clone(), 0o757, 0o755),
+        (layout.join("index.json"), 0o646, 0o644),
+    ] {
+        chmod(&path, mode);
+        let out = run(&layout, &[]);
+        refused(&out, &path, "writable by");
+        assert!(
+            stderr(&out).contains(&format!("chmod go-w {}", path.display())),
+            "{}",
+            stderr(&out)
+        );
+        chmod(&path, good);
+    }
+    runs(&run(&layout, &[]));
+
+    // A file of another user (only root can make one): refused too, as root.
+    let me = std::fs::metadata(&blob).unwrap().uid();
+    if me == 0 {
+        std::os::unix::fs::chown(&blob, Some(54321), None).unwrap();
+        let out = run(&layout, &[]);
+        refused(&out, &blob, "belongs to user 54321");
+        std::os::unix::fs::chown(&blob, Some(0), None).unwrap();
+    }
+    runs(&run(&layout, &[]));
+}
+
+#[test]
+fn allow_jit_compiles_the_checked_portable_component() {
+    let b = bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("app");
+    copy_layout(&b.foreign, &layout);
+    // Nothing fits this machine: with --allow-jit the portable component runs.
+    let out = run(&layout, &["--allow-jit"]);
+    runs(&out);
+    assert!(
+        stderr(&out).contains("warning: --allow-jit: compiling the portable component"),
+        "{}",
+        stderr(&out)
+    );
+    // The component it compiles is read through the same checks: a link is refused.
+    let wasm = layer_blob(&layout, pack_packager::media_types::WASM_LAYER);
+    let outside = dir.path().join("outside.wasm");
+    std::fs::rename(&wasm, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &wasm).unwrap();
+    refused(&run(&layout, &["--allow-jit"]), &wasm, "is a symbolic link");
+}
+
+/// Every directory and file under `root` (itself included) whose mode lets group or
+/// others write.
+fn writable_by_others(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.mode() & 0o022 != 0 && !meta.file_type().is_symlink() {
+            found.push(format!("{} ({:o})", path.display(), meta.mode() & 0o7777));
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        }
+    }
+    found
+}
+
+/// `pack` run by `sh` after `umask 000`.
+fn pack_umask_000() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new("sh");
+    cmd.args([
+        "-c",
+        "umask 000; exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_pack"),
+    ])
+    .env_remove("PACK_COLOR")
+    .env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
+    let b = bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let here = platforms().0;
+    let hello = fixture("components/hello-cli.wasm");
+
+    // The umask really is 000 for the child.
+    let out = pack_umask_000()
+        .args(["key", "generate", "--no-password", "--output-prefix"])
+        .arg(d.join("new"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&d.join("new.key")), 0o600);
+    assert_eq!(mode(&d.join("new.pub")), 0o644);
+
+    // pack build: the output layout (and the directories made for it) and the cache.
+    let out = pack_umask_000()
+        .arg("build")
+        .arg(&hello)
+        .args(["-t", here, "-o"])
+        .arg(d.join("out/deep/app"))
+        .arg("--sign-key")
+        .arg(b.private())
+        .arg("--cache-dir")
+        .arg(d.join("build-cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // pack compile: its output directory and the cache.
+    let out = pack_umask_000()
+        .arg("compile")
+        .arg(&hello)
+        .args(["-t", here, "-o"])
+        .arg(d.join("compiled/out"))
+        .arg("--cache-dir")
+        .arg(d.join("compile-cache/pack"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for root in ["out", "build-cache", "compiled", "compile-cache"] {
+        let bad = writable_by_others(&d.join(root));
+        assert!(bad.is_empty(), "writable by others: {bad:#?}");
+    }
+    // What was built runs (the host's checks pass on what pack wrote).
+    runs(&run(&d.join("out/deep/app"), &[]));
+
+    // The content store and a pulled layout, through a real registry.
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let reference = format!("{}/team/hello:v1", registry.addr());
+    let out = pack()
+        .args(["push", s(&b.native), &reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack push: {}", stderr(&out));
+    let out = pack_umask_000()
+        .args(["run", &reference, "--key", s(&b.public()), "--store"])
+        .arg(d.join("data/pack/store"))
+        .output()
+        .unwrap();
+    runs(&out);
+    let out = pack_umask_000()
+        .args(["pull", &reference, "--key", s(&b.public()), "-o"])
+        .arg(d.join("pulled/app"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack pull: {}", stderr(&out));
+    for root in ["data", "pulled"] {
+        let bad = writable_by_others(&d.join(root));
+        assert!(bad.is_empty(), "writable by others: {bad:#?}");
+    }
+    runs(&run(&d.join("pulled/app"), &[]));
+
+    // A store others can write is refused before anything is read from it.
+    let store = d.join("data/pack/store");
+    chmod(&store, 0o777);
+    let out = pack()
+        .args(["run", &reference, "--key", s(&b.public()), "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    refused(&out, &store, "writable by others");
+}
