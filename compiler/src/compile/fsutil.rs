@@ -2,8 +2,7 @@
 //! destination, so a reader sees the old file or the new one and never a partial one.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 /// Prefix of the temporary files (which `pack cache prune` removes when stale).
 pub(crate) const TEMP_PREFIX: &str = ".pack-tmp-";
@@ -31,36 +30,17 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A fresh temporary name in `dir`.
-fn temp_name(dir: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    dir.join(format!("{TEMP_PREFIX}{}-{n}-{nanos:x}", std::process::id()))
-}
-
-/// Makes `dst` a hard link to `src` (a copy when linking is impossible, e.g. across
-/// file systems), atomically. Returns whether it linked.
-pub(crate) fn link_or_copy_atomic(src: &Path, dst: &Path) -> std::io::Result<bool> {
-    let tmp = temp_name(dir_of(dst));
-    let linked = match std::fs::hard_link(src, &tmp) {
-        Ok(()) => true,
-        Err(_) => {
-            if let Err(e) = std::fs::copy(src, &tmp) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-            false
-        }
-    };
-    if let Err(e) = std::fs::rename(&tmp, dst) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+/// A temporary file beside `path` (readable like [`write_atomic`]'s), to be persisted
+/// over it.
+pub(crate) fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    Ok(linked)
+    builder.tempfile_in(dir_of(path))
 }
 
 #[cfg(test)]
@@ -68,16 +48,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_and_links_atomically() {
+    fn writes_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         write_atomic(&a, b"one").unwrap();
         write_atomic(&a, b"two").unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), b"two");
-        let b = dir.path().join("b");
-        std::fs::write(&b, b"old").unwrap();
-        assert!(link_or_copy_atomic(&a, &b).unwrap());
-        assert_eq!(std::fs::read(&b).unwrap(), b"two");
+        let mut tmp = temp_file_beside(&dir.path().join("b")).unwrap();
+        tmp.write_all(b"three").unwrap();
+        tmp.persist(dir.path().join("b")).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
