@@ -93,7 +93,7 @@ pub(crate) struct Entry {
 /// What a lookup found.
 #[derive(Debug)]
 pub(crate) enum Lookup {
-    Hit(Entry),
+    Hit(Box<Entry>),
     Miss,
     /// An authenticated entry was there but its artifact did not match its digest; it
     /// was removed.
@@ -256,7 +256,7 @@ impl Cache {
             return lookup;
         }
         self.touch(&sidecar);
-        Lookup::Hit(Entry { meta })
+        Lookup::Hit(Box::new(Entry { meta }))
     }
 
     /// Looks `key` up and, when its MAC verifies, copies the artifact to `dst`
@@ -283,7 +283,7 @@ impl Cache {
         }
         tmp.persist(dst).map_err(|e| e.error)?;
         self.touch(&sidecar);
-        Ok(Lookup::Hit(Entry { meta }))
+        Ok(Lookup::Hit(Box::new(Entry { meta })))
     }
 
     /// Compares what hashing the artifact gave with `meta`; a mismatch discards the entry.

@@ -307,7 +307,7 @@ fn read_key_file(path: &Path) -> Result<CacheSecret, SecretError> {
     }
     let mut key = Zeroizing::new(Vec::with_capacity(KEY_FILE_LEN + 1));
     file.take(KEY_FILE_LEN as u64 + 1)
-        .read_to_end(&mut *key)
+        .read_to_end(&mut key)
         .map_err(io)?;
     if key.len() != KEY_FILE_LEN {
         return Err(SecretError::Malformed {
