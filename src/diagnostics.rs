@@ -120,6 +120,12 @@ fn hint(error: &anyhow::Error) -> Option<String> {
     if let Some(hint) = crate::commands::run::hint(error) {
         return Some(hint);
     }
+    if let Some(secret) = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<pack_compiler::compile::SecretError>())
+    {
+        return Some(secret.hint());
+    }
     use pack_compiler::Error as C;
     let compiler = error.chain().find_map(|e| e.downcast_ref::<C>())?;
     Some(match compiler {

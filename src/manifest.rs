@@ -95,6 +95,9 @@ pub struct CacheTable {
     pub repository: Option<String>,
     /// The key that signs and verifies the entries (relative to the manifest).
     pub key: Option<PathBuf>,
+    /// Public keys whose entries are trusted too (relative to the manifest).
+    #[serde(default)]
+    pub trust: Vec<PathBuf>,
     /// PEM files of CA certificates to trust for the cache registry (relative to the
     /// manifest).
     #[serde(default)]
@@ -119,6 +122,13 @@ impl CacheTable {
             cache_key.clone_from(&self.key);
         }
         self.repository.is_some() || self.key.is_some()
+    }
+
+    /// The same for `--cache-trust` (used when no flag gives one).
+    pub fn apply_trust_to(&self, trust: &mut Vec<PathBuf>) {
+        if trust.is_empty() {
+            trust.clone_from(&self.trust);
+        }
     }
 
     /// The same for `--cache-ca-cert` (used when no flag gives one) and
@@ -485,6 +495,7 @@ impl BuildPlan {
             cache: CacheTable {
                 repository: m.cache.repository.clone(),
                 key: m.cache.key.as_ref().map(rel),
+                trust: m.cache.trust.iter().map(rel).collect(),
                 ca_cert: m.cache.ca_cert.iter().map(rel).collect(),
                 insecure: m.cache.insecure,
             },
@@ -670,6 +681,7 @@ password-env = "SIGNING_PASSWORD"
 [cache]
 repository = "ghcr.io/team/cache"
 key = "main"
+trust = ["builder.pub"]
 ca-cert = ["certs/ca.pem"]
 insecure = true
 "#,
@@ -680,6 +692,7 @@ insecure = true
         assert_eq!(m.sign.key_env.as_deref(), Some("SIGNING_KEY"));
         assert_eq!(m.annotations["org.opencontainers.image.version"], "1.0.0");
         assert_eq!(m.cache.repository.as_deref(), Some("ghcr.io/team/cache"));
+        assert_eq!(m.cache.trust, [PathBuf::from("builder.pub")]);
     }
 
     #[test]
@@ -722,6 +735,7 @@ insecure = true
         let table = CacheTable {
             repository: Some("ghcr.io/team/cache".into()),
             key: Some("main".into()),
+            trust: vec!["builder.pub".into()],
             ca_cert: vec!["ca.pem".into()],
             insecure: true,
         };
@@ -732,6 +746,12 @@ insecure = true
         let (mut r, mut k) = (None, None);
         assert!(!CacheTable::default().apply_to(&mut r, &mut k));
         assert_eq!((r, k), (None, None));
+        let mut trust = vec![];
+        table.apply_trust_to(&mut trust);
+        assert_eq!(trust, [PathBuf::from("builder.pub")]);
+        let mut trust = vec![PathBuf::from("flag.pub")];
+        table.apply_trust_to(&mut trust);
+        assert_eq!(trust, [PathBuf::from("flag.pub")]);
 
         // CA files from the table unless a flag gives some; either side turns on insecure.
         let (mut ca, mut insecure) = (vec![], false);

@@ -8,8 +8,13 @@
 //! is missing, unsigned, signed by another key, tampered with or unfit is a miss (with a
 //! warning for all but "missing"), and a registry that cannot be reached or refuses the
 //! credentials is warned about once and not asked again during this build.
+//!
+//! An entry is trusted when it is signed by `--cache-key` (its public half) or by one of
+//! the `--cache-trust` public keys. Only a verified entry is admitted into the local
+//! cache, where it gets the local cache's MAC; the signing key signs what this build
+//! compiled (or found authenticated in its local cache), never what it fetched.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use pack_compiler::compile::{self, Artifact, Cache, Claimed, Profile, Target};
@@ -98,13 +103,30 @@ pub(crate) enum Fetched {
     Skipped,
 }
 
+/// A `--cache-trust` key: a public key only.
+fn load_trusted(path: &Path) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the --cache-trust key `{}`", path.display()))?;
+    if !text.contains("-----BEGIN PUBLIC KEY-----") {
+        bail!(
+            "--cache-trust `{}` is not a public key (PEM `PUBLIC KEY`); pass the `.pub` file \
+             of `pack key generate`, and the private key, if this build signs entries, with \
+             --cache-key",
+            path.display()
+        );
+    }
+    Ok(PublicKey::from_pem(&text, path)?)
+}
+
 /// A repository of cache entries.
 pub(crate) struct RemoteCache {
     runtime: tokio::runtime::Runtime,
     /// `None` once the registry failed in a way that would repeat.
     registry: Option<Registry>,
     repository: Reference,
-    key: CacheKey,
+    /// `--cache-key`: `None` when only `--cache-trust` keys are given (read-only).
+    key: Option<CacheKey>,
+    /// Entries signed by one of these are used: `key`'s public half and `--cache-trust`.
     trusted: Vec<PublicKey>,
     /// Entries pass through this layout (inside the build's scratch directory).
     layout: Layout,
@@ -112,12 +134,13 @@ pub(crate) struct RemoteCache {
 }
 
 impl RemoteCache {
-    /// Parses `repository` (`registry/name`, without a tag) and loads `key`. A bad
-    /// reference or key is an error (exit 2); a registry that cannot be reached is not,
-    /// it only disables the shared cache for this build.
+    /// Parses `repository` (`registry/name`, without a tag) and loads `key` and the
+    /// `trust`ed public keys. A bad reference or key is an error (exit 2); a registry that
+    /// cannot be reached is not, it only disables the shared cache for this build.
     pub(crate) fn open(
         repository: &str,
-        key: &Path,
+        key: Option<&Path>,
+        trust: &[PathBuf],
         connect: &ConnectOptions,
         scratch: &Path,
     ) -> Result<Self> {
@@ -129,8 +152,11 @@ impl RemoteCache {
                  (entries are tagged by their cache key)"
             );
         }
-        let key = CacheKey::load(key)?;
-        let trusted = vec![key.public()];
+        let key = key.map(CacheKey::load).transpose()?;
+        let mut trusted: Vec<PublicKey> = key.iter().map(CacheKey::public).collect();
+        for path in trust {
+            trusted.push(load_trusted(path)?);
+        }
         let layout = Layout::create(scratch.join("cache-entries"))?;
         let runtime = crate::commands::push::runtime()?;
         let mut cache = Self {
@@ -163,9 +189,9 @@ impl RemoteCache {
         )
     }
 
-    /// Whether entries are pushed (the key is a private key).
+    /// Whether entries are pushed (`--cache-key` is a private key).
     pub(crate) fn writable(&self) -> bool {
-        matches!(self.key, CacheKey::Private(_))
+        matches!(self.key, Some(CacheKey::Private(_)))
     }
 
     /// Warnings since the last call.
@@ -280,7 +306,7 @@ impl RemoteCache {
         profile: &Profile,
         artifact: &Artifact,
     ) -> bool {
-        let CacheKey::Private(key) = &self.key else {
+        let Some(CacheKey::Private(key)) = &self.key else {
             return false;
         };
         let Some(registry) = &self.registry else {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use pack_compiler::compile::{
-    self, Artifact, Cache, CompileOptions, Profile, resolve_targets, supported_targets,
+    self, Artifact, Cache, CacheSecret, CompileOptions, Profile, SecretError, resolve_targets,
+    supported_targets,
 };
 use pack_compiler::validate::{self, Options};
 use pack_compiler::wasm::Input;
@@ -46,6 +47,8 @@ Examples:
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) pack build app.wasm -t all -o out/app
   pack build app.wasm -t all -o out/app \\
       --cache-repo ghcr.io/team/pack-cache --cache-key cache.key
+  pack build app.wasm -t all -o out/app \\
+      --cache-repo ghcr.io/team/pack-cache --cache-trust builder.pub
 
 Exit status:
   0  the bundle was written (and signed)
@@ -57,8 +60,10 @@ Exit status:
   5  the component's build command (`[component] build` in pack.toml) failed
 
 A shared cache (--cache-repo) never fails the build: an entry that is missing, not
-signed by --cache-key, tampered with, or a registry that cannot be reached, is a
-warning, and the target is compiled. See docs/cache.md.")]
+signed by --cache-key or a --cache-trust key, tampered with, or a registry that cannot
+be reached, is a warning, and the target is compiled. Whoever holds the private cache
+key can put native code into every build that trusts it: give it only to trusted
+builders, and --cache-trust (public keys) to the rest. See docs/cache.md.")]
 pub struct BuildCommand {
     /// The component (`.wasm`) to package [env: PACK_COMPONENT; pack.toml: `[component]
     /// path`].
@@ -112,9 +117,16 @@ pub struct BuildCommand {
 
     /// The key of the shared cache: a private key (PKCS#8 PEM; an encrypted one reads its
     /// password from PACK_KEY_PASSWORD) signs pushed entries and verifies fetched ones; a
-    /// public key only verifies, and nothing is pushed.
+    /// public key only verifies, and nothing is pushed. Only trusted builders should hold
+    /// the private key: any holder can sign an entry for any component.
     #[arg(long, value_name = "KEY")]
     pub cache_key: Option<PathBuf>,
+
+    /// Also use shared cache entries signed by this public key (PEM from `pack key
+    /// generate`); repeatable. Without --cache-key, the build only reads the shared cache
+    /// and needs no private key.
+    #[arg(long = "cache-trust", value_name = "PUB")]
+    pub cache_trust: Vec<PathBuf>,
 
     /// A PEM file of CA certificates to trust for the --cache-repo registry, besides the
     /// platform's roots; repeatable.
@@ -150,7 +162,9 @@ pub struct CompileArgs {
     pub profile: Option<PathBuf>,
 
     /// Cache directory [default: $PACK_CACHE_DIR, else $XDG_CACHE_HOME/pack, else
-    /// ~/.cache/pack].
+    /// ~/.cache/pack]. Entries are authenticated with PACK_CACHE_SECRET, else with the key
+    /// in $XDG_CONFIG_HOME/pack/cache.key (~/.config/pack/cache.key), made on first use;
+    /// an entry that does not authenticate is compiled again.
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
 
@@ -174,17 +188,16 @@ impl CompileArgs {
         let cache = if self.no_cache {
             None
         } else {
-            let cache = self
-                .cache_dir
-                .clone()
-                .or_else(Cache::default_dir)
-                .map(Cache::new);
-            if cache.is_none() {
-                printer.warn(
-                    "no cache directory (set PACK_CACHE_DIR or HOME); compiling without a cache",
-                );
+            match self.cache_dir.clone().or_else(Cache::default_dir) {
+                Some(dir) => cache_secret(printer)?.map(|secret| Cache::new(dir, secret)),
+                None => {
+                    printer.warn(
+                        "no cache directory (set PACK_CACHE_DIR or HOME); compiling without a \
+                         cache",
+                    );
+                    None
+                }
             }
-            cache
         };
         Ok(CompileOptions {
             targets,
@@ -194,6 +207,24 @@ impl CompileArgs {
             jobs: self.jobs.map_or(0, usize::from),
             stem: None,
         })
+    }
+}
+
+/// The secret of the local cache: PACK_CACHE_SECRET, else the user's key file. A
+/// PACK_CACHE_SECRET that is too short is an error; a key file that cannot be used is a
+/// warning, and the cache is not used.
+fn cache_secret(printer: &Printer) -> Result<Option<CacheSecret>> {
+    match CacheSecret::from_environment() {
+        Ok(secret) => Ok(Some(secret)),
+        Err(e @ SecretError::TooShort { .. }) => Err(e.into()),
+        Err(e) => {
+            printer.warn(&format!(
+                "{}; compiling without a cache",
+                crate::diagnostics::chain(&e)
+            ));
+            printer.hint(&e.hint());
+            Ok(None)
+        }
     }
 }
 
@@ -278,15 +309,18 @@ impl BuildCommand {
         self.compile.targets.clone_from(&plan.targets);
         self.compile.cpu.clone_from(&plan.cpu);
         self.compile.profile.clone_from(&plan.profile);
-        // `[cache]` fills what `--cache-repo`/`--cache-key` left unset.
+        // `[cache]` fills what `--cache-repo`/`--cache-key`/`--cache-trust` left unset.
         plan.cache
             .apply_to(&mut self.cache_repo, &mut self.cache_key);
+        plan.cache.apply_trust_to(&mut self.cache_trust);
         plan.cache
             .apply_connection_to(&mut self.cache_ca_cert, &mut self.cache_insecure);
-        if self.cache_repo.is_some() != self.cache_key.is_some() {
+        let keyed = self.cache_key.is_some() || !self.cache_trust.is_empty();
+        if self.cache_repo.is_some() != keyed {
             anyhow::bail!(
                 "a shared compile cache needs both a repository and a key: pass --cache-repo \
-                 and --cache-key, or set `repository` and `key` under `[cache]` in pack.toml"
+                 and --cache-key (or --cache-trust), or set `repository` and `key` (or \
+                 `trust`) under `[cache]` in pack.toml"
             );
         }
         Ok(plan)
@@ -368,16 +402,26 @@ impl BuildCommand {
         //     compiler finds them.
         let mut remote = None;
         let mut from_registry = vec![false; options.targets.len()];
-        if let (Some(repo), Some(key)) = (&self.cache_repo, &self.cache_key) {
+        if let Some(repo) = &self.cache_repo {
             let connect = pack_registry_client::ConnectOptions {
                 insecure: self.cache_insecure,
                 ca_certificates: self.cache_ca_cert.clone(),
                 ..Default::default()
             };
-            let mut cache = RemoteCache::open(repo, key, &connect, scratch.path())?;
+            let mut cache = RemoteCache::open(
+                repo,
+                self.cache_key.as_deref(),
+                &self.cache_trust,
+                &connect,
+                scratch.path(),
+            )?;
+            // Without a local cache, fetched entries pass through one that lives as long
+            // as this build.
             let local = options
                 .cache
-                .get_or_insert_with(|| Cache::new(scratch.path().join("local-cache")))
+                .get_or_insert_with(|| {
+                    Cache::new(scratch.path().join("local-cache"), CacheSecret::ephemeral())
+                })
                 .clone();
             for (index, target) in options.targets.iter().enumerate() {
                 if let Fetched::Registry = cache.fetch(&local, &input, target, &options.profile) {

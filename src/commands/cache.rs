@@ -14,6 +14,8 @@ use crate::progress::bytes;
 ///
 /// The cache is content-addressed and safe to share between concurrent `pack`
 /// processes; removing entries only means they are compiled again when next needed.
+/// Entries are authenticated with a secret kept outside the cache (PACK_CACHE_SECRET,
+/// else ~/.config/pack/cache.key): entries another machine or user wrote are not used.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -93,7 +95,8 @@ impl CacheCommand {
         let Some(dir) = self.cache_dir.clone().or_else(Cache::default_dir) else {
             bail!("no cache directory: pass --cache-dir, or set PACK_CACHE_DIR or HOME");
         };
-        let cache = Cache::new(dir);
+        // Counting and removing entries needs no secret.
+        let cache = Cache::for_maintenance(dir);
         match self.action {
             CacheAction::Info => {
                 let info = cache.info()?;

@@ -24,7 +24,10 @@ use crate::progress::{self, Progress};
 ///
 /// Targets compile in parallel. A target that fails does not stop the others. Results
 /// are cached by content (input, wasmtime version, target, CPU flags, profile), so
-/// compiling the same input again only hashes it and links the cached artifacts.
+/// compiling the same input again only hashes it and copies the cached artifacts. Cache
+/// entries are authenticated with PACK_CACHE_SECRET, else with the key file
+/// ~/.config/pack/cache.key (made on first use): an entry another user or machine wrote
+/// is compiled again, with a warning.
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER_HELP)]
 pub struct CompileCommand {
@@ -58,7 +61,8 @@ Exit status:
   0  every target compiled
   1  at least one target failed (the others are still written and listed)
   2  usage error or bad input (unknown target or preset, file not found, not wasm,
-     invalid wasm, a profile that does not parse)";
+     invalid wasm, a profile that does not parse, a PACK_CACHE_SECRET shorter than 16
+     bytes)";
 
 impl CompileCommand {
     pub fn execute(self, printer: &Printer) -> Result<Status> {

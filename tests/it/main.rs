@@ -16,6 +16,7 @@ mod registry;
 mod run;
 mod shared_cache;
 mod signing;
-mod trust_sign;
+mod trust_cache;
 mod trust_files;
+mod trust_sign;
 mod validate;

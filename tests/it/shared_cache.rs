@@ -57,14 +57,14 @@ impl Runner {
     }
 }
 
-fn summary(out: &Output) -> Value {
+pub(crate) fn summary(out: &Output) -> Value {
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
 }
 
 /// The `source` of every native platform, in order.
-fn sources(json: &Value) -> Vec<String> {
+pub(crate) fn sources(json: &Value) -> Vec<String> {
     json["platforms"]
         .as_array()
         .unwrap()
@@ -75,7 +75,7 @@ fn sources(json: &Value) -> Vec<String> {
 }
 
 /// A key pair `<name>.key` / `<name>.pub` in `dir`.
-fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let out = pack()
         .current_dir(dir)
         .args(["key", "generate", "--no-password", "--output-prefix", name])
@@ -289,7 +289,7 @@ fn a_cache_registry_behind_a_private_ca_is_used_with_its_certificate() {
 }
 
 /// The hex digest of the `.cwasm` layer of the only native manifest of `layout`'s bundle.
-fn cwasm_digest(layout: &Path) -> String {
+pub(crate) fn cwasm_digest(layout: &Path) -> String {
     let read = |digest: &str| -> Value {
         let hex = digest.strip_prefix("sha256:").unwrap();
         serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())

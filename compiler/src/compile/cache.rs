@@ -5,18 +5,27 @@
 //! ```text
 //! CACHEDIR.TAG
 //! v1/<wasmtime version>/<key[..2]>/<key>.cwasm   the artifact
-//! v1/<wasmtime version>/<key[..2]>/<key>.json    its sha256, size and metadata
+//! v1/<wasmtime version>/<key[..2]>/<key>.json    its sha256, size, metadata and MAC
 //! ```
 //!
 //! The key is the sha256 of the input's sha256, the wasmtime version, the target triple,
 //! the CPU flags and the profile's sha256. Both files are written to a temporary file in
 //! the same directory and renamed into place, so concurrent `pack` processes never see a
-//! partial entry; an entry is used only after the artifact's sha256 matches its `.json`
-//! (a mismatch removes the entry, and the target is compiled again). The `.json`'s
-//! modification time is the entry's last use, which `prune --older-than` reads.
+//! partial entry.
+//!
+//! Whoever writes the cache directory writes both files, so an entry is trusted only
+//! when its `.json` carries an HMAC-SHA256, made with a [`CacheSecret`] that lives
+//! outside the directory, over the cache key and the metadata (the artifact's sha256 and
+//! size among it). An entry without a MAC that verifies is never used: it is a miss
+//! ([`Lookup::Unauthenticated`]), and compiling the target replaces it. An authenticated
+//! entry is used only after the artifact's sha256 and size match its `.json`, computed
+//! on the copy the caller gets (a mismatch removes the entry, and the target is compiled
+//! again). The `.json`'s modification time is the entry's last use, which
+//! `prune --older-than` reads.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pack_engine_settings::WASMTIME_VERSION;
@@ -24,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 use super::Error;
 use super::fsutil;
+use super::secret::CacheSecret;
 
 /// Version of the cache layout; part of every path.
 const LAYOUT: &str = "v1";
@@ -32,10 +42,12 @@ const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by pack.\n\
 # For information about cache directory tags see https://bford.info/cachedir/\n";
 
-/// A cache directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A cache directory, and the secret its entries are authenticated with.
+#[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// `None` for a handle that only counts and removes entries.
+    secret: Option<Arc<CacheSecret>>,
 }
 
 /// What `.json` beside an artifact records.
@@ -54,20 +66,44 @@ pub struct EntryMeta {
     pub wasmtime_version: String,
 }
 
+/// The `.json` file: the metadata and its MAC.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sidecar {
+    #[serde(flatten)]
+    meta: EntryMeta,
+    /// HMAC-SHA256 (hex) of the cache key and `meta`, see [`CacheSecret`].
+    #[serde(default)]
+    mac: Option<String>,
+}
+
+/// The largest `.json` read (they are a few hundred bytes).
+const MAX_SIDECAR: u64 = 64 * 1024;
+
+/// What the MAC of an entry covers besides its key: its metadata, serialized.
+fn mac_message(meta: &EntryMeta) -> Vec<u8> {
+    serde_json::to_vec(meta).expect("metadata serializes")
+}
+
 /// A verified cache entry.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub path: PathBuf,
     pub meta: EntryMeta,
 }
 
 /// What a lookup found.
 #[derive(Debug)]
 pub(crate) enum Lookup {
-    Hit(Entry),
+    Hit(Box<Entry>),
     Miss,
-    /// An entry was there but its artifact did not match its digest; it was removed.
+    /// An authenticated entry was there but its artifact did not match its digest; it
+    /// was removed.
     Corrupt {
+        path: PathBuf,
+        reason: String,
+    },
+    /// An entry was there but its MAC is missing or does not verify (another secret made
+    /// it, or it was changed): it is not used, and storing the key replaces it.
+    Unauthenticated {
         path: PathBuf,
         reason: String,
     },
@@ -116,8 +152,21 @@ pub fn wasmtime_version() -> &'static str {
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 impl Cache {
-    pub fn new(root: impl Into<PathBuf>) -> Cache {
-        Cache { root: root.into() }
+    /// The cache at `root`, whose entries are authenticated with `secret`.
+    pub fn new(root: impl Into<PathBuf>, secret: CacheSecret) -> Cache {
+        Cache {
+            root: root.into(),
+            secret: Some(Arc::new(secret)),
+        }
+    }
+
+    /// A handle for [`info`](Self::info), [`prune`](Self::prune) and
+    /// [`clear`](Self::clear), which need no secret. It finds no entry and stores none.
+    pub fn for_maintenance(root: impl Into<PathBuf>) -> Cache {
+        Cache {
+            root: root.into(),
+            secret: None,
+        }
     }
 
     /// The cache directory: `$PACK_CACHE_DIR`, else `$XDG_CACHE_HOME/pack`, else
@@ -158,41 +207,113 @@ impl Cache {
         )
     }
 
-    /// Looks `key` up and verifies the artifact's digest.
-    pub(crate) fn lookup(&self, key: &str) -> Lookup {
+    /// Reads the `.json` of `key` and checks its MAC: the metadata, or what to return.
+    fn authenticated_meta(&self, key: &str) -> Result<EntryMeta, Lookup> {
         let (artifact, sidecar) = self.paths(key);
-        let Ok(text) = std::fs::read(&sidecar) else {
-            return Lookup::Miss;
+        let Some(secret) = &self.secret else {
+            return Err(Lookup::Miss);
         };
-        let meta: EntryMeta = match serde_json::from_slice(&text) {
-            Ok(meta) => meta,
+        let text = match read_regular(&sidecar, MAX_SIDECAR) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Lookup::Miss),
             Err(e) => {
-                return self.discard(&artifact, &sidecar, format!("unreadable metadata: {e}"));
+                return Err(Lookup::Unauthenticated {
+                    path: artifact,
+                    reason: format!("unreadable metadata: {e}"),
+                });
             }
         };
-        match sha256_file(&artifact) {
-            Ok((digest, size)) if digest == meta.sha256 && size == meta.size => {}
-            Ok((digest, size)) => {
-                return self.discard(
-                    &artifact,
-                    &sidecar,
-                    format!(
-                        "artifact has sha256 {digest} ({size} bytes), expected {} ({} bytes)",
-                        meta.sha256, meta.size
-                    ),
-                );
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
-            Err(e) => return self.discard(&artifact, &sidecar, e.to_string()),
+        let unauthenticated = |reason: String| {
+            Err(Lookup::Unauthenticated {
+                path: artifact.clone(),
+                reason,
+            })
+        };
+        let parsed: Sidecar = match serde_json::from_slice(&text) {
+            Ok(parsed) => parsed,
+            Err(e) => return unauthenticated(format!("unreadable metadata: {e}")),
+        };
+        let Some(mac) = &parsed.mac else {
+            return unauthenticated("its metadata has no MAC".into());
+        };
+        if !secret.verify(key, &mac_message(&parsed.meta), mac) {
+            return unauthenticated(
+                "its MAC does not verify: it was made with another cache secret, or changed".into(),
+            );
         }
-        // Record the use, for `prune --older-than`.
-        if let Ok(file) = std::fs::File::options().append(true).open(&sidecar) {
+        Ok(parsed.meta)
+    }
+
+    /// Looks `key` up and verifies its MAC and the artifact's digest, in place.
+    pub(crate) fn lookup(&self, key: &str) -> Lookup {
+        let meta = match self.authenticated_meta(key) {
+            Ok(meta) => meta,
+            Err(lookup) => return lookup,
+        };
+        let (artifact, sidecar) = self.paths(key);
+        let checked = open_regular(&artifact).and_then(|mut file| sha256_reader(&mut file));
+        if let Err(lookup) = self.check(&artifact, &sidecar, &meta, checked) {
+            return lookup;
+        }
+        self.touch(&sidecar);
+        Lookup::Hit(Box::new(Entry { meta }))
+    }
+
+    /// Looks `key` up and, when its MAC verifies, copies the artifact to `dst`
+    /// (atomically, through a temporary file beside it; never a link into the cache).
+    /// The digest is checked on the copy, so `dst` holds exactly the bytes that matched.
+    /// `Err` is a failure to write `dst`.
+    pub(crate) fn copy_out(&self, key: &str, dst: &Path) -> std::io::Result<Lookup> {
+        let meta = match self.authenticated_meta(key) {
+            Ok(meta) => meta,
+            Err(lookup) => return Ok(lookup),
+        };
+        let (artifact, sidecar) = self.paths(key);
+        let mut source = match open_regular(&artifact) {
+            Ok(file) => file,
+            Err(e) => return Ok(self.check(&artifact, &sidecar, &meta, Err(e)).unwrap_err()),
+        };
+        let mut tmp = fsutil::temp_file_beside(dst)?;
+        // At most one byte more than recorded: enough to tell a longer file.
+        std::io::copy(&mut (&mut source).take(meta.size + 1), tmp.as_file_mut())?;
+        tmp.as_file_mut().rewind()?;
+        let checked = sha256_reader(tmp.as_file_mut());
+        if let Err(lookup) = self.check(&artifact, &sidecar, &meta, checked) {
+            return Ok(lookup);
+        }
+        fsutil::persist(tmp, dst)?;
+        self.touch(&sidecar);
+        Ok(Lookup::Hit(Box::new(Entry { meta })))
+    }
+
+    /// Compares what hashing the artifact gave with `meta`; a mismatch discards the entry.
+    fn check(
+        &self,
+        artifact: &Path,
+        sidecar: &Path,
+        meta: &EntryMeta,
+        hashed: std::io::Result<(String, u64)>,
+    ) -> Result<(), Lookup> {
+        match hashed {
+            Ok((digest, size)) if digest == meta.sha256 && size == meta.size => Ok(()),
+            Ok((digest, size)) => Err(self.discard(
+                artifact,
+                sidecar,
+                format!(
+                    "artifact has sha256 {digest} ({size} bytes), expected {} ({} bytes)",
+                    meta.sha256, meta.size
+                ),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Lookup::Miss),
+            Err(e) => Err(self.discard(artifact, sidecar, e.to_string())),
+        }
+    }
+
+    /// Records the use, for `prune --older-than`.
+    fn touch(&self, sidecar: &Path) {
+        if let Ok(file) = std::fs::File::options().append(true).open(sidecar) {
             let _ = file.set_modified(SystemTime::now());
         }
-        Lookup::Hit(Entry {
-            path: artifact,
-            meta,
-        })
     }
 
     /// Whether a verified entry for `key` is there (a corrupt one is removed, and is not).
@@ -209,14 +330,19 @@ impl Cache {
         }
     }
 
-    /// Stores an artifact under `key`, both files atomically, and returns the
-    /// artifact's path in the cache.
+    /// Stores an artifact under `key`, both files atomically, the metadata with its MAC
+    /// (replacing whatever entry was there), and returns the artifact's path in the
+    /// cache; `None` for a [maintenance](Self::for_maintenance) handle, which stores
+    /// nothing. `meta` must describe `bytes`: the caller computed it from them.
     pub(crate) fn store(
         &self,
         key: &str,
         bytes: &[u8],
         meta: &EntryMeta,
-    ) -> Result<PathBuf, Error> {
+    ) -> Result<Option<PathBuf>, Error> {
+        let Some(secret) = &self.secret else {
+            return Ok(None);
+        };
         let (artifact, sidecar) = self.paths(key);
         let dir = artifact.parent().expect("entries are in a directory");
         let io = |path: &Path| {
@@ -229,9 +355,13 @@ impl Cache {
             let _ = fsutil::write_atomic(&tag, CACHEDIR_TAG.as_bytes());
         }
         fsutil::write_atomic(&artifact, bytes).map_err(io(&artifact))?;
-        let json = serde_json::to_vec_pretty(meta).expect("metadata serializes");
+        let sidecar_json = Sidecar {
+            meta: meta.clone(),
+            mac: Some(secret.sign(key, &mac_message(meta))),
+        };
+        let json = serde_json::to_vec_pretty(&sidecar_json).expect("metadata serializes");
         fsutil::write_atomic(&sidecar, &json).map_err(io(&sidecar))?;
-        Ok(artifact)
+        Ok(Some(artifact))
     }
 
     /// Counts entries and bytes, per wasmtime version.
@@ -400,14 +530,42 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> std::io::Re
     Ok(())
 }
 
-/// sha256 (hex) and size of a file, read in chunks.
-pub(crate) fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut file = std::fs::File::open(path)?;
+/// Opens `path` for reading without following a symbolic link (nor blocking on a FIFO),
+/// and only when it is a regular file.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::File::options();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// The first `limit` bytes of the regular file at `path`; a longer file is an error.
+fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_regular(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// sha256 (hex) and size of what `reader` holds, read in chunks.
+fn sha256_reader(reader: &mut impl Read) -> std::io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }
@@ -436,13 +594,20 @@ mod tests {
         }
     }
 
+    fn secret() -> CacheSecret {
+        CacheSecret::from_value(b"the cache module's test secret").unwrap()
+    }
+
     #[test]
     fn store_lookup_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path());
+        let cache = Cache::new(dir.path(), secret());
         let key = "ab".repeat(32);
         assert!(matches!(cache.lookup(&key), Lookup::Miss));
-        let path = cache.store(&key, b"artifact", &meta(b"artifact")).unwrap();
+        let path = cache
+            .store(&key, b"artifact", &meta(b"artifact"))
+            .unwrap()
+            .unwrap();
         assert!(path.starts_with(dir.path().join("v1").join(wasmtime_version())));
         assert!(dir.path().join("CACHEDIR.TAG").exists());
         let Lookup::Hit(entry) = cache.lookup(&key) else {
@@ -451,6 +616,27 @@ mod tests {
         assert_eq!(entry.meta.size, 8);
         let info = cache.info().unwrap();
         assert_eq!((info.entries, info.versions.len()), (1, 1));
+        // Copied out, not linked.
+        let out = dir.path().join("out.cwasm");
+        assert!(matches!(
+            cache.copy_out(&key, &out).unwrap(),
+            Lookup::Hit(_)
+        ));
+        assert_eq!(std::fs::read(&out).unwrap(), b"artifact");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+            assert_ne!(ino(&out), ino(&path));
+        }
+        std::fs::remove_file(&out).unwrap();
+        // Another secret does not authenticate it; the entry stays for `store` to replace.
+        let stranger = Cache::new(dir.path(), CacheSecret::ephemeral());
+        assert!(matches!(
+            stranger.lookup(&key),
+            Lookup::Unauthenticated { .. }
+        ));
+        assert!(path.exists());
 
         // A corrupt artifact is discarded, not used.
         std::fs::write(&path, b"artifacT").unwrap();
@@ -474,7 +660,7 @@ mod tests {
     #[test]
     fn prune_and_clear() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path());
+        let cache = Cache::new(dir.path(), secret());
         cache
             .store(&"01".repeat(32), b"one", &meta(b"one"))
             .unwrap();

@@ -2,8 +2,8 @@
 //! destination, so a reader sees the old file or the new one and never a partial one.
 //! Modes are set explicitly, whatever the umask ([`pack_fs`]).
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Write;
+use std::path::Path;
 
 /// Prefix of the temporary files (which `pack cache prune` removes when stale).
 pub(crate) const TEMP_PREFIX: &str = pack_fs::TEMP_PREFIX;
@@ -26,36 +26,16 @@ pub(crate) fn create_dir_all(dir: &Path) -> std::io::Result<()> {
     pack_fs::create_dir_all(dir, pack_fs::DIR_MODE)
 }
 
-/// A fresh temporary name in `dir`.
-fn temp_name(dir: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    dir.join(format!("{TEMP_PREFIX}{}-{n}-{nanos:x}", std::process::id()))
+/// A temporary file beside `path` (readable like [`write_atomic`]'s), to be persisted
+/// over it.
+pub(crate) fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    pack_fs::temp_file_in(dir_of(path))
 }
 
-/// Makes `dst` a hard link to `src` (a copy when linking is impossible, e.g. across
-/// file systems), atomically. Returns whether it linked.
-pub(crate) fn link_or_copy_atomic(src: &Path, dst: &Path) -> std::io::Result<bool> {
-    let tmp = temp_name(dir_of(dst));
-    let linked = match std::fs::hard_link(src, &tmp) {
-        Ok(()) => true,
-        Err(_) => {
-            if let Err(e) = std::fs::copy(src, &tmp) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-            false
-        }
-    };
-    if let Err(e) = std::fs::rename(&tmp, dst) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(linked)
+/// Renames a temporary file of [`temp_file_beside`] over `dest`, mode 0644 whatever the
+/// umask, with file and directory synced.
+pub(crate) fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> std::io::Result<()> {
+    pack_fs::persist(tmp, dest, pack_fs::FILE_MODE)
 }
 
 #[cfg(test)]
@@ -63,16 +43,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_and_links_atomically() {
+    fn writes_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         write_atomic(&a, b"one").unwrap();
         write_atomic(&a, b"two").unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), b"two");
-        let b = dir.path().join("b");
-        std::fs::write(&b, b"old").unwrap();
-        assert!(link_or_copy_atomic(&a, &b).unwrap());
-        assert_eq!(std::fs::read(&b).unwrap(), b"two");
+        let mut tmp = temp_file_beside(&dir.path().join("b")).unwrap();
+        tmp.write_all(b"three").unwrap();
+        persist(tmp, &dir.path().join("b")).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

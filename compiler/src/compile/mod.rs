@@ -11,6 +11,7 @@
 mod cache;
 mod fsutil;
 mod profile;
+mod secret;
 mod target;
 
 use std::panic::AssertUnwindSafe;
@@ -27,6 +28,7 @@ pub use cache::{
 pub use profile::{
     Collector, Inlining, OptLevel, Profile, RegallocAlgorithm, Settings, feature_names,
 };
+pub use secret::{CacheSecret, MIN_SECRET_LEN, SECRET_ENV, SecretError, SecretOrigin};
 pub use target::{
     ALL, Arch, Cpu, CpuPreset, Os, PLATFORMS, PRESETS, Platform, Target, native_flags,
     resolve_targets, supported_targets,
@@ -388,7 +390,8 @@ pub struct Claimed<'a> {
 
 /// Puts an artifact compiled elsewhere (e.g. fetched from a shared cache, after its
 /// origin was verified) into `cache` under `target`'s key, so [`compile`] uses it
-/// instead of running Cranelift.
+/// instead of running Cranelift. The entry is authenticated with `cache`'s secret, so
+/// the caller must have verified where the artifact comes from (a signature) first.
 ///
 /// The same checks as a local entry, and those a local entry does not need: the bytes
 /// match the claimed sha256 and size; the wasmtime version and the input kind are the
@@ -631,17 +634,19 @@ impl Job<'_> {
             path: path.clone(),
         };
 
-        // A cache hit costs hashing the entry once and linking it: no engine is built.
+        // A cache hit costs copying the entry and hashing the copy: no engine is built.
         if let Some(cache) = &self.options.cache {
             self.reporter.on_start(index, target, Stage::CheckingCache);
-            match cache.lookup(&key) {
+            match cache.copy_out(&key, &path).map_err(write_error(&path))? {
                 Lookup::Hit(entry) => {
-                    self.reporter.on_start(index, target, Stage::Writing);
-                    fsutil::link_or_copy_atomic(&entry.path, &path).map_err(write_error(&path))?;
                     return Ok(artifact(&entry.meta, true));
                 }
                 Lookup::Corrupt { path, reason } => self.reporter.on_warning(&format!(
                     "discarded corrupt cache entry `{}` ({reason}); compiling {target} again",
+                    path.display()
+                )),
+                Lookup::Unauthenticated { path, reason } => self.reporter.on_warning(&format!(
+                    "not using cache entry `{}`: {reason}; compiling {target} again",
                     path.display()
                 )),
                 Lookup::Miss => {}
@@ -691,23 +696,16 @@ impl Job<'_> {
             source_sha256: self.source_sha256.to_string(),
             wasmtime_version: wasmtime_version().to_string(),
         };
-        // Written once: into the cache, then linked to the output.
-        let stored = self.options.cache.as_ref().and_then(|cache| {
-            cache
-                .store(&key, &bytes, &meta)
-                .map_err(|e| {
-                    self.reporter.on_warning(&format!(
-                        "cannot store {target} in the cache: {}",
-                        error_chain(&e)
-                    ))
-                })
-                .ok()
-        });
-        match stored {
-            Some(entry) => {
-                fsutil::link_or_copy_atomic(&entry, &path).map_err(write_error(&path))?;
-            }
-            None => fsutil::write_atomic(&path, &bytes).map_err(write_error(&path))?,
+        // The output is a file of its own, never a link into the cache: changing one must
+        // not change the other.
+        fsutil::write_atomic(&path, &bytes).map_err(write_error(&path))?;
+        if let Some(cache) = &self.options.cache
+            && let Err(e) = cache.store(&key, &bytes, &meta)
+        {
+            self.reporter.on_warning(&format!(
+                "cannot store {target} in the cache: {}",
+                error_chain(&e)
+            ));
         }
         Ok(artifact(&meta, false))
     }

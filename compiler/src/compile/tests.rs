@@ -47,10 +47,15 @@ fn options(out: &Path, targets: Vec<Target>, cache: Option<&Path>, jobs: usize) 
         targets,
         profile: Profile::default(),
         out_dir: out.to_path_buf(),
-        cache: cache.map(Cache::new),
+        cache: cache.map(|c| Cache::new(c, secret())),
         jobs,
         stem: None,
     }
+}
+
+/// The cache secret of these tests.
+fn secret() -> CacheSecret {
+    CacheSecret::from_value(b"the secret of the compiler's tests").unwrap()
 }
 
 fn artifacts(outcome: Outcome) -> Vec<Artifact> {
@@ -149,24 +154,37 @@ fn corrupt_cache_entries_are_discarded_and_recompiled() {
     let dir = tempfile::tempdir().unwrap();
     let input = input(dir.path(), "app.wasm", component());
     let cache = dir.path().join("cache");
-    let opts = options(
-        &dir.path().join("out"),
-        targets(&["linux/amd64"]),
-        Some(&cache),
-        1,
-    );
+    let amd64 = targets(&["linux/amd64"]);
+    let opts = options(&dir.path().join("out"), amd64.clone(), Some(&cache), 1);
     let first = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
     let good = std::fs::read(&first.path).unwrap();
-    // The output is a link to the cache entry: changing it in place changes the entry.
-    {
+    let key = cache_key(
+        &first.source_sha256,
+        input.kind,
+        &amd64[0],
+        &Profile::default(),
+    );
+    let entry = cache
+        .join("v1")
+        .join(wasmtime_version())
+        .join(&key[..2])
+        .join(format!("{key}.cwasm"));
+    let overwrite = |path: &Path| {
         use std::io::{Seek, Write};
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&first.path)
-            .unwrap();
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
         f.seek(std::io::SeekFrom::Start(100)).unwrap();
         f.write_all(b"garbage").unwrap();
-    }
+    };
+
+    // The output is a copy: changing it in place leaves the entry alone.
+    overwrite(&first.path);
+    assert_eq!(std::fs::read(&entry).unwrap(), good);
+    let hit = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
+    assert!(hit.cache_hit);
+    assert_eq!(std::fs::read(&hit.path).unwrap(), good);
+
+    // A damaged entry is discarded, and the target compiled again.
+    overwrite(&entry);
     let log = Log::default();
     let again = artifacts(compile(&input, &opts, &log).unwrap()).remove(0);
     assert!(!again.cache_hit);
@@ -177,6 +195,74 @@ fn corrupt_cache_entries_are_discarded_and_recompiled() {
         log.0.lock().unwrap()
     );
     assert_eq!(std::fs::read(&again.path).unwrap(), good);
+    assert_eq!(std::fs::read(&entry).unwrap(), good, "stored again");
+}
+
+#[test]
+fn entries_that_do_not_authenticate_are_compiled_again_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path(), "app.wasm", component());
+    let cache_dir = dir.path().join("cache");
+    let amd64 = targets(&["linux/amd64"]);
+    let out = dir.path().join("out");
+    let opts = options(&out, amd64.clone(), Some(&cache_dir), 1);
+    let first = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
+    let good = std::fs::read(&first.path).unwrap();
+    let key = cache_key(
+        &first.source_sha256,
+        input.kind,
+        &amd64[0],
+        &Profile::default(),
+    );
+    let entry = cache_dir
+        .join("v1")
+        .join(wasmtime_version())
+        .join(&key[..2])
+        .join(&key);
+    let (cwasm, json) = (entry.with_extension("cwasm"), entry.with_extension("json"));
+    let sidecar =
+        || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap() };
+    assert_eq!(sidecar()["mac"].as_str().unwrap().len(), 64);
+
+    // Other bytes with the digests fixed up: the MAC no longer verifies.
+    let other = b"\x7fELF not the artifact".to_vec();
+    std::fs::write(&cwasm, &other).unwrap();
+    let mut forged = sidecar();
+    forged["sha256"] = hex::encode(Sha256::digest(&other)).into();
+    forged["size"] = other.len().into();
+    std::fs::write(&json, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let log = Log::default();
+    let made = artifacts(compile(&input, &opts, &log).unwrap()).remove(0);
+    assert!(!made.cache_hit);
+    assert_eq!(std::fs::read(&made.path).unwrap(), good);
+    assert_eq!(
+        log.count("warning not using cache entry"),
+        1,
+        "{:?}",
+        log.0.lock().unwrap()
+    );
+    // ... and the fresh entry replaced it.
+    assert_eq!(std::fs::read(&cwasm).unwrap(), good);
+    assert!(artifacts(compile(&input, &opts, &NoReporter).unwrap())[0].cache_hit);
+
+    // No MAC at all, or a cache made with another secret: the same.
+    let mut bare = sidecar();
+    bare.as_object_mut().unwrap().remove("mac");
+    std::fs::write(&json, serde_json::to_vec(&bare).unwrap()).unwrap();
+    let log = Log::default();
+    assert!(!artifacts(compile(&input, &opts, &log).unwrap())[0].cache_hit);
+    assert_eq!(log.count("warning not using cache entry"), 1);
+    let elsewhere = CompileOptions {
+        cache: Some(Cache::new(&cache_dir, CacheSecret::ephemeral())),
+        ..opts.clone()
+    };
+    let log = Log::default();
+    assert!(!artifacts(compile(&input, &elsewhere, &log).unwrap())[0].cache_hit);
+    assert_eq!(log.count("warning not using cache entry"), 1);
+    // A maintenance handle finds nothing and stores nothing.
+    let maintenance = Cache::for_maintenance(&cache_dir);
+    assert!(!maintenance.contains(&key));
+    assert_eq!(maintenance.info().unwrap().entries, 1);
 }
 
 #[test]
@@ -377,7 +463,7 @@ fn artifacts_from_elsewhere_are_admitted_only_when_they_fit() {
         sha256: &made.sha256,
         size: made.size,
     };
-    let cache = Cache::new(dir.path().join("cache"));
+    let cache = Cache::new(dir.path().join("cache"), secret());
     let key = cache_key(&made.source_sha256, input.kind, &amd64[0], &profile);
 
     // Each claim that does not hold keeps the artifact out.
