@@ -2,7 +2,6 @@
 //! destination, so a reader sees the old file or the new one and never a partial one.
 //! Modes are set explicitly, whatever the umask ([`pack_fs`]).
 
-use std::io::Write;
 use std::path::Path;
 
 /// Prefix of the temporary files (which `pack cache prune` removes when stale).
@@ -41,6 +40,7 @@ pub(crate) fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn writes_atomically() {
