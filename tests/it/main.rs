@@ -16,4 +16,5 @@ mod registry;
 mod run;
 mod shared_cache;
 mod signing;
+mod trust_registry;
 mod validate;
