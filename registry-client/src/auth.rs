@@ -191,15 +191,18 @@ impl fmt::Display for Withheld {
         match &self.scope {
             Some(Scope::Variable(scope)) => write!(
                 f,
-                "{USERNAME_ENV}/{PASSWORD_ENV} are for {scope} ({REGISTRY_ENV}); not sending                  them to {registry}"
+                "{USERNAME_ENV}/{PASSWORD_ENV} are for {scope} ({REGISTRY_ENV}); not sending \
+                 them to {registry}"
             ),
             Some(Scope::Command(scope)) => write!(
                 f,
-                "{USERNAME_ENV}/{PASSWORD_ENV} are for {scope} (the registry this command                  names); not sending them to {registry} (set {REGISTRY_ENV} to choose)"
+                "{USERNAME_ENV}/{PASSWORD_ENV} are for {scope} (the registry this command \
+                 names); not sending them to {registry} (set {REGISTRY_ENV} to choose)"
             ),
             None => write!(
                 f,
-                "{USERNAME_ENV}/{PASSWORD_ENV} name no registry; not sending them to                  {registry} (set {REGISTRY_ENV}={registry} to use them there)"
+                "{USERNAME_ENV}/{PASSWORD_ENV} name no registry; not sending them to \
+                 {registry} (set {REGISTRY_ENV}={registry} to use them there)"
             ),
         }
     }
