@@ -68,7 +68,8 @@ fn registry_hint(error: &anyhow::Error) -> Option<String> {
         }
         R::Unauthorized { .. } => "check the username and password (or token): pass \
             --username with --password-stdin, set PACK_REGISTRY_USERNAME and \
-            PACK_REGISTRY_PASSWORD, or run `pack login <REGISTRY>`"
+            PACK_REGISTRY_PASSWORD (sent only to the registry PACK_REGISTRY names, when \
+            set), or run `pack login <REGISTRY>`"
             .to_string(),
         R::Denied { .. } => "the credentials are valid but may not do this: check the \
             account's permissions on the repository"

@@ -168,9 +168,14 @@ impl RemoteCache {
             layout,
             warnings: Vec::new(),
         };
+        // The environment's credentials only for the cache's registry (or PACK_REGISTRY's).
+        let registry = cache.repository.registry().to_string();
+        let env = AuthEnv::from_process().for_command(&registry);
+        if let Some(withheld) = env.withheld_from(&registry) {
+            cache.warnings.push(withheld.to_string());
+        }
         let connected = cache.runtime.block_on(async {
-            let resolved =
-                auth::resolve(cache.repository.registry(), None, &AuthEnv::from_process())?;
+            let resolved = auth::resolve(&registry, None, &env)?;
             Registry::connect(&cache.repository, resolved, connect).await
         });
         match connected {

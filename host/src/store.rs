@@ -127,8 +127,13 @@ pub fn pull(
         })?;
     let summary = runtime
         .block_on(async {
-            let credentials =
-                auth::resolve(parsed.registry(), None, &auth::AuthEnv::from_process())?;
+            // The environment's credentials only for the registry the caller scoped them
+            // to (PACK_REGISTRY, or the reference the user gave).
+            let env = options
+                .credentials
+                .clone()
+                .unwrap_or_else(auth::AuthEnv::from_process);
+            let credentials = auth::resolve(parsed.registry(), None, &env)?;
             let registry = Registry::connect(&parsed, credentials, &options.connect).await?;
             pack_registry_client::pull(
                 &registry,
@@ -165,6 +170,13 @@ pub struct RegistryOptions {
     /// Told of each retry (and the transfer's progress); `None` reports nothing.
     #[cfg(feature = "registry")]
     pub reporter: Option<std::sync::Arc<dyn pack_registry_client::Reporter>>,
+    /// Where credentials are looked up; `None` reads the process's
+    /// ([`AuthEnv::from_process`](pack_registry_client::auth::AuthEnv::from_process)), whose
+    /// `PACK_REGISTRY_USERNAME`/`PASSWORD` then go only to the registry `PACK_REGISTRY`
+    /// names. A CLI that runs a reference the user typed scopes them to it with
+    /// [`AuthEnv::for_command`](pack_registry_client::auth::AuthEnv::for_command).
+    #[cfg(feature = "registry")]
+    pub credentials: Option<pack_registry_client::auth::AuthEnv>,
 }
 
 impl std::fmt::Debug for RegistryOptions {
@@ -172,7 +184,8 @@ impl std::fmt::Debug for RegistryOptions {
         let mut s = f.debug_struct("RegistryOptions");
         #[cfg(feature = "registry")]
         s.field("connect", &self.connect)
-            .field("reporter", &self.reporter.as_ref().map(|_| "..."));
+            .field("reporter", &self.reporter.as_ref().map(|_| "..."))
+            .field("credentials", &self.credentials);
         s.finish()
     }
 }

@@ -1,7 +1,8 @@
 //! Credentials, found the way a docker user expects:
 //!
 //! 1. given explicitly (`--username` with `--password-stdin`);
-//! 2. `PACK_REGISTRY_USERNAME` / `PACK_REGISTRY_PASSWORD`;
+//! 2. `PACK_REGISTRY_USERNAME` / `PACK_REGISTRY_PASSWORD`, for one registry only (see
+//!    below);
 //! 3. the docker config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`): a
 //!    `credHelpers` entry for the registry, else the `credsStore` helper, else an `auths`
 //!    entry (`auth` = base64 `user:password`, or `username` and `password`). Helpers run
@@ -11,6 +12,19 @@
 //! [`store`] writes credentials back the same way `docker login` does. Credentials are
 //! never printed: [`Credentials`]' `Debug` hides the password, and errors name only where
 //! credentials came from ([`CredentialSource`]).
+//!
+//! # The environment's credentials are for one registry
+//!
+//! A docker config entry names its registry; two environment variables do not, and a
+//! reference can name any host. So `PACK_REGISTRY_USERNAME`/`PACK_REGISTRY_PASSWORD` are
+//! sent only to the registry of [`AuthEnv::scope`]: `PACK_REGISTRY=host[:port]` when it is
+//! set ([`Scope::Variable`]), else the one registry the caller says the user named
+//! ([`AuthEnv::for_command`]: a CLI passes the registry of the reference on its command
+//! line, or of the repository in the project's manifest). With no scope they go to no
+//! registry. Every other registry gets what the docker config has for it, or nothing;
+//! [`AuthEnv::withheld_from`] says when credentials were held back, for a warning. A
+//! registry a reference merely leads to (a redirect, the next pull of a host library)
+//! never widens the scope: it is fixed before anything is fetched.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +43,9 @@ use crate::{Error, Result};
 pub const USERNAME_ENV: &str = "PACK_REGISTRY_USERNAME";
 /// The environment variable with the password (or token).
 pub const PASSWORD_ENV: &str = "PACK_REGISTRY_PASSWORD";
+/// The environment variable naming the one registry (`host[:port]`) the username and
+/// password of the environment are for.
+pub const REGISTRY_ENV: &str = "PACK_REGISTRY";
 
 /// The key Docker Hub's credentials are stored under in a docker config.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -79,7 +96,8 @@ impl fmt::Debug for Credentials {
 pub enum CredentialSource {
     /// `--username` with `--password-stdin`.
     CommandLine,
-    /// `PACK_REGISTRY_USERNAME` / `PACK_REGISTRY_PASSWORD`.
+    /// `PACK_REGISTRY_USERNAME` / `PACK_REGISTRY_PASSWORD` (for this registry: see
+    /// [`AuthEnv::scope`]).
     Environment,
     /// An `auths` entry of a docker config file.
     DockerConfig { path: PathBuf },
@@ -130,6 +148,66 @@ impl Resolved {
     }
 }
 
+/// The one registry the environment's credentials are sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// `PACK_REGISTRY`.
+    Variable(String),
+    /// The registry the user named to the command (its reference on the command line, or
+    /// the repository of the project's manifest), set by [`AuthEnv::for_command`].
+    Command(String),
+}
+
+impl Scope {
+    /// The registry (`host[:port]`, as written).
+    pub fn registry(&self) -> &str {
+        match self {
+            Scope::Variable(r) | Scope::Command(r) => r,
+        }
+    }
+
+    /// Whether `registry` (a host, as in a reference) is this one: the same host and port
+    /// (letter case aside; a scheme or path in `PACK_REGISTRY` is ignored, as in docker
+    /// config keys), or both Docker Hub.
+    pub fn covers(&self, registry: &str) -> bool {
+        let host = key_host(self.registry());
+        host.eq_ignore_ascii_case(registry) || (is_docker_hub(host) && is_docker_hub(registry))
+    }
+}
+
+/// Why the environment's credentials were not sent to a registry ([`AuthEnv::withheld_from`]).
+/// Its `Display` is the warning a CLI prints; it names no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withheld {
+    /// The registry that did not get them.
+    pub registry: String,
+    /// The registry they are for, if any.
+    pub scope: Option<Scope>,
+}
+
+impl fmt::Display for Withheld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let registry = &self.registry;
+        match &self.scope {
+            Some(Scope::Variable(scope)) => write!(
+                f,
+                "{USERNAME_ENV}/{PASSWORD_ENV} are for {scope} ({REGISTRY_ENV}); not sending \
+                 them to {registry}"
+            ),
+            Some(Scope::Command(scope)) => write!(
+                f,
+                "{USERNAME_ENV}/{PASSWORD_ENV} are for {scope} (the registry this command \
+                 names); not sending them to {registry} (set {REGISTRY_ENV} to choose)"
+            ),
+            None => write!(
+                f,
+                "{USERNAME_ENV}/{PASSWORD_ENV} name no registry; not sending them to \
+                 {registry} (set {REGISTRY_ENV}={registry} to use them there)"
+            ),
+        }
+    }
+}
+
 /// What credential lookup reads from the process: the environment variables, the docker
 /// config directory, and the `PATH` helpers are found on. [`AuthEnv::from_process`] reads
 /// the real ones; tests fill it in. Its `Debug` hides the password.
@@ -139,6 +217,9 @@ pub struct AuthEnv {
     pub username: Option<String>,
     /// `PACK_REGISTRY_PASSWORD`.
     pub password: Option<Zeroizing<String>>,
+    /// The registry `username` and `password` are sent to, and no other: `PACK_REGISTRY`,
+    /// else [`AuthEnv::for_command`]'s. `None`: to no registry.
+    pub scope: Option<Scope>,
     /// The docker config directory: `$DOCKER_CONFIG`, else `~/.docker`.
     pub docker_config_dir: Option<PathBuf>,
     /// `PATH` for credential helpers; the process's own when `None`.
@@ -150,6 +231,7 @@ impl fmt::Debug for AuthEnv {
         f.debug_struct("AuthEnv")
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("scope", &self.scope)
             .field("docker_config_dir", &self.docker_config_dir)
             .field("path", &self.path)
             .finish()
@@ -167,9 +249,38 @@ impl AuthEnv {
         Self {
             username: var(USERNAME_ENV),
             password: var(PASSWORD_ENV).map(Zeroizing::new),
+            scope: var(REGISTRY_ENV).map(Scope::Variable),
             docker_config_dir,
             path: None,
         }
+    }
+
+    /// Scopes the environment's credentials to `registry`, the one the user named to the
+    /// command, unless `PACK_REGISTRY` (or an earlier call) already chose one.
+    pub fn for_command(mut self, registry: &str) -> Self {
+        if self.scope.is_none() {
+            self.scope = Some(Scope::Command(registry.to_string()));
+        }
+        self
+    }
+
+    /// Whether the environment has both a username and a password.
+    pub fn has_credentials(&self) -> bool {
+        self.username.is_some() && self.password.is_some()
+    }
+
+    /// Whether the environment's credentials may be sent to `registry`.
+    pub fn applies_to(&self, registry: &str) -> bool {
+        self.scope.as_ref().is_some_and(|s| s.covers(registry))
+    }
+
+    /// `Some` when the environment has credentials that are not for `registry`: they are
+    /// not sent there ([`resolve`] goes on to the docker config).
+    pub fn withheld_from(&self, registry: &str) -> Option<Withheld> {
+        (self.has_credentials() && !self.applies_to(registry)).then(|| Withheld {
+            registry: registry.to_string(),
+            scope: self.scope.clone(),
+        })
     }
 
     /// `<docker config dir>/config.json`.
@@ -219,7 +330,8 @@ fn same_registry(key: &str, registry: &str) -> bool {
 }
 
 /// Finds credentials for `registry` (a host, as in a reference), in the order described
-/// in the module documentation. `explicit` are the command line's.
+/// in the module documentation. `explicit` are the command line's. The environment's are
+/// used only when [`AuthEnv::scope`] is `registry`.
 pub fn resolve(registry: &str, explicit: Option<Credentials>, env: &AuthEnv) -> Result<Resolved> {
     if let Some(credentials) = explicit {
         return Ok(Resolved {
@@ -227,7 +339,9 @@ pub fn resolve(registry: &str, explicit: Option<Credentials>, env: &AuthEnv) -> 
             source: CredentialSource::CommandLine,
         });
     }
-    if let (Some(username), Some(password)) = (&env.username, &env.password) {
+    if let (Some(username), Some(password)) = (&env.username, &env.password)
+        && env.applies_to(registry)
+    {
         return Ok(Resolved {
             credentials: Some(Credentials::new(username.clone(), password.to_string())),
             source: CredentialSource::Environment,
@@ -583,12 +697,66 @@ mod tests {
 
         env.username = Some("bob".into());
         env.password = Some(Zeroizing::new("from-env".into()));
+        // Without a scope, the environment's credentials go nowhere.
+        let r = resolve("r.example:5000", None, &env).unwrap();
+        assert!(matches!(r.source, CredentialSource::DockerConfig { .. }));
+        let env = env.for_command("r.example:5000");
         let r = resolve("r.example:5000", None, &env).unwrap();
         assert_eq!(r.source, CredentialSource::Environment);
         assert_eq!(r.credentials.unwrap().username(), "bob");
 
         let r = resolve("r.example:5000", Some(Credentials::new("alice", "x")), &env).unwrap();
         assert_eq!(r.source, CredentialSource::CommandLine);
+    }
+
+    #[test]
+    fn environment_credentials_are_for_one_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = AuthEnv {
+            username: Some("bob".into()),
+            password: Some(Zeroizing::new("from-env".into())),
+            scope: Some(Scope::Variable("https://Registry.Example:5000/".into())),
+            docker_config_dir: Some(dir.path().to_path_buf()),
+            path: None,
+        };
+        // PACK_REGISTRY wins over the command's registry.
+        let env = env.for_command("attacker.example");
+        assert_eq!(
+            resolve("registry.example:5000", None, &env).unwrap().source,
+            CredentialSource::Environment
+        );
+        for other in [
+            "attacker.example",
+            "registry.example",
+            "registry.example:5001",
+            "127.0.0.1:5000",
+        ] {
+            let r = resolve(other, None, &env).unwrap();
+            assert_eq!(r.source, CredentialSource::Anonymous, "{other}");
+            let withheld = env.withheld_from(other).unwrap().to_string();
+            assert!(
+                withheld.contains(REGISTRY_ENV) && withheld.contains(other),
+                "{withheld}"
+            );
+            assert!(!withheld.contains("from-env"), "{withheld}");
+        }
+        assert_eq!(env.withheld_from("registry.example:5000"), None);
+        // Docker Hub's names are one registry.
+        let hub = AuthEnv {
+            scope: Some(Scope::Variable("docker.io".into())),
+            ..env.clone()
+        };
+        assert!(hub.applies_to("index.docker.io") && !hub.applies_to("ghcr.io"));
+        // Nothing to withhold without credentials.
+        let none = AuthEnv {
+            password: None,
+            ..env.clone()
+        };
+        assert_eq!(none.withheld_from("attacker.example"), None);
+        // No scope: withheld everywhere, with a hint to set one.
+        let unscoped = AuthEnv { scope: None, ..env };
+        let text = unscoped.withheld_from("ghcr.io").unwrap().to_string();
+        assert!(text.contains("PACK_REGISTRY=ghcr.io"), "{text}");
     }
 
     #[test]

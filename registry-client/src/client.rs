@@ -219,7 +219,7 @@ impl Registry {
         })?;
         let auth = credentials.registry_auth();
         client.store_auth_if_needed(&host, &auth).await;
-        Ok(Self {
+        let connected = Self {
             client,
             registry,
             host,
@@ -234,7 +234,35 @@ impl Registry {
             insecure: options.insecure,
             timeouts: (options.connect_timeout, options.read_timeout),
             auth_headers: Default::default(),
-        })
+        };
+        if connected.basic.is_some() && !connected.insecure {
+            connected.refuse_plain_http_realm().await?;
+        }
+        Ok(connected)
+    }
+
+    /// oci-client answers a Bearer challenge with a token request to the realm carrying
+    /// the credentials, wherever the realm is. One on plain HTTP on a host that is not
+    /// loopback would have them cross the network in clear: asked before anything else
+    /// (`GET /v2/` without credentials), such a registry is refused. A failure here is
+    /// left to the requests that follow to report.
+    async fn refuse_plain_http_realm(&self) -> Result<()> {
+        let url = format!("{}://{}/v2/", self.scheme.as_str(), self.host);
+        let Ok(response) = self.upload_client()?.get(&url).send().await else {
+            return Ok(());
+        };
+        let realm = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::login::bearer_realm);
+        match realm.and_then(|r| crate::login::plain_http_realm(&r, self.insecure)) {
+            Some(reason) => Err(Error::InvalidContent {
+                operation: Box::new(self.context("", "authenticate with".to_string()).operation),
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The registry as written in references.

@@ -95,6 +95,12 @@ pub async fn check_credentials(
         // Basic: the registry refused the credentials.
         return Err(context(scheme).status_error(401, parse_messages(&body)));
     };
+    if let Some(reason) = plain_http_realm(&bearer.realm, options.insecure) {
+        return Err(Error::InvalidContent {
+            operation: Box::new(context(scheme).operation),
+            reason,
+        });
+    }
     let mut request = client
         .get(&bearer.realm)
         .basic_auth(credentials.username(), Some(credentials.password()));
@@ -126,6 +132,26 @@ fn network(registry: &str, scheme: &'static str, e: reqwest::Error) -> Error {
         tls: crate::error::is_tls_error(&e),
         source: Box::new(e),
     }
+}
+
+/// Why credentials are not sent to the token realm `realm`: it is plain HTTP on a host
+/// that is not loopback (the credentials would cross the network in clear), and
+/// `insecure` does not allow it. `None` when they may be sent.
+pub(crate) fn plain_http_realm(realm: &str, insecure: bool) -> Option<String> {
+    let url = reqwest::Url::parse(realm).ok()?;
+    let host = url.host_str()?;
+    if insecure || url.scheme() != "http" || is_loopback(host) {
+        return None;
+    }
+    Some(format!(
+        "the registry's token realm `{realm}` is plain HTTP on another host; the credentials \
+         are not sent there in clear (pass --insecure to allow it)"
+    ))
+}
+
+/// The realm of a `WWW-Authenticate: Bearer` challenge.
+pub(crate) fn bearer_realm(header: &str) -> Option<String> {
+    parse_bearer(header).map(|b| b.realm)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -183,6 +209,16 @@ mod tests {
             })
         );
         assert_eq!(parse_bearer(r#"Basic realm="Registry Realm""#), None);
+        assert!(plain_http_realm("http://auth.example/token", false).is_some());
+        for ok in [
+            "https://auth.example/token",
+            "http://127.0.0.1:5000/token",
+            "http://[::1]:5000/token",
+            "http://localhost/token",
+        ] {
+            assert_eq!(plain_http_realm(ok, false), None, "{ok}");
+        }
+        assert_eq!(plain_http_realm("http://auth.example/token", true), None);
         assert_eq!(parse_bearer("Bearer service=x"), None);
     }
 }

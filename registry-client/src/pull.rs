@@ -13,6 +13,7 @@ use pack_packager::Layout;
 use pack_packager::annotations::{COSIGN_SIGNATURE, SIGNATURE_KEY};
 use pack_packager::limits::{
     MAX_DOCUMENT_BYTES, MAX_INDEX_ENTRIES, MAX_LAYERS, descriptor_problem,
+    signature_manifest_problem,
 };
 use pack_packager::media_types::SIMPLE_SIGNING;
 use pack_packager::signing::{
@@ -180,6 +181,9 @@ pub async fn pull(
         match found {
             Ok((bytes, digest)) => {
                 let doc = to_doc(registry, repository, &sig_tag, bytes, &digest)?;
+                // Nobody signs a signature manifest: its blobs are bounded before any of
+                // them is fetched.
+                signature_manifest(registry, repository, &sig_tag, &doc)?;
                 signatures.push((sig_tag, doc));
             }
             Err(Error::NotFound { .. }) => {}
@@ -338,6 +342,43 @@ fn parse(registry: &Registry, repository: &str, doc: &Doc) -> Result<Document> {
     Ok(document)
 }
 
+/// Parses the signature manifest `doc` (tag `sig_tag`) and checks it against the
+/// signature limits ([`signature_manifest_problem`]): an image manifest of at most
+/// [`MAX_SIGNATURE_LAYERS`](pack_packager::limits::MAX_SIGNATURE_LAYERS) layers, none of
+/// its blobs larger than
+/// [`MAX_SIGNATURE_BLOB_BYTES`](pack_packager::limits::MAX_SIGNATURE_BLOB_BYTES). Called
+/// before any of its blobs is fetched; the error names the tag and the manifest's digest.
+fn signature_manifest(
+    registry: &Registry,
+    repository: &str,
+    sig_tag: &str,
+    doc: &Doc,
+) -> Result<oci_spec::image::ImageManifest> {
+    let refuse = |reason: String| Error::InvalidContent {
+        operation: Box::new(
+            registry
+                .context(
+                    repository,
+                    format!(
+                        "read signature manifest {sig_tag} ({})",
+                        doc.descriptor.digest()
+                    ),
+                )
+                .operation,
+        ),
+        reason: format!("{reason}; none of its blobs was fetched"),
+    };
+    match parse(registry, repository, doc)? {
+        Document::Index(_) => Err(refuse(
+            "it is an image index, not the image manifest a signature tag holds".to_string(),
+        )),
+        Document::Manifest(manifest) => match signature_manifest_problem(&manifest) {
+            Some(problem) => Err(refuse(problem)),
+            None => Ok(*manifest),
+        },
+    }
+}
+
 async fn fetch_manifest(
     registry: &Registry,
     repository: &str,
@@ -413,9 +454,7 @@ pub async fn verify_remote(
         Err(e) => return Err(e),
     };
     let doc = to_doc(registry, repository, &sig_tag, bytes, &found)?;
-    let Document::Manifest(manifest) = parse(registry, repository, &doc)? else {
-        return Ok(verdict);
-    };
+    let manifest = signature_manifest(registry, repository, &sig_tag, &doc)?;
     for layer in manifest.layers() {
         if layer.media_type().to_string() != SIMPLE_SIGNING {
             continue;

@@ -19,11 +19,17 @@ use crate::printer::{BOLD, GREEN, Printer};
 /// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, mode 0600) as a base64 `auth`
 /// entry. The username comes from --username or PACK_REGISTRY_USERNAME; the password
 /// from --password-stdin, PACK_REGISTRY_PASSWORD, or a prompt on a terminal.
+///
+/// PACK_REGISTRY_USERNAME/PACK_REGISTRY_PASSWORD are for one registry: when
+/// PACK_REGISTRY (host[:port]) names another than REGISTRY, they are not sent and the
+/// login fails (exit 2) rather than hand them to REGISTRY.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
   echo \"$TOKEN\" | pack login ghcr.io -u team --password-stdin
   PACK_REGISTRY_USERNAME=ci PACK_REGISTRY_PASSWORD=... pack login registry.example.com
+  PACK_REGISTRY=registry.example.com PACK_REGISTRY_USERNAME=ci PACK_REGISTRY_PASSWORD=... \
+    pack login registry.example.com
 
 Exit status:
   0  logged in; the credentials are stored
@@ -65,7 +71,7 @@ impl LoginCommand {
                 self.registry
             );
         }
-        let credentials = self.credentials()?;
+        let credentials = self.credentials(&registry)?;
         let scheme = runtime()?
             .block_on(pack_registry_client::check_credentials(
                 &registry,
@@ -89,11 +95,14 @@ impl LoginCommand {
         Ok(Status::Success)
     }
 
-    fn credentials(&self) -> Result<Credentials> {
+    fn credentials(&self, registry: &str) -> Result<Credentials> {
         if let Some(explicit) = self.options.explicit_credentials()? {
             return Ok(explicit);
         }
-        let env = AuthEnv::from_process();
+        let env = AuthEnv::from_process().for_command(registry);
+        if let Some(withheld) = env.withheld_from(registry) {
+            bail!("{withheld}; pass --username with --password-stdin to log in to {registry}");
+        }
         let Some(username) = env.username.clone() else {
             bail!("no username: pass --username with --password-stdin, or set {USERNAME_ENV}");
         };

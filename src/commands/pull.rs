@@ -28,6 +28,11 @@ use crate::printer::{DIM, Printer};
 /// does not count, unless --allow-reference allows that repository.
 ///
 /// The layout tag is the one after `-o LAYOUT:`, else REFERENCE's, else `latest`.
+///
+/// Credentials: --username with --password-stdin; else PACK_REGISTRY_USERNAME and
+/// PACK_REGISTRY_PASSWORD, sent only to the registry PACK_REGISTRY (host[:port]) names,
+/// or to REFERENCE's registry when PACK_REGISTRY is unset (never to another host, e.g.
+/// one a redirect leads to); else the docker config; else anonymous.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -98,7 +103,7 @@ impl PullCommand {
             allow_references: self.allow_reference.clone(),
         };
         let summary = runtime()?.block_on(async {
-            let registry = connect(&reference, &self.registry, credentials).await?;
+            let registry = connect(printer, &reference, &self.registry, credentials).await?;
             let summary = pack_registry_client::pull(
                 &registry,
                 &reference,

@@ -35,8 +35,10 @@ pub struct RegistryArgs {
     pub ca_cert: Vec<PathBuf>,
 
     /// The username; the password (or token) is read from stdin with --password-stdin.
-    /// Otherwise PACK_REGISTRY_USERNAME/PACK_REGISTRY_PASSWORD, then the docker config
-    /// (credential helpers and `auths`), then anonymous.
+    /// Otherwise PACK_REGISTRY_USERNAME/PACK_REGISTRY_PASSWORD, sent only to the registry
+    /// PACK_REGISTRY (host[:port]) names, else to the registry of this command's
+    /// reference; then the docker config (credential helpers and `auths`), then
+    /// anonymous.
     #[arg(long, short = 'u', value_name = "USER", requires = "password_stdin")]
     pub username: Option<String>,
 
@@ -146,14 +148,28 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the network runtime")
 }
 
-/// Connects to `reference`'s registry with the credentials found for it.
+/// The process's credential environment, its `PACK_REGISTRY_USERNAME`/`PASSWORD` scoped
+/// to `registry` (the one the command was given) unless `PACK_REGISTRY` names another;
+/// warns once when they are set but not for `registry`.
+pub(crate) fn auth_env(printer: &Printer, registry: &str, explicit: bool) -> AuthEnv {
+    let env = AuthEnv::from_process().for_command(registry);
+    if !explicit && let Some(withheld) = env.withheld_from(registry) {
+        printer.warn(&withheld.to_string());
+    }
+    env
+}
+
+/// Connects to `reference`'s registry with the credentials found for it: `explicit`, else
+/// the environment's when they are for this registry (see [`auth_env`]), else the docker
+/// config's.
 pub(crate) async fn connect(
+    printer: &Printer,
     reference: &pack_registry_client::Reference,
     args: &RegistryArgs,
     explicit: Option<Credentials>,
 ) -> Result<Registry> {
-    let resolved = auth::resolve(reference.registry(), explicit, &AuthEnv::from_process())
-        .map_err(into_anyhow)?;
+    let env = auth_env(printer, reference.registry(), explicit.is_some());
+    let resolved = auth::resolve(reference.registry(), explicit, &env).map_err(into_anyhow)?;
     Registry::connect(reference, resolved, &args.connect_options())
         .await
         .map_err(into_anyhow)
@@ -181,6 +197,11 @@ pub(crate) fn into_anyhow(error: pack_registry_client::Error) -> anyhow::Error {
 /// Left out, LAYOUT is `[build] output` and `[build] tag` of `pack.toml` (PACK_OUTPUT,
 /// PACK_TAG override them), and REFERENCE is `[push] repository` (PACK_REPOSITORY) with
 /// that tag; see docs/pack-toml.md.
+///
+/// Credentials: --username with --password-stdin; else PACK_REGISTRY_USERNAME and
+/// PACK_REGISTRY_PASSWORD, sent only to the registry PACK_REGISTRY (host[:port]) names,
+/// or to REFERENCE's registry when PACK_REGISTRY is unset; else the docker config; else
+/// anonymous.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -245,7 +266,7 @@ impl PushCommand {
             mount_from: self.mount_from.clone(),
         };
         let summary = runtime()?.block_on(async {
-            let registry = connect(&reference, &self.registry, credentials).await?;
+            let registry = connect(printer, &reference, &self.registry, credentials).await?;
             let summary = pack_registry_client::push(
                 &registry,
                 &layout,

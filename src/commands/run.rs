@@ -11,6 +11,7 @@ use pack_host::{
     Verification, WasiOptions,
 };
 use pack_packager::signing;
+use pack_registry_client::auth::AuthEnv;
 
 use crate::exit::Status;
 use crate::printer::Printer;
@@ -30,6 +31,11 @@ use crate::printer::Printer;
 /// `--`, the --env variables, the --dir directories and this process's stdio; pack exits
 /// with its exit status. One that exports `wasi:http/incoming-handler` is served on
 /// --listen, one instance per request, until Ctrl-C or SIGTERM.
+///
+/// Registry credentials: PACK_REGISTRY_USERNAME/PACK_REGISTRY_PASSWORD go only to the
+/// registry PACK_REGISTRY (host[:port]) names, or to BUNDLE's registry when it is unset;
+/// any other registry gets only what the docker config has for it. Set PACK_REGISTRY
+/// where BUNDLE comes from a variable or a file someone else writes.
 ///
 /// With --json, pack's own messages are JSON lines on stderr (stdout is the
 /// component's): `retry` (a registry request failed transiently and is tried again),
@@ -193,6 +199,7 @@ impl RunCommand {
             printer: printer.clone(),
             json: self.json,
         }));
+        options.registry.credentials = self.credentials(printer, &source);
         let host = Host::new(options);
 
         if self.insecure_skip_verify {
@@ -341,6 +348,25 @@ impl RunCommand {
             printer.event(&serde_json::json!({"event": "exit", "status": 0}));
         }
         Ok(Status::Success)
+    }
+
+    /// PACK_REGISTRY_USERNAME/PASSWORD for BUNDLE's registry only (unless PACK_REGISTRY
+    /// names another): a warning when they are set but not for it.
+    fn credentials(&self, printer: &Printer, source: &Source) -> Option<AuthEnv> {
+        let Source::Registry(reference) = source else {
+            return None;
+        };
+        let (reference, _) = pack_registry_client::parse_reference(reference).ok()?;
+        let env = AuthEnv::from_process().for_command(reference.registry());
+        if let Some(withheld) = env.withheld_from(reference.registry()) {
+            let message = withheld.to_string();
+            if self.json {
+                printer.event(&serde_json::json!({"event": "warning", "message": message}));
+            } else {
+                printer.warn(&message);
+            }
+        }
+        Some(env)
     }
 
     fn wasi_options(&self) -> Result<WasiOptions> {

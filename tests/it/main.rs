@@ -18,5 +18,6 @@ mod shared_cache;
 mod signing;
 mod trust_cache;
 mod trust_files;
+mod trust_registry;
 mod trust_sign;
 mod validate;
