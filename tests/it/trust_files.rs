@@ -382,5 +382,5 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
         .arg(&store)
         .output()
         .unwrap();
-    refused(&out, &store, "writable by others");
+    refused(&out, &store, "writable by its group and others");
 }
