@@ -372,7 +372,7 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
         let bad = writable_by_others(&d.join(root));
         assert!(bad.is_empty(), "writable by others: {bad:#?}");
     }
-    runs(&run(&d.join("pulled/app"), &[]));
+    runs(&run(&d.join("pulled/app:v1"), &[]));
 
     // A store others can write is refused before anything is read from it.
     let store = d.join("data/pack/store");
@@ -382,5 +382,5 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
         .arg(&store)
         .output()
         .unwrap();
-    refused(&out, &store, "writable by others");
+    refused(&out, &store, "writable by its group and others");
 }
