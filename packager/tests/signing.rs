@@ -231,3 +231,23 @@ fn verification_does_not_read_the_signed_content() {
             .is_verified()
     );
 }
+
+#[test]
+fn signing_stops_at_the_number_of_signatures_a_host_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = bundle(dir.path());
+    let limit = pack_packager::limits::MAX_SIGNATURE_LAYERS;
+    for _ in 0..limit {
+        sign_index(&layout, "latest", &PrivateKey::generate(), &SignOptions::default()).unwrap();
+    }
+    let before = fs::read(layout.root().join("index.json")).unwrap();
+    let err = sign_index(&layout, "latest", &PrivateKey::generate(), &SignOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, pack_packager::Error::TooMany { count, limit: l, .. } if count == limit + 1 && l == limit),
+        "{err:?}"
+    );
+    // Nothing changed, and the signatures there still verify.
+    assert_eq!(fs::read(layout.root().join("index.json")).unwrap(), before);
+    assert_eq!(verify(&layout, "latest", &[]).unwrap().signatures.len(), limit);
+}

@@ -497,6 +497,14 @@ fn helper_command(helper: &str, action: &str, env: &AuthEnv) -> Command {
     if let Some(path) = &env.path {
         cmd.env("PATH", path);
     }
+    // A helper answers for the registry it is asked about and needs none of pack's own
+    // variables, some of which hold secrets (registry and key passwords, the signing key,
+    // the cache secret): it runs without every `PACK_*` variable.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("PACK_")) {
+            cmd.env_remove(name);
+        }
+    }
     cmd
 }
 

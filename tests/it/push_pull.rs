@@ -451,9 +451,10 @@ fn basic_auth_from_every_source() {
         &bin,
         "docker-credential-test",
         format!(
-            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = \"{}\" ] && \
+            "#!/bin/sh\nenv > \"{}\"\nread server\n[ \"$1\" = get ] && [ \"$server\" = \"{}\" ] && \
              echo '{{\"ServerURL\":\"'$server'\",\"Username\":\"alice\",\"Secret\":\"wonderland\"}}' \
              && exit 0\necho 'credentials not found in native keychain'\nexit 1\n",
+            home.join("helper.env").display(),
             registry.addr()
         ),
     );
@@ -478,6 +479,11 @@ fn basic_auth_from_every_source() {
     .unwrap();
     let out = pack_in(home)
         .env("PATH", &path)
+        // Secrets pack reads from the environment, none of which a helper may see.
+        .env("PACK_KEY_PASSWORD", "helper-must-not-see-1")
+        .env("PACK_SIGNING_KEY", "helper-must-not-see-2")
+        .env("PACK_CACHE_SECRET", "helper-must-not-see-3")
+        .env("HELPER_MAY_SEE", "ordinary")
         .args([
             "pull",
             &target,
@@ -489,6 +495,10 @@ fn basic_auth_from_every_source() {
         .unwrap();
     assert_code(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["helper"], "test");
+    let seen = std::fs::read_to_string(home.join("helper.env")).unwrap();
+    assert!(seen.contains("HELPER_MAY_SEE=ordinary"), "{seen}");
+    assert!(!seen.contains("helper-must-not-see"), "{seen}");
+    assert!(!seen.contains("PACK_"), "{seen}");
 }
 
 /// A CA and a leaf certificate for `127.0.0.1` made with openssl: (ca.pem, leaf.pem,

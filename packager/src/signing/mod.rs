@@ -276,6 +276,16 @@ pub fn sign_digest(
         if layers.contains(&layer) {
             return Ok(false);
         }
+        // A host refuses a signature manifest with more layers than it follows
+        // (`limits::MAX_SIGNATURE_LAYERS`): never write one.
+        if layers.len() >= crate::limits::MAX_SIGNATURE_LAYERS {
+            return Err(Error::TooMany {
+                path: layout.root().join("index.json"),
+                what: "signatures for one digest",
+                count: layers.len() + 1,
+                limit: crate::limits::MAX_SIGNATURE_LAYERS,
+            });
+        }
         layers.push(layer);
         // cosign's config: an image config whose rootfs lists the payloads.
         let config = serde_json::json!({
