@@ -1327,7 +1327,7 @@ fn oversized_signature_payloads_are_not_read() {
     for (size, expected) in [
         (
             1u64 << 30,
-            "its descriptor says 1073741824 bytes, more than the 4194304 bytes pack reads for a signature payload",
+            "says 1073741824 bytes, more than the 65536 bytes pack reads for a signature",
         ),
         (
             7,
