@@ -151,7 +151,10 @@ fn packager_hint(error: &anyhow::Error) -> Option<String> {
             "pass the directory that holds `oci-layout` and `index.json`".to_string()
         }
         P::Untrusted(refusal) => return refusal.hint(),
-        P::DigestMismatch { .. } | P::SizeMismatch { .. } | P::BlobMissing { .. } => {
+        P::DigestMismatch { .. }
+        | P::SizeMismatch { .. }
+        | P::BlobMissing { .. }
+        | P::BadCompressedLayer { .. } => {
             "the layout is damaged: build it again or copy it again from its source".to_string()
         }
         P::SharedLayout { layout, .. } => format!(

@@ -64,6 +64,17 @@ pub struct BuildTable {
     pub profile: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub tag: Option<String>,
+    /// `compression = 9` (a zstd level) or `compression = false`.
+    pub compression: Option<CompressionSetting>,
+}
+
+/// `[build] compression`: a zstd level, or `false` for plain layers (`true`: the default
+/// level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CompressionSetting {
+    Enabled(bool),
+    Level(i32),
 }
 
 /// `[push]`: where `pack push` sends the bundle.
@@ -350,6 +361,8 @@ pub struct BuildPlan {
     pub reference: Option<String>,
     pub annotations: BTreeMap<String, String>,
     pub cache: CacheTable,
+    /// `[build] compression`.
+    pub compression: Option<CompressionSetting>,
     /// The variables `[sign] key-env` and `password-env` name, beside [`SECRET_ENV`].
     pub manifest_secret_vars: Vec<String>,
 }
@@ -499,6 +512,7 @@ impl BuildPlan {
                 ca_cert: m.cache.ca_cert.iter().map(rel).collect(),
                 insecure: m.cache.insecure,
             },
+            compression: m.build.compression,
             manifest_secret_vars,
         })
     }

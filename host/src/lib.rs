@@ -43,6 +43,7 @@ pub mod http;
 pub mod select;
 pub mod source;
 pub mod store;
+mod verified;
 pub mod verify;
 pub mod wasi;
 
@@ -51,6 +52,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use pack_packager::Layout;
+use pack_packager::compression::Uncompressed;
 use pack_packager::oci_spec::image::Descriptor;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -128,6 +130,19 @@ pub struct Pulled {
     pub bytes_transferred: u64,
 }
 
+/// A layer fetched from the registry when it was about to be loaded (bundles from a
+/// registry are pulled without their layers: only the one loaded is fetched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedLayer {
+    /// The layer's digest.
+    pub digest: String,
+    /// The bytes fetched.
+    pub bytes: u64,
+    /// Whether it is a fallback (pulley bytecode, or the portable component for JIT),
+    /// fetched because no native artifact for this machine could be used.
+    pub fallback: bool,
+}
+
 /// What was loaded.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant, reason = "one per loaded component")]
@@ -182,6 +197,8 @@ pub struct Loaded {
     pub passed_over: Vec<PassedOver>,
     /// The engine settings it runs with.
     pub settings: EngineSettings,
+    /// The layers fetched from the registry to load it.
+    pub fetched: Vec<FetchedLayer>,
     engine: Engine,
     component: Component,
 }
@@ -301,6 +318,28 @@ fn stamp(_file: &std::fs::File, _digest: &str) -> Option<FileStamp> {
     None
 }
 
+impl FileStamp {
+    fn identity(&self) -> verified::Identity {
+        verified::Identity {
+            dev: self.dev,
+            ino: self.ino,
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
+        }
+    }
+
+    /// Whether the file's last change is far enough in the past that a change after this
+    /// stamp was taken must show in its times (file times advance in ticks of a few
+    /// milliseconds: a write in the same tick as the last one could leave them equal).
+    fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now - self.ctime_ns.max(self.mtime_ns) > 100_000_000
+    }
+}
+
 /// A blob's content, read through the one open file that was checked, and verified
 /// against its digest.
 #[derive(Clone)]
@@ -326,6 +365,10 @@ pub struct Host {
     options: HostOptions,
     engines: Mutex<HashMap<EngineKey, Engine>>,
     verified: Mutex<HashMap<PathBuf, FileStamp>>,
+    /// The content store's record of verified blobs, once read.
+    store_record: Mutex<Option<verified::Verified>>,
+    /// The registry reference of each store tag this host pulled (without layers).
+    pulled: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -342,7 +385,68 @@ impl Host {
             options,
             engines: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            store_record: Mutex::new(None),
+            pulled: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Fetches `layer` from the registry the bundle was pulled from, when the store has
+    /// neither it nor its decompressed content (`content`). Nothing for a layout.
+    fn fetch_missing(
+        &self,
+        bundle: &VerifiedBundle,
+        layer: &Descriptor,
+        content: Option<&Uncompressed>,
+        fallback: bool,
+        fetched: &mut Vec<FetchedLayer>,
+    ) -> Result<()> {
+        let have = |digest: &str| {
+            pack_packager::layout::parse_sha256(digest).is_ok_and(|d| bundle.layout.has_blob(&d))
+        };
+        if have(layer.digest().as_ref()) || content.is_some_and(|c| have(&c.digest)) {
+            return Ok(());
+        }
+        let reference = {
+            let pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
+            pulled.get(&bundle.tag).cloned()
+        };
+        let Some(reference) = reference else {
+            return Ok(());
+        };
+        #[cfg(feature = "registry")]
+        {
+            let store = ContentStore::new(bundle.layout.root());
+            let bytes = store::fetch_layers(
+                &store,
+                &reference,
+                std::slice::from_ref(layer),
+                &self.options.registry,
+            )?;
+            fetched.push(FetchedLayer {
+                digest: layer.digest().to_string(),
+                bytes,
+                fallback,
+            });
+        }
+        #[cfg(not(feature = "registry"))]
+        let _ = (reference, fallback, fetched);
+        Ok(())
+    }
+
+    /// Runs `f` on the record of verified blobs when `layout` is the content store.
+    fn with_store_record<R>(
+        &self,
+        layout: &Layout,
+        f: impl FnOnce(&mut verified::Verified) -> R,
+    ) -> Option<R> {
+        if !self.is_store(layout) {
+            return None;
+        }
+        let mut record = self.store_record.lock().unwrap_or_else(|e| e.into_inner());
+        if record.as_ref().is_none_or(|r| r.root() != layout.root()) {
+            *record = Some(verified::Verified::load(layout.root()));
+        }
+        record.as_mut().map(f)
     }
 
     pub fn options(&self) -> &HostOptions {
@@ -387,6 +491,10 @@ impl Host {
                     &self.options.references.allow,
                     &self.options.registry,
                 )?;
+                self.pulled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(tag.clone(), reference.clone());
                 Ok(Resolved {
                     name: reference.clone(),
                     layout,
@@ -453,7 +561,10 @@ impl Host {
         let known = {
             let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             before.is_some() && verified.get(&path) == before.as_ref()
-        };
+        } || before.as_ref().is_some_and(|b| {
+            self.with_store_record(layout, |r| r.knows(&digest, &b.identity()))
+                .unwrap_or(false)
+        });
         let file = blob.file.try_clone().map_err(|source| {
             Error::Layout(pack_packager::Error::Read {
                 path: path.clone(),
@@ -469,10 +580,67 @@ impl Host {
         if let Some(before) = before
             && stamp(&file, &digest).as_ref() == Some(&before)
         {
+            // In the content store, remembered across processes too.
+            if before.settled() {
+                self.with_store_record(layout, |r| r.remember(&digest, before.identity()));
+            }
             let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             verified.insert(path.clone(), before);
         }
         Ok(VerifiedBlob { path, bytes })
+    }
+
+    /// [`Host::verify_blob`] for a layer that may be zstd-compressed (`content` is then
+    /// what its signed config records it decompresses to). The decompressed bytes are
+    /// what is returned: read from the decompressed blob when the layout has it (checked
+    /// like any blob), else decompressed from the verified layer, at most `content.size`
+    /// bytes, and checked against `content.digest`. In the content store the result is
+    /// kept as a read-only blob under that digest, so later starts read a plain file.
+    pub fn verify_layer(
+        &self,
+        layout: &Layout,
+        layer: &Descriptor,
+        content: Option<&Uncompressed>,
+    ) -> Result<VerifiedBlob> {
+        let Some(content) = content else {
+            return self.verify_blob(layout, layer);
+        };
+        let digest = pack_packager::layout::parse_sha256(&content.digest)?;
+        let plain = Descriptor::new(
+            pack_packager::oci_spec::image::MediaType::Other(
+                pack_packager::compression::plain_media_type(layer.media_type().as_ref())
+                    .to_string(),
+            ),
+            content.size,
+            digest.clone(),
+        );
+        if layout.has_blob(&digest) {
+            return self.verify_blob(layout, &plain);
+        }
+        let compressed = self.verify_blob(layout, layer)?;
+        let bytes = pack_packager::compression::decompress_to_vec(
+            &compressed.bytes[..],
+            content,
+            &compressed.path,
+        )?;
+        drop(compressed);
+        if self.is_store(layout) {
+            let blob = layout.put_blob(&bytes[..], Some(&digest))?;
+            let path = layout.blob_path(&blob.digest)?;
+            return Ok(VerifiedBlob { path, bytes });
+        }
+        Ok(VerifiedBlob {
+            path: layout.blob_path(layer.digest())?,
+            bytes,
+        })
+    }
+
+    /// Whether `layout` is this host's content store.
+    fn is_store(&self, layout: &Layout) -> bool {
+        self.content_store().is_ok_and(|store| {
+            let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+            canonical(store.root()).is_some() && canonical(store.root()) == canonical(layout.root())
+        })
     }
 
     /// The engine for `settings` (and, with a compiler, `target`), made once.
@@ -557,8 +725,10 @@ impl Host {
             candidates,
             mut passed_over,
             portable,
+            portable_uncompressed,
         } = selection;
         let layout = &bundle.layout;
+        let mut fetched = Vec::new();
         for candidate in candidates {
             let pass = |reason: Reason| PassedOver {
                 platform: candidate.platform.clone(),
@@ -572,7 +742,18 @@ impl Host {
                     continue;
                 }
             };
-            let VerifiedBlob { path, bytes } = self.verify_blob(layout, &candidate.cwasm)?;
+            self.fetch_missing(
+                &bundle,
+                &candidate.cwasm,
+                candidate.cwasm_uncompressed.as_ref(),
+                candidate.pulley,
+                &mut fetched,
+            )?;
+            let VerifiedBlob { path, bytes } = self.verify_layer(
+                layout,
+                &candidate.cwasm,
+                candidate.cwasm_uncompressed.as_ref(),
+            )?;
             // SAFETY: these bytes, read from the one open file that was checked (a regular
             // file that only its owner or root can write), hash to the digest in a
             // manifest the verified index lists, and wasmtime copies them before using
@@ -605,6 +786,7 @@ impl Host {
                         },
                         passed_over,
                         settings: candidate.settings,
+                        fetched,
                         engine,
                         component,
                     });
@@ -628,7 +810,20 @@ impl Host {
                 jit_possible: false,
             });
         };
-        self.jit(bundle, passed_over, component_layer)
+        self.fetch_missing(
+            &bundle,
+            &component_layer,
+            portable_uncompressed.as_ref(),
+            true,
+            &mut fetched,
+        )?;
+        self.jit(
+            bundle,
+            passed_over,
+            component_layer,
+            portable_uncompressed.as_ref(),
+            fetched,
+        )
     }
 
     #[cfg(feature = "jit")]
@@ -637,9 +832,11 @@ impl Host {
         bundle: VerifiedBundle,
         passed_over: Vec<PassedOver>,
         layer: Descriptor,
+        content: Option<&Uncompressed>,
+        fetched: Vec<FetchedLayer>,
     ) -> Result<Loaded> {
         // Compiled from the bytes that were hashed, read through the one open file.
-        let VerifiedBlob { path, bytes } = self.verify_blob(&bundle.layout, &layer)?;
+        let VerifiedBlob { path, bytes } = self.verify_layer(&bundle.layout, &layer, content)?;
         let settings = match &self.options.engine {
             EnginePolicy::Fixed(s) => s.clone(),
             EnginePolicy::Adopt => EngineSettings::default(),
@@ -669,6 +866,7 @@ impl Host {
             },
             passed_over,
             settings,
+            fetched,
             engine,
             component,
         })
@@ -680,6 +878,8 @@ impl Host {
         bundle: VerifiedBundle,
         passed_over: Vec<PassedOver>,
         _layer: Descriptor,
+        _content: Option<&Uncompressed>,
+        _fetched: Vec<FetchedLayer>,
     ) -> Result<Loaded> {
         Err(Error::JitUnavailable {
             bundle: bundle.name,

@@ -23,6 +23,7 @@ use std::fmt;
 
 use oci_spec::image::{Descriptor, MediaType};
 use pack_packager::bundle::platform_string;
+use pack_packager::compression::{Uncompressed, plain_media_type};
 use pack_packager::media_types::{CWASM_LAYER, NATIVE_CONFIG, WASM_CONFIG, WASM_LAYER};
 use pack_packager::{Error as PackagerError, NativeConfig, oci_spec};
 
@@ -129,6 +130,8 @@ pub struct Candidate {
     pub config: NativeConfig,
     /// The `.cwasm` layer.
     pub cwasm: Descriptor,
+    /// What the `.cwasm` layer decompresses to, when it is compressed.
+    pub cwasm_uncompressed: Option<Uncompressed>,
     /// The engine settings it needs.
     pub settings: EngineSettings,
     /// Whether it is pulley bytecode (run by the interpreter).
@@ -144,6 +147,8 @@ pub struct Selection {
     pub passed_over: Vec<PassedOver>,
     /// The portable component layer, when the bundle has one in the layout.
     pub portable: Option<Descriptor>,
+    /// What it decompresses to, when it is a native manifest's compressed layer.
+    pub portable_uncompressed: Option<Uncompressed>,
 }
 
 /// What selection needs to know about the host.
@@ -254,7 +259,7 @@ pub(crate) fn select(bundle: VerifiedBundle, host: &HostFacts<'_>) -> Result<Sel
         let Some(cwasm) = manifest
             .layers()
             .iter()
-            .find(|l| l.media_type().to_string() == CWASM_LAYER)
+            .find(|l| plain_media_type(l.media_type().as_ref()) == CWASM_LAYER)
             .cloned()
         else {
             passed_over.push(pass(Reason::NotAnArtifact {
@@ -262,12 +267,23 @@ pub(crate) fn select(bundle: VerifiedBundle, host: &HostFacts<'_>) -> Result<Sel
             }));
             continue;
         };
-        if fallback_component.is_none() {
-            fallback_component = manifest
+        let cwasm_uncompressed = match config.uncompressed_of(&cwasm) {
+            Ok(u) => u.cloned(),
+            Err(e) => {
+                passed_over.push(pass(Reason::NotAnArtifact {
+                    detail: e.to_string(),
+                }));
+                continue;
+            }
+        };
+        if fallback_component.is_none()
+            && let Some(layer) = manifest
                 .layers()
                 .iter()
-                .find(|l| l.media_type().to_string() == WASM_LAYER)
-                .cloned();
+                .find(|l| plain_media_type(l.media_type().as_ref()) == WASM_LAYER)
+            && let Ok(content) = config.uncompressed_of(layer)
+        {
+            fallback_component = Some((layer.clone(), content.cloned()));
         }
         if config.wasmtime_version != version {
             passed_over.push(pass(Reason::WasmtimeVersion {
@@ -303,17 +319,24 @@ pub(crate) fn select(bundle: VerifiedBundle, host: &HostFacts<'_>) -> Result<Sel
             manifest: entry.clone(),
             config,
             cwasm,
+            cwasm_uncompressed,
             settings,
             pulley,
         });
     }
     // Most specific first; the index order (by platform, then digest) breaks ties.
     candidates.sort_by_key(|c| (c.pulley, std::cmp::Reverse(c.config.cpu_flags.len())));
+    let (portable, portable_uncompressed) = match (portable, fallback_component) {
+        (Some(layer), _) => (Some(layer), None),
+        (None, Some((layer, content))) => (Some(layer), content),
+        (None, None) => (None, None),
+    };
     Ok(Selection {
         bundle,
         candidates,
         passed_over,
-        portable: portable.or(fallback_component),
+        portable,
+        portable_uncompressed,
     })
 }
 

@@ -82,9 +82,12 @@ pub fn tag_for(reference: &str) -> String {
     format!("{name}-{}", &hash[..12])
 }
 
-/// Pulls `reference` into the store (this host's platforms, pulley, and the portable
-/// manifest, with every signature), verifying the signature with `keys` before fetching
-/// anything else when keys are given. Returns the store's layout and the tag.
+/// Pulls `reference` into the store, verifying the signature with `keys` before fetching
+/// anything else when keys are given: the index, the manifests and configs of this
+/// host's platform, of pulley and the portable one (documents of a few hundred bytes,
+/// so that selection can decide), and every signature, but no layer: the host fetches
+/// the one layer it loads ([`fetch_layers`]), and a fallback's only when it falls back.
+/// Returns the store's layout and the tag.
 #[cfg(feature = "registry")]
 pub fn pull(
     store: &ContentStore,
@@ -113,6 +116,7 @@ pub fn pull(
         ],
         keys: keys.to_vec(),
         allow_references: allow_references.to_vec(),
+        skip_layers: true,
     };
     let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
         Some(reporter) => reporter.as_ref(),
@@ -159,6 +163,42 @@ pub fn pull(
             other => other.into(),
         })?;
     Ok((layout, tag, summary))
+}
+
+/// Fetches `layers` (of manifests of `reference` already pulled into the store and
+/// verified) that the store lacks; returns the bytes fetched.
+#[cfg(feature = "registry")]
+pub fn fetch_layers(
+    store: &ContentStore,
+    reference: &str,
+    layers: &[pack_packager::oci_spec::image::Descriptor],
+    options: &RegistryOptions,
+) -> Result<u64> {
+    use pack_registry_client::{NoReporter, Registry, auth};
+
+    let (parsed, _) = pack_registry_client::parse_reference(reference)?;
+    let layout = store.layout()?;
+    let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
+        Some(reporter) => reporter.as_ref(),
+        None => &NoReporter,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Store {
+            path: store.root.clone(),
+            source,
+        })?;
+    let fetched = runtime.block_on(async {
+        let env = options
+            .credentials
+            .clone()
+            .unwrap_or_else(auth::AuthEnv::from_process);
+        let credentials = auth::resolve(parsed.registry(), None, &env)?;
+        let registry = Registry::connect(&parsed, credentials, &options.connect).await?;
+        pack_registry_client::fetch_blobs(&registry, &parsed, layout.root(), layers, reporter).await
+    })?;
+    Ok(fetched)
 }
 
 /// How to reach registries.

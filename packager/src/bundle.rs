@@ -24,6 +24,7 @@ use oci_spec::image::{
 use serde::{Deserialize, Serialize};
 
 use crate::annotations::{COMPATIBILITY_HASH, CPU, CREATED, TARGET, WASMTIME_VERSION};
+use crate::compression::{Uncompressed, compressed_media_type, is_compressed};
 use crate::layout::{Blob, LockedTempDir, parse_sha256, remove_stale_temp_dirs, sync_dir};
 use crate::media_types::{
     CWASM_LAYER, IMAGE_INDEX, IMAGE_MANIFEST, NATIVE_CONFIG, WASM_CONFIG, WASM_LAYER,
@@ -175,6 +176,38 @@ pub struct NativeConfig {
     /// The world the component was validated against, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub world: Option<String>,
+    /// For each zstd-compressed layer of the manifest, by its digest: the digest and size
+    /// of its content ([`crate::compression`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub uncompressed: BTreeMap<String, Uncompressed>,
+}
+
+impl NativeConfig {
+    /// What the compressed layer `layer` must decompress to: `Ok(None)` for a plain
+    /// layer, an error for a compressed one the config records nothing for.
+    pub fn uncompressed_of(&self, layer: &Descriptor) -> Result<Option<&Uncompressed>> {
+        if !is_compressed(layer.media_type().as_ref()) {
+            return Ok(None);
+        }
+        self.uncompressed
+            .get(&layer.digest().to_string())
+            .map(Some)
+            .ok_or_else(|| Error::InvalidInput {
+                message: format!(
+                    "compressed layer {} has no `uncompressed` entry in its manifest's config",
+                    layer.digest()
+                ),
+            })
+    }
+}
+
+/// How [`build_bundle_with`] writes the layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BundleOptions {
+    /// Compress the native manifests' layers with zstd at this level
+    /// ([`crate::compression`]); `None` writes them plain. The portable manifest's
+    /// component is always plain.
+    pub compression: Option<i32>,
 }
 
 /// What [`build_bundle`] wrote.
@@ -251,13 +284,23 @@ pub fn rfc3339(secs: u64) -> Option<String> {
 /// place when complete, so a failed build leaves nothing behind; in an existing layout
 /// blobs are written first and `index.json` last, atomically.
 pub fn build_bundle(layout_dir: &Path, tag: &str, input: &BundleInput) -> Result<BundleSummary> {
+    build_bundle_with(layout_dir, tag, input, &BundleOptions::default())
+}
+
+/// [`build_bundle`] with `options` (compressed layers).
+pub fn build_bundle_with(
+    layout_dir: &Path,
+    tag: &str,
+    input: &BundleInput,
+    options: &BundleOptions,
+) -> Result<BundleSummary> {
     check_tag(tag)?;
     check_input(input)?;
     if layout_dir.join("oci-layout").exists() {
         check_not_shared(layout_dir)?;
         let layout = Layout::open(layout_dir)?;
         layout.remove_stale_temp_files();
-        return write_bundle(&layout, tag, input);
+        return write_bundle_with(&layout, tag, input, options);
     }
     match fs::read_dir(layout_dir).map(|mut entries| entries.next().is_some()) {
         Ok(true) => {
@@ -288,7 +331,7 @@ pub fn build_bundle(layout_dir: &Path, tag: &str, input: &BundleInput) -> Result
     let staging = LockedTempDir::new(&parent)?;
     let built = staging.path().join("layout");
     let layout = Layout::create(&built)?;
-    let mut summary = write_bundle(&layout, tag, input)?;
+    let mut summary = write_bundle_with(&layout, tag, input, options)?;
     if let Err(source) = fs::rename(&built, layout_dir) {
         return Err(Error::Write {
             path: layout_dir.to_path_buf(),
@@ -457,6 +500,65 @@ fn manifest(
 
 /// Writes the bundle into an open layout and tags it. See [`build_bundle`].
 pub fn write_bundle(layout: &Layout, tag: &str, input: &BundleInput) -> Result<BundleSummary> {
+    write_bundle_with(layout, tag, input, &BundleOptions::default())
+}
+
+/// Reads a blob source whole and checks it against `sha256` when given.
+fn read_source(source: &BlobSource, sha256: Option<&str>) -> Result<(Vec<u8>, String)> {
+    let bytes = match source {
+        BlobSource::File(path) => fs::read(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?,
+        BlobSource::Bytes(bytes) => bytes.clone(),
+    };
+    let digest = crate::layout::sha256(&bytes);
+    if let Some(expected) = sha256.map(parse_sha256).transpose()?
+        && expected != digest
+    {
+        let path = match source {
+            BlobSource::File(path) => path.clone(),
+            BlobSource::Bytes(_) => PathBuf::from("<input>"),
+        };
+        return Err(Error::DigestMismatch {
+            path,
+            expected: expected.to_string(),
+            actual: digest.to_string(),
+        });
+    }
+    Ok((bytes, digest.to_string()))
+}
+
+/// Writes `bytes` (whose sha256 is `digest`) as one zstd frame at `level`; returns the
+/// layer's descriptor and what it decompresses to.
+fn put_compressed(
+    counter: &mut Counter,
+    layout: &Layout,
+    bytes: &[u8],
+    digest: String,
+    plain_type: &str,
+    level: i32,
+) -> Result<(Descriptor, Uncompressed)> {
+    let frame = crate::compression::compress(bytes, level)?;
+    let blob = layout.put_bytes(&frame)?;
+    counter.count(&blob);
+    let media_type = compressed_media_type(plain_type).unwrap_or(plain_type);
+    Ok((
+        blob.descriptor(media_type),
+        Uncompressed {
+            digest,
+            size: bytes.len() as u64,
+        },
+    ))
+}
+
+/// [`write_bundle`] with `options`.
+pub fn write_bundle_with(
+    layout: &Layout,
+    tag: &str,
+    input: &BundleInput,
+    options: &BundleOptions,
+) -> Result<BundleSummary> {
     check_tag(tag)?;
     check_input(input)?;
     let mut counter = Counter {
@@ -497,11 +599,47 @@ pub fn write_bundle(layout: &Layout, tag: &str, input: &BundleInput) -> Result<B
             .expect("architecture and os are set"),
     ));
 
+    // The component as the native manifests carry it: compressed once, when asked.
+    let native_component = match options.compression {
+        Some(level) if !input.natives.is_empty() => {
+            let (bytes, digest) =
+                read_source(&input.component, Some(&component.digest.to_string()))?;
+            Some(put_compressed(
+                &mut counter,
+                layout,
+                &bytes,
+                digest,
+                WASM_LAYER,
+                level,
+            )?)
+        }
+        _ => None,
+    };
+
     // One native manifest per artifact.
     let mut natives = Vec::with_capacity(input.natives.len());
     for native in &input.natives {
         let c = &native.compilation;
-        let cwasm = counter.put_source(layout, &native.cwasm, native.cwasm_sha256.as_deref())?;
+        let mut uncompressed = BTreeMap::new();
+        let (cwasm_layer, component_layer) = match (options.compression, &native_component) {
+            (Some(level), Some((component_layer, component_content))) => {
+                let (bytes, digest) = read_source(&native.cwasm, native.cwasm_sha256.as_deref())?;
+                let (cwasm_layer, cwasm_content) =
+                    put_compressed(&mut counter, layout, &bytes, digest, CWASM_LAYER, level)?;
+                drop(bytes);
+                uncompressed.insert(cwasm_layer.digest().to_string(), cwasm_content);
+                uncompressed.insert(
+                    component_layer.digest().to_string(),
+                    component_content.clone(),
+                );
+                (cwasm_layer, component_layer.clone())
+            }
+            _ => {
+                let cwasm =
+                    counter.put_source(layout, &native.cwasm, native.cwasm_sha256.as_deref())?;
+                (cwasm.descriptor(CWASM_LAYER), component_layer.clone())
+            }
+        };
         let native_config = NativeConfig {
             architecture: native.platform.architecture().to_string(),
             os: native.platform.os().to_string(),
@@ -514,9 +652,10 @@ pub fn write_bundle(layout: &Layout, tag: &str, input: &BundleInput) -> Result<B
             profile: c.profile.clone(),
             source_digest: component.digest.to_string(),
             world: input.portable.target_world.clone(),
+            uncompressed,
         };
         let config = counter.put_json(layout, NATIVE_CONFIG, &native_config)?;
-        let layers = vec![cwasm.descriptor(CWASM_LAYER), component_layer.clone()];
+        let layers = vec![cwasm_layer, component_layer];
         let native_manifest = manifest(config, layers, &manifest_annotations);
         let mut descriptor = counter.put_json(layout, IMAGE_MANIFEST, &native_manifest)?;
         descriptor.set_platform(Some(native.platform.clone()));
@@ -643,11 +782,14 @@ impl Bundle {
             }
             let manifest = layout.read_manifest(entry)?;
             let config_type = manifest.config().media_type().to_string();
+            // A native manifest's layers may be compressed (`+zstd`).
             let layer = |media_type: &str| {
                 manifest
                     .layers()
                     .iter()
-                    .find(|l| l.media_type().to_string() == media_type)
+                    .find(|l| {
+                        crate::compression::plain_media_type(l.media_type().as_ref()) == media_type
+                    })
                     .cloned()
             };
             if config_type == WASM_CONFIG && bundle.portable.is_none() {

@@ -95,6 +95,14 @@ pub enum Error {
         actual: String,
     },
 
+    /// A zstd-compressed layer does not decompress to the content its config records.
+    #[error("compressed layer `{path}` is refused: {problem} (expected content {expected})")]
+    BadCompressedLayer {
+        path: PathBuf,
+        expected: String,
+        problem: String,
+    },
+
     /// A blob's size differs from what its descriptor says.
     #[error("`{path}` ({digest}) has {actual} bytes, but its descriptor says {expected}")]
     SizeMismatch {

@@ -100,7 +100,7 @@ pub fn sha256(bytes: &[u8]) -> Digest {
     digest_from_hex(&hex::encode(Sha256::digest(bytes)))
 }
 
-fn digest_from_hex(hex: &str) -> Digest {
+pub(crate) fn digest_from_hex(hex: &str) -> Digest {
     Digest::from_str(&format!("sha256:{hex}")).expect("a sha256 hex string is a valid digest")
 }
 

@@ -19,6 +19,7 @@
 
 pub mod bundle;
 pub mod cache_entry;
+pub mod compression;
 mod error;
 pub mod json;
 pub mod layout;
@@ -51,6 +52,11 @@ pub mod media_types {
     pub const NATIVE_CONFIG: &str = "application/vnd.pack.native.config.v1+json";
     /// A component precompiled by wasmtime (`.cwasm`).
     pub const CWASM_LAYER: &str = "application/vnd.pack.cwasm.v1";
+    /// A `.cwasm` as one zstd frame (native manifests; see [`crate::compression`]).
+    pub const CWASM_LAYER_ZSTD: &str = "application/vnd.pack.cwasm.v1+zstd";
+    /// The component as one zstd frame (only in native manifests: the portable manifest
+    /// keeps [`WASM_LAYER`] for other tools).
+    pub const WASM_LAYER_ZSTD: &str = "application/wasm+zstd";
     /// The config of a cosign signature manifest.
     pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
     /// A cosign simple-signing payload.

@@ -44,6 +44,9 @@ pub struct PullOptions {
     /// be made for (a signature that names another one does not count; see
     /// [`ReferencePolicy`]).
     pub allow_references: Vec<ReferencePattern>,
+    /// Fetch the chosen manifests and their configs, but not their layers: a host that
+    /// knows which layer it will load fetches just that one with [`fetch_blobs`].
+    pub skip_layers: bool,
 }
 
 impl Default for PullOptions {
@@ -53,6 +56,7 @@ impl Default for PullOptions {
             platforms: Vec::new(),
             keys: Vec::new(),
             allow_references: Vec::new(),
+            skip_layers: false,
         }
     }
 }
@@ -194,11 +198,15 @@ pub async fn pull(
     // Blobs, once each.
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut seen_blobs = HashSet::new();
-    let documents = std::iter::once(&root)
-        .chain(manifests.iter())
-        .chain(signatures.iter().map(|(_, d)| d));
-    for doc in documents {
-        for blob in parse(registry, repository, doc)?.blobs() {
+    let documents = std::iter::once((&root, false))
+        .chain(manifests.iter().map(|d| (d, options.skip_layers)))
+        .chain(signatures.iter().map(|(_, d)| (d, false)));
+    for (doc, config_only) in documents {
+        let mut listed = parse(registry, repository, doc)?.blobs();
+        if config_only {
+            listed.truncate(1);
+        }
+        for blob in listed {
             if seen_blobs.insert(blob.digest().clone()) {
                 blobs.push(blob);
             }
@@ -396,6 +404,29 @@ async fn fetch_manifest(
     doc.descriptor
         .set_media_type(descriptor.media_type().clone());
     Ok(doc)
+}
+
+/// Fetches the blobs `blobs` (layers of manifests already pulled and verified) from
+/// `source`'s repository into the layout at `layout_dir`, skipping those it has, each
+/// checked against its size and digest as it streams. Returns the bytes fetched.
+pub async fn fetch_blobs(
+    registry: &Registry,
+    source: &Reference,
+    layout_dir: &Path,
+    blobs: &[Descriptor],
+    reporter: &dyn Reporter,
+) -> Result<u64> {
+    let layout = Layout::open_or_create(layout_dir)?;
+    reporter.on_plan(blobs.len(), blobs.iter().map(Descriptor::size).sum());
+    let mut fetched = 0;
+    for (id, blob) in blobs.iter().enumerate() {
+        let (outcome, size) =
+            pull_blob(registry, &layout, source.repository(), reporter, id, blob).await?;
+        if outcome == Outcome::Transferred {
+            fetched += size;
+        }
+    }
+    Ok(fetched)
 }
 
 async fn pull_blob(

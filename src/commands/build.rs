@@ -17,7 +17,7 @@ use pack_packager::bundle::{
 use pack_packager::oci_spec::image::{Arch, Os, Platform, PlatformBuilder};
 
 use crate::exit::Status;
-use crate::manifest::{BuildFlags, BuildPlan};
+use crate::manifest::{BuildFlags, BuildPlan, CompressionSetting};
 use crate::printer::{BOLD, GREEN, Printer, RED};
 use crate::progress::{self, Progress};
 use crate::remote_cache::{Fetched, RemoteCache, Source};
@@ -137,6 +137,16 @@ pub struct BuildCommand {
     /// certificate. Loopback registries may use plain HTTP without it.
     #[arg(long)]
     pub cache_insecure: bool,
+
+    /// The zstd level of the native manifests' layers (-7 to 22) [pack.toml: `[build]
+    /// compression`; default: 3]. The portable manifest's component is never compressed.
+    #[arg(long, value_name = "LEVEL", allow_hyphen_values = true, conflicts_with = "no_compression",
+          value_parser = clap::value_parser!(i32).range(-7..=22))]
+    pub compression_level: Option<i32>,
+
+    /// Write every layer uncompressed [pack.toml: `[build] compression = false`].
+    #[arg(long)]
+    pub no_compression: bool,
 
     /// Print a JSON summary on stdout.
     #[arg(long)]
@@ -512,7 +522,31 @@ impl BuildCommand {
             created: pack_packager::bundle::source_date_epoch()?,
         };
         let package_started = std::time::Instant::now();
-        let summary = pack_packager::bundle::build_bundle(&plan.layout, &plan.tag, &bundle)?;
+        let compression = match (
+            self.no_compression,
+            self.compression_level,
+            plan.compression,
+        ) {
+            (true, _, _) => None,
+            (false, Some(level), _) => Some(level),
+            (false, None, Some(CompressionSetting::Enabled(false))) => None,
+            (false, None, Some(CompressionSetting::Level(level))) => {
+                if !pack_packager::compression::LEVELS.contains(&level) {
+                    anyhow::bail!(
+                        "`[build] compression = {level}` is not a zstd level (-7 to 22, or \
+                         false)"
+                    );
+                }
+                Some(level)
+            }
+            (false, None, _) => Some(pack_packager::compression::DEFAULT_LEVEL),
+        };
+        let summary = pack_packager::bundle::build_bundle_with(
+            &plan.layout,
+            &plan.tag,
+            &bundle,
+            &pack_packager::bundle::BundleOptions { compression },
+        )?;
         drop(scratch);
         for digest in &summary.blobs_replaced {
             printer.warn(&format!(

@@ -61,6 +61,11 @@ struct JsonBlob {
     media_type: String,
     digest: String,
     size: u64,
+    /// For a zstd-compressed layer: its content's digest and size (from the config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uncompressed_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uncompressed_size: Option<u64>,
 }
 
 impl From<&Descriptor> for JsonBlob {
@@ -69,7 +74,21 @@ impl From<&Descriptor> for JsonBlob {
             media_type: d.media_type().to_string(),
             digest: d.digest().to_string(),
             size: d.size(),
+            uncompressed_digest: None,
+            uncompressed_size: None,
         }
+    }
+}
+
+impl JsonBlob {
+    /// A layer of a native manifest, with what it decompresses to.
+    fn layer(d: &Descriptor, config: &NativeConfig) -> Self {
+        let mut blob = JsonBlob::from(d);
+        if let Some(u) = config.uncompressed.get(&d.digest().to_string()) {
+            blob.uncompressed_digest = Some(u.digest.clone());
+            blob.uncompressed_size = Some(u.size);
+        }
+        blob
     }
 }
 
@@ -173,8 +192,8 @@ impl InspectCommand {
                 exports: None,
                 imports: None,
                 config: Some(&n.config),
-                cwasm: Some((&n.cwasm).into()),
-                component: n.component.as_ref().map(Into::into),
+                cwasm: Some(JsonBlob::layer(&n.cwasm, &n.config)),
+                component: n.component.as_ref().map(|c| JsonBlob::layer(c, &n.config)),
             });
         }
         JsonInspect {
@@ -358,7 +377,15 @@ fn native_lines(
         ("profile".to_string(), profile),
         (
             "cwasm".to_string(),
-            format!("{}  {}", digest(&n.cwasm), size(n.cwasm.size())),
+            match c.uncompressed.get(&n.cwasm.digest().to_string()) {
+                Some(u) => format!(
+                    "{}  {} zstd, {} uncompressed",
+                    digest(&n.cwasm),
+                    size(n.cwasm.size()),
+                    size(u.size)
+                ),
+                None => format!("{}  {}", digest(&n.cwasm), size(n.cwasm.size())),
+            },
         ),
     ];
     if let Some(world) = &c.world {

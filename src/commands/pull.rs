@@ -101,6 +101,7 @@ impl PullCommand {
             platforms: self.platform.clone(),
             keys,
             allow_references: self.allow_reference.clone(),
+            ..PullOptions::default()
         };
         let summary = runtime()?.block_on(async {
             let registry = connect(printer, &reference, &self.registry, credentials).await?;

@@ -240,6 +240,19 @@ impl RunCommand {
         }
         let selection = host.select(bundle).map_err(into_anyhow)?;
         let loaded = host.load(selection).map_err(into_anyhow)?;
+        for layer in loaded.fetched.iter().filter(|l| l.fallback) {
+            let message = format!(
+                "no native artifact for this machine could be used: fetched the fallback \
+                 layer {} ({})",
+                layer.digest,
+                crate::progress::bytes(layer.bytes)
+            );
+            if self.json {
+                printer.event(&serde_json::json!({"event": "warning", "message": message}));
+            } else {
+                printer.warn(&message);
+            }
+        }
         let signed = match &loaded.verification {
             Verification::Signed(by) => by
                 .first()

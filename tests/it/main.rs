@@ -8,6 +8,7 @@ mod bundle;
 mod ci;
 mod common;
 mod compile;
+mod compressed;
 mod faultproxy;
 mod faults;
 mod hostile;

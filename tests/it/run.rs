@@ -497,8 +497,20 @@ fn cwasm_blob_of(layout: &Path, tag: Option<&str>, platform: &str) -> PathBuf {
     let cwasm = manifest
         .layers()
         .iter()
-        .find(|l| l.media_type().to_string() == pack_packager::media_types::CWASM_LAYER)
+        .find(|l| {
+            pack_packager::compression::plain_media_type(l.media_type().as_ref())
+                == pack_packager::media_types::CWASM_LAYER
+        })
         .unwrap();
+    // A compressed layer's content, when the layout keeps it (the content store does).
+    let config: pack_packager::NativeConfig =
+        l.read_json(manifest.config(), "native config").unwrap();
+    if let Some(content) = config.uncompressed_of(cwasm).unwrap() {
+        let digest = pack_packager::layout::parse_sha256(&content.digest).unwrap();
+        if l.has_blob(&digest) {
+            return l.blob_path(&digest).unwrap();
+        }
+    }
     l.blob_path(cwasm.digest()).unwrap()
 }
 
@@ -509,7 +521,8 @@ fn cwasm_blob(layout: &Path, platform: &str) -> PathBuf {
 /// Flips one byte in the middle of the `.text` section of `cwasm`.
 fn flip_text_byte(cwasm: &Path) {
     let mut bytes = std::fs::read(cwasm).unwrap();
-    let (offset, size) = elf_section(&bytes, ".text").expect("a .text section");
+    // A compressed layer is no ELF file: a byte in its middle.
+    let (offset, size) = elf_section(&bytes, ".text").unwrap_or((0, bytes.len()));
     bytes[offset + size / 2] ^= 0x01;
     std::fs::write(cwasm, bytes).unwrap();
 }

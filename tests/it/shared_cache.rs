@@ -288,7 +288,8 @@ fn a_cache_registry_behind_a_private_ca_is_used_with_its_certificate() {
     assert_eq!(sources(&summary(&out)), ["registry"], "{}", stderr(&out));
 }
 
-/// The hex digest of the `.cwasm` layer of the only native manifest of `layout`'s bundle.
+/// The hex digest of the `.cwasm` of the only native manifest of `layout`'s bundle (its
+/// content's, when the layer is compressed).
 pub(crate) fn cwasm_digest(layout: &Path) -> String {
     let read = |digest: &str| -> Value {
         let hex = digest.strip_prefix("sha256:").unwrap();
@@ -306,8 +307,15 @@ pub(crate) fn cwasm_digest(layout: &Path) -> String {
         .unwrap();
     let manifest = read(native["digest"].as_str().unwrap());
     let layer = &manifest["layers"][0];
-    assert_eq!(layer["mediaType"], "application/vnd.pack.cwasm.v1");
-    layer["digest"]
+    let digest = match layer["mediaType"].as_str().unwrap() {
+        "application/vnd.pack.cwasm.v1" => layer["digest"].clone(),
+        "application/vnd.pack.cwasm.v1+zstd" => {
+            let config = read(manifest["config"]["digest"].as_str().unwrap());
+            config["uncompressed"][layer["digest"].as_str().unwrap()]["digest"].clone()
+        }
+        other => panic!("a `{other}` layer"),
+    };
+    digest
         .as_str()
         .unwrap()
         .strip_prefix("sha256:")

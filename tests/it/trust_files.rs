@@ -103,11 +103,9 @@ fn layer_blob(layout: &Path, media_type: &str) -> PathBuf {
     let index = l.read_image_index(&l.resolve("latest").unwrap()).unwrap();
     for entry in index.manifests() {
         let manifest = l.read_manifest(entry).unwrap();
-        if let Some(layer) = manifest
-            .layers()
-            .iter()
-            .find(|d| d.media_type().to_string() == media_type)
-        {
+        if let Some(layer) = manifest.layers().iter().find(|d| {
+            pack_packager::compression::plain_media_type(d.media_type().as_ref()) == media_type
+        }) {
             return l.blob_path(layer.digest()).unwrap();
         }
     }

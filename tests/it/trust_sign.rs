@@ -484,7 +484,10 @@ fn cwasm_blob(layout: &Path, tag: &str) -> (String, PathBuf) {
     let cwasm = manifest
         .layers()
         .iter()
-        .find(|l| l.media_type().to_string() == pack_packager::media_types::CWASM_LAYER)
+        .find(|l| {
+            pack_packager::compression::plain_media_type(l.media_type().as_ref())
+                == pack_packager::media_types::CWASM_LAYER
+        })
         .unwrap();
     (
         cwasm.digest().to_string(),

@@ -1,0 +1,523 @@
+//! Compressed layers: `pack build` writes zstd frames in native manifests (and a plain
+//! portable manifest), they travel through a real registry and skopeo unchanged, the host
+//! keeps the decompressed artifact in its store, and frames that end early or expand past
+//! what the signed config records are refused.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::common::*;
+use crate::registry::{Registry, oci_ref, require, skopeo};
+
+/// What the hello-cli fixture prints when it runs.
+const RAN: &str = "hello from pack fixture";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn here() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    }
+}
+
+/// A key pair and the hello-cli fixture built (compressed, the default) for this
+/// machine's platform and signed, once.
+struct Built {
+    dir: tempfile::TempDir,
+    layout: PathBuf,
+}
+
+impl Built {
+    fn public(&self) -> PathBuf {
+        self.dir.path().join("k.pub")
+    }
+    fn private(&self) -> PathBuf {
+        self.dir.path().join("k.key")
+    }
+}
+
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = shared_tempdir();
+        let out = pack()
+            .args(["key", "generate", "--no-password", "--output-prefix"])
+            .arg(dir.path().join("k"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let layout = dir.path().join("hello");
+        let out = pack()
+            .arg("build")
+            .arg(fixture("components/hello-cli.wasm"))
+            .args(["-t", here(), "-o", s(&layout), "--no-cache", "--sign-key"])
+            .arg(dir.path().join("k.key"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pack build: {}", stderr(&out));
+        Built { dir, layout }
+    })
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn blob(layout: &Path, digest: &str) -> PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap())
+}
+
+fn read_json(layout: &Path, digest: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(blob(layout, digest)).unwrap()).unwrap()
+}
+
+fn put(layout: &Path, bytes: &[u8]) -> (String, u64) {
+    let digest = sha256(bytes);
+    let path = blob(layout, &digest);
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (digest, bytes.len() as u64)
+}
+
+/// The digest of the image index `latest` points to.
+fn index_of(layout: &Path, tag: &str) -> String {
+    index_digest(layout, tag)
+}
+
+/// (index, native manifest entry position, manifest, config) of this host's platform.
+fn native(layout: &Path) -> (Value, usize, Value, Value) {
+    let index = read_json(layout, &index_of(layout, "latest"));
+    let position = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m["platform"]["os"] == "linux")
+        .unwrap();
+    let manifest = read_json(
+        layout,
+        index["manifests"][position]["digest"].as_str().unwrap(),
+    );
+    let config = read_json(layout, manifest["config"]["digest"].as_str().unwrap());
+    (index, position, manifest, config)
+}
+
+fn copy_layout(from: &Path, to: &Path) {
+    for dir in [to.to_path_buf(), to.join("blobs"), to.join("blobs/sha256")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut files = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
+    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
+        files.push(Path::new("blobs/sha256").join(entry.unwrap().file_name()));
+    }
+    for file in files {
+        std::fs::copy(from.join(&file), to.join(&file)).unwrap();
+        std::fs::set_permissions(to.join(&file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+}
+
+/// Replaces the `.cwasm` layer of this host's native manifest with `frame`, keeping what
+/// the config records for its content, rewrites the config, manifest, index and
+/// `index.json` to match, and signs the result with the trusted key: what a signer (or a
+/// compromised build) could publish.
+fn replace_cwasm_frame(layout: &Path, frame: &[u8]) {
+    let (mut index, position, mut manifest, mut config) = native(layout);
+    let old = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (digest, size) = put(layout, frame);
+    let content = config["uncompressed"]
+        .as_object_mut()
+        .unwrap()
+        .remove(&old)
+        .unwrap();
+    config["uncompressed"][&digest] = content;
+    let (config_digest, config_size) = put(layout, &serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = json!(config_digest);
+    manifest["config"]["size"] = json!(config_size);
+    manifest["layers"][0]["digest"] = json!(digest);
+    manifest["layers"][0]["size"] = json!(size);
+    let (manifest_digest, manifest_size) = put(layout, &serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][position]["digest"] = json!(manifest_digest);
+    index["manifests"][position]["size"] = json!(manifest_size);
+    let (index_digest, index_size) = put(layout, &serde_json::to_vec(&index).unwrap());
+    let top = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest,
+            "size": index_size,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let out = pack()
+        .arg("sign")
+        .arg(format!("{}:latest", s(layout)))
+        .arg("--key")
+        .arg(built().private())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack sign: {}", stderr(&out));
+}
+
+fn run(bundle: &str, extra: &[&str]) -> Output {
+    pack()
+        .arg("run")
+        .arg(bundle)
+        .arg("--key")
+        .arg(built().public())
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn refused(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+    assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
+    assert!(
+        stderr(out).contains(needle),
+        "no {needle:?} in\n{}",
+        stderr(out)
+    );
+}
+
+/// The `.cwasm` of this host's manifest, decompressed.
+fn cwasm_content(layout: &Path) -> Vec<u8> {
+    let (_, _, manifest, config) = native(layout);
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let content = &config["uncompressed"][layer];
+    let record = pack_packager::compression::Uncompressed {
+        digest: content["digest"].as_str().unwrap().to_string(),
+        size: content["size"].as_u64().unwrap(),
+    };
+    let frame = std::fs::read(blob(layout, layer)).unwrap();
+    let mut out = Vec::new();
+    pack_packager::compression::decompress(&frame[..], &mut out, &record, layout).unwrap();
+    out
+}
+
+#[test]
+fn build_writes_zstd_layers_only_in_native_manifests() {
+    let b = built();
+    let out = pack()
+        .args(["inspect", "--json", s(&b.layout)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_stdout(&out);
+    let manifests = v["manifests"].as_array().unwrap();
+    let portable = manifests.iter().find(|m| m["kind"] == "portable").unwrap();
+    assert_eq!(portable["component"]["mediaType"], "application/wasm");
+    assert!(portable["component"]["uncompressedSize"].is_null());
+    let entry = manifests.iter().find(|m| m["kind"] == "native").unwrap();
+    let cwasm = &entry["cwasm"];
+    assert_eq!(cwasm["mediaType"], "application/vnd.pack.cwasm.v1+zstd");
+    let (size, full) = (
+        cwasm["size"].as_u64().unwrap(),
+        cwasm["uncompressedSize"].as_u64().unwrap(),
+    );
+    assert!(size * 2 < full, "{size} of {full}");
+    assert_eq!(entry["component"]["mediaType"], "application/wasm+zstd");
+    assert_eq!(
+        entry["component"]["uncompressedDigest"],
+        portable["component"]["digest"]
+    );
+    // The content recorded is what the frame holds.
+    let content = cwasm_content(&b.layout);
+    assert_eq!(content.len() as u64, full);
+    assert_eq!(
+        sha256(&content),
+        cwasm["uncompressedDigest"].as_str().unwrap()
+    );
+
+    // The same build again gives the same index (reproducible frames), and without
+    // compression another one whose `.cwasm` layer is that content.
+    let dir = tempfile::tempdir().unwrap();
+    let build = |name: &str, extra: &[&str]| {
+        let layout = dir.path().join(name);
+        let out = pack()
+            .arg("build")
+            .arg(fixture("components/hello-cli.wasm"))
+            .args(["-t", here(), "-o", s(&layout), "--no-cache"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pack build: {}", stderr(&out));
+        layout
+    };
+    let again = build("again", &[]);
+    assert_eq!(index_of(&again, "latest"), index_of(&b.layout, "latest"));
+    let plain = build("plain", &["--no-compression"]);
+    let (_, _, manifest, config) = native(&plain);
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.pack.cwasm.v1"
+    );
+    assert_eq!(manifest["layers"][1]["mediaType"], "application/wasm");
+    assert_eq!(manifest["layers"][0]["digest"], cwasm["uncompressedDigest"]);
+    assert!(config.get("uncompressed").is_none(), "{config}");
+    let out = pack()
+        .args(["run", s(&plain), "--insecure-skip-verify"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+}
+
+#[test]
+fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
+    if require("skopeo").is_none() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let b = built();
+    let digest = index_of(&b.layout, "latest");
+    let reference = format!("{}/team/hello:v1", registry.addr());
+    let out = pack()
+        .args(["push", s(&b.layout), &reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack push: {}", stderr(&out));
+
+    // skopeo reads it back byte for byte.
+    let dir = tempfile::tempdir().unwrap();
+    let back = dir.path().join("back");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &registry.docker_ref("team/hello:v1"),
+        &oci_ref(&back, "latest"),
+    ]);
+    assert_eq!(index_of(&back, "latest"), digest);
+    let (_, _, manifest, _) = native(&back);
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.pack.cwasm.v1+zstd"
+    );
+    let out = pack()
+        .args(["run", s(&back), "--insecure-skip-verify"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+
+    // The host pulls it into its store, verifies and runs it, and keeps the
+    // decompressed artifact there (read-only), named by the digest the config records.
+    let store = dir.path().join("store");
+    let out = run(&reference, &["--store", s(&store)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains(RAN), "{}", stdout(&out));
+    let content = cwasm_content(&b.layout);
+    let kept = blob(&store, &sha256(&content));
+    assert_eq!(std::fs::read(&kept).unwrap(), content);
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+    assert_eq!(mode & 0o222 & !0o200, 0, "{mode:o}");
+    // And runs it from there again.
+    let out = run(&reference, &["--store", s(&store)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains(RAN), "{}", stdout(&out));
+}
+
+#[test]
+fn a_frame_that_ends_early_or_expands_too_far_is_refused() {
+    let b = built();
+    let content = cwasm_content(&b.layout);
+    let frame = pack_packager::compression::compress(&content, 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // The frame cut short.
+    let truncated = dir.path().join("truncated");
+    copy_layout(&b.layout, &truncated);
+    replace_cwasm_frame(&truncated, &frame[..frame.len() - 100]);
+    refused(&run(s(&truncated), &[]), "ends after");
+
+    // A frame that expands to the content and then 64 MiB of zeros: cut at the size the
+    // config records and refused.
+    let mut bomb = content.clone();
+    bomb.resize(content.len() + (64 << 20), 0);
+    let bomb = pack_packager::compression::compress(&bomb, 1).unwrap();
+    assert!(bomb.len() < 4 << 20, "{}", bomb.len());
+    let expanding = dir.path().join("bomb");
+    copy_layout(&b.layout, &expanding);
+    replace_cwasm_frame(&expanding, &bomb);
+    let out = run(s(&expanding), &[]);
+    refused(&out, "expands past");
+    refused(&out, "compressed layer");
+
+    // The honest frame, rewritten the same way, runs.
+    let honest = dir.path().join("honest");
+    copy_layout(&b.layout, &honest);
+    replace_cwasm_frame(&honest, &frame);
+    let out = run(s(&honest), &[]);
+    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+}
+
+#[test]
+fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let b = built();
+    let reference = format!("{}/team/hello-store:v1", registry.addr());
+    let out = pack()
+        .args(["push", s(&b.layout), &reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack push: {}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store_arg = ["--store", s(&store)];
+
+    // The first start pulls and decompresses; the next one hashes the decompressed
+    // artifact and records it (its file is settled by then); the one after runs it.
+    for _ in 0..2 {
+        let out = run(&reference, &store_arg);
+        assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let content = sha256(&cwasm_content(&b.layout));
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(store.join("verified.json")).unwrap()).unwrap();
+    let identity = &record["blobs"][&content];
+    let kept = blob(&store, &content);
+    assert_eq!(
+        identity["size"].as_u64(),
+        Some(std::fs::metadata(&kept).unwrap().len()),
+        "{record}"
+    );
+    let out = run(&reference, &store_arg);
+    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+
+    // The owner changes one byte of it in place (same size, same inode): the record no
+    // longer matches, so it is hashed, and refused.
+    let mut bytes = std::fs::read(&kept).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&kept)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .unwrap();
+    refused(&run(&reference, &store_arg), "does not match its digest");
+}
+
+/// Every layer digest of `layout`'s `latest` bundle, with the `os/arch` of its manifest.
+fn layers(layout: &Path) -> Vec<(String, String)> {
+    let index = read_json(layout, &index_of(layout, "latest"));
+    let mut out = Vec::new();
+    for entry in index["manifests"].as_array().unwrap() {
+        let platform = format!(
+            "{}/{}",
+            entry["platform"]["os"].as_str().unwrap(),
+            entry["platform"]["architecture"].as_str().unwrap()
+        );
+        let manifest = read_json(layout, entry["digest"].as_str().unwrap());
+        for layer in manifest["layers"].as_array().unwrap() {
+            out.push((
+                platform.clone(),
+                layer["digest"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let b = built();
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = if here() == "linux/amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let build = |name: &str, targets: &[&str]| {
+        let layout = dir.path().join(name);
+        let mut cmd = pack();
+        cmd.arg("build").arg(fixture("components/hello-cli.wasm"));
+        for t in targets {
+            cmd.args(["-t", t]);
+        }
+        let out = cmd
+            .args([
+                "-o",
+                s(&layout),
+                "--no-cache",
+                "--sign-key",
+                s(&b.private()),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pack build: {}", stderr(&out));
+        let reference = format!("{}/team/{name}:v1", registry.addr());
+        let out = pack()
+            .args(["push", s(&layout), &reference])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pack push: {}", stderr(&out));
+        (layout, reference)
+    };
+    let stored = |store: &Path, digest: &str| blob(store, digest).exists();
+
+    // A bundle with this machine's artifact, pulley's and the portable component: only
+    // this machine's `.cwasm` layer is fetched.
+    let (layout, reference) = build("everything", &[here(), "pulley64"]);
+    let store = dir.path().join("store-1");
+    let out = run(&reference, &["--store", s(&store)]);
+    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("fallback"), "{}", stderr(&out));
+    let all = layers(&layout);
+    let os_arch = here();
+    let (ours, others): (Vec<_>, Vec<_>) = all.iter().partition(|(p, d)| {
+        p == os_arch && *d == all.iter().find(|(q, _)| q == os_arch).unwrap().1
+    });
+    assert_eq!(ours.len(), 1, "{all:?}");
+    assert!(
+        stored(&store, &ours[0].1),
+        "this machine's artifact was not fetched"
+    );
+    for (platform, digest) in others {
+        assert!(
+            !stored(&store, digest),
+            "{platform} layer {digest} was fetched"
+        );
+    }
+
+    // A bundle without this machine's artifact, run with --allow-jit: the portable
+    // component is fetched then, with a warning, and nothing of the other platform.
+    let (layout, reference) = build("foreign", &[elsewhere]);
+    let store = dir.path().join("store-2");
+    let out = run(&reference, &["--store", s(&store), "--allow-jit"]);
+    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fetched the fallback layer"),
+        "{}",
+        stderr(&out)
+    );
+    for (platform, digest) in layers(&layout) {
+        let fetched = stored(&store, &digest);
+        assert_eq!(
+            fetched,
+            platform == "wasip2/wasm",
+            "{platform} layer {digest} fetched: {fetched}"
+        );
+    }
+}
