@@ -303,7 +303,7 @@ fn a_bundle_listed_for_another_digest_does_not_count() {
         .unwrap();
     ok(&out);
     // ...listed by someone as a referrer of this one.
-    let entry = layout_referrers(&other_layout, &other.index.digest().to_string())[0].clone();
+    let entry = layout_referrers(&other_layout, other.index.digest().as_ref())[0].clone();
     for name in std::fs::read_dir(other_layout.join("blobs/sha256")).unwrap() {
         let name = name.unwrap();
         let to = layout.join("blobs/sha256").join(name.file_name());
