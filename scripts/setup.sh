@@ -77,4 +77,19 @@ if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "0.13.2" ]; the
   cargo install --locked --quiet cargo-fuzz@0.13.2
 fi
 
+# The npm sigstore verifier (@sigstore/bundle and @sigstore/verify, as sigstore@5.0.1
+# depends on them), which the tests run against pack's sigstore bundles: an
+# implementation pack did not write. Installed into a cache directory, not the checkout.
+sigstore_js="${PACK_SIGSTORE_JS:-${XDG_CACHE_HOME:-$HOME/.cache}/pack-test/sigstore-js}"
+if [ ! -f "$sigstore_js/node_modules/@sigstore/verify/package.json" ] ||
+  [ ! -f "$sigstore_js/node_modules/@sigstore/bundle/package.json" ]; then
+  log "npm install @sigstore/bundle@5.0.1 @sigstore/verify@4.1.3 into $sigstore_js"
+  mkdir -p "$sigstore_js"
+  [ -f "$sigstore_js/package.json" ] ||
+    printf '{"name":"pack-sigstore-js","private":true}\n' >"$sigstore_js/package.json"
+  (cd "$sigstore_js" && npm install --no-audit --no-fund --silent \
+    @sigstore/bundle@5.0.1 @sigstore/verify@4.1.3 @sigstore/core@4 \
+    @sigstore/protobuf-specs@0.5.2)
+fi
+
 log "done in $(( $(date +%s) - started ))s"

@@ -25,6 +25,7 @@ pub mod json;
 pub mod layout;
 pub mod limits;
 pub mod reference;
+pub mod referrers;
 pub mod signing;
 
 pub use bundle::{
@@ -61,6 +62,11 @@ pub mod media_types {
     pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
     /// A cosign simple-signing payload.
     pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+    /// The empty config of an OCI 1.1 artifact (`{}`).
+    pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+    /// A sigstore bundle v0.3 (JSON): the artifact type and the layer of a bundle
+    /// referrer.
+    pub const SIGSTORE_BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 }
 
 /// Annotation keys the bundle format uses.
@@ -82,4 +88,10 @@ pub mod annotations {
     /// On a signature layer: `sha256:<hex>` of the signing key's SubjectPublicKeyInfo DER.
     /// A claim that lets tools show who signed; it is not trusted for verification.
     pub const SIGNATURE_KEY: &str = "dev.pack.signature.key";
+    /// On a bundle referrer manifest: what the bundle holds (`dsse-envelope`), as cosign
+    /// writes it.
+    pub const BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+    /// On a bundle referrer manifest: the predicate type of its Statement, as cosign
+    /// writes it. A hint for filtering, not trusted.
+    pub const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
 }

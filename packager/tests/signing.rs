@@ -8,7 +8,8 @@ use std::path::Path;
 use base64::Engine as _;
 use pack_packager::annotations::{COSIGN_SIGNATURE, REF_NAME};
 use pack_packager::signing::{
-    self, PrivateKey, Rejection, SignOptions, sign_digest, sign_index, signature_tag, verify,
+    self, PrivateKey, Rejection, SignOptions, SignatureFormat, SignatureKind, sign_digest,
+    sign_index, signature_tag, verify,
 };
 use pack_packager::{Layout, build_bundle};
 use serde_json::Value;
@@ -46,7 +47,10 @@ fn sign_writes_a_cosign_signature_manifest() {
     let index_digest = layout.resolve("latest").unwrap().digest().clone();
     let tag = signature_tag(&index_digest);
     assert_eq!(tag, format!("sha256-{}.sig", index_digest.digest()));
-    assert_eq!(summary.signed[0].signature_tag, tag);
+    assert_eq!(
+        summary.signed[0].signature_tag.as_deref(),
+        Some(tag.as_str())
+    );
 
     let entry = layout.resolve(&tag).unwrap();
     assert_eq!(entry.annotations().as_ref().unwrap()[REF_NAME], tag);
@@ -107,7 +111,7 @@ fn verdicts_say_why() {
         verdict.reasons()
     );
 
-    sign_index(&layout, "latest", &other, &SignOptions::default()).unwrap();
+    sign_index(&layout, "latest", &other, &legacy()).unwrap();
     let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
     assert!(!verdict.is_verified());
     assert_eq!(verdict.signatures[0].outcome, Err(Rejection::OtherKey));
@@ -121,12 +125,12 @@ fn verdicts_say_why() {
     assert!(verdict.is_verified());
 
     // Signing again with another key adds a layer; the earlier signature stays.
-    sign_index(&layout, "latest", &key, &SignOptions::default()).unwrap();
+    sign_index(&layout, "latest", &key, &legacy()).unwrap();
     let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
     assert!(verdict.is_verified());
     assert_eq!(verdict.signatures.len(), 2);
     // The same signature again changes nothing (RFC 6979 signatures are deterministic).
-    let again = sign_index(&layout, "latest", &key, &SignOptions::default()).unwrap();
+    let again = sign_index(&layout, "latest", &key, &legacy()).unwrap();
     assert!(!again.signed[0].added);
     assert_eq!(verify(&layout, "latest", &[]).unwrap().signatures.len(), 2);
 
@@ -238,16 +242,105 @@ fn signing_stops_at_the_number_of_signatures_a_host_follows() {
     let layout = bundle(dir.path());
     let limit = pack_packager::limits::MAX_SIGNATURE_LAYERS;
     for _ in 0..limit {
-        sign_index(&layout, "latest", &PrivateKey::generate(), &SignOptions::default()).unwrap();
+        sign_index(
+            &layout,
+            "latest",
+            &PrivateKey::generate(),
+            &SignOptions::default(),
+        )
+        .unwrap();
     }
     let before = fs::read(layout.root().join("index.json")).unwrap();
-    let err = sign_index(&layout, "latest", &PrivateKey::generate(), &SignOptions::default())
-        .unwrap_err();
+    let err = sign_index(
+        &layout,
+        "latest",
+        &PrivateKey::generate(),
+        &SignOptions::default(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, pack_packager::Error::TooMany { count, limit: l, .. } if count == limit + 1 && l == limit),
         "{err:?}"
     );
     // Nothing changed, and the signatures there still verify.
     assert_eq!(fs::read(layout.root().join("index.json")).unwrap(), before);
-    assert_eq!(verify(&layout, "latest", &[]).unwrap().signatures.len(), limit);
+    // Both formats: `limit` legacy layers and `limit` bundle referrers.
+    assert_eq!(
+        verify(&layout, "latest", &[]).unwrap().signatures.len(),
+        2 * limit
+    );
+
+    // Bundles alone stop at the same number, before anything is written.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = bundle(dir.path());
+    let bundles = SignOptions {
+        format: SignatureFormat::Bundle,
+        ..Default::default()
+    };
+    for _ in 0..limit {
+        sign_index(&layout, "latest", &PrivateKey::generate(), &bundles).unwrap();
+    }
+    let before = fs::read(layout.root().join("index.json")).unwrap();
+    let err = sign_index(
+        &layout,
+        "latest",
+        &PrivateKey::generate(),
+        &SignOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, pack_packager::Error::TooMany { limit: l, .. } if l == limit),
+        "{err:?}"
+    );
+    assert_eq!(fs::read(layout.root().join("index.json")).unwrap(), before);
+}
+
+fn legacy() -> SignOptions {
+    SignOptions {
+        format: SignatureFormat::Legacy,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_bundle_signature_is_a_referrer_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = bundle(dir.path());
+    let key = PrivateKey::generate();
+    let options = SignOptions {
+        reference: Some("registry.example.com/app".into()),
+        format: SignatureFormat::Bundle,
+        annotations: [("build".to_string(), "7".to_string())].into(),
+        ..Default::default()
+    };
+    let summary = sign_index(&layout, "latest", &key, &options).unwrap();
+    let index = layout.resolve("latest").unwrap();
+    assert_eq!(summary.signed[0].signature_tag, None);
+    let referrer = summary.signed[0].referrer.clone().unwrap();
+    assert!(layout.resolve(&signature_tag(index.digest())).is_err());
+    let listed = pack_packager::referrers::referrers(&layout, index.digest()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(*listed[0].digest(), referrer);
+    common::check_layout(layout.root());
+
+    let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
+    assert!(verdict.is_verified(), "{verdict:?}");
+    assert_eq!(verdict.signatures[0].format, SignatureKind::SigstoreBundle);
+    let verified: Vec<_> = verdict.verified().collect();
+    assert_eq!(verified[0].reference, "registry.example.com/app");
+    assert_eq!(
+        verified[0].optional.as_ref().unwrap()["build"],
+        Value::String("7".into())
+    );
+    let verdict = verify(&layout, "latest", &[PrivateKey::generate().public_key()]).unwrap();
+    assert_eq!(verdict.signatures[0].outcome, Err(Rejection::OtherKey));
+    // The same again: nothing added.
+    let again = sign_index(&layout, "latest", &key, &options).unwrap();
+    assert!(!again.signed[0].added);
+    assert_eq!(
+        pack_packager::referrers::referrers(&layout, index.digest())
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -716,6 +716,64 @@ impl Registry {
         Ok((bytes, actual))
     }
 
+    /// `GET /v2/<repo>/referrers/<digest>`: the image index of the referrers of
+    /// `digest` when the registry has the referrers API, `None` when it answers 404 (no
+    /// such API: distribution-spec 1.1 says clients then use the referrers tag schema).
+    /// At most [`MAX_DOCUMENT_BYTES`] are read.
+    pub(crate) async fn get_referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<Bytes>> {
+        let ctx = self.context(repository, format!("list referrers of {digest}"));
+        let url = format!(
+            "{}://{}/v2/{repository}/referrers/{digest}",
+            self.scheme.as_str(),
+            self.host
+        );
+        let client = self.upload_client()?;
+        let mut refreshed = false;
+        let response = loop {
+            let authorization = self
+                .authorization(repository, RegistryOperation::Pull, refreshed)
+                .await?;
+            let mut request = client.get(&url).header(
+                reqwest::header::ACCEPT,
+                "application/vnd.oci.image.index.v1+json",
+            );
+            if let Some(value) = authorization {
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+            let response = request.send().await.map_err(|e| ctx.reqwest_error(e))?;
+            if response.status().as_u16() == 401 && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            break response;
+        };
+        match response.status().as_u16() {
+            404 | 405 => return Ok(None),
+            200..=299 => {}
+            _ => return Err(ctx.response_error(response).await),
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = read_limited(&ctx, response, MAX_DOCUMENT_BYTES, "referrers index").await?;
+        // A registry without the API may route the path elsewhere (an HTML page, a
+        // JSON error with 200): only an image index counts as an answer.
+        if !content_type.starts_with("application/vnd.oci.image.index.v1+json")
+            && crate::transfer::document_media_type(&bytes).as_deref()
+                != Some("application/vnd.oci.image.index.v1+json")
+        {
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+
     /// Fetches a small blob (a signature payload) into memory, verified: refused when its
     /// descriptor says more than [`MAX_DOCUMENT_BYTES`], and as soon as the registry
     /// sends more than the descriptor says.

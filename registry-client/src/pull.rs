@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::Reference;
+use oci_spec::image::ImageManifest;
 use oci_spec::image::{Descriptor, Digest};
 use pack_packager::Layout;
 use pack_packager::annotations::{COSIGN_SIGNATURE, SIGNATURE_KEY};
@@ -15,13 +16,15 @@ use pack_packager::limits::{
     MAX_DOCUMENT_BYTES, MAX_INDEX_ENTRIES, MAX_LAYERS, descriptor_problem,
     signature_manifest_problem,
 };
-use pack_packager::media_types::SIMPLE_SIGNING;
+use pack_packager::media_types::{SIGSTORE_BUNDLE, SIMPLE_SIGNING};
+use pack_packager::referrers::referrer_problem;
 use pack_packager::signing::{
-    self, PublicKey, ReferencePattern, ReferencePolicy, Rejection, SignatureCheck, Verdict,
-    signature_tag,
+    self, PublicKey, ReferencePattern, ReferencePolicy, Rejection, SignatureCheck, SignatureKind,
+    Verdict, signature_tag,
 };
 
 use crate::client::{Registry, with_retry};
+use crate::referrers::RegistryTransport;
 use crate::reporter::{Item, Outcome};
 use crate::transfer::{
     Document, MANIFEST_TYPES, PlatformSpec, TransferSummary, document_descriptor,
@@ -170,8 +173,10 @@ pub async fn pull(
         }
     }
 
-    // Signatures of the root and of each fetched manifest.
+    // Signatures of the root and of each fetched manifest: legacy ones and sigstore
+    // bundle referrers.
     let mut signatures: Vec<(String, Doc)> = Vec::new();
+    let mut bundles: Vec<(Digest, Descriptor, Doc)> = Vec::new();
     let signed: Vec<Digest> = std::iter::once(root_digest.clone())
         .chain(manifests.iter().map(|d| d.descriptor.digest().clone()))
         .collect();
@@ -193,6 +198,9 @@ pub async fn pull(
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
+        for (entry, doc) in signature_bundles(registry, repository, &digest, reporter).await? {
+            bundles.push((digest.clone(), entry, doc));
+        }
     }
 
     // Blobs, once each.
@@ -200,7 +208,8 @@ pub async fn pull(
     let mut seen_blobs = HashSet::new();
     let documents = std::iter::once((&root, false))
         .chain(manifests.iter().map(|d| (d, options.skip_layers)))
-        .chain(signatures.iter().map(|(_, d)| (d, false)));
+        .chain(signatures.iter().map(|(_, d)| (d, false)))
+        .chain(bundles.iter().map(|(_, _, d)| (d, false)));
     for (doc, config_only) in documents {
         let mut listed = parse(registry, repository, doc)?.blobs();
         if config_only {
@@ -230,6 +239,7 @@ pub async fn pull(
         manifests_transferred: 0,
         manifests_skipped: 0,
         signatures: Vec::new(),
+        referrers: Vec::new(),
         verified_by,
         verified_references,
         duration: Default::default(),
@@ -259,6 +269,11 @@ pub async fn pull(
     }
     for (_, doc) in &signatures {
         write(doc, &mut summary)?;
+    }
+    for (subject, entry, doc) in &bundles {
+        write(doc, &mut summary)?;
+        pack_packager::referrers::list_referrer(&layout, subject, entry, None)?;
+        summary.referrers.push(doc.descriptor.digest().to_string());
     }
     write(&root, &mut summary)?;
     for (sig_tag, doc) in &signatures {
@@ -459,8 +474,84 @@ async fn pull_blob(
     Ok((Outcome::Transferred, blob.size()))
 }
 
-/// Fetches the signatures of `digest` (tag `sha256-<hex>.sig`) and checks them against
-/// `keys`, in memory: nothing is written.
+/// The sigstore bundle referrers of `digest` that may be signatures (their index entry
+/// announces one), each manifest fetched and checked ([`referrer_problem`]: one bundle
+/// layer, `subject` = `digest`, within the signature limits) before anything of it is
+/// fetched; a referrer that fails the check is left out. At most
+/// [`MAX_SIGNATURE_LAYERS`](pack_packager::limits::MAX_SIGNATURE_LAYERS) of them, each
+/// manifest at most [`MAX_SIGNATURE_BLOB_BYTES`](pack_packager::limits::MAX_SIGNATURE_BLOB_BYTES),
+/// or the whole listing is refused.
+async fn signature_bundles(
+    registry: &Registry,
+    repository: &str,
+    digest: &Digest,
+    reporter: &dyn Reporter,
+) -> Result<Vec<(Descriptor, Doc)>> {
+    Ok(
+        signature_bundle_checks(registry, repository, digest, reporter)
+            .await?
+            .into_iter()
+            .filter_map(|(entry, checked)| checked.ok().map(|(doc, _)| (entry, doc)))
+            .collect(),
+    )
+}
+
+type BundleCheck = std::result::Result<(Doc, ImageManifest), String>;
+
+async fn signature_bundle_checks(
+    registry: &Registry,
+    repository: &str,
+    digest: &Digest,
+    reporter: &dyn Reporter,
+) -> Result<Vec<(Descriptor, BundleCheck)>> {
+    let invalid = |reason: String| Error::InvalidContent {
+        operation: Box::new(
+            registry
+                .context(repository, format!("list referrers of {digest}"))
+                .operation,
+        ),
+        reason,
+    };
+    let transport = RegistryTransport { registry, reporter };
+    let listing = crate::referrers::list(&transport, repository, digest, invalid).await?;
+    let place = Path::new(repository);
+    let entries = signing::signature_referrers(place, listing.entries).map_err(|e| {
+        Error::InvalidContent {
+            operation: Box::new(
+                registry
+                    .context(repository, format!("list referrers of {digest}"))
+                    .operation,
+            ),
+            reason: format!("{e}; none of them was fetched"),
+        }
+    })?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let what = format!("manifest {}", entry.digest());
+        let reference = entry.digest().to_string();
+        let (bytes, found) = with_retry(registry, &what, reporter, || {
+            registry.get_manifest(repository, &reference, &MANIFEST_TYPES[1..2])
+        })
+        .await?;
+        let doc = to_doc(registry, repository, &reference, bytes, &found)?;
+        let checked = match parse(registry, repository, &doc) {
+            Ok(Document::Manifest(manifest)) => {
+                match referrer_problem(&manifest, digest, SIGSTORE_BUNDLE, SIGSTORE_BUNDLE) {
+                    None => Ok((doc, *manifest)),
+                    Some(problem) => Err(problem),
+                }
+            }
+            Ok(Document::Index(_)) => Err("it is an image index, not a manifest".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push((entry, checked));
+    }
+    Ok(out)
+}
+
+/// Fetches the signatures of `digest` (the layers of the `sha256-<hex>.sig` manifest and
+/// the sigstore bundles among its referrers) and checks them against `keys`, in memory:
+/// nothing is written.
 pub async fn verify_remote(
     registry: &Registry,
     repository: &str,
@@ -472,41 +563,72 @@ pub async fn verify_remote(
     let mut verdict = Verdict {
         digest: digest.to_string(),
         signature_tag: sig_tag.clone(),
+        referrers_tag: pack_packager::referrers::referrers_tag(digest),
         signatures: Vec::new(),
     };
     let what = format!("manifest {sig_tag}");
-    let (bytes, found) = match with_retry(registry, &what, reporter, || {
+    let legacy = match with_retry(registry, &what, reporter, || {
         registry.get_manifest(repository, &sig_tag, &MANIFEST_TYPES[1..2])
     })
     .await
     {
-        Ok(found) => found,
-        Err(Error::NotFound { .. }) => return Ok(verdict),
+        Ok(found) => Some(found),
+        Err(Error::NotFound { .. }) => None,
         Err(e) => return Err(e),
     };
-    let doc = to_doc(registry, repository, &sig_tag, bytes, &found)?;
-    let manifest = signature_manifest(registry, repository, &sig_tag, &doc)?;
-    for layer in manifest.layers() {
-        if layer.media_type().to_string() != SIMPLE_SIGNING {
-            continue;
+    if let Some((bytes, found)) = legacy {
+        let doc = to_doc(registry, repository, &sig_tag, bytes, &found)?;
+        let manifest = signature_manifest(registry, repository, &sig_tag, &doc)?;
+        for layer in manifest.layers() {
+            if layer.media_type().to_string() != SIMPLE_SIGNING {
+                continue;
+            }
+            let annotations = layer.annotations().clone().unwrap_or_default();
+            let outcome = match annotations.get(COSIGN_SIGNATURE) {
+                None => Err(Rejection::MalformedSignature {
+                    detail: format!("no `{COSIGN_SIGNATURE}` annotation"),
+                }),
+                Some(signature) => {
+                    let what = format!("blob {}", layer.digest());
+                    let payload = with_retry(registry, &what, reporter, || {
+                        registry.get_blob(repository, layer)
+                    })
+                    .await?;
+                    signing::verify_payload(&payload, signature, digest, keys)
+                }
+            };
+            verdict.signatures.push(SignatureCheck {
+                format: SignatureKind::SimpleSigning,
+                layer: layer.digest().to_string(),
+                claimed_key: annotations.get(SIGNATURE_KEY).cloned(),
+                outcome,
+            });
         }
-        let annotations = layer.annotations().clone().unwrap_or_default();
-        let outcome = match annotations.get(COSIGN_SIGNATURE) {
-            None => Err(Rejection::MalformedSignature {
-                detail: format!("no `{COSIGN_SIGNATURE}` annotation"),
-            }),
-            Some(signature) => {
+    }
+    for (entry, checked) in signature_bundle_checks(registry, repository, digest, reporter).await? {
+        let claimed_key = signing::claimed_key(&entry);
+        let (layer, outcome) = match checked {
+            Err(problem) => (
+                entry.digest().to_string(),
+                Err(Rejection::MalformedSignature { detail: problem }),
+            ),
+            Ok((_, manifest)) => {
+                let layer = &manifest.layers()[0];
                 let what = format!("blob {}", layer.digest());
-                let payload = with_retry(registry, &what, reporter, || {
+                let bytes = with_retry(registry, &what, reporter, || {
                     registry.get_blob(repository, layer)
                 })
                 .await?;
-                signing::verify_payload(&payload, signature, digest, keys)
+                (
+                    layer.digest().to_string(),
+                    signing::verify_bundle(&bytes, digest, keys),
+                )
             }
         };
         verdict.signatures.push(SignatureCheck {
-            layer: layer.digest().to_string(),
-            claimed_key: annotations.get(SIGNATURE_KEY).cloned(),
+            format: SignatureKind::SigstoreBundle,
+            layer,
+            claimed_key,
             outcome,
         });
     }

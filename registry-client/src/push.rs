@@ -13,6 +13,7 @@ use pack_packager::signing::signature_tag;
 
 use crate::client::{Registry, with_retry};
 use crate::error::Operation;
+use crate::referrers::{RegistryTransport, attach};
 use crate::reporter::{Item, Outcome};
 use crate::transfer::{Document, TransferSummary, document_media_type, is_index};
 use crate::{Error, Reporter, Result};
@@ -50,6 +51,9 @@ struct Plan {
     manifests: Vec<Doc>,
     /// Signature manifests and their tags.
     signatures: Vec<(String, Doc)>,
+    /// Referrers (sigstore bundles, attestations): the digest they refer to, their
+    /// entry in the layout's referrers index, and the manifest.
+    referrers: Vec<(oci_spec::image::Digest, Descriptor, Doc)>,
     /// Every blob, once.
     blobs: Vec<Descriptor>,
 }
@@ -127,12 +131,21 @@ fn plan(layout: &Layout, tag: &str) -> Result<Plan> {
         .chain(manifests.iter())
         .map(|d| d.descriptor.digest().clone())
         .collect();
+    let mut referrers = Vec::new();
     for digest in signed {
         let sig_tag = signature_tag(&digest);
         if let Some(entry) = tags.iter().find(|t| t.name == sig_tag) {
             let (doc, parsed) = read_doc(layout, &entry.descriptor)?;
             add_blobs(&parsed, &mut blobs);
             signatures.push((sig_tag, doc));
+        }
+        for entry in pack_packager::referrers::referrers(layout, &digest)? {
+            let mut plain = entry.clone();
+            plain.set_annotations(None);
+            plain.set_artifact_type(None);
+            let (doc, parsed) = read_doc(layout, &plain)?;
+            add_blobs(&parsed, &mut blobs);
+            referrers.push((digest.clone(), entry, doc));
         }
     }
     // Fail before sending anything when a blob is missing.
@@ -149,6 +162,7 @@ fn plan(layout: &Layout, tag: &str) -> Result<Plan> {
         root,
         manifests,
         signatures,
+        referrers,
         blobs,
     })
 }
@@ -158,7 +172,8 @@ fn plan(layout: &Layout, tag: &str) -> Result<Plan> {
 ///
 /// Order: blobs (several at once; a blob the repository has is not sent, one that
 /// `mount_from` has is mounted), then the manifests by digest, then the signature
-/// manifests under their `sha256-<hex>.sig` tags, and the tagged index last, so a reader
+/// manifests under their `sha256-<hex>.sig` tags and the referrers (listed by the
+/// registry's referrers API, else under `sha256-<hex>`), and the tagged index last, so a reader
 /// never sees the tag before its content. Run again after an interruption, it sends only
 /// what did not arrive.
 pub async fn push(
@@ -195,6 +210,7 @@ pub async fn push(
         manifests_transferred: 0,
         manifests_skipped: 0,
         signatures: Vec::new(),
+        referrers: Vec::new(),
         verified_by: Vec::new(),
         verified_references: Vec::new(),
         duration: Default::default(),
@@ -226,7 +242,31 @@ pub async fn push(
             summary.manifests_skipped += 1;
         }
     }
-    // 3. Signatures under their tags; 4. the index under its tag.
+    // 3. Referrers: each manifest by digest, then listed among the referrers of its
+    // subject (by the registry itself when it has the referrers API, else in the
+    // `sha256-<hex>` index, keeping what other clients listed there).
+    let transport = RegistryTransport { registry, reporter };
+    for (subject, entry, doc) in &plan.referrers {
+        let digest = doc.descriptor.digest().to_string();
+        let sent = put_document(registry, repository, &digest, doc, next_id, reporter).await?;
+        next_id += 1;
+        if sent {
+            summary.manifests_transferred += 1;
+        } else {
+            summary.manifests_skipped += 1;
+        }
+        let invalid = |reason: String| Error::InvalidContent {
+            operation: Box::new(
+                registry
+                    .context(repository, format!("list referrer {digest} of {subject}"))
+                    .operation,
+            ),
+            reason,
+        };
+        attach(&transport, repository, subject, entry, invalid).await?;
+        summary.referrers.push(digest);
+    }
+    // 4. Signatures under their tags; 5. the index under its tag.
     for (sig_tag, doc) in &plan.signatures {
         let sent = put_document(registry, repository, sig_tag, doc, next_id, reporter).await?;
         next_id += 1;

@@ -125,6 +125,9 @@ pub struct TransferSummary {
     pub manifests_skipped: usize,
     /// Signature tags moved (`sha256-<hex>.sig`).
     pub signatures: Vec<String>,
+    /// Referrer manifests moved (sigstore bundles), by digest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<String>,
     /// With `--key` on pull: the fingerprints of the keys whose signatures verified.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub verified_by: Vec<String>,

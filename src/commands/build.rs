@@ -98,6 +98,12 @@ pub struct BuildCommand {
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 
+    /// With a signing key, which signatures to write: `bundle` (a sigstore bundle as an
+    /// OCI 1.1 referrer), `legacy` (cosign's simple signing, `sha256-<hex>.sig`), or
+    /// `both`. See docs/signing.md.
+    #[arg(long, value_name = "FORMAT", default_value = "both")]
+    pub signature_format: pack_packager::signing::SignatureFormat,
+
     /// `docker-reference` recorded in the signature [default: PACK_REPOSITORY or
     /// `[push] repository` of pack.toml, else the layout's directory name].
     #[arg(long, value_name = "REPO")]
@@ -578,6 +584,7 @@ impl BuildCommand {
                     reference: plan.reference.clone(),
                     recursive: false,
                     annotations: BTreeMap::new(),
+                    format: self.signature_format,
                 },
             )?;
             drop(key);

@@ -126,6 +126,39 @@ struct JsonInspect<'a> {
     blobs: usize,
     manifests: Vec<JsonManifest<'a>>,
     signatures: Vec<JsonSignature>,
+    referrers: Vec<JsonReferrer>,
+}
+
+/// One referrer of the index or of one of its manifests (a sigstore bundle, an
+/// attestation), as listed in the layout; its claims are not verified here.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonReferrer {
+    subject: String,
+    digest: String,
+    size: u64,
+    artifact_type: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+/// Every referrer the layout lists for the index and for each manifest of it.
+fn referrers(layout: &Layout, bundle: &Bundle) -> Result<Vec<JsonReferrer>> {
+    let mut subjects = vec![bundle.descriptor.digest().clone()];
+    subjects.extend(bundle.index.manifests().iter().map(|d| d.digest().clone()));
+    let mut out = Vec::new();
+    for subject in subjects {
+        for entry in pack_packager::referrers::referrers(layout, &subject)? {
+            out.push(JsonReferrer {
+                subject: subject.to_string(),
+                digest: entry.digest().to_string(),
+                size: entry.size(),
+                artifact_type: pack_packager::referrers::artifact_type(&entry),
+                annotations: sorted(entry.annotations()),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn sorted(map: &Option<std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
@@ -142,8 +175,11 @@ impl InspectCommand {
         let bundle = Bundle::read(&layout, &self.target.tag)?;
         bundle.verify_layers(&layout)?;
         let verdict = signing::verify_digest(&layout, bundle.descriptor.digest(), &keys)?;
+        let referrers = referrers(&layout, &bundle)?;
         if self.json {
-            printer.json(&self.to_json(&bundle, &verdict.signatures, !keys.is_empty()))?;
+            let mut json = self.to_json(&bundle, &verdict.signatures, !keys.is_empty());
+            json.referrers = referrers;
+            printer.json(&json)?;
         } else {
             let human = std::io::stdout().is_terminal();
             self.print(
@@ -153,6 +189,7 @@ impl InspectCommand {
                 !keys.is_empty(),
                 human,
             );
+            print_referrers(printer, &bundle, &referrers, human);
         }
         Ok(Status::Success)
     }
@@ -208,6 +245,7 @@ impl InspectCommand {
                 .iter()
                 .map(|s| JsonSignature::new(s, keys_given))
                 .collect(),
+            referrers: Vec::new(),
         }
     }
 
@@ -261,18 +299,19 @@ impl InspectCommand {
                 .as_deref()
                 .and_then(signing::Fingerprint::parse)
                 .map(|f| f.short().to_string());
+            let format = s.format;
             let line = match &s.outcome {
                 Ok(v) => format!(
-                    "{GREEN}✓{GREEN:#} key {}  reference {}  {GREEN}verified{GREEN:#}",
+                    "{GREEN}✓{GREEN:#} {format}  key {}  reference {}  {GREEN}verified{GREEN:#}",
                     v.key.short(),
                     v.reference
                 ),
                 Err(Rejection::OtherKey) if !keys_given => format!(
-                    "{YELLOW}?{YELLOW:#} key {}  {DIM}not verified (pass --key){DIM:#}",
+                    "{YELLOW}?{YELLOW:#} {format}  key {}  {DIM}not verified (pass --key){DIM:#}",
                     claimed.as_deref().unwrap_or("unknown")
                 ),
                 Err(why) => format!(
-                    "{RED}✗{RED:#} key {}  {why}",
+                    "{RED}✗{RED:#} {format}  key {}  {why}",
                     claimed.as_deref().unwrap_or("unknown")
                 ),
             };
@@ -285,6 +324,31 @@ impl InspectCommand {
                 printer.result(&format!("  {CYAN}{k}{CYAN:#}: {v}"));
             }
         }
+    }
+}
+
+fn print_referrers(printer: &Printer, bundle: &Bundle, referrers: &[JsonReferrer], human: bool) {
+    printer.result(&format!("{BOLD}referrers{BOLD:#}"));
+    if referrers.is_empty() {
+        printer.result(&format!("  {DIM}none{DIM:#}"));
+    }
+    let index = bundle.descriptor.digest().to_string();
+    for r in referrers {
+        let of = if r.subject == index {
+            "index".to_string()
+        } else {
+            format!("manifest {}", short_digest(&r.subject, human))
+        };
+        let what = r
+            .annotations
+            .get(pack_packager::annotations::BUNDLE_PREDICATE_TYPE)
+            .map(|p| format!("  {DIM}{p}{DIM:#}"))
+            .unwrap_or_default();
+        printer.result(&format!(
+            "  {}  {}  of {of}{what}",
+            short_digest(&r.digest, human),
+            r.artifact_type.as_deref().unwrap_or("(no artifact type)"),
+        ));
     }
 }
 

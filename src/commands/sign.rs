@@ -13,11 +13,14 @@ use crate::printer::{BOLD, DIM, GREEN, Printer};
 
 /// Sign a bundle's image index with a private key, cosign-style.
 ///
-/// Writes a signature manifest tagged `sha256-<hex>.sig` into the layout, whose layer is a
-/// cosign "simple signing" payload naming the index digest, with the ECDSA P-256 signature
-/// in the layer annotation `dev.cosignproject.cosign/signature`. Pushed to a registry with
-/// the bundle, it is what `cosign verify --key` checks. Signing again (with the same or
-/// another key) adds a signature; earlier ones are kept.
+/// By default writes two signatures of the index digest (`--signature-format both`):
+/// a sigstore bundle v0.3 (a DSSE envelope over an in-toto Statement, predicate type
+/// `https://sigstore.dev/cosign/sign/v1`) stored as an OCI 1.1 referrer of the index
+/// (listed under the tag `sha256-<hex>`, the referrers tag schema), as cosign v3 signs;
+/// and the legacy signature manifest tagged `sha256-<hex>.sig`, whose layer is a cosign
+/// "simple signing" payload with the ECDSA P-256 signature in the layer annotation
+/// `dev.cosignproject.cosign/signature`. Both are offline: no transparency log entry.
+/// Signing again (with the same or another key) adds a signature; earlier ones are kept.
 ///
 /// An encrypted key is decrypted with PACK_KEY_PASSWORD, or a password asked for when
 /// stdin is a terminal.
@@ -27,6 +30,7 @@ Examples:
   pack sign out/app --key pack.key
   pack sign out/app:v1.2.0 --key pack.key --reference registry.example.com/team/app
   pack sign out/app --key pack.key --recursive -a build=1234
+  pack sign out/app --key pack.key --signature-format bundle
 
 Exit status:
   0  signed
@@ -54,6 +58,11 @@ pub struct SignCommand {
     #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub annotations: Vec<(String, String)>,
 
+    /// Which signatures to write: `bundle` (a sigstore bundle as an OCI 1.1 referrer),
+    /// `legacy` (cosign's simple signing under `sha256-<hex>.sig`), or `both`.
+    #[arg(long, value_name = "FORMAT", default_value = "both")]
+    pub signature_format: signing::SignatureFormat,
+
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -70,7 +79,12 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 #[serde(rename_all = "camelCase")]
 struct JsonSigned {
     digest: String,
-    signature_tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature_tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrers_tag: Option<String>,
     added: bool,
 }
 
@@ -95,6 +109,7 @@ impl SignCommand {
             reference: self.reference.clone(),
             recursive: self.recursive,
             annotations: self.annotations.iter().cloned().collect(),
+            format: self.signature_format,
         };
         let summary =
             signing::sign_descriptor(&layout, &descriptor, &self.target.tag, &key, &options)?;
@@ -110,6 +125,11 @@ impl SignCommand {
                     .map(|s| JsonSigned {
                         digest: s.digest.to_string(),
                         signature_tag: s.signature_tag.clone(),
+                        referrer: s.referrer.as_ref().map(ToString::to_string),
+                        referrers_tag: s
+                            .referrer
+                            .as_ref()
+                            .map(|_| pack_packager::referrers::referrers_tag(&s.digest)),
                         added: s.added,
                     })
                     .collect(),
@@ -131,7 +151,16 @@ impl SignCommand {
         ));
         for signed in &summary.signed {
             let note = if signed.added { "" } else { " (unchanged)" };
-            printer.detail(&format!("  {DIM}{}{note}{DIM:#}", signed.signature_tag));
+            if let Some(tag) = &signed.signature_tag {
+                printer.detail(&format!("  {DIM}{tag} (simple signing){note}{DIM:#}"));
+            }
+            if let Some(referrer) = &signed.referrer {
+                printer.detail(&format!(
+                    "  {DIM}{} → sigstore bundle {}{note}{DIM:#}",
+                    pack_packager::referrers::referrers_tag(&signed.digest),
+                    short_digest(referrer.as_ref(), true)
+                ));
+            }
         }
         Ok(Status::Success)
     }
@@ -170,5 +199,12 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["sign", "x", "--key", "k", "-a", "novalue"]).is_err());
         assert!(Cli::try_parse_from(["sign", "x"]).is_err());
+        assert_eq!(cli.sign.signature_format, signing::SignatureFormat::Both);
+        let cli = Cli::try_parse_from(["sign", "x", "--key", "k", "--signature-format", "bundle"])
+            .unwrap();
+        assert_eq!(cli.sign.signature_format, signing::SignatureFormat::Bundle);
+        assert!(
+            Cli::try_parse_from(["sign", "x", "--key", "k", "--signature-format", "x"]).is_err()
+        );
     }
 }

@@ -14,9 +14,11 @@ use crate::printer::{BOLD, GREEN, Printer, RED};
 
 /// Check that a bundle is signed by one of the given public keys, and intact.
 ///
-/// First the signatures: at least one cosign simple-signing signature in the layout
-/// (tag `sha256-<hex>.sig`) must be made by one of the keys and name exactly the digest
-/// the tag points to (and, with --reference, that repository). Then, once a signature
+/// First the signatures: at least one signature in the layout, a sigstore bundle
+/// referrer of the index (listed under the tag `sha256-<hex>`) or a cosign
+/// simple-signing signature (tag `sha256-<hex>.sig`), must be made by one of the keys
+/// and name exactly the digest the tag points to (and, with --reference, that
+/// repository). Then, once a signature
 /// holds, the whole tree it covers: the index, every manifest, every config and every
 /// layer, each against the size and sha256 its descriptor gives. A damaged blob is named
 /// with its file. Manifests the layout lacks entirely (a pull of some platforms only)
@@ -72,6 +74,7 @@ pub struct VerifyCommand {
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct JsonSignature {
+    format: signing::SignatureKind,
     layer: String,
     claimed_key: Option<String>,
     /// `true`, `false`, or `null` when no key was given to check it with.
@@ -97,6 +100,7 @@ impl JsonSignature {
             Err(r) => (Some(false), None, None, Some(r.clone())),
         };
         Self {
+            format: check.format,
             layer: check.layer.clone(),
             claimed_key: check.claimed_key.clone(),
             verified,
@@ -115,6 +119,7 @@ struct JsonVerdict<'a> {
     tag: &'a str,
     digest: &'a str,
     signature_tag: &'a str,
+    referrers_tag: &'a str,
     keys: Vec<String>,
     signatures: Vec<JsonSignature>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -167,6 +172,7 @@ impl VerifyCommand {
                 tag: &self.target.tag,
                 digest: &verdict.digest,
                 signature_tag: &verdict.signature_tag,
+                referrers_tag: &verdict.referrers_tag,
                 keys: keys.iter().map(|k| k.fingerprint().to_string()).collect(),
                 signatures: verdict
                     .signatures
@@ -205,10 +211,14 @@ impl VerifyCommand {
             } else {
                 format!("{GREEN}✓{GREEN:#}")
             };
-            for v in verdict.verified() {
+            for (format, v) in verdict
+                .signatures
+                .iter()
+                .filter_map(|s| Some((s.format, s.outcome.as_ref().ok()?)))
+            {
                 printer.result(&format!(
                     "{mark} {BOLD}{}{BOLD:#} ({digest}) is signed by key {} \
-                     (reference {})",
+                     (reference {}, {format})",
                     self.target,
                     v.key.short(),
                     v.reference

@@ -5,6 +5,7 @@
 
 mod build;
 mod bundle;
+mod bundle_signatures;
 mod ci;
 mod common;
 mod compile;

@@ -236,7 +236,8 @@ fn sign_and_verify() {
     let (code, out, _) = run(pack().args(["verify", &target, "--key", &key_pub, "--json"]));
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["signatures"].as_array().unwrap().len(), 2);
+    // Two keys, each a legacy signature and a sigstore bundle (`--signature-format both`).
+    assert_eq!(v["signatures"].as_array().unwrap().len(), 4);
 
     // Bad input: exit 2.
     let (code, _, err) = run(pack().args(["verify", &target, "--key", "missing.pub"]));

@@ -25,6 +25,7 @@
 
 mod identity;
 mod keys;
+pub mod sigstore;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,10 +42,81 @@ pub use keys::{
     Fingerprint, GeneratedKey, PrivateKey, PublicKey, exposed_key_mode, generate, is_encrypted,
 };
 
-use crate::annotations::{COSIGN_SIGNATURE, SIGNATURE_KEY};
+use crate::annotations::{BUNDLE_CONTENT, BUNDLE_PREDICATE_TYPE, COSIGN_SIGNATURE, SIGNATURE_KEY};
 use crate::layout::{ref_name, set_tag_in};
 use crate::media_types::{IMAGE_CONFIG, IMAGE_MANIFEST, SIMPLE_SIGNING};
+use crate::referrers::{self, referrers_tag};
 use crate::{Error, Layout, Result};
+use sigstore::{BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, Statement, Subject};
+
+/// Which signature formats to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureFormat {
+    /// cosign's simple signing under the `sha256-<hex>.sig` tag only.
+    Legacy,
+    /// A sigstore bundle stored as an OCI 1.1 referrer only.
+    Bundle,
+    /// Both (the default while hosts that read only the legacy tag remain).
+    #[default]
+    Both,
+}
+
+impl SignatureFormat {
+    /// Whether the legacy `.sig` signature is written.
+    pub fn legacy(self) -> bool {
+        matches!(self, Self::Legacy | Self::Both)
+    }
+
+    /// Whether the sigstore bundle referrer is written.
+    pub fn bundle(self) -> bool {
+        matches!(self, Self::Bundle | Self::Both)
+    }
+}
+
+impl std::str::FromStr for SignatureFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "legacy" => Ok(Self::Legacy),
+            "bundle" => Ok(Self::Bundle),
+            "both" => Ok(Self::Both),
+            other => Err(format!(
+                "`{other}` is not a signature format: use `legacy`, `bundle` or `both`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SignatureFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Legacy => "legacy",
+            Self::Bundle => "bundle",
+            Self::Both => "both",
+        })
+    }
+}
+
+/// The kind of one signature found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureKind {
+    /// A cosign simple-signing layer of the `sha256-<hex>.sig` manifest.
+    SimpleSigning,
+    /// A sigstore bundle referrer.
+    SigstoreBundle,
+}
+
+impl fmt::Display for SignatureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::SimpleSigning => "simple signing",
+            Self::SigstoreBundle => "sigstore bundle",
+        })
+    }
+}
 
 /// The `type` of a cosign simple-signing payload.
 pub const SIGNATURE_TYPE: &str = "cosign container image signature";
@@ -131,6 +203,8 @@ pub struct SignOptions {
     pub recursive: bool,
     /// `optional` claims of the payload.
     pub annotations: BTreeMap<String, String>,
+    /// Which formats to write.
+    pub format: SignatureFormat,
 }
 
 /// One digest [`sign_index`] signed.
@@ -138,9 +212,11 @@ pub struct SignOptions {
 pub struct Signed {
     /// The signed digest.
     pub digest: Digest,
-    /// The tag the signature manifest is under.
-    pub signature_tag: String,
-    /// `false` when the same signature was already there (nothing changed).
+    /// The tag the legacy signature manifest is under, when one was written.
+    pub signature_tag: Option<String>,
+    /// The sigstore bundle referrer manifest's digest, when one was written.
+    pub referrer: Option<Digest>,
+    /// `false` when the same signatures were already there (nothing changed).
     pub added: bool,
 }
 
@@ -194,7 +270,7 @@ pub fn sign_descriptor(
     key: &PrivateKey,
     options: &SignOptions,
 ) -> Result<SignSummary> {
-    let mut targets = vec![descriptor.digest().clone()];
+    let mut targets = vec![descriptor.clone()];
     if options.recursive {
         if *descriptor.media_type() != MediaType::ImageIndex {
             return Err(Error::NotABundle {
@@ -208,8 +284,11 @@ pub fn sign_descriptor(
         }
         let index = layout.read_image_index(descriptor)?;
         for entry in index.manifests() {
-            if !targets.contains(entry.digest()) {
-                targets.push(entry.digest().clone());
+            if !targets.iter().any(|t| t.digest() == entry.digest()) {
+                let mut entry = entry.clone();
+                entry.set_annotations(None);
+                entry.set_platform(None);
+                targets.push(entry);
             }
         }
     }
@@ -224,14 +303,44 @@ pub fn sign_descriptor(
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect()
     });
+    // A host follows at most MAX_SIGNATURE_LAYERS bundles per digest, as it does legacy
+    // layers: refuse before writing either format.
+    if options.format.bundle() {
+        for target in &targets {
+            let existing = referrers::referrers(layout, target.digest())?
+                .iter()
+                .filter(|e| announces_bundle(e, COSIGN_SIGN_PREDICATE))
+                .count();
+            if existing >= crate::limits::MAX_SIGNATURE_LAYERS {
+                return Err(Error::TooMany {
+                    path: layout.root().join("index.json"),
+                    what: "signature referrers for one digest",
+                    count: existing + 1,
+                    limit: crate::limits::MAX_SIGNATURE_LAYERS,
+                });
+            }
+        }
+    }
     let mut signed = Vec::with_capacity(targets.len());
-    for digest in targets {
-        let added = sign_digest(layout, &digest, key, &reference, optional.clone())?;
-        signed.push(Signed {
-            signature_tag: signature_tag(&digest),
-            digest,
-            added,
-        });
+    for target in targets {
+        let digest = target.digest().clone();
+        let mut entry = Signed {
+            digest: digest.clone(),
+            signature_tag: None,
+            referrer: None,
+            added: false,
+        };
+        if options.format.legacy() {
+            entry.added |= sign_digest(layout, &digest, key, &reference, optional.clone())?;
+            entry.signature_tag = Some(signature_tag(&digest));
+        }
+        if options.format.bundle() {
+            let (manifest, added) =
+                sign_bundle(layout, &target, key, &reference, optional.clone())?;
+            entry.added |= added;
+            entry.referrer = Some(manifest.digest().clone());
+        }
+        signed.push(entry);
     }
     Ok(SignSummary {
         reference,
@@ -311,6 +420,109 @@ pub fn sign_digest(
     })
 }
 
+/// Signs `subject` (which need not be in the layout) with a sigstore bundle: a DSSE
+/// envelope over an in-toto Statement whose subject is `subject`'s digest named
+/// `reference`, predicate type [`COSIGN_SIGN_PREDICATE`], predicate the `optional`
+/// claims (`{}` when none). The bundle is stored as a referrer of `subject`
+/// ([`referrers::add_referrer`]). Returns the referrer manifest's descriptor and whether
+/// it was added (`false` when the identical bundle was already there: ECDSA signatures
+/// here are deterministic, RFC 6979).
+pub fn sign_bundle(
+    layout: &Layout,
+    subject: &Descriptor,
+    key: &PrivateKey,
+    reference: &str,
+    optional: Option<BTreeMap<String, serde_json::Value>>,
+) -> Result<(Descriptor, bool)> {
+    let predicate = serde_json::Value::Object(optional.unwrap_or_default().into_iter().collect());
+    let statement = Statement::new(
+        vec![Subject::new(reference, subject.digest())],
+        COSIGN_SIGN_PREDICATE,
+        predicate,
+    );
+    let bundle = sigstore::sign_statement(&statement, key);
+    referrers::add_referrer(
+        layout,
+        subject,
+        BUNDLE_MEDIA_TYPE,
+        BUNDLE_MEDIA_TYPE,
+        &bundle,
+        &bundle_annotations(COSIGN_SIGN_PREDICATE, &key.public_key()),
+        crate::limits::MAX_SIGNATURE_LAYERS,
+    )
+}
+
+/// The annotations of a bundle referrer manifest: what cosign writes
+/// (`dev.sigstore.bundle.content`, `dev.sigstore.bundle.predicateType`) and the claimed
+/// key (`dev.pack.signature.key`, never trusted).
+pub fn bundle_annotations(predicate_type: &str, key: &PublicKey) -> BTreeMap<String, String> {
+    [
+        (BUNDLE_CONTENT.to_string(), "dsse-envelope".to_string()),
+        (
+            BUNDLE_PREDICATE_TYPE.to_string(),
+            predicate_type.to_string(),
+        ),
+        (SIGNATURE_KEY.to_string(), key.fingerprint().to_string()),
+    ]
+    .into()
+}
+
+/// Whether the referrers index entry `entry` announces a sigstore bundle with predicate
+/// type `predicate_type` (by its `artifactType`, when it has one, and the
+/// `dev.sigstore.bundle.predicateType` annotation; an entry without the annotation
+/// counts, its Statement is checked anyway). A filter before anything is fetched, not
+/// a check: only the signed Statement says what it is.
+pub fn announces_bundle(entry: &Descriptor, predicate_type: &str) -> bool {
+    // An entry without `artifactType` counts too (a copy by skopeo drops it); the
+    // manifest's own `artifactType` is checked before its layer is read.
+    referrers::artifact_type(entry).is_none_or(|t| t == BUNDLE_MEDIA_TYPE)
+        && entry
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(BUNDLE_PREDICATE_TYPE))
+            .is_none_or(|p| p == predicate_type)
+}
+
+/// Checks the sigstore bundle `bytes` as a signature of `expected`: signed by one of
+/// `keys` (over the DSSE envelope, before the Statement is parsed), a Statement of
+/// predicate type [`COSIGN_SIGN_PREDICATE`] with a subject naming `expected`, whose name
+/// is the `docker-reference`.
+pub fn verify_bundle(
+    bytes: &[u8],
+    expected: &Digest,
+    keys: &[PublicKey],
+) -> std::result::Result<Verified, Rejection> {
+    let opened = sigstore::open_bundle(bytes, keys)?;
+    let statement = opened.statement;
+    if statement.predicate_type != COSIGN_SIGN_PREDICATE {
+        return Err(Rejection::MalformedPayload {
+            detail: format!(
+                "predicate type `{}`, not `{COSIGN_SIGN_PREDICATE}`",
+                statement.predicate_type
+            ),
+        });
+    }
+    let Some(subject) = statement.subject.iter().find(|s| s.matches(expected)) else {
+        return Err(Rejection::OtherDigest {
+            signed: statement
+                .subject
+                .first()
+                .and_then(|s| s.digest.iter().next())
+                .map(|(a, h)| format!("{a}:{h}"))
+                .unwrap_or_else(|| "nothing (no subject)".to_string()),
+        });
+    };
+    let optional = match statement.predicate {
+        serde_json::Value::Object(map) if !map.is_empty() => Some(map.into_iter().collect()),
+        _ => None,
+    };
+    Ok(Verified {
+        key: opened.key,
+        reference: subject.name.clone(),
+        optional,
+    })
+}
+
 /// Why a signature does not count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
@@ -367,10 +579,12 @@ pub struct Verified {
     pub optional: Option<BTreeMap<String, serde_json::Value>>,
 }
 
-/// The check of one signature layer.
+/// The check of one signature.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SignatureCheck {
-    /// The payload blob's digest.
+    /// Its format.
+    pub format: SignatureKind,
+    /// The payload blob's digest (simple signing) or the bundle's (sigstore bundle).
     pub layer: String,
     /// The key fingerprint the layer claims (`dev.pack.signature.key`), if any. Not
     /// trusted: only a verified signature says who signed.
@@ -384,9 +598,11 @@ pub struct SignatureCheck {
 pub struct Verdict {
     /// The digest that was checked.
     pub digest: String,
-    /// The tag its signatures are stored under.
+    /// The tag its legacy signatures are stored under (`sha256-<hex>.sig`).
     pub signature_tag: String,
-    /// One entry per signature layer; empty when unsigned.
+    /// The tag its referrers are listed under without a referrers API (`sha256-<hex>`).
+    pub referrers_tag: String,
+    /// One entry per signature (legacy layer or bundle); empty when unsigned.
     pub signatures: Vec<SignatureCheck>,
 }
 
@@ -425,7 +641,7 @@ impl Verdict {
     pub fn reasons(&self) -> Vec<String> {
         if self.is_unsigned() {
             return vec![format!(
-                "{} is unsigned: there is no signature tag `{}`",
+                "{} is unsigned: there is no signature tag `{}` and no signature referrer",
                 self.digest, self.signature_tag
             )];
         }
@@ -434,10 +650,11 @@ impl Verdict {
             .filter_map(|s| {
                 let why = s.outcome.as_ref().err()?;
                 let short = s.layer.strip_prefix("sha256:").unwrap_or(&s.layer);
-                Some(format!(
-                    "signature {}: {why}",
-                    &short[..short.len().min(12)]
-                ))
+                let kind = match s.format {
+                    SignatureKind::SimpleSigning => "signature",
+                    SignatureKind::SigstoreBundle => "bundle",
+                };
+                Some(format!("{kind} {}: {why}", &short[..short.len().min(12)]))
             })
             .collect()
     }
@@ -449,41 +666,112 @@ pub fn verify(layout: &Layout, tag: &str, keys: &[PublicKey]) -> Result<Verdict>
     verify_digest(layout, descriptor.digest(), keys)
 }
 
-/// Checks the signatures stored in `layout` for `digest` against `keys`. The signed
-/// content itself is not read.
+/// Checks the signatures stored in `layout` for `digest` against `keys`: the layers of
+/// the legacy `sha256-<hex>.sig` manifest and the sigstore bundles among the referrers
+/// of `digest`. The signed content itself is not read.
 pub fn verify_digest(layout: &Layout, digest: &Digest, keys: &[PublicKey]) -> Result<Verdict> {
     let signature_tag = signature_tag(digest);
     let mut verdict = Verdict {
         digest: digest.to_string(),
         signature_tag: signature_tag.clone(),
+        referrers_tag: referrers_tag(digest),
         signatures: Vec::new(),
     };
-    let Some(entry) = layout.tags()?.into_iter().find(|t| t.name == signature_tag) else {
-        return Ok(verdict);
-    };
-    let manifest = layout.read_manifest(&entry.descriptor)?;
-    for layer in manifest.layers() {
-        if layer.media_type().to_string() != SIMPLE_SIGNING {
-            continue;
+    if let Some(entry) = layout.tags()?.into_iter().find(|t| t.name == signature_tag) {
+        let manifest = layout.read_manifest(&entry.descriptor)?;
+        for layer in manifest.layers() {
+            if layer.media_type().to_string() != SIMPLE_SIGNING {
+                continue;
+            }
+            let annotations = layer.annotations().clone().unwrap_or_default();
+            let claimed_key = annotations.get(SIGNATURE_KEY).cloned();
+            let outcome = match annotations.get(COSIGN_SIGNATURE) {
+                None => Err(Rejection::MalformedSignature {
+                    detail: format!("no `{COSIGN_SIGNATURE}` annotation"),
+                }),
+                Some(signature) => {
+                    let payload = layout.read_document(layer, "a signature payload")?;
+                    verify_payload(&payload, signature, digest, keys)
+                }
+            };
+            verdict.signatures.push(SignatureCheck {
+                format: SignatureKind::SimpleSigning,
+                layer: layer.digest().to_string(),
+                claimed_key,
+                outcome,
+            });
         }
-        let annotations = layer.annotations().clone().unwrap_or_default();
-        let claimed_key = annotations.get(SIGNATURE_KEY).cloned();
-        let outcome = match annotations.get(COSIGN_SIGNATURE) {
-            None => Err(Rejection::MalformedSignature {
-                detail: format!("no `{COSIGN_SIGNATURE}` annotation"),
-            }),
-            Some(signature) => {
-                let payload = layout.read_document(layer, "a signature payload")?;
-                verify_payload(&payload, signature, digest, keys)
+    }
+    let bundles = signature_referrers(layout.root(), referrers::referrers(layout, digest)?)?;
+    for entry in bundles {
+        let manifest = layout.read_manifest(&entry)?;
+        let claimed_key = claimed_key(&entry);
+        let (layer, outcome) = match referrers::referrer_problem(
+            &manifest,
+            digest,
+            BUNDLE_MEDIA_TYPE,
+            BUNDLE_MEDIA_TYPE,
+        ) {
+            Some(problem) => (
+                entry.digest().to_string(),
+                Err(Rejection::MalformedSignature { detail: problem }),
+            ),
+            None => {
+                let layer = &manifest.layers()[0];
+                let bytes = layout.read_document(layer, "a sigstore bundle")?;
+                (
+                    layer.digest().to_string(),
+                    verify_bundle(&bytes, digest, keys),
+                )
             }
         };
         verdict.signatures.push(SignatureCheck {
-            layer: layer.digest().to_string(),
+            format: SignatureKind::SigstoreBundle,
+            layer,
             claimed_key,
             outcome,
         });
     }
     Ok(verdict)
+}
+
+/// The claimed signing key of a referrer entry (`dev.pack.signature.key`), not trusted.
+pub fn claimed_key(entry: &Descriptor) -> Option<String> {
+    entry
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(SIGNATURE_KEY))
+        .cloned()
+}
+
+/// The entries of `referrers` (listed at `place`) that announce a signature
+/// bundle ([`announces_bundle`]), bounded: more than
+/// [`MAX_SIGNATURE_LAYERS`](crate::limits::MAX_SIGNATURE_LAYERS) of them is refused
+/// before any is read, as a legacy signature manifest with too many layers is.
+pub fn signature_referrers(place: &Path, referrers: Vec<Descriptor>) -> Result<Vec<Descriptor>> {
+    let bundles: Vec<Descriptor> = referrers
+        .into_iter()
+        .filter(|e| announces_bundle(e, COSIGN_SIGN_PREDICATE))
+        .collect();
+    if bundles.len() > crate::limits::MAX_SIGNATURE_LAYERS {
+        return Err(Error::TooMany {
+            path: place.to_path_buf(),
+            what: "signature referrers for one digest",
+            count: bundles.len(),
+            limit: crate::limits::MAX_SIGNATURE_LAYERS,
+        });
+    }
+    for entry in &bundles {
+        if entry.size() > crate::limits::MAX_SIGNATURE_BLOB_BYTES {
+            return Err(Error::TooLarge {
+                path: place.to_path_buf(),
+                what: "a signature referrer manifest",
+                size: entry.size(),
+                limit: crate::limits::MAX_SIGNATURE_BLOB_BYTES,
+            });
+        }
+    }
+    Ok(bundles)
 }
 
 /// Checks one simple-signing payload and its base64 DER signature against `keys`, and
