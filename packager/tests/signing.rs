@@ -238,16 +238,30 @@ fn signing_stops_at_the_number_of_signatures_a_host_follows() {
     let layout = bundle(dir.path());
     let limit = pack_packager::limits::MAX_SIGNATURE_LAYERS;
     for _ in 0..limit {
-        sign_index(&layout, "latest", &PrivateKey::generate(), &SignOptions::default()).unwrap();
+        sign_index(
+            &layout,
+            "latest",
+            &PrivateKey::generate(),
+            &SignOptions::default(),
+        )
+        .unwrap();
     }
     let before = fs::read(layout.root().join("index.json")).unwrap();
-    let err = sign_index(&layout, "latest", &PrivateKey::generate(), &SignOptions::default())
-        .unwrap_err();
+    let err = sign_index(
+        &layout,
+        "latest",
+        &PrivateKey::generate(),
+        &SignOptions::default(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, pack_packager::Error::TooMany { count, limit: l, .. } if count == limit + 1 && l == limit),
         "{err:?}"
     );
     // Nothing changed, and the signatures there still verify.
     assert_eq!(fs::read(layout.root().join("index.json")).unwrap(), before);
-    assert_eq!(verify(&layout, "latest", &[]).unwrap().signatures.len(), limit);
+    assert_eq!(
+        verify(&layout, "latest", &[]).unwrap().signatures.len(),
+        limit
+    );
 }

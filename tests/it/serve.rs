@@ -42,12 +42,19 @@ struct Fixtures {
 
 fn build(args: &[&str]) {
     let out = pack()
-        .env("PACK_CACHE_DIR", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pack-run-cache"))
+        .env(
+            "PACK_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pack-run-cache"),
+        )
         .arg("build")
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "pack build {args:?}: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "pack build {args:?}: {}",
+        stderr(&out)
+    );
 }
 
 fn fixtures() -> &'static Fixtures {
@@ -73,7 +80,12 @@ fn fixtures() -> &'static Fixtures {
         };
         signed(&hello_wasm, &p("hello"), &key, &[]);
         // Another release (another index digest), signed by the other key.
-        signed(&hello_wasm, &p("hello-other"), &other, &["-a", "org.opencontainers.image.version=other"]);
+        signed(
+            &hello_wasm,
+            &p("hello-other"),
+            &other,
+            &["-a", "org.opencontainers.image.version=other"],
+        );
         let default = write(dir.path(), "default.toml", "");
         signed(
             &hello_wasm,
@@ -179,7 +191,11 @@ impl Server {
     }
 
     /// Waits up to `within` for an event for which `f` holds.
-    fn wait_for(&mut self, within: Duration, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    fn wait_for(
+        &mut self,
+        within: Duration,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + within;
         if let Some(e) = self.events().iter().find(|e| f(e)) {
             return e.clone();
@@ -238,7 +254,10 @@ fn get_host(addr: &str, host: &str, path: &str) -> (u16, String) {
         return (0, text);
     };
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut rest = body;
         while let Some((size, after)) = rest.split_once("\r\n") {
@@ -262,7 +281,10 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 
 fn pack_serve(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pack"));
-    cmd.arg("serve").args(args).arg("--json").env("NO_COLOR", "1");
+    cmd.arg("serve")
+        .args(args)
+        .arg("--json")
+        .env("NO_COLOR", "1");
     cmd
 }
 
@@ -270,7 +292,8 @@ fn pack_serve(args: &[&str]) -> Command {
 fn wasmtime_answer(wasm: &Path, path: &str) -> Option<(u16, String)> {
     let wasmtime = tool("wasmtime")?;
     let mut cmd = Command::new(wasmtime);
-    cmd.args(["serve", "-Scli", "--addr", "127.0.0.1:0"]).arg(wasm);
+    cmd.args(["serve", "-Scli", "--addr", "127.0.0.1:0"])
+        .arg(wasm);
     let theirs = Server::start(cmd);
     Some(get(&theirs.addr, path))
 }
@@ -318,7 +341,10 @@ bundle = "{unbounded}"
         unbounded = s(&f.hello_unbounded),
     );
     if let Some(js) = &f.js {
-        config.push_str(&format!("\n[[app]]\nroute = \"/js\"\nbundle = \"{}\"\n", s(js)));
+        config.push_str(&format!(
+            "\n[[app]]\nroute = \"/js\"\nbundle = \"{}\"\n",
+            s(js)
+        ));
     }
     let config = write(dir.path(), "serve.toml", config);
     let mut server = Server::start(pack_serve(&[
@@ -333,21 +359,29 @@ bundle = "{unbounded}"
     let (status, body) = get(&addr, "/hello/world?x=1");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "hello from pack: GET /hello/world?x=1\n");
-    if let Some(theirs) = wasmtime_answer(&fixture("components/hello-http.wasm"), "/hello/world?x=1") {
+    if let Some(theirs) =
+        wasmtime_answer(&fixture("components/hello-http.wasm"), "/hello/world?x=1")
+    {
         assert_eq!((status, body.clone()), theirs);
     }
-    let load = server.wait_for(Duration::from_secs(5), |e| e["event"] == "load" && e["app"] == "/hello");
+    let load = server.wait_for(Duration::from_secs(5), |e| {
+        e["event"] == "load" && e["app"] == "/hello"
+    });
     assert!(load["duration_ms"].as_f64().unwrap() > 0.0, "{load}");
     assert_eq!(load["interruption"], "epoch");
     // A Host route, and no route.
     let (status, body) = get_host(&addr, "HELLO.example.com:80", "/anything");
-    assert_eq!((status, body.as_str()), (200, "hello from pack: GET /anything\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello from pack: GET /anything\n")
+    );
     assert_eq!(get(&addr, "/nowhere").0, 404);
     assert_eq!(get(&addr, "/hellothere").0, 404);
     if let Some(js) = &f.js {
         let (status, body) = get(&addr, "/js/hello?y=2");
         assert_eq!(status, 200, "{body}");
-        if let Some(theirs) = wasmtime_answer(&corpus("js-http-proxy-sm").unwrap(), "/js/hello?y=2") {
+        if let Some(theirs) = wasmtime_answer(&corpus("js-http-proxy-sm").unwrap(), "/js/hello?y=2")
+        {
             assert_eq!((status, body), theirs);
         }
         let _ = js;
@@ -371,14 +405,19 @@ bundle = "{unbounded}"
     }
     let ((status, _), took) = looping.join().unwrap();
     assert_eq!(status, 504);
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
 
     // One instance at most: the second request at once gets 503.
     let first = {
         let addr = addr.clone();
         std::thread::spawn(move || get(&addr, "/one").0)
     };
-    server.wait_for(Duration::from_secs(5), |e| e["event"] == "load" && e["app"] == "/one");
+    server.wait_for(Duration::from_secs(5), |e| {
+        e["event"] == "load" && e["app"] == "/one"
+    });
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(get(&addr, "/one").0, 503);
     assert_eq!(first.join().unwrap(), 504);
@@ -386,13 +425,23 @@ bundle = "{unbounded}"
     // 2 MiB of memory do not fit under a 1 MiB cap.
     let (status, _) = get(&addr, "/tiny");
     assert_eq!(status, 500);
-    let e = server.wait_for(Duration::from_secs(5), |e| e["event"] == "request" && e["app"] == "/tiny");
+    let e = server.wait_for(Duration::from_secs(5), |e| {
+        e["event"] == "request" && e["app"] == "/tiny"
+    });
     assert!(e["error"].as_str().unwrap().contains("memory"), "{e}");
 
     // An artifact without epoch interruption or fuel is refused, with the reason.
     assert_eq!(get(&addr, "/unbounded").0, 503);
-    let refusal = server.wait_for(Duration::from_secs(5), |e| e["event"] == "refusal" && e["app"] == "/unbounded");
-    assert!(refusal["reason"].as_str().unwrap().contains("--allow-unbounded"), "{refusal}");
+    let refusal = server.wait_for(Duration::from_secs(5), |e| {
+        e["event"] == "refusal" && e["app"] == "/unbounded"
+    });
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-unbounded"),
+        "{refusal}"
+    );
 
     // Metrics.
     let metrics = server.metrics.clone().expect("a metrics address");
@@ -422,7 +471,10 @@ bundle = "{unbounded}"
     assert_eq!(in_flight.join().unwrap(), 504);
     assert_eq!(server.wait(Duration::from_secs(10)), Some(0));
     let events = server.events().to_vec();
-    assert!(events.iter().any(|e| e["event"] == "draining"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "draining"),
+        "{events:?}"
+    );
     assert_eq!(events.last().unwrap()["event"], "stopped");
 }
 
@@ -434,7 +486,10 @@ fn configuration_errors_name_the_file_line_and_key() {
         "serve.toml",
         "listen = \"127.0.0.1:0\"\n\n[[app]]\nroute = \"/a\"\nbundle = \"out/a\"\ntiemout = \"1s\"\n",
     );
-    let out = pack().args(["serve", "--config", s(&config)]).output().unwrap();
+    let out = pack()
+        .args(["serve", "--config", s(&config)])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("serve.toml:6: unknown key `tiemout`"), "{err}");
@@ -448,7 +503,10 @@ fn configuration_errors_name_the_file_line_and_key() {
 
 /// Pushes `layout` (tag `latest`) to `reference`.
 fn push(layout: &Path, reference: &str) {
-    let out = pack().args(["push", s(layout), reference]).output().unwrap();
+    let out = pack()
+        .args(["push", s(layout), reference])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "pack push: {}", stderr(&out));
 }
 
@@ -507,9 +565,27 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answers = client.join().unwrap();
     assert!(answers.len() > 5);
-    let failed: Vec<_> = answers.iter().filter(|(status, _)| *status != 200).collect();
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status != 200)
+        .collect();
     assert!(failed.is_empty(), "{failed:?}");
-    assert!(answers.iter().any(|(_, b)| b.starts_with("hello from pack")));
-    assert!(answers.last().unwrap().1.contains("Hello from ComponentizeJS"));
-    assert!(server.events().iter().all(|e| e["event"] != "swap" || e["to"] == new_digest.as_str()));
+    assert!(
+        answers
+            .iter()
+            .any(|(_, b)| b.starts_with("hello from pack"))
+    );
+    assert!(
+        answers
+            .last()
+            .unwrap()
+            .1
+            .contains("Hello from ComponentizeJS")
+    );
+    assert!(
+        server
+            .events()
+            .iter()
+            .all(|e| e["event"] != "swap" || e["to"] == new_digest.as_str())
+    );
 }

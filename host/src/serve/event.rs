@@ -106,11 +106,19 @@ impl fmt::Display for Event {
                 "{app}: loaded {bundle} ({digest}, {}) in {duration_ms:.2} ms",
                 platform.as_deref().unwrap_or("jit")
             ),
-            Event::Unload { app, digest, reason } => {
+            Event::Unload {
+                app,
+                digest,
+                reason,
+            } => {
                 write!(f, "{app}: unloaded {digest} ({reason})")
             }
             Event::Swap {
-                app, bundle, from, to, ..
+                app,
+                bundle,
+                from,
+                to,
+                ..
             } => write!(f, "{app}: {bundle} now serves {to} (was {from})"),
             Event::Refusal {
                 app,

@@ -40,7 +40,11 @@ impl Histogram {
                 self.counts[i]
             );
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let braces = if labels.is_empty() {
             String::new()
         } else {
@@ -91,7 +95,10 @@ impl Metrics {
     pub fn request(&self, app: &str, status: u16, duration: Duration) {
         let mut d = self.data();
         *d.requests.entry((app.to_string(), status)).or_default() += 1;
-        d.latency.entry(app.to_string()).or_default().observe(duration);
+        d.latency
+            .entry(app.to_string())
+            .or_default()
+            .observe(duration);
     }
 
     /// A cold start that took `duration`.
@@ -121,7 +128,9 @@ impl Metrics {
     pub fn render(&self, gauges: &Gauges) -> String {
         let d = self.data();
         let mut out = String::new();
-        out.push_str("# HELP pack_serve_requests_total Requests answered, by app (route) and status.\n");
+        out.push_str(
+            "# HELP pack_serve_requests_total Requests answered, by app (route) and status.\n",
+        );
         out.push_str("# TYPE pack_serve_requests_total counter\n");
         for ((app, status), n) in &d.requests {
             let _ = writeln!(
@@ -214,9 +223,9 @@ mod tests {
             "pack_serve_request_duration_seconds_bucket{app=\"/hello\",le=\"+Inf\"} 2\n"
         ));
         assert!(text.contains("pack_serve_cold_starts_total{app=\"/hello\"} 1\n"));
-        assert!(text.contains(
-            "pack_serve_refusals_total{app=\"/hello\",reason=\"concurrency\"} 1\n"
-        ));
+        assert!(
+            text.contains("pack_serve_refusals_total{app=\"/hello\",reason=\"concurrency\"} 1\n")
+        );
         assert!(text.contains("pack_serve_loaded_apps 1\n"));
         assert!(text.contains("pack_serve_instances_in_use{app=\"/hello\"} 2\n"));
     }

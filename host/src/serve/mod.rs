@@ -411,8 +411,15 @@ impl Server {
                 .spawn(move || {
                     while ticking.load(Ordering::Relaxed) {
                         std::thread::sleep(TICK);
-                        let Some(shared) = shared.upgrade() else { break };
-                        for (engine, _) in shared.engines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        let Some(shared) = shared.upgrade() else {
+                            break;
+                        };
+                        for (engine, _) in shared
+                            .engines
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .iter()
+                        {
                             engine.increment_epoch();
                         }
                     }
@@ -495,7 +502,9 @@ impl Server {
             #[cfg(unix)]
             {
                 use tokio::signal::unix::{SignalKind, signal};
-                let hangup = signal(SignalKind::hangup()).ok().map(|s| Arc::new(tokio::sync::Mutex::new(s)));
+                let hangup = signal(SignalKind::hangup())
+                    .ok()
+                    .map(|s| Arc::new(tokio::sync::Mutex::new(s)));
                 let reload = move || {
                     let hangup = hangup.clone();
                     async move {
@@ -511,7 +520,8 @@ impl Server {
             }
             #[cfg(not(unix))]
             {
-                self.run(crate::http::interrupted(), std::future::pending::<()>).await
+                self.run(crate::http::interrupted(), std::future::pending::<()>)
+                    .await
             }
         })
     }
@@ -780,11 +790,7 @@ impl Shared {
 /// Every `poll`, re-resolves the bundles of loaded apps.
 async fn poll_releases(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
-        let poll = shared
-            .config
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .poll;
+        let poll = shared.config.lock().unwrap_or_else(|e| e.into_inner()).poll;
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = stopped(&mut stop) => return,
@@ -894,7 +900,10 @@ async fn serve_app(
         Ok(r) => r,
         Err(why) => {
             return (
-                text_response(503, "503 Service Unavailable: the app cannot be loaded\n".into()),
+                text_response(
+                    503,
+                    "503 Service Unavailable: the app cannot be loaded\n".into(),
+                ),
                 Some(why),
             );
         }
@@ -956,7 +965,11 @@ async fn serve_app(
         });
     }
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let incoming = match store.data_mut().http().new_incoming_request(Scheme::Http, req) {
+    let incoming = match store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)
+    {
         Ok(r) => r,
         Err(e) => return failed(format!("{e:#}")),
     };
@@ -983,7 +996,8 @@ async fn serve_app(
             Ok(Ok(Ok(()))) => failed("the handler returned without setting a response".into()),
             Ok(Ok(Err(e))) if is_interrupt(&e) => timed_out(),
             Ok(Ok(Err(e)))
-                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() =>
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some() =>
             {
                 shared.metrics.refusal(&app.name, "capacity");
                 (
@@ -1021,22 +1035,27 @@ async fn serve_metrics(
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let shared = shared.clone();
-                async move {
-                    let response = if req.uri().path() == "/metrics" {
-                        let body = http_body_util::Full::new(bytes::Bytes::from(shared.render_metrics()));
-                        hyper::Response::builder()
-                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                            .body(body)
-                    } else {
-                        hyper::Response::builder()
-                            .status(404)
-                            .body(http_body_util::Full::new(bytes::Bytes::from("404 Not Found: try /metrics\n")))
-                    };
-                    Ok::<_, std::convert::Infallible>(response.expect("a valid response"))
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let shared = shared.clone();
+                    async move {
+                        let response = if req.uri().path() == "/metrics" {
+                            let body = http_body_util::Full::new(bytes::Bytes::from(
+                                shared.render_metrics(),
+                            ));
+                            hyper::Response::builder()
+                                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                                .body(body)
+                        } else {
+                            hyper::Response::builder()
+                                .status(404)
+                                .body(http_body_util::Full::new(bytes::Bytes::from(
+                                    "404 Not Found: try /metrics\n",
+                                )))
+                        };
+                        Ok::<_, std::convert::Infallible>(response.expect("a valid response"))
+                    }
+                });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

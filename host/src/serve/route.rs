@@ -128,7 +128,10 @@ mod tests {
             at(Some("API.example.com:8080"), "/x").as_deref(),
             Some("api.example.com/")
         );
-        assert_eq!(at(Some("api.example.com"), "/api/v1").as_deref(), Some("/api"));
+        assert_eq!(
+            at(Some("api.example.com"), "/api/v1").as_deref(),
+            Some("/api")
+        );
         assert_eq!(at(Some("other"), "/x").as_deref(), Some("/"));
         let r = routes(&["/hello"]);
         assert_eq!(best(&r, None, "/"), None);
@@ -137,7 +140,10 @@ mod tests {
     #[test]
     fn parse_and_display() {
         assert_eq!(Route::parse("/hello/").unwrap().to_string(), "/hello");
-        assert_eq!(Route::parse("A.example.com/").unwrap().to_string(), "a.example.com/");
+        assert_eq!(
+            Route::parse("A.example.com/").unwrap().to_string(),
+            "a.example.com/"
+        );
         assert_eq!(Route::parse("a.example.com/x").unwrap().prefix, "/x");
         assert!(Route::parse("hello").is_err());
         assert!(Route::parse("/a?b").is_err());
