@@ -195,7 +195,7 @@ read -r _ pf prps perr < <("$start" serve "$seconds" "$connections" -- \
 read -r _ wf wrps werr < <("$start" serve "$seconds" "$connections" -- \
     "$wasmtime" serve -Scli -C cache=n --addr 127.0.0.1:0 "$js_wasm")
 read -r _ wpf wprps wperr < <("$start" serve "$seconds" "$connections" -- \
-    "$wasmtime" serve -Scli --allow-precompiled --addr 127.0.0.1:0 "$js_cwasm")
+    "$wasmtime" serve -Scli -Wtimeout=600s --allow-precompiled --addr 127.0.0.1:0 "$js_cwasm")
 row js-http-proxy-sm "first response" "${pf}ms" "${wf}ms" "$(ratio "$wf" "$pf")x" - "(info: vs wasmtime serve, JIT)"
 row js-http-proxy-sm "first response" "${pf}ms" "${wpf}ms" "$(ratio "$pf" "$wpf")" - "(info: vs wasmtime serve --allow-precompiled)"
 row js-http-proxy-sm "requests/s" "$prps" "$wprps" "$(ratio "$prps" "$wprps")" - "(info: errors $perr / $wperr; JIT server: $wrps/s)"

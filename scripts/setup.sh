@@ -10,8 +10,8 @@ started=$(date +%s)
 # Debian packages: a real OCI registry, skopeo for interop, htpasswd for auth tests,
 # qemu for running foreign-architecture hosts, openssl for checking signatures, and the
 # cross C toolchains that link the runtime-only host for aarch64, riscv64 and s390x
-# (scripts/cross-check.sh).
-packages=(docker-registry skopeo apache2-utils qemu-user-static openssl
+# (scripts/cross-check.sh), and wrk for bench/serve.sh's HTTP load.
+packages=(docker-registry skopeo apache2-utils qemu-user-static openssl wrk
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
   gcc-s390x-linux-gnu libc6-dev-s390x-cross)

@@ -54,6 +54,7 @@ enum Command {
     Pull(commands::pull::PullCommand),
     Login(commands::login::LoginCommand),
     Run(commands::run::RunCommand),
+    Serve(commands::serve::ServeCommand),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         Command::Pull(cmd) => cmd.execute(&printer),
         Command::Login(cmd) => cmd.execute(&printer),
         Command::Run(cmd) => cmd.execute(&printer),
+        Command::Serve(cmd) => cmd.execute(&printer),
     };
     match result {
         Ok(status) => status.into(),

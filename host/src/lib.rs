@@ -41,6 +41,7 @@ pub mod engine;
 mod error;
 pub mod http;
 pub mod select;
+pub mod serve;
 pub mod source;
 pub mod store;
 mod verified;

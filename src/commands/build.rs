@@ -411,6 +411,10 @@ impl BuildCommand {
         let mut options = self
             .compile
             .options(printer, scratch.path().join("artifacts"))?;
+        // An HTTP handler without a profile of its own gets one a serving host can bound.
+        if self.compile.profile.is_none() && is_http_handler(&portable.exports) {
+            options.profile = pack_compiler::compile::Profile::http_handler();
+        }
         let compile_started = std::time::Instant::now();
         let progress = Progress::new(printer, !self.json);
 
@@ -758,4 +762,11 @@ fn print_summary(
         Some(key) => printer.result(&format!("  signed    by key {key}")),
         None => printer.result("  signed    no (pass --sign-key, or run `pack sign` later)"),
     }
+}
+
+/// Whether a component exports `wasi:http/incoming-handler` (any 0.2 version).
+fn is_http_handler(exports: &[String]) -> bool {
+    exports
+        .iter()
+        .any(|e| e.starts_with("wasi:http/incoming-handler@0.2"))
 }

@@ -231,7 +231,9 @@ path = {component}
 targets = ["all"]
 # A CPU preset for the targets that do not name one, e.g. "x86-64-v3":
 # cpu = "x86-64-v3"
-# An engine profile (the wasmtime settings that change generated code):
+# An engine profile (the wasmtime settings that change generated code); without one,
+# an HTTP handler is compiled with epoch interruption, so `pack serve` can stop a
+# request at its timeout:
 # profile = "engine.toml"
 # The OCI image layout written, and its tag (also the registry tag of `pack push`).
 output = {output}

@@ -10,6 +10,7 @@ pub mod login;
 pub mod pull;
 pub mod push;
 pub mod run;
+pub mod serve;
 pub mod sign;
 pub mod validate;
 pub mod verify;

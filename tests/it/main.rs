@@ -16,6 +16,7 @@ mod hostile;
 mod push_pull;
 mod registry;
 mod run;
+mod serve;
 mod shared_cache;
 mod signing;
 mod trust_cache;

@@ -29,6 +29,22 @@ impl Default for Profile {
 }
 
 impl Profile {
+    /// The profile `pack build` compiles an HTTP handler with when none is given:
+    /// wasmtime's defaults with epoch interruption, so that a host serving many apps
+    /// (`pack serve`) can stop a request at its timeout. Its artifacts load into a
+    /// wasmtime engine with epoch interruption on (`wasmtime serve -Wtimeout=...
+    /// --allow-precompiled`), not into a default one.
+    pub fn http_handler() -> Profile {
+        Profile::from_settings(
+            "http-handler",
+            None,
+            Settings {
+                epoch_interruption: true,
+                ..Settings::default()
+            },
+        )
+    }
+
     /// Reads a profile file. Errors name the file, and the key with its line.
     pub fn load(path: &Path) -> Result<Profile, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Profile {
