@@ -48,6 +48,10 @@ pub struct Cache {
     root: PathBuf,
     /// `None` for a handle that only counts and removes entries.
     secret: Option<Arc<CacheSecret>>,
+    /// Whether compiles also use the function-level cache (see `functions.rs`).
+    functions: bool,
+    /// The size limit of one function cache segment, in bytes.
+    function_limit: u64,
 }
 
 /// What `.json` beside an artifact records.
@@ -114,7 +118,12 @@ pub(crate) enum Lookup {
 pub struct VersionInfo {
     pub wasmtime_version: String,
     pub entries: u64,
+    /// Every file's bytes, function cache segments included.
     pub bytes: u64,
+    /// Function cache segments (one per target and engine settings).
+    pub function_segments: u64,
+    /// Their bytes (part of `bytes`).
+    pub function_bytes: u64,
 }
 
 /// `pack cache info`.
@@ -123,6 +132,8 @@ pub struct CacheInfo {
     pub path: PathBuf,
     pub entries: u64,
     pub bytes: u64,
+    pub function_segments: u64,
+    pub function_bytes: u64,
     pub versions: Vec<VersionInfo>,
 }
 
@@ -139,7 +150,10 @@ pub struct PruneOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PruneReport {
     pub entries: u64,
+    /// Every file's bytes, function cache segments included.
     pub bytes: u64,
+    /// Function cache segments removed.
+    pub function_segments: u64,
 }
 
 /// The wasmtime version artifacts are compiled with. (wasmtime itself records only the
@@ -157,6 +171,8 @@ impl Cache {
         Cache {
             root: root.into(),
             secret: Some(Arc::new(secret)),
+            functions: true,
+            function_limit: super::functions::DEFAULT_SEGMENT_LIMIT,
         }
     }
 
@@ -166,7 +182,36 @@ impl Cache {
         Cache {
             root: root.into(),
             secret: None,
+            functions: false,
+            function_limit: super::functions::DEFAULT_SEGMENT_LIMIT,
         }
+    }
+
+    /// Turns the function-level cache on (the default) or off. Off, a target missing
+    /// from the artifact cache is compiled whole, and no function is stored.
+    pub fn with_functions(mut self, enabled: bool) -> Cache {
+        self.functions = enabled;
+        self
+    }
+
+    /// Sets the size limit of one function cache segment (one target and engine
+    /// settings), in bytes.
+    pub fn with_function_limit(mut self, bytes: u64) -> Cache {
+        self.function_limit = bytes;
+        self
+    }
+
+    /// Whether compiles use the function-level cache.
+    pub fn functions_enabled(&self) -> bool {
+        self.functions && self.secret.is_some()
+    }
+
+    pub(crate) fn function_limit(&self) -> u64 {
+        self.function_limit
+    }
+
+    pub(crate) fn secret(&self) -> Option<&CacheSecret> {
+        self.secret.as_deref()
     }
 
     /// The cache directory: `$PACK_CACHE_DIR`, else `$XDG_CACHE_HOME/pack`, else
@@ -195,7 +240,7 @@ impl Cache {
         &self.root
     }
 
-    fn version_dir(&self) -> PathBuf {
+    pub(crate) fn version_dir(&self) -> PathBuf {
         self.root.join(LAYOUT).join(wasmtime_version())
     }
 
@@ -376,6 +421,9 @@ impl Cache {
                 info.bytes += meta.len();
                 if path.extension().is_some_and(|e| e == "cwasm") {
                     info.entries += 1;
+                } else if is_segment(path) {
+                    info.function_segments += 1;
+                    info.function_bytes += meta.len();
                 }
             })
             .map_err(|source| Error::Cache {
@@ -388,6 +436,8 @@ impl Cache {
             path: self.root.clone(),
             entries: versions.iter().map(|v| v.entries).sum(),
             bytes: versions.iter().map(|v| v.bytes).sum(),
+            function_segments: versions.iter().map(|v| v.function_segments).sum(),
+            function_bytes: versions.iter().map(|v| v.function_bytes).sum(),
             versions,
         })
     }
@@ -428,13 +478,14 @@ impl Cache {
         };
         for (version, dir) in self.version_dirs()? {
             if options.other_versions && version != wasmtime_version() {
-                let (entries, bytes) = count(&dir);
+                let (entries, bytes, segments) = count(&dir);
                 std::fs::remove_dir_all(&dir).map_err(|source| Error::Cache {
                     path: dir.clone(),
                     source,
                 })?;
                 report.entries += entries;
                 report.bytes += bytes;
+                report.function_segments += segments;
                 continue;
             }
             let mut doomed = Vec::new();
@@ -442,7 +493,13 @@ impl Cache {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 if name.starts_with(fsutil::TEMP_PREFIX) {
                     if age(meta) > STALE_TEMP {
-                        doomed.push((path.to_path_buf(), meta.len(), false));
+                        doomed.push((path.to_path_buf(), meta.len(), Removed::Other));
+                    }
+                    return;
+                }
+                if is_segment(path) {
+                    if options.older_than.is_some_and(|limit| age(meta) >= limit) {
+                        doomed.push((path.to_path_buf(), meta.len(), Removed::Segment));
                     }
                     return;
                 }
@@ -451,26 +508,27 @@ impl Cache {
                     let unused = options.older_than.is_some_and(|limit| age(meta) >= limit);
                     if unused {
                         let size = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
-                        doomed.push((path.to_path_buf(), meta.len(), false));
-                        doomed.push((artifact, size, true));
+                        doomed.push((path.to_path_buf(), meta.len(), Removed::Other));
+                        doomed.push((artifact, size, Removed::Entry));
                     }
                 } else if path.extension().is_some_and(|e| e == "cwasm")
                     && !path.with_extension("json").exists()
                     && age(meta) > STALE_TEMP
                 {
                     // An artifact whose metadata never got written.
-                    doomed.push((path.to_path_buf(), meta.len(), true));
+                    doomed.push((path.to_path_buf(), meta.len(), Removed::Entry));
                 }
             })
             .map_err(|source| Error::Cache {
                 path: dir.clone(),
                 source,
             })?;
-            for (path, size, is_entry) in doomed {
+            for (path, size, what) in doomed {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {
                         report.bytes += size;
-                        report.entries += u64::from(is_entry);
+                        report.entries += u64::from(what == Removed::Entry);
+                        report.function_segments += u64::from(what == Removed::Segment);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(source) => return Err(Error::Cache { path, source }),
@@ -483,7 +541,7 @@ impl Cache {
     /// Removes every entry.
     pub fn clear(&self) -> Result<PruneReport, Error> {
         let layout = self.root.join(LAYOUT);
-        let (entries, bytes) = count(&layout);
+        let (entries, bytes, function_segments) = count(&layout);
         match std::fs::remove_dir_all(&layout) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -494,20 +552,47 @@ impl Cache {
                 });
             }
         }
-        Ok(PruneReport { entries, bytes })
+        Ok(PruneReport {
+            entries,
+            bytes,
+            function_segments,
+        })
     }
 }
 
-/// `(artifacts, bytes)` under `dir`.
-fn count(dir: &Path) -> (u64, u64) {
-    let (mut entries, mut bytes) = (0, 0);
+/// What a file removed by `prune` was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removed {
+    /// An artifact (one entry).
+    Entry,
+    /// A function cache segment.
+    Segment,
+    /// Metadata, or a temporary file.
+    Other,
+}
+
+/// Whether `path` is a function cache segment (`functions/<key>.fns`).
+fn is_segment(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == super::functions::EXTENSION)
+        && path
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == super::functions::DIR)
+}
+
+/// `(artifacts, bytes, function segments)` under `dir`.
+fn count(dir: &Path) -> (u64, u64, u64) {
+    let (mut entries, mut bytes, mut segments) = (0, 0, 0);
     let _ = walk(dir, &mut |path, meta| {
         bytes += meta.len();
         if path.extension().is_some_and(|e| e == "cwasm") {
             entries += 1;
+        } else if is_segment(path) {
+            segments += 1;
         }
     });
-    (entries, bytes)
+    (entries, bytes, segments)
 }
 
 /// Calls `f` for every file under `dir` (which may not exist).
@@ -532,7 +617,7 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> std::io::Re
 
 /// Opens `path` for reading without following a symbolic link (nor blocking on a FIFO),
 /// and only when it is a regular file.
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::File::options();
     options.read(true);
     #[cfg(unix)]

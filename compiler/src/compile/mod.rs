@@ -10,6 +10,7 @@
 
 mod cache;
 mod fsutil;
+mod functions;
 mod profile;
 mod secret;
 mod target;
@@ -24,6 +25,9 @@ use sha2::{Digest, Sha256};
 
 pub use cache::{
     Cache, CacheInfo, EntryMeta, PruneOptions, PruneReport, VersionInfo, wasmtime_version,
+};
+pub use functions::{
+    AdmitFunctionsError, DEFAULT_SEGMENT_LIMIT, FunctionStats, SegmentError, segment_key,
 };
 pub use profile::{
     Collector, Inlining, OptLevel, Profile, RegallocAlgorithm, Settings, feature_names,
@@ -212,6 +216,11 @@ pub struct Artifact {
     /// How long Cranelift took (for a cache hit: when the entry was made).
     pub compile_time_ms: u64,
     pub cache_hit: bool,
+    /// When Cranelift ran with the function-level cache: how many functions it
+    /// compiled, and how many it took from the cache. `None` for an artifact from the
+    /// artifact cache, or a compile without the function cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub functions: Option<FunctionStats>,
     /// The artifact's path.
     #[serde(skip)]
     pub path: PathBuf,
@@ -350,6 +359,11 @@ pub fn cache_key(source_sha256: &str, kind: Kind, target: &Target, profile: &Pro
         profile.sha256(),
     );
     hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// sha256 (hex) of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// sha256 (hex) of the input's bytes: the `source_sha256` of artifacts and cache keys.
@@ -611,7 +625,7 @@ impl Job<'_> {
                 source,
             }
         };
-        let artifact = |meta: &EntryMeta, cache_hit: bool| Artifact {
+        let artifact = |meta: &EntryMeta, cache_hit: bool, functions| Artifact {
             target: target.clone(),
             triple: target.triple(),
             platform: target.oci_platform(),
@@ -631,6 +645,7 @@ impl Job<'_> {
             size: meta.size,
             compile_time_ms: meta.compile_time_ms,
             cache_hit,
+            functions,
             path: path.clone(),
         };
 
@@ -639,7 +654,7 @@ impl Job<'_> {
             self.reporter.on_start(index, target, Stage::CheckingCache);
             match cache.copy_out(&key, &path).map_err(write_error(&path))? {
                 Lookup::Hit(entry) => {
-                    return Ok(artifact(&entry.meta, true));
+                    return Ok(artifact(&entry.meta, true, None));
                 }
                 Lookup::Corrupt { path, reason } => self.reporter.on_warning(&format!(
                     "discarded corrupt cache entry `{}` ({reason}); compiling {target} again",
@@ -659,7 +674,30 @@ impl Job<'_> {
             input: self.input.path.clone(),
             source: source.into(),
         };
-        let config = engine_config(target, profile).map_err(compile_error)?;
+        let mut config = engine_config(target, profile).map_err(compile_error)?;
+        // The function-level cache: Cranelift looks every function up before compiling
+        // it. What it returns is the same code compiling gives, so the artifact is
+        // byte-identical either way.
+        let store = self
+            .options
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.function_store(target, profile))
+            .map(|(store, warning)| {
+                if let Some(functions::LoadWarning::Unauthenticated { path, reason }) = warning {
+                    self.reporter.on_warning(&format!(
+                        "not using the function cache `{}`: {reason}; its functions are \
+                         compiled again",
+                        path.display()
+                    ));
+                }
+                std::sync::Arc::new(store)
+            });
+        if let Some(store) = &store {
+            config
+                .enable_incremental_compilation(store.clone())
+                .map_err(compile_error)?;
+        }
         let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.pool
                 .install(|| -> wasmtime::Result<(Vec<u8>, String)> {
@@ -682,6 +720,7 @@ impl Job<'_> {
             }
         };
         let compile_time = started.elapsed();
+        let functions = store.as_ref().map(|s| s.stats());
 
         self.reporter.on_start(index, target, Stage::Writing);
         let meta = EntryMeta {
@@ -707,7 +746,16 @@ impl Job<'_> {
                 error_chain(&e)
             ));
         }
-        Ok(artifact(&meta, false))
+        if let (Some(store), Some(cache)) = (&store, &self.options.cache)
+            && let Some(secret) = cache.secret()
+            && let Err(e) = store.save(secret, cache.function_limit())
+        {
+            self.reporter.on_warning(&format!(
+                "cannot store the functions of {target} in the function cache: {}",
+                error_chain(&e)
+            ));
+        }
+        Ok(artifact(&meta, false, functions))
     }
 }
 

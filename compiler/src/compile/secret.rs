@@ -234,6 +234,12 @@ impl CacheSecret {
         mac
     }
 
+    /// A MAC under `cache_key` computed over data given piece by piece; the same as
+    /// [`sign`](Self::sign) of the pieces joined.
+    pub(crate) fn begin(&self, cache_key: &str) -> MacState {
+        MacState(self.hmac(cache_key, b""))
+    }
+
     /// The MAC (hex) of an entry's metadata `message` under `cache_key`.
     pub(crate) fn sign(&self, cache_key: &str, message: &[u8]) -> String {
         hex::encode(self.hmac(cache_key, message).finalize().into_bytes())
@@ -246,6 +252,20 @@ impl CacheSecret {
             return false;
         };
         self.hmac(cache_key, message).verify_slice(&bytes).is_ok()
+    }
+}
+
+/// A MAC being computed, see [`CacheSecret::begin`].
+pub(crate) struct MacState(HmacSha256);
+
+impl MacState {
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The MAC, hex.
+    pub(crate) fn finish(self) -> String {
+        hex::encode(self.0.finalize().into_bytes())
     }
 }
 

@@ -550,3 +550,122 @@ fn artifacts_from_elsewhere_are_admitted_only_when_they_fit() {
     assert!(used.cache_hit);
     assert_eq!(used.sha256, made.sha256);
 }
+
+/// `bytes` with a custom section appended: another input (another artifact cache key),
+/// the same functions.
+fn with_custom_section(mut bytes: Vec<u8>, payload: &[u8]) -> Vec<u8> {
+    let name = b"pack-test";
+    let len = 1 + name.len() + payload.len();
+    assert!(len < 128, "one LEB128 byte");
+    bytes.extend([0u8, len as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(payload);
+    bytes
+}
+
+#[test]
+fn function_cache_artifacts_are_identical_to_cold_compiles_on_every_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/components")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let hello = fixture("hello-cli.wasm");
+    let v1 = input(dir.path(), "v1.wasm", hello.clone());
+    let v2 = input(dir.path(), "v2.wasm", with_custom_section(hello, b"v2"));
+    let every: Vec<String> = PLATFORMS
+        .iter()
+        .map(|&(os, arch)| Target::new(os, arch).platform_name())
+        .collect();
+    let list = targets(&every.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(list.len(), PLATFORMS.len());
+    let read = |a: &Artifact| std::fs::read(&a.path).unwrap();
+    let compile_into = |input: &Input, out: &str, cache: Option<&Path>| {
+        artifacts(
+            compile(
+                input,
+                &options(&dir.path().join(out), list.clone(), cache, 2),
+                &NoReporter,
+            )
+            .unwrap(),
+        )
+    };
+
+    // Cold, without any cache.
+    let cold_v1 = compile_into(&v1, "cold-v1", None);
+    let cold_v2 = compile_into(&v2, "cold-v2", None);
+    assert!(cold_v1.iter().all(|a| a.functions.is_none()));
+    // v1 fills the function cache, v2 takes every function from it.
+    let cache = dir.path().join("cache");
+    let warm_v1 = compile_into(&v1, "warm-v1", Some(&cache));
+    let warm_v2 = compile_into(&v2, "warm-v2", Some(&cache));
+    for (i, target) in list.iter().enumerate() {
+        let (filled, used) = (warm_v1[i].functions.unwrap(), warm_v2[i].functions.unwrap());
+        assert!(filled.compiled > 100, "{target}: {filled:?}");
+        assert!(!warm_v2[i].cache_hit, "{target}: not an artifact cache hit");
+        // A few functions get other Cranelift IR (and so another key) from one compile
+        // to the next, for the same code; nearly all are found.
+        assert!(used.compiled * 10 <= used.cached, "{target}: {used:?}");
+        assert_eq!(
+            used.compiled + used.cached,
+            filled.compiled + filled.cached,
+            "{target}: every function is looked up once"
+        );
+        assert_eq!(read(&cold_v1[i]), read(&warm_v1[i]), "{target}: filling the cache");
+        assert_eq!(read(&cold_v2[i]), read(&warm_v2[i]), "{target}: from the cache");
+    }
+    let info = Cache::for_maintenance(&cache).info().unwrap();
+    assert_eq!(info.function_segments, list.len() as u64);
+
+    // Turned off, nothing is looked up.
+    let off = artifacts(
+        compile(
+            &v2,
+            &CompileOptions {
+                cache: Some(Cache::new(&cache, secret()).with_functions(false)),
+                ..options(&dir.path().join("off"), list.clone(), None, 2)
+            },
+            &NoReporter,
+        )
+        .unwrap(),
+    );
+    assert!(off.iter().all(|a| a.cache_hit && a.functions.is_none()));
+}
+
+#[test]
+fn a_function_cache_that_does_not_authenticate_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = input(dir.path(), "v1.wasm", component());
+    let v2 = input(dir.path(), "v2.wasm", with_custom_section(component(), b"v2"));
+    let list = targets(&["linux/amd64"]);
+    let cache = dir.path().join("cache");
+    compile(
+        &v1,
+        &options(&dir.path().join("one"), list.clone(), Some(&cache), 1),
+        &NoReporter,
+    )
+    .unwrap();
+    // Another home's secret: the segment is not read, every function is compiled, and
+    // the segment is replaced by one this secret authenticates.
+    let log = Log::default();
+    let stranger = CompileOptions {
+        cache: Some(Cache::new(&cache, CacheSecret::ephemeral())),
+        ..options(&dir.path().join("two"), list.clone(), None, 1)
+    };
+    let a = artifacts(compile(&v2, &stranger, &log).unwrap()).remove(0);
+    let stats = a.functions.unwrap();
+    assert_eq!(stats.cached, 0, "{stats:?}");
+    assert!(stats.compiled > 0);
+    let warnings = log.0.lock().unwrap().clone();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("not using the function cache") && w.contains("MAC")),
+        "{warnings:?}"
+    );
+}
+
