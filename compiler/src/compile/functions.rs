@@ -111,7 +111,10 @@ pub enum SegmentError {
 
 /// The records of a segment body: `(key, value range)`, in file order. The body must be
 /// authenticated (local MAC) or verified (a signature) before it is parsed.
-fn parse(body: &[u8], expected: &str) -> Result<Vec<([u8; 32], std::ops::Range<usize>)>, SegmentError> {
+fn parse(
+    body: &[u8],
+    expected: &str,
+) -> Result<Vec<([u8; 32], std::ops::Range<usize>)>, SegmentError> {
     if body.len() < HEADER_LEN || &body[..8] != MAGIC {
         return Err(SegmentError::Magic);
     }
@@ -168,7 +171,11 @@ impl<W: Write> BodyWriter<W> {
     fn body(&mut self, segment_key: &str, records: &[(&[u8; 32], &[u8])]) -> std::io::Result<()> {
         self.write(MAGIC)?;
         self.write(&hex::decode(segment_key).expect("segment keys are sha256 hex"))?;
-        self.write(&u32::try_from(records.len()).unwrap_or(u32::MAX).to_le_bytes())?;
+        self.write(
+            &u32::try_from(records.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        )?;
         for (key, value) in records {
             self.write(&key[..])?;
             self.write(&(value.len() as u32).to_le_bytes())?;
@@ -259,7 +266,10 @@ impl FunctionStore {
         let mut current: Vec<(&[u8; 32], &[u8])> = fresh
             .iter()
             .map(|(k, v)| (k, v.as_slice()))
-            .chain(used.iter().map(|k| (k, &self.loaded[self.index[k].clone()])))
+            .chain(
+                used.iter()
+                    .map(|k| (k, &self.loaded[self.index[k].clone()])),
+            )
             .collect();
         current.sort_by(|a, b| a.0.cmp(b.0));
         let older = self
@@ -433,11 +443,7 @@ impl Cache {
 
     /// The body of the local segment of `target` with `profile` (what a shared cache
     /// publishes) and how many functions it holds, when it authenticates.
-    pub fn function_segment(
-        &self,
-        target: &Target,
-        profile: &Profile,
-    ) -> Option<(Vec<u8>, usize)> {
+    pub fn function_segment(&self, target: &Target, profile: &Profile) -> Option<(Vec<u8>, usize)> {
         let secret = self.secret()?;
         let segment_key = segment_key(target, profile);
         let path = self.segment_path(&segment_key);

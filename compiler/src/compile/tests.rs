@@ -615,8 +615,16 @@ fn function_cache_artifacts_are_identical_to_cold_compiles_on_every_target() {
             filled.compiled + filled.cached,
             "{target}: every function is looked up once"
         );
-        assert_eq!(read(&cold_v1[i]), read(&warm_v1[i]), "{target}: filling the cache");
-        assert_eq!(read(&cold_v2[i]), read(&warm_v2[i]), "{target}: from the cache");
+        assert_eq!(
+            read(&cold_v1[i]),
+            read(&warm_v1[i]),
+            "{target}: filling the cache"
+        );
+        assert_eq!(
+            read(&cold_v2[i]),
+            read(&warm_v2[i]),
+            "{target}: from the cache"
+        );
     }
     let info = Cache::for_maintenance(&cache).info().unwrap();
     assert_eq!(info.function_segments, list.len() as u64);
@@ -640,7 +648,11 @@ fn function_cache_artifacts_are_identical_to_cold_compiles_on_every_target() {
 fn a_function_cache_that_does_not_authenticate_is_not_used() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = input(dir.path(), "v1.wasm", component());
-    let v2 = input(dir.path(), "v2.wasm", with_custom_section(component(), b"v2"));
+    let v2 = input(
+        dir.path(),
+        "v2.wasm",
+        with_custom_section(component(), b"v2"),
+    );
     let list = targets(&["linux/amd64"]);
     let cache = dir.path().join("cache");
     compile(
@@ -668,4 +680,3 @@ fn a_function_cache_that_does_not_authenticate_is_not_used() {
         "{warnings:?}"
     );
 }
-
