@@ -151,10 +151,11 @@ fn packager_hint(error: &anyhow::Error) -> Option<String> {
             "pass the directory that holds `oci-layout` and `index.json`".to_string()
         }
         P::Untrusted(refusal) => return refusal.hint(),
-        P::DigestMismatch { .. }
-        | P::SizeMismatch { .. }
-        | P::BlobMissing { .. }
-        | P::BadCompressedLayer { .. } => {
+        P::BlobMissing { .. } => "the layout lacks it: pull it again without --platform (or \
+             with --all-layers, which keeps the fallback layers), build it again, or copy it \
+             again from its source"
+            .to_string(),
+        P::DigestMismatch { .. } | P::SizeMismatch { .. } | P::BadCompressedLayer { .. } => {
             "the layout is damaged: build it again or copy it again from its source".to_string()
         }
         P::SharedLayout { layout, .. } => format!(

@@ -116,7 +116,7 @@ pub fn pull(
         ],
         keys: keys.to_vec(),
         allow_references: allow_references.to_vec(),
-        skip_layers: true,
+        layers: pack_registry_client::Layers::None,
     };
     let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
         Some(reporter) => reporter.as_ref(),

@@ -190,7 +190,8 @@ fn runs_a_signed_bundle_from_its_precompiled_artifact() {
         "{:?}",
         loaded.artifact
     );
-    assert!(matches!(&loaded.verification, pack_host::Verification::Signed(v) if v.len() == 1));
+    // One key, both formats (the legacy signature and the sigstore bundle).
+    assert!(matches!(&loaded.verification, pack_host::Verification::Signed(v) if v.len() == 2));
     let pre = loaded.command().unwrap();
     assert_eq!(pre.run(&quiet()).unwrap(), RunOutcome::Exit(0));
     // The same pre-instance again: a new instance each time.

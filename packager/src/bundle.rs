@@ -602,8 +602,7 @@ pub fn write_bundle_with(
     // The component as the native manifests carry it: compressed once, when asked.
     let native_component = match options.compression {
         Some(level) if !input.natives.is_empty() => {
-            let (bytes, digest) =
-                read_source(&input.component, Some(&component.digest.to_string()))?;
+            let (bytes, digest) = read_source(&input.component, Some(component.digest.as_ref()))?;
             Some(put_compressed(
                 &mut counter,
                 layout,
@@ -913,6 +912,11 @@ pub struct TreeReport {
     /// Manifests the index lists that the layout does not have at all (a pull of some
     /// platforms only): not damage, since nothing of them is there to be used.
     pub absent: Vec<String>,
+    /// Layers after a manifest's first (the fallbacks: the portable component a native
+    /// manifest carries) that the layout lacks entirely, as `pack pull --platform`
+    /// leaves them: not damage either. A manifest's config and first layer (what a host
+    /// loads) must be there.
+    pub unfetched: Vec<String>,
 }
 
 impl TreeReport {
@@ -980,7 +984,18 @@ fn walk(
             Ok(manifest) => {
                 report.intact += 1;
                 report.bytes += descriptor.size();
-                for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+                let blobs = std::iter::once(manifest.config()).chain(manifest.layers());
+                for (position, blob) in blobs.enumerate() {
+                    // Past the config and the first layer: a fallback, which a partial
+                    // pull leaves out.
+                    if position >= 2
+                        && fs::symlink_metadata(layout.blob_path(blob.digest())?).is_err()
+                    {
+                        if seen.insert(blob.digest().to_string()) {
+                            report.unfetched.push(blob.digest().to_string());
+                        }
+                        continue;
+                    }
                     walk_blob(layout, blob, seen, report)?;
                 }
             }

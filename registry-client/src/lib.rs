@@ -33,7 +33,7 @@ pub use auth::{CredentialSource, Credentials, Resolved};
 pub use client::{CHUNK_SIZE, ConnectOptions, Registry, Scheme, is_loopback};
 pub use error::{Error, ErrorKind, Operation, RegistryMessage, Result};
 pub use login::check_credentials;
-pub use pull::{PullOptions, fetch_blobs, pull, verify_remote};
+pub use pull::{Layers, PullOptions, fetch_blobs, pull, verify_remote};
 pub use push::{PushOptions, push};
 pub use referrers::{Referrers, ReferrersSource};
 pub use reporter::{Item, NoReporter, Outcome, Reporter};

@@ -47,9 +47,34 @@ pub struct PullOptions {
     /// be made for (a signature that names another one does not count; see
     /// [`ReferencePolicy`]).
     pub allow_references: Vec<ReferencePattern>,
-    /// Fetch the chosen manifests and their configs, but not their layers: a host that
-    /// knows which layer it will load fetches just that one with [`fetch_blobs`].
-    pub skip_layers: bool,
+    /// Which layers of the chosen manifests to fetch (configs are always fetched).
+    pub layers: Layers,
+}
+
+/// Which layers of each fetched manifest a pull fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layers {
+    /// Every layer: the layout is complete.
+    #[default]
+    All,
+    /// The first layer of each manifest (what a host loads: the `.cwasm` of a native
+    /// manifest, the component of the portable one), not the fallbacks after it (the
+    /// portable component a native manifest carries).
+    First,
+    /// None: a host that knows which layer it will load fetches just that one with
+    /// [`fetch_blobs`].
+    None,
+}
+
+impl Layers {
+    /// How many of a document's blobs (config first, then layers) to fetch.
+    fn keep(self, blobs: usize) -> usize {
+        match self {
+            Layers::All => blobs,
+            Layers::First => blobs.min(2),
+            Layers::None => blobs.min(1),
+        }
+    }
 }
 
 impl Default for PullOptions {
@@ -59,7 +84,7 @@ impl Default for PullOptions {
             platforms: Vec::new(),
             keys: Vec::new(),
             allow_references: Vec::new(),
-            skip_layers: false,
+            layers: Layers::All,
         }
     }
 }
@@ -206,15 +231,13 @@ pub async fn pull(
     // Blobs, once each.
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut seen_blobs = HashSet::new();
-    let documents = std::iter::once((&root, false))
-        .chain(manifests.iter().map(|d| (d, options.skip_layers)))
-        .chain(signatures.iter().map(|(_, d)| (d, false)))
-        .chain(bundles.iter().map(|(_, _, d)| (d, false)));
-    for (doc, config_only) in documents {
+    let documents = std::iter::once((&root, Layers::All))
+        .chain(manifests.iter().map(|d| (d, options.layers)))
+        .chain(signatures.iter().map(|(_, d)| (d, Layers::All)))
+        .chain(bundles.iter().map(|(_, _, d)| (d, Layers::All)));
+    for (doc, layers) in documents {
         let mut listed = parse(registry, repository, doc)?.blobs();
-        if config_only {
-            listed.truncate(1);
-        }
+        listed.truncate(layers.keep(listed.len()));
         for blob in listed {
             if seen_blobs.insert(blob.digest().clone()) {
                 blobs.push(blob);

@@ -6,7 +6,7 @@ use anyhow::Result;
 use pack_packager::LayoutRef;
 use pack_packager::reference::DEFAULT_TAG;
 use pack_packager::signing;
-use pack_registry_client::{PlatformSpec, PullOptions};
+use pack_registry_client::{Layers, PlatformSpec, PullOptions};
 
 use crate::commands::push::{
     RegistryArgs, TransferArgs, TransferProgress, connect, into_anyhow, print_summary, runtime,
@@ -17,7 +17,10 @@ use crate::printer::{DIM, Printer};
 /// Fetch a bundle from a registry into a layout, with its signatures.
 ///
 /// Fetches the index (or manifest) REFERENCE names, its manifests (all, or those of the
-/// --platform ones), their blobs and the signatures (`sha256-<hex>.sig`). Every blob is
+/// --platform ones), their blobs and the signatures (`sha256-<hex>.sig`, and sigstore
+/// bundle referrers). With --platform, only the first layer of each chosen manifest is
+/// fetched (the `.cwasm` a host loads; the portable component a native manifest carries
+/// for falling back is left out unless --all-layers). Every blob is
 /// checked against its digest as it streams; a mismatch aborts it and leaves no file.
 /// Blobs the layout has are not fetched again, so an interrupted pull finishes where it
 /// stopped. The tag is written last.
@@ -38,6 +41,7 @@ use crate::printer::{DIM, Printer};
 Examples:
   pack pull ghcr.io/team/app:v1.2.0 -o out/app
   pack pull ghcr.io/team/app:v1.2.0 -o out/app --key cosign.pub --platform linux/amd64
+  pack pull ghcr.io/team/app:v1.2.0 -o mirror/app --platform linux/arm64 --all-layers
   pack pull 127.0.0.1:5000/app@sha256:... -o out/app:pinned --json
 
 Exit status:
@@ -61,6 +65,12 @@ pub struct PullCommand {
     /// still hold.
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Vec<PlatformSpec>,
+
+    /// With --platform: fetch every layer of the chosen manifests, the fallback portable
+    /// component of native manifests too (by default only the first layer, the one a
+    /// host loads).
+    #[arg(long, requires = "platform")]
+    pub all_layers: bool,
 
     /// Verify the signature with this public key before writing anything; repeatable,
     /// any of them may have signed.
@@ -101,7 +111,11 @@ impl PullCommand {
             platforms: self.platform.clone(),
             keys,
             allow_references: self.allow_reference.clone(),
-            ..PullOptions::default()
+            layers: if self.platform.is_empty() || self.all_layers {
+                Layers::All
+            } else {
+                Layers::First
+            },
         };
         let summary = runtime()?.block_on(async {
             let registry = connect(printer, &reference, &self.registry, credentials).await?;

@@ -21,8 +21,9 @@ use crate::printer::{BOLD, GREEN, Printer, RED};
 /// repository). Then, once a signature
 /// holds, the whole tree it covers: the index, every manifest, every config and every
 /// layer, each against the size and sha256 its descriptor gives. A damaged blob is named
-/// with its file. Manifests the layout lacks entirely (a pull of some platforms only)
-/// are listed, not counted as damage. --signature-only stops after the signatures.
+/// with its file. Manifests the layout lacks entirely (a pull of some platforms only),
+/// and the fallback layers after a manifest's first that `pack pull --platform` leaves
+/// out, are listed, not counted as damage. --signature-only stops after the signatures.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -255,6 +256,14 @@ impl VerifyCommand {
                     "  {} manifest(s) of the index are not in the layout (not checked): {}",
                     tree.absent.len(),
                     tree.absent.join(", ")
+                ));
+            }
+            if !tree.unfetched.is_empty() {
+                printer.detail(&format!(
+                    "  {} fallback layer(s) were not fetched (a pull of the first layers \
+                     only; not checked): {}",
+                    tree.unfetched.len(),
+                    tree.unfetched.join(", ")
                 ));
             }
             return;

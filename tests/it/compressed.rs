@@ -501,6 +501,82 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
         );
     }
 
+    // `pack pull --platform` of this machine: the config and first layer of its native
+    // manifest, not the portable component it carries for falling back, nor other
+    // platforms. The layout runs, and verifies with the fallback listed as not fetched.
+    let pulled = dir.path().join("pulled");
+    let pull = |extra: &[&str]| {
+        let out = pack()
+            .args(["pull", &reference, "-o", s(&pulled), "--platform", here()])
+            .args(["--key", s(&b.public()), "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pack pull: {}", stderr(&out));
+        json_stdout(&out)
+    };
+    let summary = pull(&[]);
+    let native_layers: Vec<String> = {
+        let index = read_json(&pulled, &index_of(&pulled, "v1"));
+        let entry = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| {
+                format!(
+                    "{}/{}",
+                    m["platform"]["os"].as_str().unwrap(),
+                    m["platform"]["architecture"].as_str().unwrap()
+                ) == here()
+            })
+            .unwrap()
+            .clone();
+        let manifest = read_json(&pulled, entry["digest"].as_str().unwrap());
+        manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        native_layers.len(),
+        2,
+        "a .cwasm and the portable component"
+    );
+    assert!(stored(&pulled, &native_layers[0]));
+    assert!(
+        !stored(&pulled, &native_layers[1]),
+        "the fallback was fetched"
+    );
+    for (platform, digest) in &all {
+        assert_eq!(
+            stored(&pulled, digest),
+            *digest == native_layers[0],
+            "{platform} layer {digest}: {summary}"
+        );
+    }
+    let out = pack()
+        .args([
+            "verify",
+            &format!("{}:v1", s(&pulled)),
+            "--key",
+            s(&b.public()),
+        ])
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack verify: {}", stdout(&out));
+    let tree = &json_stdout(&out)["tree"];
+    assert_eq!(tree["unfetched"], json!([native_layers[1]]), "{tree}");
+    assert_eq!(tree["damaged"], json!([]), "{tree}");
+    let out = run(&format!("{}:v1", s(&pulled)), &[]);
+    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    // --all-layers fetches the fallback too, and nothing else.
+    let summary = pull(&["--all-layers"]);
+    assert_eq!(summary["blobsTransferred"], 1, "{summary}");
+    assert!(stored(&pulled, &native_layers[1]));
+
     // A bundle without this machine's artifact, run with --allow-jit: the portable
     // component is fetched then, with a warning, and nothing of the other platform.
     let (layout, reference) = build("foreign", &[elsewhere]);

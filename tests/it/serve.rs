@@ -29,7 +29,7 @@ fn here() -> &'static str {
 
 /// Keys and bundles built once and shared read-only by the tests.
 struct Fixtures {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     trusted: PathBuf,
     hello: PathBuf,
     /// hello-http signed by a key the server does not trust.
@@ -105,7 +105,7 @@ fn fixtures() -> &'static Fixtures {
             hello_unbounded: p("hello-unbounded"),
             looping: p("loop"),
             js,
-            dir,
+            _dir: dir,
         }
     })
 }
@@ -170,13 +170,13 @@ impl Server {
                     .unwrap()
                     .to_string();
                 // The metrics event comes right after.
-                if event["event"] == "listening" {
-                    if let Ok(next) = server.events.recv_timeout(Duration::from_millis(200)) {
-                        if next["event"] == "metrics" {
-                            server.metrics = Some(next["address"].as_str().unwrap().to_string());
-                        }
-                        server.seen.push(next);
+                if event["event"] == "listening"
+                    && let Ok(next) = server.events.recv_timeout(Duration::from_millis(200))
+                {
+                    if next["event"] == "metrics" {
+                        server.metrics = Some(next["address"].as_str().unwrap().to_string());
                     }
+                    server.seen.push(next);
                 }
                 return server;
             }

@@ -109,12 +109,12 @@ pub enum SegmentError {
     Duplicate { key: String },
 }
 
-/// The records of a segment body: `(key, value range)`, in file order. The body must be
-/// authenticated (local MAC) or verified (a signature) before it is parsed.
-fn parse(
-    body: &[u8],
-    expected: &str,
-) -> Result<Vec<([u8; 32], std::ops::Range<usize>)>, SegmentError> {
+/// One record of a segment body: a function's key and where its value lies in the body.
+type Record = ([u8; 32], std::ops::Range<usize>);
+
+/// The records of a segment body, in file order. The body must be authenticated (local
+/// MAC) or verified (a signature) before it is parsed.
+fn parse(body: &[u8], expected: &str) -> Result<Vec<Record>, SegmentError> {
     if body.len() < HEADER_LEN || &body[..8] != MAGIC {
         return Err(SegmentError::Magic);
     }
