@@ -589,3 +589,66 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
             .all(|e| e["event"] != "swap" || e["to"] == new_digest.as_str())
     );
 }
+
+/// `--max-loaded 1`: a request to another app unloads the least recently used one, which
+/// loads again on its next request. SIGHUP re-reads serve.toml (a new route answers, a
+/// removed one is 404); a configuration that no longer parses keeps the old one serving.
+#[test]
+fn idle_apps_are_unloaded_and_sighup_rereads_the_configuration() {
+    let f = fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |routes: &[&str]| {
+        let mut text = format!(
+            "listen = \"127.0.0.1:0\"\nkeys = [\"{}\"]\n",
+            s(&f.trusted)
+        );
+        for route in routes {
+            text.push_str(&format!(
+                "\n[[app]]\nroute = \"{route}\"\nbundle = \"{}\"\n",
+                s(&f.hello)
+            ));
+        }
+        write(dir.path(), "serve.toml", text)
+    };
+    let file = config(&["/a", "/b"]);
+    let mut server = Server::start(pack_serve(&["--config", s(&file), "--max-loaded", "1"]));
+    let addr = server.addr.clone();
+    let loads = |server: &mut Server, app: &str| {
+        server
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "load" && e["app"] == app)
+            .count()
+    };
+
+    assert_eq!(get(&addr, "/a/1").0, 200);
+    assert_eq!(get(&addr, "/a/2").0, 200);
+    assert_eq!(get(&addr, "/b/1").0, 200);
+    let unload = server.wait_for(Duration::from_secs(5), |e| e["event"] == "unload");
+    assert_eq!(unload["app"], "/a", "{unload}");
+    assert_eq!(get(&addr, "/a/3").0, 200);
+    server.wait_for(Duration::from_secs(5), |e| {
+        e["event"] == "unload" && e["app"] == "/b"
+    });
+    assert_eq!(loads(&mut server, "/a"), 2);
+    assert_eq!(loads(&mut server, "/b"), 1);
+
+    // SIGHUP: /b goes, /c comes.
+    config(&["/a", "/c"]);
+    server.signal("-HUP");
+    let reload = server.wait_for(Duration::from_secs(10), |e| e["event"] == "reload");
+    assert_eq!(reload["apps"], 2, "{reload}");
+    assert_eq!(get(&addr, "/c/1").0, 200);
+    assert_eq!(get(&addr, "/b/1").0, 404);
+
+    // A configuration with an unknown key is reported; the one before keeps serving.
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nkeyz = []\n").unwrap();
+    server.signal("-HUP");
+    let failed = server.wait_for(Duration::from_secs(10), |e| e["event"] == "reload_failed");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("keyz"),
+        "{failed}"
+    );
+    assert_eq!(get(&addr, "/c/2").0, 200);
+    assert_eq!(get(&addr, "/a/4").0, 200);
+}
