@@ -42,6 +42,10 @@ pub enum Error {
     #[error("no content store: set PACK_STORE (or XDG_DATA_HOME or HOME)")]
     NoStore,
 
+    /// `--pull never`, and the content store has no copy of the reference.
+    #[error("`{reference}` is not in the content store `{store}`, and pulling was not allowed")]
+    NotInStore { reference: String, store: PathBuf },
+
     /// Verification was asked for, and no trusted key was given.
     #[error("no trusted key to verify `{bundle}` with")]
     NoTrustedKeys { bundle: String },

@@ -90,6 +90,23 @@ pub struct HostOptions {
     pub store: Option<PathBuf>,
     /// How to reach registries.
     pub registry: store::RegistryOptions,
+    /// When a registry reference is pulled, rather than taken from the content store.
+    pub pull: PullPolicy,
+}
+
+/// When [`Host::resolve`] pulls a registry reference (as `docker run --pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Every time: the tag is resolved again and the signatures fetched and verified
+    /// again, so a moved tag is followed.
+    #[default]
+    Always,
+    /// Only when the content store has no copy of the reference; a copy it has is
+    /// verified as a layout is (its signatures, for the repository it was pulled from,
+    /// and each blob), without asking the registry.
+    Missing,
+    /// Never: the content store's copy, or an error.
+    Never,
 }
 
 impl HostOptions {
@@ -104,6 +121,7 @@ impl HostOptions {
             pooling: Some(Pooling::default()),
             store: None,
             registry: store::RegistryOptions::default(),
+            pull: PullPolicy::Always,
         }
     }
 }
@@ -341,22 +359,106 @@ impl FileStamp {
     }
 }
 
-/// A blob's content, read through the one open file that was checked, and verified
-/// against its digest.
-#[derive(Clone)]
+/// A blob checked against its digest, through the one open file that was checked.
 pub struct VerifiedBlob {
     /// Where it was read from (for messages).
     pub path: PathBuf,
-    /// Its bytes: those that hash to its digest.
-    pub bytes: Vec<u8>,
+    content: Content,
+}
+
+enum Content {
+    /// Read from the open file and hashed (or found in a record) while it was read.
+    Read(Vec<u8>),
+    /// Not read: the open file's identity (device, inode, size, times) is one this host
+    /// or the content store recorded when it last hashed it. Its bytes are read, or the
+    /// file mapped, through this open file; the identity is compared again afterwards.
+    Recorded {
+        file: std::fs::File,
+        stamp: FileStamp,
+    },
 }
 
 impl std::fmt::Debug for VerifiedBlob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (how, len) = match &self.content {
+            Content::Read(bytes) => ("read", bytes.len() as u64),
+            Content::Recorded { stamp, .. } => ("recorded", stamp.size),
+        };
         f.debug_struct("VerifiedBlob")
             .field("path", &self.path)
-            .field("len", &self.bytes.len())
+            .field("content", &how)
+            .field("len", &len)
             .finish()
+    }
+}
+
+impl VerifiedBlob {
+    /// Its bytes: those read and hashed, or (a recorded blob) read now from the open
+    /// file, and hashed when its identity changed meanwhile.
+    pub fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match &self.content {
+            Content::Read(bytes) => Ok(std::borrow::Cow::Borrowed(bytes)),
+            Content::Recorded {
+                file,
+                stamp: recorded,
+            } => {
+                use std::io::{Read, Seek};
+                let read = |e| {
+                    Error::Layout(pack_packager::Error::Read {
+                        path: self.path.clone(),
+                        source: e,
+                    })
+                };
+                let mut file = file.try_clone().map_err(read)?;
+                file.seek(std::io::SeekFrom::Start(0)).map_err(read)?;
+                let mut bytes = Vec::with_capacity(recorded.size as usize);
+                (&mut file)
+                    .take(recorded.size + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(read)?;
+                if stamp(&file, &recorded.digest).as_ref() != Some(recorded) {
+                    let digest = pack_packager::layout::parse_sha256(&recorded.digest)?;
+                    pack_packager::layout::check_digest(&self.path, &digest, &bytes)?;
+                }
+                Ok(std::borrow::Cow::Owned(bytes))
+            }
+        }
+    }
+
+    /// Loads it as a precompiled component into `engine`. A recorded blob is mapped
+    /// (as `wasmtime run` maps a `.cwasm`) from the open file that was checked, through
+    /// `/proc/self/fd`, which names that file whatever happens to its path; when its
+    /// identity changed meanwhile, or it cannot be mapped, it is read and hashed instead.
+    ///
+    /// # Safety
+    /// As [`Component::deserialize`]: the blob must be an artifact this engine's
+    /// wasmtime produced, which its verified digest (and the signature over it) vouch
+    /// for; a recorded file can change only by its owner or root (the store refuses
+    /// files others can write), see docs/host.md.
+    unsafe fn deserialize(&self, engine: &Engine) -> Result<wasmtime::Result<Component>> {
+        if let Content::Recorded {
+            file,
+            stamp: recorded,
+        } = &self.content
+        {
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::fd::AsRawFd;
+                let by_fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+                // SAFETY: the caller's contract; the file is the one whose identity the
+                // record holds, checked again once it is mapped.
+                if let Ok(component) = unsafe { Component::deserialize_file(engine, &by_fd) }
+                    && stamp(file, &recorded.digest).as_ref() == Some(recorded)
+                {
+                    return Ok(Ok(component));
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = (file, recorded);
+        }
+        let bytes = self.bytes()?;
+        // SAFETY: the caller's contract; the bytes hash to the verified digest.
+        Ok(unsafe { Component::deserialize(engine, &bytes[..]) })
     }
 }
 
@@ -485,6 +587,33 @@ impl Host {
                     Trust::InsecureSkipVerify => Vec::new(),
                 };
                 let store = self.content_store()?;
+                if self.options.pull != PullPolicy::Always {
+                    let tag = store::tag_for(reference);
+                    let layout = store.layout()?;
+                    if let Ok(descriptor) = layout.resolve(&tag) {
+                        self.pulled
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(tag.clone(), reference.clone());
+                        return Ok(Resolved {
+                            name: reference.clone(),
+                            layout,
+                            tag,
+                            pulled: Some(Pulled {
+                                digest: descriptor.digest().to_string(),
+                                blobs_transferred: 0,
+                                blobs_skipped: 0,
+                                bytes_transferred: 0,
+                            }),
+                        });
+                    }
+                    if self.options.pull == PullPolicy::Never {
+                        return Err(Error::NotInStore {
+                            reference: reference.clone(),
+                            store: store.root().to_path_buf(),
+                        });
+                    }
+                }
                 let (layout, tag, summary) = store::pull(
                     &store,
                     reference,
@@ -566,6 +695,15 @@ impl Host {
             self.with_store_record(layout, |r| r.knows(&digest, &b.identity()))
                 .unwrap_or(false)
         });
+        if known && let Some(stamp) = before.clone() {
+            return Ok(VerifiedBlob {
+                path,
+                content: Content::Recorded {
+                    file: blob.file,
+                    stamp,
+                },
+            });
+        }
         let file = blob.file.try_clone().map_err(|source| {
             Error::Layout(pack_packager::Error::Read {
                 path: path.clone(),
@@ -573,9 +711,6 @@ impl Host {
             })
         })?;
         let bytes = blob.read_all()?;
-        if known && stamp(&file, &digest) == before {
-            return Ok(VerifiedBlob { path, bytes });
-        }
         pack_packager::layout::check_digest(&path, descriptor.digest(), &bytes)?;
         // Remembered only when the file did not change while it was read.
         if let Some(before) = before
@@ -588,7 +723,10 @@ impl Host {
             let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             verified.insert(path.clone(), before);
         }
-        Ok(VerifiedBlob { path, bytes })
+        Ok(VerifiedBlob {
+            path,
+            content: Content::Read(bytes),
+        })
     }
 
     /// [`Host::verify_blob`] for a layer that may be zstd-compressed (`content` is then
@@ -620,19 +758,20 @@ impl Host {
         }
         let compressed = self.verify_blob(layout, layer)?;
         let bytes = pack_packager::compression::decompress_to_vec(
-            &compressed.bytes[..],
+            &compressed.bytes()?[..],
             content,
             &compressed.path,
         )?;
         drop(compressed);
-        if self.is_store(layout) {
+        let path = if self.is_store(layout) {
             let blob = layout.put_blob(&bytes[..], Some(&digest))?;
-            let path = layout.blob_path(&blob.digest)?;
-            return Ok(VerifiedBlob { path, bytes });
-        }
+            layout.blob_path(&blob.digest)?
+        } else {
+            layout.blob_path(layer.digest())?
+        };
         Ok(VerifiedBlob {
-            path: layout.blob_path(layer.digest())?,
-            bytes,
+            path,
+            content: Content::Read(bytes),
         })
     }
 
@@ -750,25 +889,26 @@ impl Host {
                 candidate.pulley,
                 &mut fetched,
             )?;
-            let VerifiedBlob { path, bytes } = self.verify_layer(
+            let blob = self.verify_layer(
                 layout,
                 &candidate.cwasm,
                 candidate.cwasm_uncompressed.as_ref(),
             )?;
-            // SAFETY: these bytes, read from the one open file that was checked (a regular
-            // file that only its owner or root can write), hash to the digest in a
-            // manifest the verified index lists, and wasmtime copies them before using
-            // them, so nothing can change them after the check; wasmtime checks the
-            // engine metadata before using anything else.
-            let mut loaded =
-                unsafe { Component::deserialize(&engine, &bytes) }.map(|c| (engine, c));
+            // SAFETY: the blob is the one open file that was checked (a regular file that
+            // only its owner or root can write), and its bytes hash to the digest in a
+            // manifest the verified index lists: read and hashed now (wasmtime copies
+            // them, so nothing can change them after the check), or, in the content
+            // store, hashed when it entered and unchanged since (same device, inode,
+            // size and times, compared again once mapped; docs/host.md). wasmtime checks
+            // the engine metadata before using anything else.
+            let mut loaded = unsafe { blob.deserialize(&engine)? }.map(|c| (engine, c));
             // An engine configured for the artifact's exact triple loads only on a host
             // with that triple; one for this machine checks just the architecture and
             // OS (a linux-gnu artifact on a musl host).
             if loaded.is_err() && cfg!(feature = "jit") && !candidate.pulley {
                 let host_engine = self.engine(&candidate.settings, None)?;
                 // SAFETY: as above.
-                if let Ok(c) = unsafe { Component::deserialize(&host_engine, &bytes) } {
+                if let Ok(c) = unsafe { blob.deserialize(&host_engine)? } {
                     loaded = Ok((host_engine, c));
                 }
             }
@@ -782,7 +922,7 @@ impl Host {
                             platform: candidate.platform.clone(),
                             manifest: candidate.manifest.clone(),
                             cwasm: candidate.cwasm.clone(),
-                            path,
+                            path: blob.path.clone(),
                             pulley: candidate.pulley,
                         },
                         passed_over,
@@ -837,7 +977,8 @@ impl Host {
         fetched: Vec<FetchedLayer>,
     ) -> Result<Loaded> {
         // Compiled from the bytes that were hashed, read through the one open file.
-        let VerifiedBlob { path, bytes } = self.verify_layer(&bundle.layout, &layer, content)?;
+        let blob = self.verify_layer(&bundle.layout, &layer, content)?;
+        let (path, bytes) = (blob.path.clone(), blob.bytes()?);
         let settings = match &self.options.engine {
             EnginePolicy::Fixed(s) => s.clone(),
             EnginePolicy::Adopt => EngineSettings::default(),

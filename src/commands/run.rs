@@ -46,6 +46,7 @@ use crate::printer::Printer;
 Examples:
   pack run out/app --key pack.pub -- 42
   pack run registry.example.com/team/app:v1 --key release.pub --env LOG=debug --dir data::/data
+  pack run registry.example.com/team/app:v1 --key release.pub --pull missing
   pack run out/proxy --key pack.pub --listen 127.0.0.1:8080
   pack run out/proxy --key pack.pub --listen 127.0.0.1:0 --json
   pack run mirror.example.com/team/app:v1 --key release.pub \
@@ -122,6 +123,13 @@ pub struct RunCommand {
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
 
+    /// When to pull a registry bundle: `always` (the tag is resolved and its signatures
+    /// fetched again each run, so a moved tag is followed), `missing` (only when the
+    /// content store has no copy of REFERENCE; a copy is verified as a layout is, without
+    /// asking the registry: the fast start), `never` (the store's copy, or exit 2).
+    #[arg(long, value_name = "WHEN", default_value = "always")]
+    pub pull: PullWhen,
+
     /// Reach the registry over plain HTTP, or HTTPS without checking its certificate.
     #[arg(long)]
     pub insecure_registry: bool,
@@ -189,6 +197,11 @@ impl RunCommand {
         options.allow_jit = self.allow_jit;
         options.engine = engine;
         options.store = self.store.clone();
+        options.pull = match self.pull {
+            PullWhen::Always => pack_host::PullPolicy::Always,
+            PullWhen::Missing => pack_host::PullPolicy::Missing,
+            PullWhen::Never => pack_host::PullPolicy::Never,
+        };
         options.registry.connect = crate::commands::push::connect_options(
             self.insecure_registry,
             &self.ca_cert,
@@ -482,6 +495,9 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
               --allow-jit to compile the portable component here"
             .to_string(),
         H::NotRunnable { .. } => "`pack inspect` shows what the component exports".to_string(),
+        H::NotInStore { .. } => {
+            "run it once with --pull missing (or always) to pull it into the store".to_string()
+        }
         _ => return None,
     })
 }
@@ -527,4 +543,12 @@ mod tests {
         assert!(cli.cmd.listen.is_some());
         assert!(Cli::try_parse_from(["x", "out/app", "--listen", "nope"]).is_err());
     }
+}
+
+/// `--pull`: when a registry bundle is pulled.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullWhen {
+    Always,
+    Missing,
+    Never,
 }

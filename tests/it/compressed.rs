@@ -484,6 +484,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     let out = run(&reference, &["--store", s(&store)]);
     assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
     assert!(!stderr(&out).contains("fallback"), "{}", stderr(&out));
+    let (first_reference, first_store) = (reference.clone(), store.clone());
     let all = layers(&layout);
     let os_arch = here();
     let (ours, others): (Vec<_>, Vec<_>) = all.iter().partition(|(p, d)| {
@@ -596,4 +597,23 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
             "{platform} layer {digest} fetched: {fetched}"
         );
     }
+
+    // The registry gone: `--pull missing` starts from the store's verified copy,
+    // `--pull always` cannot, and `--pull never` with an empty store says so.
+    drop(registry);
+    let out = run(
+        &first_reference,
+        &["--store", s(&first_store), "--pull", "missing"],
+    );
+    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    let out = run(
+        &first_reference,
+        &["--store", s(&first_store), "--retries", "0"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let empty = dir.path().join("store-empty");
+    refused(
+        &run(&first_reference, &["--store", s(&empty), "--pull", "never"]),
+        "is not in the content store",
+    );
 }

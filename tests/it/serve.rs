@@ -598,10 +598,7 @@ fn idle_apps_are_unloaded_and_sighup_rereads_the_configuration() {
     let f = fixtures();
     let dir = tempfile::tempdir().unwrap();
     let config = |routes: &[&str]| {
-        let mut text = format!(
-            "listen = \"127.0.0.1:0\"\nkeys = [\"{}\"]\n",
-            s(&f.trusted)
-        );
+        let mut text = format!("listen = \"127.0.0.1:0\"\nkeys = [\"{}\"]\n", s(&f.trusted));
         for route in routes {
             text.push_str(&format!(
                 "\n[[app]]\nroute = \"{route}\"\nbundle = \"{}\"\n",
