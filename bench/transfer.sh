@@ -168,7 +168,7 @@ for name in py-cli js-http-proxy-sm c-cli; do
         kind=http; pack_args=(--json --listen 127.0.0.1:0)
         peer=("$wasmtime" serve -Scli --addr 127.0.0.1:0 --allow-precompiled); peer_args=()
     fi
-    pack_run() { env PACK_STORE="$work/store" "$pack" run "$ref" --key "$work/key.pub" "${pack_args[@]}"; }
+    pack_run() { env PACK_STORE="$work/store" "$pack" run "$ref" --key "$work/key.pub" "$@" "${pack_args[@]}"; }
     skopeo_copy() {
         "$skopeo" copy --quiet --src-tls-verify=false --override-os linux --override-arch "${platform#linux/}" \
             "docker://$addr/bench/$name-plain:v1" "oci:$work/skopeo:v1" >/dev/null
