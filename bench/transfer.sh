@@ -94,13 +94,15 @@ sent_since() {
     tail -n +"$(( $1 + 1 ))" "$log" | grep -o 'http.response.written=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}'
 }
 log_lines() { wc -l <"$log"; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+now_us() { echo $(( $(date +%s%N) / 1000 )); }
+# Milliseconds, to a tenth, between two now_us readings (a warm start takes ~10 ms).
+elapsed_ms() { awk -v d=$(( $2 - $1 )) 'BEGIN { printf "%.1f", d / 1000 }'; }
 time_ms() {
     local t0 t1
-    t0=$(now_ms)
+    t0=$(now_us)
     "$@" >/dev/null 2>"$work/last.err" || true
-    t1=$(now_ms)
-    echo $(( t1 - t0 ))
+    t1=$(now_us)
+    elapsed_ms "$t0" "$t1"
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # until_line PATTERN CMD...: ms from starting CMD until its stderr shows PATTERN (or it
@@ -108,7 +110,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 until_line() {
     local pattern=$1; shift
     local t0 t1 pid
-    t0=$(now_ms)
+    t0=$(now_us)
     "$@" >/dev/null 2>"$work/serve.err" &
     pid=$!
     for _ in $(seq 6000); do
@@ -116,10 +118,10 @@ until_line() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.002
     done
-    t1=$(now_ms)
+    t1=$(now_us)
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    echo $(( t1 - t0 ))
+    elapsed_ms "$t0" "$t1"
 }
 # start KIND CMD...: a command run to exit (cli), or served until it listens (http).
 start() {
