@@ -672,26 +672,9 @@ impl Registry {
             self.scheme.as_str(),
             self.host
         );
-        let client = self.upload_client()?;
-        let mut refreshed = false;
-        let response = loop {
-            let authorization = self
-                .authorization(repository, RegistryOperation::Pull, refreshed)
-                .await?;
-            let mut request = client
-                .get(&url)
-                .header(reqwest::header::ACCEPT, accept.join(", "));
-            if let Some(value) = authorization {
-                request = request.header(reqwest::header::AUTHORIZATION, value);
-            }
-            let response = request.send().await.map_err(|e| ctx.reqwest_error(e))?;
-            // A token may have expired: fetch a new one once.
-            if response.status().as_u16() == 401 && !refreshed {
-                refreshed = true;
-                continue;
-            }
-            break response;
-        };
+        let response = self
+            .authorized_get(&ctx, repository, &url, &accept.join(", "))
+            .await?;
         if !response.status().is_success() {
             return Err(ctx.response_error(response).await);
         }
@@ -716,6 +699,35 @@ impl Registry {
         Ok((bytes, actual))
     }
 
+    /// `GET url` with pull credentials for `repository` and `Accept: accept`; a 401 (a
+    /// token that expired) fetches a new token and asks once more. Any status is
+    /// returned.
+    async fn authorized_get(
+        &self,
+        ctx: &Context<'_>,
+        repository: &str,
+        url: &str,
+        accept: &str,
+    ) -> Result<reqwest::Response> {
+        let client = self.upload_client()?;
+        let mut refreshed = false;
+        loop {
+            let authorization = self
+                .authorization(repository, RegistryOperation::Pull, refreshed)
+                .await?;
+            let mut request = client.get(url).header(reqwest::header::ACCEPT, accept);
+            if let Some(value) = authorization {
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+            let response = request.send().await.map_err(|e| ctx.reqwest_error(e))?;
+            if response.status().as_u16() == 401 && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
     /// `GET /v2/<repo>/referrers/<digest>`: the image index of the referrers of
     /// `digest` when the registry has the referrers API, `None` when it answers 404 (no
     /// such API: distribution-spec 1.1 says clients then use the referrers tag schema).
@@ -731,26 +743,14 @@ impl Registry {
             self.scheme.as_str(),
             self.host
         );
-        let client = self.upload_client()?;
-        let mut refreshed = false;
-        let response = loop {
-            let authorization = self
-                .authorization(repository, RegistryOperation::Pull, refreshed)
-                .await?;
-            let mut request = client.get(&url).header(
-                reqwest::header::ACCEPT,
+        let response = self
+            .authorized_get(
+                &ctx,
+                repository,
+                &url,
                 "application/vnd.oci.image.index.v1+json",
-            );
-            if let Some(value) = authorization {
-                request = request.header(reqwest::header::AUTHORIZATION, value);
-            }
-            let response = request.send().await.map_err(|e| ctx.reqwest_error(e))?;
-            if response.status().as_u16() == 401 && !refreshed {
-                refreshed = true;
-                continue;
-            }
-            break response;
-        };
+            )
+            .await?;
         match response.status().as_u16() {
             404 | 405 => return Ok(None),
             200..=299 => {}

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The `pack` binary under test, with a clean environment for color and CI detection.
 pub fn pack() -> assert_cmd::Command {
@@ -150,4 +152,63 @@ pub fn index_digest(layout: &Path, tag: &str) -> String {
 pub fn json_stdout(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+}
+
+/// A path as the `&str` command arguments take.
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// This machine's platform, as `pack build --target` takes it.
+pub fn here() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    }
+}
+
+/// `GET path` over HTTP/1.1 to `addr`: (status, body; a chunked body joined).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_host(addr, addr, path)
+}
+
+/// [`http_get`] with another `Host` header. A response without a head gives status 0
+/// and the whole text.
+pub fn http_get_host(addr: &str, host: &str, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (0, text);
+    };
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, body)
 }

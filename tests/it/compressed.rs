@@ -17,18 +17,6 @@ use crate::registry::{Registry, oci_ref, require, skopeo};
 /// What the hello-cli fixture prints when it runs.
 const RAN: &str = "hello from pack fixture";
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn here() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        "linux/arm64"
-    } else {
-        "linux/amd64"
-    }
-}
-
 /// A key pair and the hello-cli fixture built (compressed, the default) for this
 /// machine's platform and signed, once.
 struct Built {

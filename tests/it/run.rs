@@ -2,8 +2,7 @@
 //! from a layout and through a real registry, with output compared to the stock wasmtime
 //! CLI; and every refusal, each before the artifact is deserialized.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -58,10 +57,6 @@ impl Fixtures {
     fn key(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The compile cache the run tests share across runs (compiling py-cli takes seconds).
@@ -348,43 +343,6 @@ impl Drop for Server {
     }
 }
 
-/// `GET path` over HTTP/1.1: (status, body).
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if size == 0 {
-                break;
-            }
-            out.push_str(&after[..size]);
-            rest = &after[size + 2..];
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    (status, body)
-}
-
 fn serve_and_compare(run_args: &[&str]) {
     let js = corpus("js-http-proxy-sm").unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pack"));
@@ -393,11 +351,11 @@ fn serve_and_compare(run_args: &[&str]) {
         .args(["--listen", "127.0.0.1:0"])
         .env("NO_COLOR", "1");
     let server = Server::start(cmd);
-    let (status, body) = get(&server.addr, "/hello/world?x=1");
+    let (status, body) = http_get(&server.addr, "/hello/world?x=1");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Hello from ComponentizeJS"), "{body}");
     // One instance per request: a second one works the same.
-    let (status2, body2) = get(&server.addr, "/other");
+    let (status2, body2) = http_get(&server.addr, "/other");
     assert_eq!(status2, 200);
     assert!(body2.contains("/other"), "{body2}");
 
@@ -406,7 +364,7 @@ fn serve_and_compare(run_args: &[&str]) {
         cmd.args(["serve", "-Scli", "--addr", "127.0.0.1:0"])
             .arg(&js);
         let theirs = Server::start(cmd);
-        let (their_status, their_body) = get(&theirs.addr, "/hello/world?x=1");
+        let (their_status, their_body) = http_get(&theirs.addr, "/hello/world?x=1");
         assert_eq!((status, body.as_str()), (their_status, their_body.as_str()));
     }
     // A line per request, then Ctrl-C stops it cleanly.

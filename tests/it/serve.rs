@@ -3,8 +3,7 @@
 //! answer, concurrency caps (503), memory caps, unbounded artifacts refused, metrics,
 //! SIGTERM draining, and releases followed through a real registry.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -13,19 +12,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::registry::Registry;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// This machine's platform, as `pack build --target` takes it.
-fn here() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        "linux/arm64"
-    } else {
-        "linux/amd64"
-    }
-}
 
 /// Keys and bundles built once and shared read-only by the tests.
 struct Fixtures {
@@ -236,49 +222,6 @@ impl Drop for Server {
     }
 }
 
-/// `GET path` with a `Host` header: (status, body).
-fn get_host(addr: &str, host: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return (0, text);
-    };
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if size == 0 {
-                break;
-            }
-            out.push_str(&after[..size]);
-            rest = &after[size + 2..];
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    (status, body)
-}
-
-fn get(addr: &str, path: &str) -> (u16, String) {
-    get_host(addr, addr, path)
-}
-
 fn pack_serve(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pack"));
     cmd.arg("serve")
@@ -295,7 +238,7 @@ fn wasmtime_answer(wasm: &Path, path: &str) -> Option<(u16, String)> {
     cmd.args(["serve", "-Scli", "--addr", "127.0.0.1:0"])
         .arg(wasm);
     let theirs = Server::start(cmd);
-    Some(get(&theirs.addr, path))
+    Some(http_get(&theirs.addr, path))
 }
 
 #[test]
@@ -356,7 +299,7 @@ bundle = "{unbounded}"
     let addr = server.addr.clone();
 
     // Longest prefix, the full path seen by the handler, and the answer wasmtime gives.
-    let (status, body) = get(&addr, "/hello/world?x=1");
+    let (status, body) = http_get(&addr, "/hello/world?x=1");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "hello from pack: GET /hello/world?x=1\n");
     if let Some(theirs) =
@@ -370,15 +313,15 @@ bundle = "{unbounded}"
     assert!(load["duration_ms"].as_f64().unwrap() > 0.0, "{load}");
     assert_eq!(load["interruption"], "epoch");
     // A Host route, and no route.
-    let (status, body) = get_host(&addr, "HELLO.example.com:80", "/anything");
+    let (status, body) = http_get_host(&addr, "HELLO.example.com:80", "/anything");
     assert_eq!(
         (status, body.as_str()),
         (200, "hello from pack: GET /anything\n")
     );
-    assert_eq!(get(&addr, "/nowhere").0, 404);
-    assert_eq!(get(&addr, "/hellothere").0, 404);
+    assert_eq!(http_get(&addr, "/nowhere").0, 404);
+    assert_eq!(http_get(&addr, "/hellothere").0, 404);
     if let Some(js) = &f.js {
-        let (status, body) = get(&addr, "/js/hello?y=2");
+        let (status, body) = http_get(&addr, "/js/hello?y=2");
         assert_eq!(status, 200, "{body}");
         if let Some(theirs) = wasmtime_answer(&corpus("js-http-proxy-sm").unwrap(), "/js/hello?y=2")
         {
@@ -393,14 +336,14 @@ bundle = "{unbounded}"
         let addr = addr.clone();
         std::thread::spawn(move || {
             let started = Instant::now();
-            let answer = get(&addr, "/loop");
+            let answer = http_get(&addr, "/loop");
             (answer, started.elapsed())
         })
     };
     std::thread::sleep(Duration::from_millis(300));
     for _ in 0..5 {
         let started = Instant::now();
-        assert_eq!(get(&addr, "/hello/x").0, 200);
+        assert_eq!(http_get(&addr, "/hello/x").0, 200);
         assert!(started.elapsed() < Duration::from_millis(500));
     }
     let ((status, _), took) = looping.join().unwrap();
@@ -413,17 +356,17 @@ bundle = "{unbounded}"
     // One instance at most: the second request at once gets 503.
     let first = {
         let addr = addr.clone();
-        std::thread::spawn(move || get(&addr, "/one").0)
+        std::thread::spawn(move || http_get(&addr, "/one").0)
     };
     server.wait_for(Duration::from_secs(5), |e| {
         e["event"] == "load" && e["app"] == "/one"
     });
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(get(&addr, "/one").0, 503);
+    assert_eq!(http_get(&addr, "/one").0, 503);
     assert_eq!(first.join().unwrap(), 504);
 
     // 2 MiB of memory do not fit under a 1 MiB cap.
-    let (status, _) = get(&addr, "/tiny");
+    let (status, _) = http_get(&addr, "/tiny");
     assert_eq!(status, 500);
     let e = server.wait_for(Duration::from_secs(5), |e| {
         e["event"] == "request" && e["app"] == "/tiny"
@@ -431,7 +374,7 @@ bundle = "{unbounded}"
     assert!(e["error"].as_str().unwrap().contains("memory"), "{e}");
 
     // An artifact without epoch interruption or fuel is refused, with the reason.
-    assert_eq!(get(&addr, "/unbounded").0, 503);
+    assert_eq!(http_get(&addr, "/unbounded").0, 503);
     let refusal = server.wait_for(Duration::from_secs(5), |e| {
         e["event"] == "refusal" && e["app"] == "/unbounded"
     });
@@ -445,7 +388,7 @@ bundle = "{unbounded}"
 
     // Metrics.
     let metrics = server.metrics.clone().expect("a metrics address");
-    let (status, text) = get(&metrics, "/metrics");
+    let (status, text) = http_get(&metrics, "/metrics");
     assert_eq!(status, 200);
     for needle in [
         "pack_serve_requests_total{app=\"/hello\",status=\"200\"} 6",
@@ -464,7 +407,7 @@ bundle = "{unbounded}"
     // SIGTERM: the request in flight is answered, then the server exits 0.
     let in_flight = {
         let addr = addr.clone();
-        std::thread::spawn(move || get(&addr, "/loop").0)
+        std::thread::spawn(move || http_get(&addr, "/loop").0)
     };
     std::thread::sleep(Duration::from_millis(300));
     server.signal("-TERM");
@@ -534,7 +477,7 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
         "500ms",
     ]));
     let addr = server.addr.clone();
-    assert_eq!(get(&addr, "/app").1, "hello from pack: GET /app\n");
+    assert_eq!(http_get(&addr, "/app").1, "hello from pack: GET /app\n");
 
     // A client loops meanwhile: no request fails.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -543,7 +486,7 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
         std::thread::spawn(move || {
             let mut answers = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                answers.push(get(&addr, "/app/loop"));
+                answers.push(http_get(&addr, "/app/loop"));
             }
             answers
         })
@@ -555,7 +498,11 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
     let new_digest = swap["to"].as_str().unwrap().to_string();
     assert_eq!(new_digest, index_digest(js, "latest"));
     std::thread::sleep(Duration::from_millis(300));
-    assert!(get(&addr, "/app").1.contains("Hello from ComponentizeJS"));
+    assert!(
+        http_get(&addr, "/app")
+            .1
+            .contains("Hello from ComponentizeJS")
+    );
 
     // A release signed by an untrusted key is refused; the old one keeps serving.
     push(&f.hello_other, &reference);
@@ -618,12 +565,12 @@ fn idle_apps_are_unloaded_and_sighup_rereads_the_configuration() {
             .count()
     };
 
-    assert_eq!(get(&addr, "/a/1").0, 200);
-    assert_eq!(get(&addr, "/a/2").0, 200);
-    assert_eq!(get(&addr, "/b/1").0, 200);
+    assert_eq!(http_get(&addr, "/a/1").0, 200);
+    assert_eq!(http_get(&addr, "/a/2").0, 200);
+    assert_eq!(http_get(&addr, "/b/1").0, 200);
     let unload = server.wait_for(Duration::from_secs(5), |e| e["event"] == "unload");
     assert_eq!(unload["app"], "/a", "{unload}");
-    assert_eq!(get(&addr, "/a/3").0, 200);
+    assert_eq!(http_get(&addr, "/a/3").0, 200);
     server.wait_for(Duration::from_secs(5), |e| {
         e["event"] == "unload" && e["app"] == "/b"
     });
@@ -635,8 +582,8 @@ fn idle_apps_are_unloaded_and_sighup_rereads_the_configuration() {
     server.signal("-HUP");
     let reload = server.wait_for(Duration::from_secs(10), |e| e["event"] == "reload");
     assert_eq!(reload["apps"], 2, "{reload}");
-    assert_eq!(get(&addr, "/c/1").0, 200);
-    assert_eq!(get(&addr, "/b/1").0, 404);
+    assert_eq!(http_get(&addr, "/c/1").0, 200);
+    assert_eq!(http_get(&addr, "/b/1").0, 404);
 
     // A configuration with an unknown key is reported; the one before keeps serving.
     std::fs::write(&file, "listen = \"127.0.0.1:0\"\nkeyz = []\n").unwrap();
@@ -646,6 +593,6 @@ fn idle_apps_are_unloaded_and_sighup_rereads_the_configuration() {
         failed["reason"].as_str().unwrap().contains("keyz"),
         "{failed}"
     );
-    assert_eq!(get(&addr, "/c/2").0, 200);
-    assert_eq!(get(&addr, "/a/4").0, 200);
+    assert_eq!(http_get(&addr, "/c/2").0, 200);
+    assert_eq!(http_get(&addr, "/a/4").0, 200);
 }

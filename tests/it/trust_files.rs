@@ -25,10 +25,6 @@ fn platforms() -> (&'static str, &'static str) {
     }
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// A key pair and two signed bundles of the hello-cli fixture, built once: `native`
 /// (this machine's platform) and `foreign` (only another platform's).
 struct Bundles {

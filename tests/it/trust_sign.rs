@@ -18,19 +18,6 @@ use sha2::{Digest as _, Sha256};
 use crate::common::*;
 use crate::registry::Registry;
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// This machine's platform, as `pack build --target` takes it.
-fn here() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        "linux/arm64"
-    } else {
-        "linux/amd64"
-    }
-}
-
 /// `pack` in `dir`, with its own compile cache and no secrets from the test's
 /// environment.
 fn pack_in(dir: &Path) -> assert_cmd::Command {
