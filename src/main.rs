@@ -5,12 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod args;
 mod commands;
 mod diagnostics;
 mod exit;
+mod format;
+mod keys;
 mod manifest;
 mod printer;
 mod progress;
+mod registry;
 mod remote_cache;
 
 use printer::{ColorArg, Printer};

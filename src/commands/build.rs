@@ -19,7 +19,7 @@ use pack_packager::oci_spec::image::{Arch, Os, Platform, PlatformBuilder};
 use crate::exit::Status;
 use crate::manifest::{BuildFlags, BuildPlan, CompressionSetting};
 use crate::printer::{BOLD, GREEN, Printer, RED};
-use crate::progress::{self, Progress};
+use crate::progress::Progress;
 use crate::remote_cache::{Fetched, RemoteCache, Source};
 
 /// Build a signed, multi-platform OCI bundle from a component.
@@ -387,7 +387,7 @@ impl BuildCommand {
         printer.status(&format!(
             "validated {} in {}",
             plan.component.display(),
-            progress::duration(validate_started.elapsed())
+            crate::format::duration(validate_started.elapsed())
         ));
 
         // 2. Compile every target into a scratch directory beside the layout.
@@ -498,7 +498,7 @@ impl BuildCommand {
         printer.status(&format!(
             "compiled {} target(s) ({from_where}) in {}",
             artifacts.len(),
-            progress::duration(compile_started.elapsed()),
+            crate::format::duration(compile_started.elapsed()),
         ));
 
         // 2b. Push what the shared cache lacked.
@@ -568,7 +568,7 @@ impl BuildCommand {
             "packaged {}:{} in {}",
             plan.layout.display(),
             plan.tag,
-            progress::duration(package_started.elapsed())
+            crate::format::duration(package_started.elapsed())
         ));
 
         // 4. Sign the index this build wrote: its descriptor comes from the packaging
@@ -608,7 +608,7 @@ impl BuildCommand {
             key_fingerprint = Some(signed.key.to_string());
             printer.status(&format!(
                 "signed in {}",
-                progress::duration(sign_started.elapsed())
+                crate::format::duration(sign_started.elapsed())
             ));
         }
 
@@ -740,7 +740,7 @@ fn print_summary(
         "{GREEN}✓{GREEN:#} built {BOLD}{}:{}{BOLD:#} in {}",
         cmd.layout.display(),
         cmd.tag,
-        progress::duration(elapsed)
+        crate::format::duration(elapsed)
     ));
     printer.result(&format!("  digest    {}", summary.index.digest()));
     let mut names = vec!["wasip2/wasm".to_string()];

@@ -170,7 +170,7 @@ impl ServeCommand {
         host.references.allow = self.allow_reference.clone();
         host.store = self.store.clone();
         host.registry.connect =
-            crate::commands::push::connect_options(self.insecure_registry, &self.ca_cert, None, 4);
+            crate::registry::connect_options(self.insecure_registry, &self.ca_cert, None, 4);
         let options = ServerOptions {
             host,
             max_loaded: self.max_loaded.map(|n| n as usize),

@@ -8,6 +8,7 @@ use pack_compiler::wasm::Input;
 use pack_compiler::wit::Wit;
 
 use crate::exit::Status;
+use crate::format::count;
 use crate::printer::{BOLD, DIM, GREEN, Printer, RED, YELLOW};
 
 /// Check that a component will link on a host that provides a WIT world.
@@ -96,10 +97,6 @@ impl ValidateCommand {
     }
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 pub(crate) fn print_report(printer: &Printer, component: &std::path::Path, report: &Report) {
     let name = component.display();
     let mode = if report.strict { " (strict)" } else { "" };
@@ -107,14 +104,14 @@ pub(crate) fn print_report(printer: &Printer, component: &std::path::Path, repor
         printer.result(&format!(
             "{GREEN}✓{GREEN:#} {BOLD}{name}{BOLD:#} conforms to {BOLD}{}{BOLD:#}{mode} ({}, {})",
             report.world,
-            plural(report.imports.len(), "import", "imports"),
-            plural(report.exports.len(), "export", "exports"),
+            count(report.imports.len(), "import", "imports"),
+            count(report.exports.len(), "export", "exports"),
         ));
     } else {
         printer.result(&format!(
             "{RED}✗{RED:#} {BOLD}{name}{BOLD:#} does not conform to {BOLD}{}{BOLD:#}{mode}: {}",
             report.world,
-            plural(report.mismatches.len(), "mismatch", "mismatches"),
+            count(report.mismatches.len(), "mismatch", "mismatches"),
         ));
         for m in &report.mismatches {
             printer.result(&format!(

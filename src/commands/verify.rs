@@ -8,8 +8,8 @@ use pack_packager::signing::{
 };
 use pack_packager::{Layout, LayoutRef, TreeReport};
 
-use crate::commands::inspect::short_digest;
 use crate::exit::Status;
+use crate::format::short_digest;
 use crate::printer::{BOLD, GREEN, Printer, RED};
 
 /// Check that a bundle is signed by one of the given public keys, and intact.
@@ -248,7 +248,7 @@ impl VerifyCommand {
                 printer.detail(&format!(
                     "  {} blobs intact ({})",
                     tree.intact,
-                    crate::progress::bytes(tree.bytes)
+                    crate::format::bytes(tree.bytes)
                 ));
             }
             if !tree.absent.is_empty() {
