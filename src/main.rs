@@ -10,12 +10,14 @@ mod commands;
 mod diagnostics;
 mod exit;
 mod format;
+mod json;
 mod keys;
 mod manifest;
 mod printer;
 mod progress;
 mod registry;
 mod remote_cache;
+mod render;
 
 use printer::{ColorArg, Printer};
 

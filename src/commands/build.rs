@@ -363,7 +363,7 @@ impl BuildCommand {
                 let world = wit.world(plan.world.as_deref())?;
                 let report = validate::check(&input, &wit, world, Options::default())?;
                 if !report.conforms {
-                    crate::commands::validate::print_report(printer, &plan.component, &report);
+                    crate::render::validation_report(printer, &plan.component, &report);
                     printer.error("the component does not conform to the world; nothing was built");
                     return Ok(Status::Negative);
                 }

@@ -10,9 +10,9 @@ use pack_packager::oci_spec::image::{Descriptor, Platform};
 use pack_packager::signing::{self, Rejection, SignatureCheck};
 use pack_packager::{Bundle, Layout, LayoutRef, NativeConfig};
 
-use crate::commands::verify::JsonSignature;
 use crate::exit::Status;
 use crate::format::{bytes, plural, short_digest};
+use crate::json::JsonSignature;
 use crate::printer::{BOLD, CYAN, DIM, GREEN, Printer, RED, YELLOW};
 
 /// Show a bundle: its platforms and CPU levels, wasmtime version and compatibility hash,

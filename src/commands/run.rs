@@ -130,24 +130,8 @@ pub struct RunCommand {
     #[arg(long, value_name = "WHEN", default_value = "always")]
     pub pull: PullWhen,
 
-    /// Reach the registry over plain HTTP, or HTTPS without checking its certificate.
-    #[arg(long)]
-    pub insecure_registry: bool,
-
-    /// A PEM file of CA certificates to trust for the registry, besides the system's;
-    /// repeatable.
-    #[arg(long, value_name = "PEM")]
-    pub ca_cert: Vec<PathBuf>,
-
-    /// Seconds to wait for the registry's connection and for each read from it
-    /// [default: 30 to connect, 120 per read].
-    #[arg(long, value_name = "SECONDS", env = "PACK_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: Option<u64>,
-
-    /// Retries of a registry request that failed transiently (connection error, timeout,
-    /// 408, 429, 5xx), each reported as a warning; 0 fails at the first error.
-    #[arg(long, value_name = "N", env = "PACK_RETRIES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=20))]
-    pub retries: u32,
+    #[command(flatten)]
+    pub connect: crate::args::ConnectArgs,
 
     /// Report as JSON lines on stderr (see above).
     #[arg(long)]
@@ -202,12 +186,7 @@ impl RunCommand {
             PullWhen::Missing => pack_host::PullPolicy::Missing,
             PullWhen::Never => pack_host::PullPolicy::Never,
         };
-        options.registry.connect = crate::registry::connect_options(
-            self.insecure_registry,
-            &self.ca_cert,
-            self.timeout,
-            self.retries,
-        );
+        options.registry.connect = self.connect.options();
         options.registry.reporter = Some(std::sync::Arc::new(RetryWarnings {
             printer: printer.clone(),
             json: self.json,
