@@ -91,3 +91,31 @@ pub struct TransferArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Which bundle: the manifest, the layout, the tag and the repository. Each left out comes
+/// from its `PACK_*` variable, then from `pack.toml` (`pack build`, `pack push`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BundleArgs {
+    /// The manifest to read [default: ./pack.toml when it exists].
+    #[arg(long, value_name = "FILE", env = "PACK_MANIFEST")]
+    pub manifest: Option<PathBuf>,
+
+    /// The OCI image layout of the bundle [pack.toml: `[build] output`].
+    #[arg(
+        long = "output",
+        short = 'o',
+        value_name = "LAYOUT",
+        env = "PACK_OUTPUT"
+    )]
+    pub layout: Option<PathBuf>,
+
+    /// The tag of the bundle, in the layout and in the registry [pack.toml: `[build] tag`;
+    /// default: latest].
+    #[arg(long, env = "PACK_TAG")]
+    pub tag: Option<String>,
+
+    /// The registry repository the bundle is for, `REGISTRY/REPOSITORY` without a tag
+    /// [pack.toml: `[push] repository`].
+    #[arg(long, value_name = "REPO", env = "PACK_REPOSITORY")]
+    pub repository: Option<String>,
+}

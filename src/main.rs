@@ -97,4 +97,33 @@ mod tests {
     fn verify_cli() {
         super::Cli::command().debug_assert();
     }
+
+    /// Every variable a flag reads is in docs/environment.md: walks clap's arguments, so a
+    /// new `env = "..."` fails here until it is documented.
+    #[test]
+    fn every_variable_a_flag_reads_is_documented() {
+        fn walk(command: &clap::Command, found: &mut Vec<(String, String)>) {
+            for arg in command.get_arguments() {
+                if let Some(var) = arg.get_env() {
+                    found.push((
+                        var.to_string_lossy().into_owned(),
+                        format!("{} {}", command.get_name(), arg.get_id()),
+                    ));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, found);
+            }
+        }
+        let mut found = Vec::new();
+        walk(&super::Cli::command(), &mut found);
+        assert!(found.len() >= 15, "{found:?}");
+        let doc = include_str!("../docs/environment.md");
+        for (var, arg) in found {
+            assert!(
+                doc.contains(&format!("| `{var}` |")),
+                "{var} (read by `pack {arg}`) is missing from docs/environment.md"
+            );
+        }
+    }
 }

@@ -254,7 +254,7 @@ tag = "latest"
 # the PEM (a CI secret). An encrypted key reads its password from PACK_KEY_PASSWORD,
 # or from the variable named by `password-env`.
 # key = "pack.key"
-# key-env = "PACK_SIGNING_KEY"
+# key-env = "PACK_SIGN_KEY_PEM"
 
 [cache]
 # A compile cache shared through a registry repository:

@@ -7,14 +7,7 @@ use serde_json::Value;
 use crate::common::*;
 
 fn build(dir: &Path, args: &[&str]) -> std::process::Output {
-    pack()
-        .current_dir(dir)
-        .env("PACK_CACHE_DIR", dir.join("cache"))
-        .env_remove("SOURCE_DATE_EPOCH")
-        .arg("build")
-        .args(args)
-        .output()
-        .unwrap()
+    pack_in(dir).arg("build").args(args).output().unwrap()
 }
 
 fn build_json(dir: &Path, args: &[&str]) -> Value {

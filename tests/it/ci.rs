@@ -10,37 +10,10 @@ use serde_json::Value;
 use crate::common::*;
 use crate::registry::{Options, Registry, htpasswd};
 
-/// The variables pack reads as overrides of pack.toml, removed so that the caller's
-/// environment does not leak into a test.
-const PACK_VARS: &[&str] = &[
-    "PACK_MANIFEST",
-    "PACK_COMPONENT",
-    "PACK_WIT",
-    "PACK_WORLD",
-    "PACK_TARGET",
-    "PACK_CPU",
-    "PACK_PROFILE",
-    "PACK_OUTPUT",
-    "PACK_TAG",
-    "PACK_REPOSITORY",
-    "PACK_SIGN_KEY",
-    "PACK_SIGNING_KEY",
-    "PACK_KEY_PASSWORD",
-    "PACK_REGISTRY_USERNAME",
-    "PACK_REGISTRY_PASSWORD",
-];
-
-/// `pack` in `dir`, with its own cache and none of the caller's PACK_* variables.
+/// `pack` in `dir`, with its own cache (`dir/.cache`) and none of the caller's settings.
 fn pack_in(dir: &Path) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.current_dir(dir)
-        .env("PACK_CACHE_DIR", dir.join(".cache"))
-        .env("HOME", dir)
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("SOURCE_DATE_EPOCH");
-    for var in PACK_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = crate::common::pack_in(dir);
+    cmd.env("PACK_CACHE_DIR", dir.join(".cache"));
     cmd
 }
 
@@ -183,12 +156,12 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         .unwrap();
     ok(&verify);
 
-    // PACK_TAG overrides the file, a flag overrides PACK_TAG; PACK_SIGN_KEY (a file)
+    // PACK_TAG overrides the file, a flag overrides PACK_TAG; PACK_SIGN_KEY_FILE
     // overrides key-env, so MY_KEY is not needed.
     let build = |args: &[&str]| {
         pack_in(&project)
             .env("PACK_TAG", "v2")
-            .env("PACK_SIGN_KEY", &private)
+            .env("PACK_SIGN_KEY_FILE", &private)
             .env("PACK_KEY_PASSWORD", "pw")
             .arg("build")
             .args(args)
@@ -204,6 +177,23 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
     ok(&out);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["tag"], "v3");
+    assert!(!stderr(&out).contains("deprecated"), "{}", stderr(&out));
+
+    // The variable's old name still works for now, with a warning naming the new one.
+    let out = pack_in(&project)
+        .env("PACK_SIGN_KEY", &private)
+        .env("PACK_KEY_PASSWORD", "pw")
+        .args(["build", "--tag", "v4", "--json"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["signed"], true);
+    assert!(
+        stderr(&out).contains("PACK_SIGN_KEY is deprecated: set PACK_SIGN_KEY_FILE instead"),
+        "{}",
+        stderr(&out)
+    );
 
     // A component given on the command line skips the build command.
     std::fs::remove_file(project.join("built/hello.wasm")).unwrap();
@@ -531,7 +521,7 @@ fn the_example_builds_from_its_pack_toml_and_serves_http() {
     let out = pack_in(&project)
         .env("PACK_COMPONENT", fixture("components/hello-http.wasm"))
         .env(
-            "PACK_SIGNING_KEY",
+            "PACK_SIGN_KEY_PEM",
             std::fs::read_to_string(&private).unwrap(),
         )
         .env("PACK_KEY_PASSWORD", "pw")
@@ -680,16 +670,13 @@ fn run_script(dir: &Path, script: &str, env: &[(&str, String)]) -> Output {
     ))
     .unwrap();
     let mut cmd = Command::new("bash");
+    clear_configuration(&mut cmd);
     cmd.current_dir(dir)
         .args(["-e", "-o", "pipefail", "-c", script])
         .env("PATH", path)
         .env("HOME", dir)
         .env("PACK_CACHE_DIR", dir.join(".cache"))
-        .env("CI", "true")
-        .env_remove("DOCKER_CONFIG");
-    for var in PACK_VARS {
-        cmd.env_remove(var);
-    }
+        .env("CI", "true");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -718,7 +705,7 @@ fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
             ("PACK_REPOSITORY", format!("{}/{repo}", registry.addr())),
             ("PACK_TAG", tag.to_string()),
             (
-                "PACK_SIGNING_KEY",
+                "PACK_SIGN_KEY_PEM",
                 std::fs::read_to_string(&private).unwrap(),
             ),
             ("PACK_KEY_PASSWORD", "pw".to_string()),

@@ -37,15 +37,8 @@ impl Runner {
         key: &Path,
         extra: &[&str],
     ) -> Output {
-        pack()
-            .current_dir(self.path())
-            .env("HOME", self.path())
-            .env("DOCKER_CONFIG", self.path().join("docker"))
-            .env("PACK_CACHE_DIR", self.path().join("cache"))
+        pack_in(self.path())
             .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env_remove("PACK_REGISTRY_USERNAME")
-            .env_remove("PACK_REGISTRY_PASSWORD")
-            .env_remove("PACK_KEY_PASSWORD")
             .arg("build")
             .arg(component)
             .args(["-t", targets, "-o", "out/app", "--json"])

@@ -17,18 +17,9 @@ const TARGET: &str = "linux/amd64";
 /// `pack` as a user whose home is `home` (so whose cache key is `home/.config/pack/
 /// cache.key`), with the compile cache `cache`.
 fn as_user(home: &Path, cache: &Path) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.current_dir(home)
-        .env("HOME", home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("PACK_CACHE_DIR", cache)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_CACHE_HOME")
-        .env_remove("PACK_CACHE_SECRET")
-        .env_remove("PACK_KEY_PASSWORD")
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD");
+    let mut cmd = pack_in(home);
+    cmd.env("PACK_CACHE_DIR", cache)
+        .env("SOURCE_DATE_EPOCH", "1700000000");
     cmd
 }
 
