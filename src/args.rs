@@ -80,15 +80,15 @@ impl RegistryArgs {
     }
 }
 
-/// `--jobs` and `--json`.
+/// `--jobs` (and the global `--json`) of `push` and `pull`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TransferArgs {
     /// Blobs moved at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
-    /// Print the summary as JSON (no progress bars).
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 

@@ -43,6 +43,12 @@ struct GlobalOptions {
     /// Print only errors and the final result.
     #[arg(long, short, global = true)]
     quiet: bool,
+
+    /// Print JSON for programs (docs/json.md): one document on stdout, or for `run` and
+    /// `serve` one event per line on stderr; keys in camelCase; no progress bars or
+    /// colors.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,22 +72,67 @@ enum Command {
 fn main() -> ExitCode {
     // clap prints its own usage errors and exits with 2, as documented.
     let cli = Cli::parse();
-    let printer = Printer::new(cli.global.color, cli.global.quiet);
+    let json = cli.global.json;
+    let printer = Printer::new(cli.global.color, cli.global.quiet, json);
+    // Each command's `json` is the global flag's (one flag, one contract: docs/json.md).
     let result = match cli.command {
-        Command::Validate(cmd) => cmd.execute(&printer),
-        Command::Compile(cmd) => cmd.execute(&printer),
-        Command::Build(cmd) => cmd.execute(&printer),
-        Command::Init(cmd) => cmd.execute(&printer),
-        Command::Cache(cmd) => cmd.execute(&printer),
-        Command::Inspect(cmd) => cmd.execute(&printer),
-        Command::Key(cmd) => cmd.execute(&printer),
-        Command::Sign(cmd) => cmd.execute(&printer),
-        Command::Verify(cmd) => cmd.execute(&printer),
-        Command::Push(cmd) => cmd.execute(&printer),
-        Command::Pull(cmd) => cmd.execute(&printer),
-        Command::Login(cmd) => cmd.execute(&printer),
-        Command::Run(cmd) => cmd.execute(&printer),
-        Command::Serve(cmd) => cmd.execute(&printer),
+        Command::Validate(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Compile(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Build(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Init(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Cache(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Inspect(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Key(mut cmd) => {
+            let commands::key::KeyAction::Generate(args) = &mut cmd.action;
+            args.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Sign(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Verify(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Push(mut cmd) => {
+            cmd.transfer.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Pull(mut cmd) => {
+            cmd.transfer.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Login(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Run(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Serve(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
     };
     match result {
         Ok(status) => status.into(),

@@ -150,8 +150,8 @@ pub struct BuildCommand {
     #[arg(long)]
     pub no_compression: bool,
 
-    /// Print a JSON summary on stdout.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -266,6 +266,7 @@ pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 /// What `--json` prints.
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct JsonSummary<'a> {
     layout: &'a std::path::Path,
     tag: &'a str,
@@ -288,6 +289,7 @@ struct JsonSummary<'a> {
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct JsonPlatform {
     platform: String,
     manifest: String,

@@ -39,8 +39,8 @@ pub struct InitCommand {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the result as JSON.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -78,6 +78,7 @@ impl Kind {
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Written<'a> {
     manifest: &'a Path,
     component: &'a Path,

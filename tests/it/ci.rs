@@ -127,7 +127,7 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         .output()
         .unwrap();
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v1");
     assert_eq!(json["signed"], true);
     assert_eq!(json["world"], "fixtures:hello-cli/hello-cli@0.1.0");
@@ -170,12 +170,12 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
     };
     let out = build(&["--json"]);
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v2");
     assert_eq!(json["signed"], true);
     let out = build(&["--tag", "v3", "--json"]);
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v3");
     assert!(!stderr(&out).contains("deprecated"), "{}", stderr(&out));
 
@@ -187,7 +187,7 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         .output()
         .unwrap();
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(json["signed"], true);
     assert!(
         stderr(&out).contains("PACK_SIGN_KEY is deprecated: set PACK_SIGN_KEY_FILE instead"),
@@ -377,7 +377,7 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
         .output()
         .unwrap();
     ok(&out);
-    let built: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let built: Value = json_stdout(&out);
 
     let out = pack_in(&project)
         .args(["push", "--quiet"])
@@ -402,7 +402,7 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
         .output()
         .unwrap();
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(
         json["reference"],
         format!("{}/other/name:x", registry.addr())
@@ -420,7 +420,7 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
         .output()
         .unwrap();
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(json["kind"], "http-handler");
     assert_eq!(json["component"], "app.wasm");
     let text = std::fs::read_to_string(d.join("pack.toml")).unwrap();
@@ -550,12 +550,12 @@ fn the_example_builds_from_its_pack_toml_and_serves_http() {
             .next()
             .expect("pack run ended before it listened")
             .unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+        json_str(&line)
     };
     let loaded = next();
     assert_eq!(loaded["event"], "loaded", "{loaded}");
     assert!(
-        loaded["signed_by"].as_str().is_some_and(is_digest),
+        loaded["signedBy"].as_str().is_some_and(is_digest),
         "{loaded}"
     );
     let listening = next();
@@ -728,7 +728,7 @@ fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
             .output()
             .unwrap();
         ok(&out);
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let json: Value = json_stdout(&out);
         assert_eq!(json["digest"], digest);
     };
 

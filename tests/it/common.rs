@@ -188,8 +188,50 @@ pub fn index_digest(layout: &Path, tag: &str) -> String {
 
 /// stdout of a finished command parsed as JSON; the panic shows both streams.
 pub fn json_stdout(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+    let value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)));
+    assert_json_contract(&value);
+    value
+}
+
+/// `text` as JSON (a `--json` document or event), checked against the contract.
+pub fn json_str(text: &str) -> serde_json::Value {
+    let value = serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    assert_json_contract(&value);
+    value
+}
+
+/// Keys whose values are maps of names pack does not choose (wasmtime settings, OCI
+/// annotations, environment variables): their keys are left as they are.
+const DATA_MAPS: &[&str] = &["settings", "annotations", "env"];
+
+/// docs/json.md: every key pack chooses is camelCase (`^[a-z][a-zA-Z0-9]*$`), in every
+/// command's `--json` document and event.
+pub fn assert_json_contract(value: &serde_json::Value) {
+    fn walk(value: &serde_json::Value, path: &str) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    let camel = key.starts_with(|c: char| c.is_ascii_lowercase())
+                        && key.chars().all(|c| c.is_ascii_alphanumeric());
+                    assert!(
+                        camel,
+                        "key `{key}` at `{path}` is not camelCase (docs/json.md)"
+                    );
+                    if !DATA_MAPS.contains(&key.as_str()) {
+                        walk(v, &format!("{path}.{key}"));
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"));
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(value, "$");
 }
 
 /// A path as the `&str` command arguments take.

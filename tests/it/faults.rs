@@ -882,7 +882,7 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
     code(&out, 0);
     let summary = json_stdout(&out);
     assert!(
-        summary["cache_hits"].as_u64().unwrap() as usize >= complete,
+        summary["cacheHits"].as_u64().unwrap() as usize >= complete,
         "{summary}"
     );
     assert_consistent(&out_dir);

@@ -212,7 +212,7 @@ fn the_same_secret_hits_and_an_unusable_secret_is_reported() {
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         (
-            json_stdout(&out)["artifacts"][0]["cache_hit"].clone(),
+            json_stdout(&out)["artifacts"][0]["cacheHit"].clone(),
             stderr(&out),
         )
     };
@@ -289,7 +289,7 @@ fn compile_outputs_are_copies_not_links_into_the_cache() {
         let report = json_stdout(&out);
         let artifact = &report["artifacts"][0];
         (
-            artifact["cache_hit"].as_bool().unwrap(),
+            artifact["cacheHit"].as_bool().unwrap(),
             home.join("out").join(artifact["file"].as_str().unwrap()),
         )
     };
@@ -370,7 +370,7 @@ fn read_only_runners_trust_public_keys_and_nothing_else() {
 
     // A trusted builder fills the cache.
     let made = summary(&runner_build(&repo, &[k, &builder]));
-    assert_eq!(made["cache_pushed"], 1, "{made}");
+    assert_eq!(made["cachePushed"], 1, "{made}");
 
     // A read-only runner with only the builder's public key: everything from the
     // registry, nothing pushed, no private key anywhere.
@@ -378,7 +378,7 @@ fn read_only_runners_trust_public_keys_and_nothing_else() {
     let json = summary(&out);
     assert_eq!(sources(&json), ["registry"], "{json}\n{}", stderr(&out));
     assert_eq!(json["compiled"], 0);
-    assert_eq!(json["cache_pushed"], 0);
+    assert_eq!(json["cachePushed"], 0);
     assert_eq!(json["digest"], made["digest"]);
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 
@@ -391,7 +391,7 @@ fn read_only_runners_trust_public_keys_and_nothing_else() {
     let out = runner_build(&repo, &[t, &stranger_pub]);
     let json = summary(&out);
     assert_eq!(sources(&json), ["compiled"], "{json}");
-    assert_eq!(json["cache_pushed"], 0, "read-only");
+    assert_eq!(json["cachePushed"], 0, "read-only");
     assert_eq!(json["digest"], made["digest"]);
     let err = stderr(&out);
     assert!(

@@ -204,7 +204,7 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
     assert_eq!(std::fs::read(&planted).unwrap(), component);
     let replaced = format!("sha256:{}", sha256_hex(&component));
     assert_eq!(
-        json["blobs_replaced"],
+        json["blobsReplaced"],
         serde_json::json!([replaced]),
         "{json}"
     );

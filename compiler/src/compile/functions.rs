@@ -70,6 +70,7 @@ pub(crate) const EXTENSION: &str = "fns";
 
 /// What the function cache did for one target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FunctionStats {
     /// Functions Cranelift compiled.
     pub compiled: u64,
