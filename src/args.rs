@@ -80,16 +80,12 @@ impl RegistryArgs {
     }
 }
 
-/// `--jobs` (and the global `--json`) of `push` and `pull`.
+/// `--jobs` of `push` and `pull`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TransferArgs {
     /// Blobs moved at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 /// Which bundle: the manifest, the layout, the tag and the repository. Each left out comes

@@ -149,10 +149,6 @@ pub struct BuildCommand {
     /// Write every layer uncompressed [pack.toml: `[build] compression = false`].
     #[arg(long)]
     pub no_compression: bool,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 /// The compile flags `pack compile` and `pack build` share.
@@ -352,7 +348,7 @@ impl BuildCommand {
             pack_packager::bundle::check_not_shared(&plan.layout)?;
         }
         let started = std::time::Instant::now();
-        plan.run_build_command(printer, printer.quiet() || self.json)?;
+        plan.run_build_command(printer, printer.quiet() || printer.json_output())?;
         let validate_started = std::time::Instant::now();
         let input = Input::read(&plan.component)?;
         input.expect_component()?;
@@ -418,7 +414,7 @@ impl BuildCommand {
             options.profile = pack_compiler::compile::Profile::http_handler();
         }
         let compile_started = std::time::Instant::now();
-        let progress = Progress::new(printer, !self.json);
+        let progress = Progress::new(printer, !printer.json_output());
 
         // 2a. The shared cache: verified entries go into the local cache, where the
         //     compiler finds them.
@@ -614,7 +610,7 @@ impl BuildCommand {
             ));
         }
 
-        if self.json {
+        if printer.json_output() {
             let mut json = json_summary(
                 &plan,
                 &summary,

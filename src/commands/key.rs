@@ -53,10 +53,6 @@ pub struct GenerateArgs {
     /// Replace existing key files.
     #[arg(long)]
     pub force: bool,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -94,7 +90,7 @@ impl GenerateArgs {
                 generated.private_key.display()
             ));
         }
-        if self.json {
+        if printer.json_output() {
             printer.json(&Generated {
                 private_key: &generated.private_key,
                 public_key: &generated.public_key,

@@ -7,7 +7,7 @@ use pack_registry_client::PushOptions;
 use crate::args::{RegistryArgs, TransferArgs};
 use crate::exit::Status;
 use crate::printer::Printer;
-use crate::registry::{TransferProgress, connect, into_anyhow, print_summary, runtime};
+use crate::registry::{print_summary, transfer};
 
 /// Send a bundle from a layout to a registry, with its signatures.
 ///
@@ -84,28 +84,22 @@ impl PushCommand {
         }
         let layout = Layout::open(&source.path)?;
         layout.resolve(&source.tag)?;
-        let credentials = self.registry.explicit_credentials()?;
-        let progress = TransferProgress::new(printer, !self.transfer.json, "sending");
         let options = PushOptions {
             jobs: usize::from(self.transfer.jobs),
             mount_from: self.mount_from.clone(),
         };
-        let summary = runtime()?.block_on(async {
-            let registry = connect(printer, &reference, &self.registry, credentials).await?;
-            let summary = pack_registry_client::push(
-                &registry,
-                &layout,
-                &source.tag,
-                &reference,
-                &options,
-                &progress,
-            )
-            .await;
-            summary.map_err(into_anyhow)
-        });
-        progress.clear();
-        let summary = summary?;
-        if self.transfer.json {
+        let summary = transfer(
+            printer,
+            &reference,
+            &self.registry,
+            "sending",
+            async |registry, progress| {
+                let tag = &source.tag;
+                pack_registry_client::push(registry, &layout, tag, &reference, &options, progress)
+                    .await
+            },
+        )?;
+        if printer.json_output() {
             printer.json(&summary)?;
         } else {
             print_summary(printer, "pushed", &summary, "sent");

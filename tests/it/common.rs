@@ -202,8 +202,9 @@ pub fn json_str(text: &str) -> serde_json::Value {
 }
 
 /// Keys whose values are maps of names pack does not choose (wasmtime settings, OCI
-/// annotations, environment variables): their keys are left as they are.
-const DATA_MAPS: &[&str] = &["settings", "annotations", "env"];
+/// annotations, environment variables, layers by digest): their keys are left as they
+/// are.
+const DATA_MAPS: &[&str] = &["settings", "annotations", "env", "uncompressed"];
 
 /// docs/json.md: every key pack chooses is camelCase (`^[a-z][a-zA-Z0-9]*$`), in every
 /// command's `--json` document and event.

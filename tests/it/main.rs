@@ -14,6 +14,7 @@ mod faultproxy;
 mod faults;
 mod hostile;
 mod push_pull;
+mod readme;
 mod registry;
 mod run;
 mod serve;
