@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod build;
 mod commands;
 mod diagnostics;
 mod exit;

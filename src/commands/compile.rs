@@ -6,7 +6,7 @@ use anyhow::Result;
 use pack_compiler::compile::{self, Report, TargetError};
 use pack_compiler::wasm::Input;
 
-use crate::commands::build::CompileArgs;
+use crate::args::CompileArgs;
 use crate::exit::Status;
 use crate::printer::{BOLD, GREEN, Printer, RED};
 use crate::progress::Progress;
