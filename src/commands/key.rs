@@ -41,6 +41,16 @@ pub enum KeyAction {
 
 /// `pack key generate`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pack key generate                                   # pack.key and pack.pub
+  PACK_KEY_PASSWORD=... pack key generate --output-prefix keys/release
+  pack key generate --no-password --output-prefix ci --force
+
+Exit status:
+  0  both files were written
+  2  a file that already exists (without --force), no password available, or a file
+     that cannot be written")]
 pub struct GenerateArgs {
     /// Write `<PREFIX>.key` and `<PREFIX>.pub`.
     #[arg(long, value_name = "PREFIX", default_value = "pack")]

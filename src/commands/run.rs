@@ -39,9 +39,10 @@ use crate::printer::Printer;
 /// where BUNDLE comes from a variable or a file someone else writes.
 ///
 /// With --json, pack's own messages are JSON lines on stderr (stdout is the
-/// component's): `retry` (a registry request failed transiently and is tried again),
-/// `loaded` (digest, platform, signing key), `listening` (the address, also when
-/// --listen asked for port 0), `request` (one per request) and `exit`.
+/// component's), one per event: `warning` (a message that does not stop the run), `retry`
+/// (a registry request failed transiently and is tried again), `loaded` (digest,
+/// platform, signing key), `listening` (the address, also when --listen asked for port 0),
+/// `request` (one per request) and `exit` (the status). docs/json.md lists their keys.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:

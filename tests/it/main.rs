@@ -12,6 +12,7 @@ mod compile;
 mod compressed;
 mod faultproxy;
 mod faults;
+mod help;
 mod hostile;
 mod push_pull;
 mod readme;
