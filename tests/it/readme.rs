@@ -169,19 +169,6 @@ fn the_readme_examples_print_what_the_readme_says() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn placeholders_and_wildcards() {
     assert_eq!(
