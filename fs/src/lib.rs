@@ -137,6 +137,124 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     persist(tmp, path, mode)
 }
 
+/// A new temporary file (`.pack-tmp-*`) in `dir` that this process holds an exclusive lock
+/// on until it is renamed or dropped: one that nobody locks was left by a writer that was
+/// killed ([`remove_stale_temp_files`]).
+pub fn locked_temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    loop {
+        let tmp = temp_file_in(dir)?;
+        // Between creating and locking, a cleaner may have taken the unlocked file for a
+        // stale one and removed it: then the lock is on a file that has no name any more,
+        // and another is made.
+        if tmp.as_file().try_lock().is_ok() && same_file(tmp.as_file(), tmp.path()) {
+            return Ok(tmp);
+        }
+    }
+}
+
+/// A temporary directory (`.pack-tmp-*`) that its creator holds an exclusive lock on
+/// until it is dropped, so one that nobody locks was left by a process that was killed
+/// ([`remove_stale_temp_dirs`]).
+pub struct LockedTempDir {
+    dir: tempfile::TempDir,
+    _lock: Option<File>,
+}
+
+impl LockedTempDir {
+    /// A new one in `parent`.
+    pub fn new(parent: &Path) -> io::Result<Self> {
+        loop {
+            let dir = tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .tempdir_in(parent)?;
+            // Where a directory cannot be opened to lock it, nothing removes stale ones.
+            let Ok(lock) = File::open(dir.path()) else {
+                return Ok(Self { dir, _lock: None });
+            };
+            // A cleaner may have taken it for a stale one between creation and locking.
+            if lock.try_lock().is_ok() && same_file(&lock, dir.path()) {
+                return Ok(Self {
+                    dir,
+                    _lock: Some(lock),
+                });
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Keeps the directory (it was renamed into place): it is not removed on drop.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+}
+
+/// Removes the temporary files (`.pack-tmp-*`) in `dir` that no live writer holds (see
+/// [`locked_temp_file_in`]). Returns how many were removed; files that cannot be removed
+/// are left alone (they are never read).
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            || !entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Removes the temporary directories (`.pack-tmp-*`) in `parent` that nobody holds (see
+/// [`LockedTempDir`]): those of processes that were killed. Failures are ignored; such a
+/// directory is never read.
+pub fn remove_stale_temp_dirs(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            || !entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            continue;
+        }
+        let path = entry.path();
+        if let Ok(dir) = File::open(&path)
+            && dir.try_lock().is_ok()
+        {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Whether `path` still names `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
+}
+
 /// Makes a rename in `dir` durable (no-op where directories cannot be opened).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::annotations::{COMPATIBILITY_HASH, CPU, CREATED, TARGET, WASMTIME_VERSION};
 use crate::compression::{Uncompressed, compressed_media_type, is_compressed};
-use crate::layout::{Blob, LockedTempDir, parse_sha256, remove_stale_temp_dirs, sync_dir};
+use crate::layout::{Blob, locked_temp_dir, parse_sha256, sync_dir};
 use crate::media_types::{
     CWASM_LAYER, IMAGE_INDEX, IMAGE_MANIFEST, NATIVE_CONFIG, WASM_CONFIG, WASM_LAYER,
 };
@@ -327,8 +327,8 @@ pub fn build_bundle_with(
         source,
     })?;
     // Builds that were killed left their staging directories here.
-    remove_stale_temp_dirs(&parent);
-    let staging = LockedTempDir::new(&parent)?;
+    pack_fs::remove_stale_temp_dirs(&parent);
+    let staging = locked_temp_dir(&parent)?;
     let built = staging.path().join("layout");
     let layout = Layout::create(&built)?;
     let mut summary = write_bundle_with(&layout, tag, input, options)?;

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm, ImageIndex, ImageManifest, MediaType};
-use pack_fs::{DIR_MODE, FILE_MODE, TEMP_PREFIX, TrustError};
+use pack_fs::{DIR_MODE, FILE_MODE, TrustError};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -291,7 +291,7 @@ impl Layout {
             _ => PathBuf::from("."),
         };
         pack_fs::create_dir_all(&parent, DIR_MODE).map_err(write_err(&parent))?;
-        let staging = LockedTempDir::new(&parent)?;
+        let staging = locked_temp_dir(&parent)?;
         let staged = Self {
             root: staging.path().to_path_buf(),
             trusted: false,
@@ -313,7 +313,7 @@ impl Layout {
             Err(source) => return Err(Error::Write { path: root, source }),
         }
         // Renamed away: nothing is left for the guard to remove.
-        let _ = staging.dir.keep();
+        let _ = staging.keep();
         sync_dir(&parent)?;
         Ok(Self {
             root,
@@ -347,26 +347,7 @@ impl Layout {
     /// was left by a writer that was killed. Returns how many were removed; files that
     /// cannot be removed are left alone (they are never read).
     pub fn remove_stale_temp_files(&self) -> usize {
-        let Ok(entries) = fs::read_dir(&self.root) else {
-            return 0;
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if !name.to_string_lossy().starts_with(TEMP_PREFIX)
-                || !entry.file_type().is_ok_and(|t| t.is_file())
-            {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
-                removed += 1;
-            }
-        }
-        removed
+        pack_fs::remove_stale_temp_files(&self.root)
     }
 
     /// The layout directory.
@@ -611,18 +592,7 @@ impl Layout {
     /// A new temporary file in the layout directory, exclusively locked for as long as it
     /// is open (see [`Layout::remove_stale_temp_files`]).
     fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
-        loop {
-            let tmp = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .tempfile_in(&self.root)
-                .map_err(write_err(&self.root))?;
-            // Between creating and locking, a cleaner may have taken the unlocked file for
-            // a stale one and removed it: then the lock is on a file that has no name any
-            // more, and another is made.
-            if tmp.as_file().try_lock().is_ok() && same_file(tmp.as_file(), tmp.path()) {
-                return Ok(tmp);
-            }
-        }
+        pack_fs::locked_temp_file_in(&self.root).map_err(write_err(&self.root))
     }
 
     /// Replaces `dest` with `bytes`: temporary file, fsync, rename, fsync of the directory.
@@ -928,77 +898,9 @@ pub(crate) fn set_tag_in(index: &mut ImageIndex, tag: &str, descriptor: &Descrip
     index.set_manifests(manifests);
 }
 
-/// A temporary directory (`.pack-tmp-*`) that its creator holds an exclusive lock on
-/// until it is dropped, so one that nobody locks was left by a process that was killed
-/// ([`remove_stale_temp_dirs`]).
-pub(crate) struct LockedTempDir {
-    pub(crate) dir: tempfile::TempDir,
-    _lock: Option<File>,
-}
-
-impl LockedTempDir {
-    pub(crate) fn new(parent: &Path) -> Result<Self> {
-        loop {
-            let dir = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .tempdir_in(parent)
-                .map_err(write_err(parent))?;
-            // Where a directory cannot be opened to lock it, nothing removes stale ones.
-            let Ok(lock) = File::open(dir.path()) else {
-                return Ok(Self { dir, _lock: None });
-            };
-            // A cleaner may have taken it for a stale one between creation and locking.
-            if lock.try_lock().is_ok() && same_file(&lock, dir.path()) {
-                return Ok(Self {
-                    dir,
-                    _lock: Some(lock),
-                });
-            }
-        }
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-/// Removes the temporary directories (`.pack-tmp-*`) in `parent` that nobody holds: those
-/// of builds and layout creations that were killed. Failures are ignored; such a
-/// directory is never read.
-pub(crate) fn remove_stale_temp_dirs(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
-            || !entry.file_type().is_ok_and(|t| t.is_dir())
-        {
-            continue;
-        }
-        let path = entry.path();
-        if let Ok(dir) = File::open(&path)
-            && dir.try_lock().is_ok()
-        {
-            let _ = fs::remove_dir_all(&path);
-        }
-    }
-}
-
-/// Whether `path` still names `file`.
-fn same_file(file: &File, path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (file.metadata(), fs::metadata(path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = file;
-        path.exists()
-    }
+/// A locked temporary directory ([`pack_fs::LockedTempDir`]), as a layout error.
+pub(crate) fn locked_temp_dir(parent: &Path) -> Result<pack_fs::LockedTempDir> {
+    pack_fs::LockedTempDir::new(parent).map_err(write_err(parent))
 }
 
 fn finish_temp(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
@@ -1088,7 +990,7 @@ mod tests {
             let leftovers: Vec<_> = fs::read_dir(dir.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name())
-                .filter(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
+                .filter(|n| n.to_string_lossy().starts_with(pack_fs::TEMP_PREFIX))
                 .collect();
             assert!(leftovers.is_empty(), "{leftovers:?}");
         }
@@ -1104,7 +1006,7 @@ mod tests {
     #[test]
     fn stale_temporary_files_are_removed_and_live_ones_kept() {
         let (_dir, layout) = layout();
-        let stale = layout.root().join(format!("{TEMP_PREFIX}stale"));
+        let stale = layout.root().join(format!("{}stale", pack_fs::TEMP_PREFIX));
         fs::write(&stale, b"half a blob").unwrap();
         let live = layout.temp_file().unwrap();
         assert_eq!(layout.remove_stale_temp_files(), 1);
@@ -1117,10 +1019,10 @@ mod tests {
     #[test]
     fn stale_temporary_directories_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let stale = dir.path().join(format!("{TEMP_PREFIX}killed"));
+        let stale = dir.path().join(format!("{}killed", pack_fs::TEMP_PREFIX));
         fs::create_dir_all(stale.join("layout/blobs")).unwrap();
-        let live = LockedTempDir::new(dir.path()).unwrap();
-        remove_stale_temp_dirs(dir.path());
+        let live = locked_temp_dir(dir.path()).unwrap();
+        pack_fs::remove_stale_temp_dirs(dir.path());
         assert!(!stale.exists());
         assert!(
             live.path().is_dir(),
@@ -1201,7 +1103,7 @@ mod tests {
                     .unwrap()
                     .file_name()
                     .to_string_lossy()
-                    .starts_with(TEMP_PREFIX)
+                    .starts_with(pack_fs::TEMP_PREFIX)
             })
             .collect();
         assert!(leftovers.is_empty());

@@ -56,7 +56,10 @@ fn every_help_has_an_example_and_the_exit_statuses_and_is_what_the_snapshot_says
             format!("pack {}", command.join(" "))
         };
         assert!(help.contains("Example"), "`{name} --help` has no example");
-        assert!(help.contains("Exit status"), "`{name} --help` gives no exit statuses");
+        assert!(
+            help.contains("Exit status"),
+            "`{name} --help` gives no exit statuses"
+        );
         insta::assert_snapshot!(name.replace(' ', "-"), help);
     }
 }
