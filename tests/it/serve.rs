@@ -23,6 +23,8 @@ struct Fixtures {
     /// hello-http compiled with wasmtime's default profile (no epoch interruption).
     hello_unbounded: PathBuf,
     looping: PathBuf,
+    /// loop-http compiled with wasmtime's default profile.
+    looping_unbounded: PathBuf,
     js: Option<PathBuf>,
 }
 
@@ -80,6 +82,12 @@ fn fixtures() -> &'static Fixtures {
             &["--profile", s(&default)],
         );
         signed(&fixture("components/loop-http.wasm"), &p("loop"), &key, &[]);
+        signed(
+            &fixture("components/loop-http.wasm"),
+            &p("loop-unbounded"),
+            &key,
+            &["--profile", s(&default)],
+        );
         let js = corpus("js-http-proxy-sm").map(|js| {
             signed(&js, &p("js"), &key, &[]);
             p("js")
@@ -90,6 +98,7 @@ fn fixtures() -> &'static Fixtures {
             hello_other: p("hello-other"),
             hello_unbounded: p("hello-unbounded"),
             looping: p("loop"),
+            looping_unbounded: p("loop-unbounded"),
             js,
             _dir: dir,
         }
@@ -588,6 +597,35 @@ timeout = "2s"
     ] {
         assert!(text.contains(&needle), "{needle} in:\n{text}");
     }
+}
+
+/// With --allow-unbounded, a request past its timeout is answered 504 but its instance
+/// runs on (it cannot be interrupted); SIGTERM still stops the server, exit 0.
+#[test]
+fn an_unbounded_instance_running_on_does_not_keep_the_server_from_stopping() {
+    let f = fixtures();
+    let app = format!("/loop={}", s(&f.looping_unbounded));
+    let mut server = Server::start(pack_serve(&[
+        "--app",
+        &app,
+        "--key",
+        s(&f.trusted),
+        "--listen",
+        "127.0.0.1:0",
+        "--request-timeout",
+        "500ms",
+        "--allow-unbounded",
+    ]));
+    assert_eq!(http_get(&server.addr, "/loop").0, 504);
+    let load = server.wait_for(Duration::from_secs(5), |e| e["event"] == "load");
+    assert_eq!(load["interruption"], "none", "{load}");
+    server.signal("-TERM");
+    assert_eq!(
+        server.wait(Duration::from_secs(10)),
+        Some(0),
+        "{:?}",
+        server.events()
+    );
 }
 
 #[test]
