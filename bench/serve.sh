@@ -144,6 +144,10 @@ load() {
 
 rows=()
 row() { rows+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
+# The machine's load average (1, 5, 15 min), printed beside the figures: other work on
+# the machine shows in every latency.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+load_start="$(loadavg)"
 
 # --- one app -----------------------------------------------------------------------
 echo "one app: building hello-http..." >&2
@@ -183,6 +187,7 @@ build_s="$(awk -v n=$(( (t1 - t0) / 1000000 )) 'BEGIN { printf "%.1f", n / 1000 
     done
 } >"$work/serve.toml"
 start "$work/many.log" "$pack" serve --config "$work/serve.toml" --json
+load_many="$(loadavg)"
 echo "many apps: first and second request of each..." >&2
 read -r c50 c99 w50 w99 < <(python3 - "$addr" "$apps" <<'EOF'
 import http.client, sys, time
@@ -242,3 +247,5 @@ echo
 echo "| measurement | pack serve | wasmtime serve | ratio | target |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+echo
+echo "load average (1, 5, 15 min): at the start $load_start; before the $apps apps' requests $load_many; at the end $(loadavg); $(nproc) CPUs"
