@@ -220,11 +220,11 @@ for line in open(sys.argv[1]):
     except ValueError:
         continue
     if e.get("event") == "load":
-        loads.append(e["duration_ms"])
+        loads.append(e["durationMs"])
     elif e.get("event") == "request" and e.get("status") == 200:
         # The second request of an app is its first warm one.
         if e["app"] in seen:
-            warm.append(e["duration_ms"])
+            warm.append(e["durationMs"])
         seen.add(e["app"])
 loads.sort(); warm.sort()
 pct = lambda xs, p: xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
