@@ -21,7 +21,8 @@
 #   --apps N         distinct apps (default 1000)
 #   --seconds S      length of each wrk run (default 10)
 #   --connections C  keep-alive connections of wrk (default 8; 2 threads)
-# Environment: WASMTIME (default: `wasmtime` on PATH). Needs wrk (Debian `wrk`,
+# Environment: WASMTIME (default: `wasmtime` on PATH); PACK, a pack binary to measure
+# instead of building one with `cargo build --release`. Needs wrk (Debian `wrk`,
 # scripts/setup.sh installs it) and wasm-tools 1.262.
 set -euo pipefail
 
@@ -34,7 +35,7 @@ while [[ $# -gt 0 ]]; do
         --apps) apps="$2"; shift ;;
         --seconds) seconds="$2"; shift ;;
         --connections) connections="$2"; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -47,12 +48,18 @@ if [[ -z "$wasmtime" ]] || [[ "$("$wasmtime" --version)" != "wasmtime 48.0.8"* ]
 fi
 command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }
 command -v wasm-tools >/dev/null || { echo "error: wasm-tools not found" >&2; exit 2; }
+command -v zstd >/dev/null || { echo "error: zstd not found (apt-get install zstd)" >&2; exit 2; }
 
-echo "building pack (release)..." >&2
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin pack
-target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-pack="$target_dir/release/pack"
+if [[ -n "${PACK:-}" ]]; then
+    pack="$PACK"
+    [[ -x "$pack" ]] || { echo "error: PACK=$pack is not an executable" >&2; exit 2; }
+else
+    echo "building pack (release)..." >&2
+    cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin pack
+    target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" \
+        | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+    pack="$target_dir/release/pack"
+fi
 
 work="$(mktemp -d)"
 server_pid=""
@@ -72,9 +79,11 @@ esac
 "$pack" key generate --no-password --output-prefix "$work/key" >/dev/null 2>&1
 hello="$here/fixtures/components/hello-http.wasm"
 
-# The .cwasm a bundle has for this platform.
+# The .cwasm a bundle has for this platform, written to $2 (pack compresses layers with
+# zstd by default: `application/vnd.pack.cwasm.v1+zstd`).
 cwasm_of() {
-    python3 - "$1" "$platform" <<'EOF'
+    local blob media
+    read -r blob media < <(python3 - "$1" "$platform" <<'EOF'
 import json, sys, os
 layout, platform = sys.argv[1], sys.argv[2]
 blob = lambda d: os.path.join(layout, "blobs", "sha256", d.split(":")[1])
@@ -85,9 +94,16 @@ for m in json.load(open(blob(tagged["digest"])))["manifests"]:
     p = m.get("platform", {})
     if "/".join(filter(None, [p.get("os"), p.get("architecture"), p.get("variant")])) == platform:
         manifest = json.load(open(blob(m["digest"])))
-        print(blob(next(l["digest"] for l in manifest["layers"]
-                        if l["mediaType"] == "application/vnd.pack.cwasm.v1")))
+        layer = next(l for l in manifest["layers"]
+                     if l["mediaType"].startswith("application/vnd.pack.cwasm.v1"))
+        print(blob(layer["digest"]), layer["mediaType"])
 EOF
+    )
+    case "$media" in
+        application/vnd.pack.cwasm.v1) cp "$blob" "$2" ;;
+        application/vnd.pack.cwasm.v1+zstd) zstd -q -d -f "$blob" -o "$2" ;;
+        *) echo "error: no .cwasm for $platform in $1" >&2; exit 1 ;;
+    esac
 }
 
 # start LOG CMD...: starts a server in the background (stderr to LOG), and sets
@@ -128,11 +144,16 @@ load() {
 
 rows=()
 row() { rows+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
+# The machine's load average (1, 5, 15 min), printed beside the figures: other work on
+# the machine shows in every latency.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+load_start="$(loadavg)"
 
 # --- one app -----------------------------------------------------------------------
 echo "one app: building hello-http..." >&2
 "$pack" build "$hello" -t "$platform" -o "$work/hello" --sign-key "$work/key.key" >/dev/null 2>&1
-cwasm="$(cwasm_of "$work/hello")"
+cwasm="$work/hello.cwasm"
+cwasm_of "$work/hello" "$cwasm"
 start "$work/pack.log" "$pack" serve --app "/=$work/hello" --key "$work/key.pub" \
     --listen 127.0.0.1:0 --json
 echo "one app: wrk on pack serve (${seconds}s)..." >&2
@@ -166,6 +187,7 @@ build_s="$(awk -v n=$(( (t1 - t0) / 1000000 )) 'BEGIN { printf "%.1f", n / 1000 
     done
 } >"$work/serve.toml"
 start "$work/many.log" "$pack" serve --config "$work/serve.toml" --json
+load_many="$(loadavg)"
 echo "many apps: first and second request of each..." >&2
 read -r c50 c99 w50 w99 < <(python3 - "$addr" "$apps" <<'EOF'
 import http.client, sys, time
@@ -198,11 +220,11 @@ for line in open(sys.argv[1]):
     except ValueError:
         continue
     if e.get("event") == "load":
-        loads.append(e["duration_ms"])
+        loads.append(e["durationMs"])
     elif e.get("event") == "request" and e.get("status") == 200:
         # The second request of an app is its first warm one.
         if e["app"] in seen:
-            warm.append(e["duration_ms"])
+            warm.append(e["durationMs"])
         seen.add(e["app"])
 loads.sort(); warm.sort()
 pct = lambda xs, p: xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
@@ -225,3 +247,5 @@ echo
 echo "| measurement | pack serve | wasmtime serve | ratio | target |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+echo
+echo "load average (1, 5, 15 min): at the start $load_start; before the $apps apps' requests $load_many; at the end $(loadavg); $(nproc) CPUs"

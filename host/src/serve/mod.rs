@@ -498,7 +498,7 @@ impl Server {
                 addr: "(runtime)".into(),
                 source,
             })?;
-        runtime.block_on(async {
+        let served = runtime.block_on(async {
             #[cfg(unix)]
             {
                 use tokio::signal::unix::{SignalKind, signal};
@@ -523,7 +523,12 @@ impl Server {
                 self.run(crate::http::interrupted(), std::future::pending::<()>)
                     .await
             }
-        })
+        });
+        // Every request has been answered, but an instance of an unbounded artifact
+        // (`allow_unbounded`) that ran past its timeout may still hold a worker thread,
+        // for ever: do not wait for the workers (dropping the runtime would).
+        runtime.shutdown_background();
+        served
     }
 }
 
