@@ -92,6 +92,12 @@ pub struct HostOptions {
     pub registry: store::RegistryOptions,
     /// When a registry reference is pulled, rather than taken from the content store.
     pub pull: PullPolicy,
+    /// Rebuilders whose signed rebuild attestations count ([`HostOptions::rebuilds`]);
+    /// empty: none are required.
+    pub rebuilt_by: Vec<pack_packager::signing::PublicKey>,
+    /// How many distinct keys of [`HostOptions::rebuilt_by`] must have attested a native
+    /// artifact's `.cwasm` digest before it is loaded (docs/provenance.md).
+    pub rebuilds: usize,
 }
 
 /// When [`Host::resolve`] pulls a registry reference (as `docker run --pull`).
@@ -122,7 +128,41 @@ impl HostOptions {
             store: None,
             registry: store::RegistryOptions::default(),
             pull: PullPolicy::Always,
+            rebuilt_by: Vec::new(),
+            rebuilds: 0,
         }
+    }
+}
+
+impl HostOptions {
+    /// Requires `rebuilds` (default 1) of the `keys` to have attested a native artifact's
+    /// `.cwasm` digest before it is loaded (`--rebuilt-by`, `--rebuilds`). Errors when
+    /// `rebuilds` is given without keys, is 0, or is more than there are keys.
+    pub fn require_rebuilds(
+        &mut self,
+        keys: Vec<pack_packager::signing::PublicKey>,
+        rebuilds: Option<usize>,
+    ) -> std::result::Result<(), String> {
+        let required = match (keys.is_empty(), rebuilds) {
+            (true, None) => return Ok(()),
+            (true, Some(_)) => {
+                return Err(
+                    "--rebuilds needs the rebuilders' keys: pass --rebuilt-by <PUB>".into(),
+                );
+            }
+            (false, None) => 1,
+            (false, Some(0)) => return Err("--rebuilds must be at least 1".into()),
+            (false, Some(n)) if n > keys.len() => {
+                return Err(format!(
+                    "--rebuilds {n} asks for more rebuilders than the {} --rebuilt-by key(s) given",
+                    keys.len()
+                ));
+            }
+            (false, Some(n)) => n,
+        };
+        self.rebuilt_by = keys;
+        self.rebuilds = required;
+        Ok(())
     }
 }
 
@@ -853,6 +893,53 @@ impl Host {
         self.engine(&candidate.settings, None).map(Ok)
     }
 
+    /// Why `candidate` may not be loaded for want of rebuild attestations: fewer than
+    /// [`HostOptions::rebuilds`] of the [`HostOptions::rebuilt_by`] keys signed a rebuild
+    /// attestation (a referrer of its native manifest) naming its `.cwasm` digest. `None`
+    /// when enough did, or none are required. Checked before the artifact is fetched.
+    fn missing_rebuilds(&self, layout: &Layout, candidate: &Candidate) -> Result<Option<Reason>> {
+        let keys = &self.options.rebuilt_by;
+        let required = self.options.rebuilds;
+        if keys.is_empty() && required == 0 {
+            return Ok(None);
+        }
+        let cwasm = match &candidate.cwasm_uncompressed {
+            Some(u) => pack_packager::layout::parse_sha256(&u.digest)?,
+            None => candidate.cwasm.digest().clone(),
+        };
+        let checks = pack_packager::provenance::verify_rebuilds(
+            layout,
+            candidate.manifest.digest(),
+            &cwasm,
+            keys,
+        )?;
+        let attested = pack_packager::provenance::attesters(&checks);
+        if attested.len() >= required {
+            return Ok(None);
+        }
+        let missing = keys
+            .iter()
+            .map(|k| k.fingerprint())
+            .filter(|f| !attested.contains(f))
+            .map(|f| f.short().to_string())
+            .collect();
+        let rejected = checks
+            .iter()
+            .filter_map(|c| {
+                let why = c.outcome.as_ref().err()?;
+                let short = c.layer.strip_prefix("sha256:").unwrap_or(&c.layer);
+                Some(format!("{} {why}", &short[..short.len().min(12)]))
+            })
+            .collect();
+        Ok(Some(Reason::NotRebuilt {
+            cwasm: cwasm.to_string(),
+            required,
+            attested: attested.iter().map(|f| f.short().to_string()).collect(),
+            missing,
+            rejected,
+        }))
+    }
+
     /// Loads the first candidate that fits: (with a compiler) its engine's compatibility
     /// hash must be the recorded one; its `.cwasm` must match its digest (a mismatch
     /// stops everything: the layout was tampered with); then wasmtime checks the
@@ -875,6 +962,10 @@ impl Host {
                 digest: candidate.manifest.digest().to_string(),
                 reason,
             };
+            if let Some(reason) = self.missing_rebuilds(layout, &candidate)? {
+                passed_over.push(pass(reason));
+                continue;
+            }
             let engine = match self.candidate_engine(&candidate)? {
                 Ok(engine) => engine,
                 Err(reason) => {

@@ -64,6 +64,20 @@ pub enum Reason {
     /// The index entry is a native manifest without a `.cwasm` layer, or not a native
     /// manifest at all.
     NotAnArtifact { detail: String },
+    /// Fewer of the required rebuilders attested its `.cwasm` than asked for
+    /// (`HostOptions::rebuilt_by`, `HostOptions::rebuilds`).
+    NotRebuilt {
+        /// The `.cwasm` digest that needed attestations.
+        cwasm: String,
+        /// How many were required.
+        required: usize,
+        /// The required keys that attested it.
+        attested: Vec<String>,
+        /// The required keys that did not.
+        missing: Vec<String>,
+        /// Why attestations found did not count.
+        rejected: Vec<String>,
+    },
 }
 
 fn short(hash: &str) -> &str {
@@ -99,6 +113,26 @@ impl fmt::Display for Reason {
             ),
             Reason::EngineRefused { detail } => write!(f, "wasmtime refused it: {detail}"),
             Reason::NotAnArtifact { detail } => f.write_str(detail),
+            Reason::NotRebuilt {
+                cwasm,
+                required,
+                attested,
+                missing,
+                rejected,
+            } => {
+                write!(
+                    f,
+                    "its .cwasm {} has {} of the {required} rebuild attestation(s) required \
+                     (no attestation by key {})",
+                    short(cwasm.strip_prefix("sha256:").unwrap_or(cwasm)),
+                    attested.len(),
+                    missing.join(", ")
+                )?;
+                if !rejected.is_empty() {
+                    write!(f, "; not counted: {}", rejected.join("; "))?;
+                }
+                Ok(())
+            }
         }
     }
 }

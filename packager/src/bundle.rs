@@ -754,6 +754,36 @@ impl Bundle {
     /// Reads the bundle `tag` points to.
     pub fn read(layout: &Layout, tag: &str) -> Result<Self> {
         let descriptor = layout.resolve(tag)?;
+        Self::read_at(layout, tag, descriptor)
+    }
+
+    /// Reads the bundle whose index is `descriptor` (what a tag pointed to when it was
+    /// resolved, or what a build just wrote); `tag` only names it.
+    pub fn read_at(layout: &Layout, tag: &str, descriptor: Descriptor) -> Result<Self> {
+        Self::read_with(layout, tag, descriptor, false)
+    }
+
+    /// Reads the bundle whose index is `descriptor` as far as the layout has it: a
+    /// manifest whose blob is missing (a pull of some platforms only) is left out, and
+    /// its layers are not required to be present (a pull of a manifest's first layers
+    /// only). Every document that is there is still checked against its digest.
+    pub fn read_present(layout: &Layout, tag: &str, descriptor: Descriptor) -> Result<Self> {
+        Self::read_with(layout, tag, descriptor, true)
+    }
+
+    fn read_with(
+        layout: &Layout,
+        tag: &str,
+        descriptor: Descriptor,
+        partial: bool,
+    ) -> Result<Self> {
+        let check_layer_exists = |layout: &Layout, layer: &Descriptor| {
+            if partial {
+                Ok(())
+            } else {
+                check_layer_exists(layout, layer)
+            }
+        };
         let not_a_bundle = |reason: String| Error::NotABundle {
             layout: layout.root().to_path_buf(),
             tag: tag.to_string(),
@@ -779,7 +809,10 @@ impl Bundle {
                 bundle.others.push(entry.clone());
                 continue;
             }
-            let manifest = layout.read_manifest(entry)?;
+            let manifest = match layout.read_manifest(entry) {
+                Err(Error::BlobMissing { .. }) if partial => continue,
+                other => other?,
+            };
             let config_type = manifest.config().media_type().to_string();
             // A native manifest's layers may be compressed (`+zstd`).
             let layer = |media_type: &str| {

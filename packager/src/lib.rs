@@ -24,6 +24,7 @@ mod error;
 pub mod json;
 pub mod layout;
 pub mod limits;
+pub mod provenance;
 pub mod reference;
 pub mod referrers;
 pub mod signing;

@@ -497,7 +497,8 @@ async fn pull_blob(
     Ok((Outcome::Transferred, blob.size()))
 }
 
-/// The sigstore bundle referrers of `digest` that may be signatures (their index entry
+/// The sigstore bundle referrers of `digest` that a copy takes along (signatures, compile
+/// provenance and rebuild attestations: their index entry
 /// announces one), each manifest fetched and checked ([`referrer_problem`]: one bundle
 /// layer, `subject` = `digest`, within the signature limits) before anything of it is
 /// fetched; a referrer that fails the check is left out. At most
@@ -510,13 +511,17 @@ async fn signature_bundles(
     digest: &Digest,
     reporter: &dyn Reporter,
 ) -> Result<Vec<(Descriptor, Doc)>> {
-    Ok(
-        signature_bundle_checks(registry, repository, digest, reporter)
-            .await?
-            .into_iter()
-            .filter_map(|(entry, checked)| checked.ok().map(|(doc, _)| (entry, doc)))
-            .collect(),
+    Ok(signature_bundle_checks(
+        registry,
+        repository,
+        digest,
+        pack_packager::provenance::PREDICATE_TYPES,
+        reporter,
     )
+    .await?
+    .into_iter()
+    .filter_map(|(entry, checked)| checked.ok().map(|(doc, _)| (entry, doc)))
+    .collect())
 }
 
 type BundleCheck = std::result::Result<(Doc, ImageManifest), String>;
@@ -525,6 +530,7 @@ async fn signature_bundle_checks(
     registry: &Registry,
     repository: &str,
     digest: &Digest,
+    predicate_types: &[&str],
     reporter: &dyn Reporter,
 ) -> Result<Vec<(Descriptor, BundleCheck)>> {
     let invalid = |reason: String| Error::InvalidContent {
@@ -538,16 +544,17 @@ async fn signature_bundle_checks(
     let transport = RegistryTransport { registry, reporter };
     let listing = crate::referrers::list(&transport, repository, digest, invalid).await?;
     let place = Path::new(repository);
-    let entries = signing::signature_referrers(place, listing.entries).map_err(|e| {
-        Error::InvalidContent {
-            operation: Box::new(
-                registry
-                    .context(repository, format!("list referrers of {digest}"))
-                    .operation,
-            ),
-            reason: format!("{e}; none of them was fetched"),
-        }
-    })?;
+    let entries =
+        signing::bundle_referrers(place, listing.entries, predicate_types).map_err(|e| {
+            Error::InvalidContent {
+                operation: Box::new(
+                    registry
+                        .context(repository, format!("list referrers of {digest}"))
+                        .operation,
+                ),
+                reason: format!("{e}; none of them was fetched"),
+            }
+        })?;
     let mut out = Vec::new();
     for entry in entries {
         let what = format!("manifest {}", entry.digest());
@@ -628,7 +635,15 @@ pub async fn verify_remote(
             });
         }
     }
-    for (entry, checked) in signature_bundle_checks(registry, repository, digest, reporter).await? {
+    let checks = signature_bundle_checks(
+        registry,
+        repository,
+        digest,
+        &[signing::sigstore::COSIGN_SIGN_PREDICATE],
+        reporter,
+    )
+    .await?;
+    for (entry, checked) in checks {
         let claimed_key = signing::claimed_key(&entry);
         let (layer, outcome) = match checked {
             Err(problem) => (

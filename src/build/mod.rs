@@ -360,6 +360,10 @@ impl Build {
                 format: self.signature_format,
             },
         )?;
+        // The compile provenance of each native artifact this build compiled, read back
+        // from the index it just wrote (not from the tag).
+        let bundle = pack_packager::Bundle::read_at(&layout, &plan.tag, summary.index.clone())?;
+        pack_packager::provenance::sign_provenance(&layout, &bundle, &key)?;
         drop(key);
         if layout
             .resolve(&plan.tag)

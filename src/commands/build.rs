@@ -18,7 +18,9 @@ use crate::remote_cache::Source;
 /// Validates the component against a WIT world (with --wit), precompiles it for every
 /// target (through the same cache as `pack compile`), writes one OCI image index into
 /// the layout (a portable wasm manifest plus one native manifest per target), and signs
-/// the index when a key is given. Building into an existing layout adds or replaces the
+/// the index when a key is given, with the compile provenance of each native artifact
+/// (an SLSA provenance v1 Statement naming the component and the settings, stored as a
+/// referrer of its native manifest; docs/provenance.md). Building into an existing layout adds or replaces the
 /// tag and shares blobs (a blob already there is reused only when it hashes to its
 /// digest; another file under that name is replaced); the layout's index.json is written
 /// last, atomically. An existing layout that group or others can write is refused. What

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use pack_packager::bundle::{NativeEntry, PortableEntry, platform_string};
 use pack_packager::oci_spec::image::{Descriptor, Platform};
+use pack_packager::provenance::{self, AttestationCheck, AttestationRejection, ProvenanceCheck};
 use pack_packager::signing::{self, Rejection, SignatureCheck};
 use pack_packager::{Bundle, Layout, LayoutRef, NativeConfig};
 
+use crate::commands::verify::{JsonAttestation, JsonProvenance};
 use crate::exit::Status;
 use crate::format::{bytes, plural, short_digest};
 use crate::json::JsonSignature;
@@ -115,6 +117,40 @@ struct JsonInspect<'a> {
     manifests: Vec<JsonManifest<'a>>,
     signatures: Vec<JsonSignature>,
     referrers: Vec<JsonReferrer>,
+    provenance: Vec<JsonProvenance>,
+    rebuilds: Vec<JsonRebuilds>,
+}
+
+/// The rebuild attestations of one native artifact.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRebuilds {
+    platform: String,
+    manifest: String,
+    cwasm: String,
+    attestations: Vec<JsonAttestation>,
+}
+
+/// The provenance and rebuild attestations of each native artifact, checked against
+/// `keys` (without keys, listed by the key they claim).
+fn attestations(
+    layout: &Layout,
+    bundle: &Bundle,
+    keys: &[signing::PublicKey],
+) -> Result<(Vec<ProvenanceCheck>, Vec<RebuildListing>)> {
+    let checks = provenance::verify_provenance(layout, bundle, keys)?;
+    let mut rebuilds = Vec::new();
+    for native in &bundle.natives {
+        let cwasm = provenance::cwasm_digest(native)?;
+        let found = provenance::verify_rebuilds(layout, native.descriptor.digest(), &cwasm, keys)?;
+        rebuilds.push((
+            provenance::platform_of(native),
+            native.descriptor.digest().to_string(),
+            cwasm.to_string(),
+            found,
+        ));
+    }
+    Ok((checks, rebuilds))
 }
 
 /// One referrer of the index or of one of its manifests (a sigstore bundle, an
@@ -164,9 +200,27 @@ impl InspectCommand {
         bundle.verify_layers(&layout)?;
         let verdict = signing::verify_digest(&layout, bundle.descriptor.digest(), &keys)?;
         let referrers = referrers(&layout, &bundle)?;
+        let (checks, rebuilds) = attestations(&layout, &bundle, &keys)?;
+        let keys_given = !keys.is_empty();
         if printer.json_output() {
-            let mut json = self.to_json(&bundle, &verdict.signatures, !keys.is_empty());
+            let mut json = self.to_json(&bundle, &verdict.signatures, keys_given);
             json.referrers = referrers;
+            json.provenance = checks
+                .iter()
+                .map(|c| JsonProvenance::new(c, keys_given))
+                .collect();
+            json.rebuilds = rebuilds
+                .into_iter()
+                .map(|(platform, manifest, cwasm, found)| JsonRebuilds {
+                    platform,
+                    manifest,
+                    cwasm,
+                    attestations: found
+                        .iter()
+                        .map(|a| JsonAttestation::new(a, keys_given))
+                        .collect(),
+                })
+                .collect();
             printer.json(&json)?;
         } else {
             let human = std::io::stdout().is_terminal();
@@ -178,6 +232,7 @@ impl InspectCommand {
                 human,
             );
             print_referrers(printer, &bundle, &referrers, human);
+            print_attestations(printer, &checks, &rebuilds, keys_given, human);
         }
         Ok(Status::Success)
     }
@@ -234,6 +289,8 @@ impl InspectCommand {
                 .map(|s| JsonSignature::new(s, keys_given))
                 .collect(),
             referrers: Vec::new(),
+            provenance: Vec::new(),
+            rebuilds: Vec::new(),
         }
     }
 
@@ -337,6 +394,78 @@ fn print_referrers(printer: &Printer, bundle: &Bundle, referrers: &[JsonReferrer
             short_digest(&r.digest, human),
             r.artifact_type.as_deref().unwrap_or("(no artifact type)"),
         ));
+    }
+}
+
+fn attestation_line(a: &AttestationCheck, keys_given: bool, human: bool) -> String {
+    let claimed = a
+        .claimed_key
+        .as_deref()
+        .and_then(signing::Fingerprint::parse)
+        .map(|f| f.short().to_string());
+    let layer = short_digest(&a.layer, human);
+    match &a.outcome {
+        Ok(claim) => {
+            let cpu = claim.settings.cpu_preset.as_deref().unwrap_or("-");
+            let by = claim
+                .rebuilder
+                .as_deref()
+                .map(|hint| format!(", rebuilder hint {hint}"))
+                .unwrap_or_default();
+            format!(
+                "{GREEN}✓{GREEN:#} {layer}  key {}  component {}  {} cpu {cpu}, wasmtime {}, \
+                 pack {}{by}  {GREEN}verified{GREEN:#}",
+                claim.key.short(),
+                short_digest(&claim.component, human),
+                claim.settings.target_triple,
+                claim.settings.wasmtime_version,
+                claim.pack_version
+            )
+        }
+        Err(AttestationRejection::OtherKey) if !keys_given => format!(
+            "{YELLOW}?{YELLOW:#} {layer}  key {}  {DIM}not verified (pass --key){DIM:#}",
+            claimed.as_deref().unwrap_or("unknown")
+        ),
+        Err(why) => format!(
+            "{RED}✗{RED:#} {layer}  key {}  {why}",
+            claimed.as_deref().unwrap_or("unknown")
+        ),
+    }
+}
+
+type RebuildListing = (String, String, String, Vec<AttestationCheck>);
+
+fn print_attestations(
+    printer: &Printer,
+    checks: &[ProvenanceCheck],
+    rebuilds: &[RebuildListing],
+    keys_given: bool,
+    human: bool,
+) {
+    if checks.is_empty() {
+        return;
+    }
+    printer.result(&format!("{BOLD}provenance{BOLD:#}"));
+    for check in checks {
+        printer.result(&format!(
+            "  {}  cwasm {}",
+            check.platform,
+            short_digest(&check.cwasm, human)
+        ));
+        if check.referrers.is_empty() {
+            printer.result(&format!("    {DIM}no compile provenance{DIM:#}"));
+        }
+        for a in &check.referrers {
+            printer.result(&format!("    {}", attestation_line(a, keys_given, human)));
+        }
+        if let Some((_, _, _, found)) = rebuilds.iter().find(|r| r.1 == check.manifest) {
+            for a in found {
+                printer.result(&format!(
+                    "    rebuilt: {}",
+                    attestation_line(a, keys_given, human)
+                ));
+            }
+        }
     }
 }
 

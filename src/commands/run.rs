@@ -50,6 +50,7 @@ Examples:
   pack run registry.example.com/team/app:v1 --key release.pub --env LOG=debug --dir data::/data
   pack run registry.example.com/team/app:v1 --key release.pub --pull missing
   pack run out/proxy --key pack.pub --listen 127.0.0.1:8080
+  pack run out/app --key pack.pub --rebuilt-by ci.pub --rebuilt-by farm.pub --rebuilds 2
   pack run out/proxy --key pack.pub --listen 127.0.0.1:0 --json
   pack run mirror.example.com/team/app:v1 --key release.pub \
       --allow-reference ghcr.io/team/app
@@ -90,6 +91,16 @@ pub struct RunCommand {
     /// repository it comes from instead.
     #[arg(long, value_name = "REPO", conflicts_with = "insecure_skip_verify")]
     pub reference: Option<String>,
+
+    /// Load a native artifact only when this rebuilder (public key) attested its `.cwasm`
+    /// with a signed rebuild attestation (`pack verify --rebuild --attest-key`);
+    /// repeatable. See docs/provenance.md.
+    #[arg(long, value_name = "PUB")]
+    pub rebuilt_by: Vec<PathBuf>,
+
+    /// How many distinct --rebuilt-by keys must have attested the artifact [default: 1].
+    #[arg(long, value_name = "N", requires = "rebuilt_by")]
+    pub rebuilds: Option<usize>,
 
     /// Compile the portable component when no precompiled artifact fits this machine
     /// (slow: that is what the bundle is there to avoid).
@@ -176,6 +187,9 @@ impl RunCommand {
             layout: self.reference.clone(),
             allow: self.allow_reference.clone(),
         };
+        options
+            .require_rebuilds(signing::load_public_keys(&self.rebuilt_by)?, self.rebuilds)
+            .map_err(|e| anyhow::anyhow!(e))?;
         options.allow_jit = self.allow_jit;
         options.engine = engine;
         options.store = self.store.clone();

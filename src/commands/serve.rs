@@ -99,6 +99,15 @@ pub struct ServeCommand {
     #[arg(long, value_name = "PATTERN")]
     pub allow_reference: Vec<signing::ReferencePattern>,
 
+    /// Load a native artifact only when this rebuilder (public key) attested its `.cwasm`
+    /// with a signed rebuild attestation; repeatable. See docs/provenance.md.
+    #[arg(long, value_name = "PUB")]
+    pub rebuilt_by: Vec<PathBuf>,
+
+    /// How many distinct --rebuilt-by keys must have attested the artifact [default: 1].
+    #[arg(long, value_name = "N", requires = "rebuilt_by")]
+    pub rebuilds: Option<usize>,
+
     /// The content store for registry bundles [default: $PACK_STORE, else
     /// $XDG_DATA_HOME/pack/store, else ~/.local/share/pack/store].
     #[arg(long, value_name = "DIR")]
@@ -157,6 +166,8 @@ impl ServeCommand {
         let keys = signing::load_public_keys(&self.key)?;
         let mut host = HostOptions::new(Trust::Keys(keys));
         host.references.allow = self.allow_reference.clone();
+        host.require_rebuilds(signing::load_public_keys(&self.rebuilt_by)?, self.rebuilds)
+            .map_err(|e| anyhow::anyhow!(e))?;
         host.store = self.store.clone();
         host.registry.connect = self.connect.options();
         let options = ServerOptions {

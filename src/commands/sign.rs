@@ -22,6 +22,12 @@ use crate::printer::{BOLD, DIM, GREEN, Printer};
 /// `dev.cosignproject.cosign/signature`. Both are offline: no transparency log entry.
 /// Signing again (with the same or another key) adds a signature; earlier ones are kept.
 ///
+/// It also signs the compile provenance of each native artifact (what `pack build
+/// --sign-key` writes, and `pack verify` requires; docs/provenance.md) from what the
+/// native manifests record, unless --no-provenance: the same claim the index signature
+/// makes (these native artifacts are compiles of this component), made explicit. Only a
+/// rebuild (`pack verify --rebuild`) proves it.
+///
 /// An encrypted key is decrypted with PACK_KEY_PASSWORD, or a password asked for when
 /// stdin is a terminal.
 #[derive(clap::Args, Debug)]
@@ -62,6 +68,12 @@ pub struct SignCommand {
     /// `legacy` (cosign's simple signing under `sha256-<hex>.sig`), or `both`.
     #[arg(long, value_name = "FORMAT", default_value = "both")]
     pub signature_format: signing::SignatureFormat,
+
+    /// Do not sign the native artifacts' compile provenance (SLSA provenance v1
+    /// Statements, referrers of the native manifests); `pack verify` then refuses the
+    /// bundle until someone does.
+    #[arg(long)]
+    pub no_provenance: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -92,6 +104,18 @@ struct JsonSummary<'a> {
     key: &'a str,
     reference: &'a str,
     signed: Vec<JsonSigned>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    provenance: Vec<JsonProvenanceWritten>,
+}
+
+/// One compile provenance written.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonProvenanceWritten {
+    platform: String,
+    manifest: String,
+    referrer: String,
+    added: bool,
 }
 
 impl SignCommand {
@@ -109,6 +133,29 @@ impl SignCommand {
         };
         let summary =
             signing::sign_descriptor(&layout, &descriptor, &self.target.tag, &key, &options)?;
+        let provenance = if self.no_provenance
+            || *descriptor.media_type() != pack_packager::oci_spec::image::MediaType::ImageIndex
+        {
+            Vec::new()
+        } else {
+            // What the index lists, as far as the layout has it; an index that is not a
+            // bundle has no native artifacts to vouch for.
+            match pack_packager::Bundle::read_present(&layout, &self.target.tag, descriptor) {
+                Ok(bundle) if bundle.natives.is_empty() => Vec::new(),
+                Ok(bundle) => {
+                    match pack_packager::provenance::sign_provenance(&layout, &bundle, &key) {
+                        Ok(written) => written,
+                        Err(e @ pack_packager::Error::NotABundle { .. }) => {
+                            printer.warn(&format!("no compile provenance signed: {e}"));
+                            Vec::new()
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(pack_packager::Error::NotABundle { .. }) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            }
+        };
         if printer.json_output() {
             printer.json(&JsonSummary {
                 layout: &self.target.path,
@@ -127,6 +174,15 @@ impl SignCommand {
                             .as_ref()
                             .map(|_| pack_packager::referrers::referrers_tag(&s.digest)),
                         added: s.added,
+                    })
+                    .collect(),
+                provenance: provenance
+                    .iter()
+                    .map(|p| JsonProvenanceWritten {
+                        platform: p.platform.clone(),
+                        manifest: p.manifest.to_string(),
+                        referrer: p.referrer.to_string(),
+                        added: p.added,
                     })
                     .collect(),
             })?;
@@ -157,6 +213,15 @@ impl SignCommand {
                     short_digest(referrer.as_ref(), true)
                 ));
             }
+        }
+        for p in &provenance {
+            let note = if p.added { "" } else { " (unchanged)" };
+            printer.detail(&format!(
+                "  {DIM}{} provenance → {} of manifest {}{note}{DIM:#}",
+                p.platform,
+                short_digest(p.referrer.as_ref(), true),
+                short_digest(p.manifest.as_ref(), true)
+            ));
         }
         Ok(Status::Success)
     }

@@ -306,6 +306,28 @@ fn registry_round_trip_keeps_the_index_digest() {
         &oci_ref(&layout, &sig_tag),
         &remote_sig,
     ]);
+    // The referrers (the index's signature bundle, each native manifest's compile
+    // provenance) travel under their referrers tags, `sha256-<hex>`.
+    let layout_index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let referrer_tags: Vec<String> = layout_index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .filter(|t| t.starts_with("sha256-") && !t.ends_with(".sig"))
+        .map(str::to_string)
+        .collect();
+    assert!(referrer_tags.len() >= 3, "{layout_index}");
+    for tag in &referrer_tags {
+        skopeo(&[
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            &oci_ref(&layout, tag),
+            &registry.docker_ref(&format!("pack/app:{tag}")),
+        ]);
+    }
 
     // The registry serves the index byte for byte.
     let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &remote]);
@@ -329,6 +351,15 @@ fn registry_round_trip_keeps_the_index_digest() {
         &remote_sig,
         &oci_ref(&back, &sig_tag),
     ]);
+    for tag in &referrer_tags {
+        skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &registry.docker_ref(&format!("pack/app:{tag}")),
+            &oci_ref(&back, tag),
+        ]);
+    }
     let index_json: Value =
         serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
     let entry = index_json["manifests"]

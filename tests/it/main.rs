@@ -14,6 +14,7 @@ mod faultproxy;
 mod faults;
 mod help;
 mod hostile;
+mod provenance;
 mod push_pull;
 mod readme;
 mod registry;

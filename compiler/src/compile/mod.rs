@@ -409,3 +409,110 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// One native artifact as its bundle records it: what [`rebuild`] compiles again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// The Rust target triple.
+    pub target_triple: String,
+    /// The CPU preset (`x86-64-v3`, `native`), when one was recorded.
+    pub cpu_preset: Option<String>,
+    /// The Cranelift ISA settings turned on.
+    pub cpu_flags: Vec<String>,
+    /// The engine profile (`{"name", "sha256", "settings"}`).
+    pub profile: serde_json::Value,
+    /// The wasmtime version that compiled it.
+    pub wasmtime_version: String,
+    /// sha256 of the compiling engine's compatibility hash.
+    pub compatibility_hash: String,
+}
+
+/// Why one recorded artifact cannot be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// Another wasmtime generates other code: the comparison would mean nothing.
+    #[error(
+        "it was compiled by wasmtime {recorded}, and this pack has wasmtime {ours}: rebuild \
+         it with a pack built on wasmtime {recorded}"
+    )]
+    WasmtimeVersion { recorded: String, ours: String },
+    /// The recorded target, CPU or profile is not one this pack knows.
+    #[error("its recorded settings cannot be reproduced")]
+    Settings(#[source] Error),
+    /// The compile failed.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The rebuilt engine is not the recorded one (same version, other settings).
+    #[error("the rebuild's engine has compatibility hash {ours}, the artifact records {recorded}")]
+    CompatibilityHash { recorded: String, ours: String },
+}
+
+/// Compiles `input` again for every recorded artifact, with its recorded target, CPU
+/// flags and profile, without any cache (nothing is read from or written to one), into
+/// `out_dir`. One result per record, in order: the rebuilt artifact (whose bytes the
+/// caller compares), or why it could not be rebuilt.
+pub fn rebuild(
+    input: &Input,
+    recorded: &[Recorded],
+    out_dir: &Path,
+    jobs: usize,
+) -> Result<Vec<Result<Artifact, RebuildError>>, Error> {
+    let mut results: Vec<Option<Result<Artifact, RebuildError>>> =
+        recorded.iter().map(|_| None).collect();
+    // Records grouped by profile: one compile per profile, every target of it at once.
+    let mut groups: Vec<(Profile, Vec<(usize, Target)>)> = Vec::new();
+    for (index, record) in recorded.iter().enumerate() {
+        if record.wasmtime_version != wasmtime_version() {
+            results[index] = Some(Err(RebuildError::WasmtimeVersion {
+                recorded: record.wasmtime_version.clone(),
+                ours: wasmtime_version().to_string(),
+            }));
+            continue;
+        }
+        let settings = Target::from_recorded(
+            &record.target_triple,
+            record.cpu_preset.as_deref(),
+            &record.cpu_flags,
+        )
+        .and_then(|target| Ok((target, Profile::from_recorded(&record.profile)?)));
+        let (target, profile) = match settings {
+            Ok(found) => found,
+            Err(e) => {
+                results[index] = Some(Err(RebuildError::Settings(e)));
+                continue;
+            }
+        };
+        match groups.iter_mut().find(|(p, _)| *p == profile) {
+            Some((_, targets)) => targets.push((index, target)),
+            None => groups.push((profile, vec![(index, target)])),
+        }
+    }
+    for (group, (profile, targets)) in groups.into_iter().enumerate() {
+        let options = CompileOptions {
+            targets: targets.iter().map(|(_, t)| t.clone()).collect(),
+            profile,
+            out_dir: out_dir.join(format!("profile-{group}")),
+            cache: None,
+            jobs,
+            stem: Some("rebuild".to_string()),
+        };
+        let outcome = compile(input, &options, &NoReporter)?;
+        for ((index, _), result) in targets.iter().zip(outcome.results) {
+            let record = &recorded[*index];
+            results[*index] = Some(match result {
+                Ok(a) if a.compatibility_hash != record.compatibility_hash => {
+                    Err(RebuildError::CompatibilityHash {
+                        recorded: record.compatibility_hash.clone(),
+                        ours: a.compatibility_hash,
+                    })
+                }
+                Ok(a) => Ok(a),
+                Err(e) => Err(e.into()),
+            });
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every record has a result"))
+        .collect())
+}

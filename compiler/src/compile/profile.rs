@@ -82,6 +82,32 @@ impl Profile {
         ))
     }
 
+    /// The profile a native artifact records (`{"name", "sha256", "settings"}`, as
+    /// `compile.json` and a native config write it). When it gives a `sha256`, the
+    /// rebuilt profile's must be the same: the settings were read back exactly.
+    pub fn from_recorded(recorded: &serde_json::Value) -> Result<Profile, Error> {
+        let error = |message: String| Error::Profile {
+            path: PathBuf::from("(recorded profile)"),
+            message,
+        };
+        let settings = Settings::from_profile(recorded).map_err(|e| error(e.to_string()))?;
+        let name = recorded
+            .get("name")
+            .and_then(|n| n.as_str())
+            .or_else(|| recorded.as_str())
+            .unwrap_or("default");
+        let profile = Profile::from_settings(name, None, settings);
+        if let Some(sha256) = recorded.get("sha256").and_then(|s| s.as_str())
+            && sha256 != profile.sha256
+        {
+            return Err(error(format!(
+                "the recorded settings give profile digest {}, not the recorded {sha256}",
+                profile.sha256
+            )));
+        }
+        Ok(profile)
+    }
+
     fn from_settings(name: &str, path: Option<PathBuf>, mut settings: Settings) -> Profile {
         settings.name = ProfileName::default();
         let canonical = serde_json::to_string(&settings).expect("settings serialize");

@@ -590,6 +590,62 @@ impl Target {
         Ok(vec![Target::new(os, arch)])
     }
 
+    /// The target a native artifact records: its triple, CPU preset (`native` or a
+    /// preset's name) and flags. A `native` CPU takes the recorded flags, not this
+    /// machine's; a preset must turn on exactly the recorded flags.
+    pub fn from_recorded(
+        triple: &str,
+        cpu_preset: Option<&str>,
+        cpu_flags: &[String],
+    ) -> Result<Target, Error> {
+        let (os, arch) = parse_triple(triple).ok_or_else(|| Error::UnknownTarget {
+            target: triple.to_string(),
+            supported: supported_targets(),
+        })?;
+        let target = Target::new(os, arch);
+        let mut recorded: Vec<String> = cpu_flags.to_vec();
+        recorded.sort();
+        recorded.dedup();
+        let target = match cpu_preset {
+            Some("native") => Target {
+                cpu: Cpu::Native { flags: recorded },
+                cpu_given: true,
+                ..target
+            },
+            Some(name) => {
+                let preset = CpuPreset::find(arch, name).ok_or_else(|| Error::UnknownPreset {
+                    preset: name.to_string(),
+                    target: target.platform_name(),
+                    available: preset_names(arch),
+                })?;
+                let target = Target {
+                    cpu: Cpu::Preset(preset),
+                    cpu_given: true,
+                    ..target
+                };
+                if target.cpu.flags() != recorded {
+                    return Err(Error::UnknownPreset {
+                        preset: name.to_string(),
+                        target: target.platform_name(),
+                        available: format!(
+                            "this pack's `{name}` turns on {}, the artifact records {}",
+                            target.cpu.flags().join(","),
+                            recorded.join(",")
+                        ),
+                    });
+                }
+                target
+            }
+            None if recorded.is_empty() => target,
+            None => Target {
+                cpu: Cpu::Native { flags: recorded },
+                cpu_given: true,
+                ..target
+            },
+        };
+        Ok(target)
+    }
+
     fn with_cpu_named(self, name: &str, given: bool) -> Result<Target, Error> {
         let cpu = if name == "native" {
             if Some(self.arch) != Arch::host() {

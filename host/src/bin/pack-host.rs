@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! pack-host [--key <PUB>]... [--insecure-skip-verify] [--verbose] [--listen <ADDR>]
+//!           [--rebuilt-by <PUB>]... [--rebuilds <N>]
 //!           [--dir <HOST::GUEST>]... [--env <K=V>]... <LAYOUT>[:<TAG>] | <REFERENCE> [-- <ARGS>...]
 //! ```
+//!
+//! `--rebuilt-by` (repeatable) loads a native artifact only when `--rebuilds` (default 1)
+//! of those keys signed a rebuild attestation of its `.cwasm` (docs/provenance.md).
 //!
 //! `--verbose` names on stderr the artifact chosen (its platform and digest) and every
 //! manifest passed over, before the component runs.
@@ -23,10 +27,12 @@ use pack_host::{Host, HostOptions, Kind, ServeOptions, Source, Trust, WasiOption
 use pack_packager::signing::PublicKey;
 
 const USAGE: &str = "usage: pack-host [--key <PUB>]... [--insecure-skip-verify] [--verbose] \
-[--listen <ADDR>] [--dir <HOST::GUEST>]... [--env <K=V>]... <LAYOUT>[:<TAG>] | <REFERENCE> [-- <ARGS>...]";
+[--listen <ADDR>] [--rebuilt-by <PUB>]... [--rebuilds <N>] [--dir <HOST::GUEST>]... [--env <K=V>]... <LAYOUT>[:<TAG>] | <REFERENCE> [-- <ARGS>...]";
 
 struct Args {
     keys: Vec<PathBuf>,
+    rebuilt_by: Vec<PathBuf>,
+    rebuilds: Option<usize>,
     insecure: bool,
     verbose: bool,
     listen: Option<String>,
@@ -39,6 +45,8 @@ struct Args {
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         keys: Vec::new(),
+        rebuilt_by: Vec::new(),
+        rebuilds: None,
         insecure: false,
         verbose: false,
         listen: None,
@@ -53,6 +61,14 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "--key" => args.keys.push(value("--key")?.into()),
             "--insecure-skip-verify" => args.insecure = true,
+            "--rebuilt-by" => args.rebuilt_by.push(value("--rebuilt-by")?.into()),
+            "--rebuilds" => {
+                let v = value("--rebuilds")?;
+                args.rebuilds = Some(
+                    v.parse()
+                        .map_err(|_| format!("--rebuilds `{v}` is not a number"))?,
+                );
+            }
             "-v" | "--verbose" => args.verbose = true,
             "--listen" => args.listen = Some(value("--listen")?),
             "--dir" => {
@@ -118,7 +134,11 @@ fn run(args: Args) -> Result<u8, Box<dyn std::error::Error>> {
         let keys: Result<Vec<_>, _> = args.keys.iter().map(|k| PublicKey::load(k)).collect();
         Trust::Keys(keys?)
     };
-    let host = Host::new(HostOptions::new(trust));
+    let mut options = HostOptions::new(trust);
+    let rebuilders: Result<Vec<_>, _> =
+        args.rebuilt_by.iter().map(|k| PublicKey::load(k)).collect();
+    options.require_rebuilds(rebuilders?, args.rebuilds)?;
+    let host = Host::new(options);
     let source = Source::parse(&args.bundle);
     let loaded = host.open(&source)?;
     if args.verbose {

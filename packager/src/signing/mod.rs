@@ -749,17 +749,36 @@ pub fn claimed_key(entry: &Descriptor) -> Option<String> {
 /// [`MAX_SIGNATURE_LAYERS`](crate::limits::MAX_SIGNATURE_LAYERS) of them is refused
 /// before any is read, as a legacy signature manifest with too many layers is.
 pub fn signature_referrers(place: &Path, referrers: Vec<Descriptor>) -> Result<Vec<Descriptor>> {
+    bundle_referrers(place, referrers, &[COSIGN_SIGN_PREDICATE])
+}
+
+/// The entries of `referrers` (listed at `place`) that announce a sigstore bundle of
+/// one of `predicate_types` (signatures, compile provenance, rebuild attestations:
+/// [`crate::provenance::PREDICATE_TYPES`] is what a copy of a bundle takes along),
+/// bounded: more than [`MAX_SIGNATURE_LAYERS`](crate::limits::MAX_SIGNATURE_LAYERS) of
+/// one type is refused before any is read.
+pub fn bundle_referrers(
+    place: &Path,
+    referrers: Vec<Descriptor>,
+    predicate_types: &[&str],
+) -> Result<Vec<Descriptor>> {
     let bundles: Vec<Descriptor> = referrers
         .into_iter()
-        .filter(|e| announces_bundle(e, COSIGN_SIGN_PREDICATE))
+        .filter(|e| predicate_types.iter().any(|t| announces_bundle(e, t)))
         .collect();
-    if bundles.len() > crate::limits::MAX_SIGNATURE_LAYERS {
-        return Err(Error::TooMany {
-            path: place.to_path_buf(),
-            what: "signature referrers for one digest",
-            count: bundles.len(),
-            limit: crate::limits::MAX_SIGNATURE_LAYERS,
-        });
+    for predicate_type in predicate_types {
+        let count = bundles
+            .iter()
+            .filter(|e| announces_bundle(e, predicate_type))
+            .count();
+        if count > crate::limits::MAX_SIGNATURE_LAYERS {
+            return Err(Error::TooMany {
+                path: place.to_path_buf(),
+                what: "signature referrers for one digest",
+                count,
+                limit: crate::limits::MAX_SIGNATURE_LAYERS,
+            });
+        }
     }
     for entry in &bundles {
         if entry.size() > crate::limits::MAX_SIGNATURE_BLOB_BYTES {
