@@ -7,7 +7,8 @@
 //! (`/home/me`).
 //!
 //! Compared as placeholders: digests and other hex strings of 12 or more digits,
-//! durations, and the registry's and home directory's real names. `...` in the README
+//! durations, sizes (signatures differ in length by a byte or two, and sizes are
+//! rounded), and the registry's and home directory's real names. `...` in the README
 //! stands for any lines. Lines a terminal shows as progress bars (`linux/amd64:
 //! compiling`) are not in the README and are left out.
 
@@ -69,10 +70,13 @@ fn placeholders(line: &str) -> String {
                 end += 1;
             }
             if end > start && chars[start].is_ascii_digit() {
-                let rest: String = chars[end..].iter().take(4).collect();
-                for unit in [" ms", " s"] {
+                let rest: String = chars[end..].iter().take(5).collect();
+                let units = [(" ms", "<time>"), (" s", "<time>"), (" B", "<size>")]
+                    .into_iter()
+                    .chain([(" KiB", "<size>"), (" MiB", "<size>")]);
+                for (unit, placeholder) in units {
                     if rest.starts_with(unit) && boundary(chars.get(end + unit.len())) {
-                        out.push_str("<time>");
+                        out.push_str(placeholder);
                         i = end + unit.len();
                         break;
                     }
