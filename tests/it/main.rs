@@ -10,6 +10,7 @@ mod common;
 mod compile;
 mod faultproxy;
 mod faults;
+mod function_cache;
 mod hostile;
 mod push_pull;
 mod registry;
