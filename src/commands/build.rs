@@ -188,6 +188,17 @@ pub struct CompileArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Do not use the function-level cache: a target missing from the compile cache is
+    /// compiled whole, and none of its functions are kept for the next version.
+    #[arg(long)]
+    pub no_function_cache: bool,
+
+    /// Size limit of the function-level cache of one target, in MiB (functions unused
+    /// the longest go first).
+    #[arg(long, value_name = "MIB", env = "PACK_FUNCTION_CACHE_LIMIT", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub function_cache_limit: u64,
+
     /// Targets compiled at once [default: the number of cores].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
@@ -205,7 +216,11 @@ impl CompileArgs {
             None
         } else {
             match self.cache_dir.clone().or_else(Cache::default_dir) {
-                Some(dir) => cache_secret(printer)?.map(|secret| Cache::new(dir, secret)),
+                Some(dir) => cache_secret(printer)?.map(|secret| {
+                    Cache::new(dir, secret)
+                        .with_functions(!self.no_function_cache)
+                        .with_function_limit(self.function_cache_limit.saturating_mul(1 << 20))
+                }),
                 None => {
                     printer.warn(
                         "no cache directory (set PACK_CACHE_DIR or HOME); compiling without a \
@@ -287,6 +302,9 @@ struct JsonSummary<'a> {
     registry_hits: usize,
     /// Entries pushed to the shared cache.
     cache_pushed: usize,
+    /// Function cache segments fetched from the shared cache, and pushed to it.
+    function_segments_fetched: usize,
+    function_segments_pushed: usize,
     signed: bool,
     key: Option<String>,
 }
@@ -300,6 +318,10 @@ struct JsonPlatform {
     cache_hit: Option<bool>,
     /// `compiled`, `local-cache` or `registry`.
     source: Option<Source>,
+    /// When Cranelift ran with the function-level cache: functions compiled and taken
+    /// from the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    functions: Option<compile::FunctionStats>,
 }
 
 impl BuildCommand {
@@ -422,6 +444,7 @@ impl BuildCommand {
         //     compiler finds them.
         let mut remote = None;
         let mut from_registry = vec![false; options.targets.len()];
+        let mut segments_fetched = 0;
         if let Some(repo) = &self.cache_repo {
             let connect = pack_registry_client::ConnectOptions {
                 insecure: self.cache_insecure,
@@ -441,12 +464,25 @@ impl BuildCommand {
                 .cache
                 .get_or_insert_with(|| {
                     Cache::new(scratch.path().join("local-cache"), CacheSecret::ephemeral())
+                        .with_functions(!self.compile.no_function_cache)
                 })
                 .clone();
             for (index, target) in options.targets.iter().enumerate() {
-                if let Fetched::Registry = cache.fetch(&local, &input, target, &options.profile) {
-                    from_registry[index] = true;
-                    progress.mark_remote(index);
+                match cache.fetch(&local, &input, target, &options.profile) {
+                    Fetched::Registry => {
+                        from_registry[index] = true;
+                        progress.mark_remote(index);
+                    }
+                    Fetched::Local => {}
+                    // No artifact: the functions another runner compiled, if any.
+                    _ => {
+                        if cache
+                            .fetch_functions(&local, target, &options.profile)
+                            .is_some()
+                        {
+                            segments_fetched += 1;
+                        }
+                    }
                 }
             }
             for warning in cache.take_warnings() {
@@ -488,8 +524,13 @@ impl BuildCommand {
         let hits = artifacts.iter().filter(|a| a.cache_hit).count();
         let registry_hits = sources.iter().filter(|s| **s == Source::Registry).count();
         let from_where = if remote.is_some() {
+            let segments = if segments_fetched > 0 {
+                format!("; the function cache of {segments_fetched} from the registry")
+            } else {
+                String::new()
+            };
             format!(
-                "{} from the local cache, {registry_hits} from the registry",
+                "{} from the local cache, {registry_hits} from the registry{segments}",
                 hits - registry_hits
             )
         } else {
@@ -503,6 +544,7 @@ impl BuildCommand {
 
         // 2b. Push what the shared cache lacked.
         let mut pushed = 0;
+        let mut segments_pushed = 0;
         if let Some(cache) = &mut remote {
             if cache.writable() {
                 for (artifact, source) in artifacts.iter().zip(&sources) {
@@ -510,6 +552,21 @@ impl BuildCommand {
                         && cache.publish(&input, &options.profile, artifact)
                     {
                         pushed += 1;
+                    }
+                }
+                // The function cache of every target that compiled new functions.
+                if let Some(local) = &options.cache {
+                    for artifact in &artifacts {
+                        if artifact.functions.is_some_and(|f| f.compiled > 0)
+                            && cache.publish_functions(
+                                local,
+                                scratch.path(),
+                                &artifact.target,
+                                &options.profile,
+                            )
+                        {
+                            segments_pushed += 1;
+                        }
                     }
                 }
             }
@@ -623,6 +680,8 @@ impl BuildCommand {
             );
             json.registry_hits = registry_hits;
             json.cache_pushed = pushed;
+            json.function_segments_fetched = segments_fetched;
+            json.function_segments_pushed = segments_pushed;
             printer.json(&json)?;
         } else {
             print_summary(
@@ -678,6 +737,7 @@ fn json_summary<'a>(
         cpu: None,
         cache_hit: None,
         source: None,
+        functions: None,
     }];
     for native in &summary.natives {
         let p = native.platform().as_ref();
@@ -698,6 +758,7 @@ fn json_summary<'a>(
             cpu: artifact.map(|a| a.cpu.preset.clone()),
             cache_hit: artifact.map(|a| a.cache_hit),
             source: position.and_then(|i| sources.get(i).copied()),
+            functions: artifact.and_then(|a| a.functions),
         });
     }
     JsonSummary {
@@ -713,6 +774,8 @@ fn json_summary<'a>(
         cache_hits: artifacts.iter().filter(|a| a.cache_hit).count(),
         registry_hits: 0,
         cache_pushed: 0,
+        function_segments_fetched: 0,
+        function_segments_pushed: 0,
         signed: key.is_some(),
         key,
     }
@@ -748,8 +811,12 @@ fn print_summary(
     printer.result(&format!("  platforms {}", names.join(", ")));
     for (i, (artifact, source)) in artifacts.iter().zip(sources).enumerate() {
         let label = if i == 0 { "targets" } else { "" };
+        let functions = artifact
+            .functions
+            .map(|f| format!(" ({})", progress::functions(&f)))
+            .unwrap_or_default();
         printer.result(&format!(
-            "  {label:<9} {}: {}",
+            "  {label:<9} {}: {}{functions}",
             artifact.target,
             source.describe()
         ));

@@ -121,6 +121,12 @@ fn print_results(printer: &Printer, report: &Report, written: &std::path::Path) 
     for a in &report.artifacts {
         let how = if a.cache_hit {
             "cached".to_string()
+        } else if let Some(functions) = &a.functions {
+            format!(
+                "{} ({})",
+                progress::duration(std::time::Duration::from_millis(a.compile_time_ms)),
+                progress::functions(functions)
+            )
         } else {
             progress::duration(std::time::Duration::from_millis(a.compile_time_ms))
         };
