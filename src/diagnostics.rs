@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::exit;
+use crate::exit::ExitStatus;
 use crate::printer::Printer;
 
 /// Prints `error` and returns the exit code it maps to.
@@ -35,29 +35,37 @@ pub fn report(printer: &Printer, error: &anyhow::Error) -> ExitCode {
 }
 
 /// The exit status of an error: registry auth and network failures have their own.
-fn exit_code(error: &anyhow::Error) -> u8 {
-    if error
-        .chain()
-        .any(|e| e.is::<crate::manifest::BuildCommandFailed>())
-    {
-        return exit::BUILD_COMMAND;
+fn exit_code(error: &anyhow::Error) -> ExitStatus {
+    if find::<crate::manifest::BuildCommandFailed>(error).is_some() {
+        return ExitStatus::BuildCommand;
     }
     use pack_registry_client::ErrorKind as K;
-    let registry = error
-        .chain()
-        .find_map(|e| e.downcast_ref::<pack_registry_client::Error>());
-    match registry.map(pack_registry_client::Error::kind) {
-        Some(K::Auth) => exit::REGISTRY_AUTH,
-        Some(K::Network) => exit::NETWORK,
-        Some(K::Unverified) => 1,
-        _ => exit::BAD_INPUT,
+    match find::<pack_registry_client::Error>(error).map(pack_registry_client::Error::kind) {
+        Some(K::Auth) => ExitStatus::RegistryAuth,
+        Some(K::Network) => ExitStatus::Network,
+        Some(K::Unverified) => ExitStatus::Negative,
+        _ => ExitStatus::BadInput,
     }
 }
+
+/// The first error of type `E` in `error`'s chain: the typed errors of the libraries,
+/// however many layers of context wrap them.
+fn find<E: std::error::Error + Send + Sync + 'static>(error: &anyhow::Error) -> Option<&E> {
+    error.chain().find_map(|e| e.downcast_ref::<E>())
+}
+
+/// The reasons of a refused bundle say it was signed for another repository.
+fn signed_elsewhere(reasons: &[String]) -> bool {
+    reasons.iter().any(|r| r.contains("signed for `"))
+}
+
+const SIGNED_ELSEWHERE: &str = "the bundle was signed for another repository: pull it from \
+    that one, or pass --allow-reference <PATTERN> for the repositories you trust (a mirror)";
 
 /// A known fix for a registry error.
 fn registry_hint(error: &anyhow::Error) -> Option<String> {
     use pack_registry_client::{Error as R, ErrorKind as K};
-    let registry = error.chain().find_map(|e| e.downcast_ref::<R>())?;
+    let registry = find::<R>(error)?;
     let codes = registry.registry_codes();
     Some(match registry {
         _ if registry.is_tls() => {
@@ -88,11 +96,7 @@ fn registry_hint(error: &anyhow::Error) -> Option<String> {
             "repository names are lowercase letters, digits and separators (`.`, `_`, `-`, `/`)"
                 .to_string()
         }
-        R::Unverified { reasons, .. } if reasons.iter().any(|r| r.contains("signed for `")) => {
-            "the bundle was signed for another repository: pull it from that one, or pass \
-             --allow-reference <PATTERN> for the repositories you trust (a mirror)"
-                .to_string()
-        }
+        R::Unverified { reasons, .. } if signed_elsewhere(reasons) => SIGNED_ELSEWHERE.to_string(),
         R::Unverified { .. } => {
             "pass the public key that signed it, or sign the bundle and push it again".to_string()
         }
@@ -118,17 +122,14 @@ fn hint(error: &anyhow::Error) -> Option<String> {
     if let Some(hint) = registry_hint(error) {
         return Some(hint);
     }
-    if let Some(hint) = crate::commands::run::hint(error) {
+    if let Some(hint) = host_hint(error) {
         return Some(hint);
     }
-    if let Some(secret) = error
-        .chain()
-        .find_map(|e| e.downcast_ref::<pack_compiler::compile::SecretError>())
-    {
+    if let Some(secret) = find::<pack_compiler::compile::SecretError>(error) {
         return Some(secret.hint());
     }
     use pack_compiler::Error as C;
-    let compiler = error.chain().find_map(|e| e.downcast_ref::<C>())?;
+    let compiler = find::<C>(error)?;
     Some(match compiler {
         C::CoreModule { path } => format!(
             "wrap the module into a component first, e.g. `wasm-tools component new {}`",
@@ -145,7 +146,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
 /// A known fix for an error of the packager (layouts, bundles, keys).
 fn packager_hint(error: &anyhow::Error) -> Option<String> {
     use pack_packager::Error as P;
-    let packager = error.chain().find_map(|e| e.downcast_ref::<P>())?;
+    let packager = find::<P>(error)?;
     Some(match packager {
         P::NotALayout { .. } => {
             "pass the directory that holds `oci-layout` and `index.json`".to_string()
@@ -186,6 +187,31 @@ pub(crate) fn unbound_signature(bundle: &str, references: &[&str]) -> String {
          sign with `--reference REGISTRY/REPOSITORY`",
         references.join("`, `")
     )
+}
+
+/// A known fix for an error of the host (`pack run`, `pack serve`).
+fn host_hint(error: &anyhow::Error) -> Option<String> {
+    use pack_host::Error as H;
+    let host = find::<H>(error)?;
+    Some(match host {
+        H::NoTrustedKeys { .. } => {
+            "pass --key <PUB>, or --insecure-skip-verify to run it unsigned".to_string()
+        }
+        H::Unverified { reasons, .. } if signed_elsewhere(reasons) => SIGNED_ELSEWHERE.to_string(),
+        H::Unverified { .. } => {
+            "check --key; `pack verify <LAYOUT> --key <PUB>` lists the signatures".to_string()
+        }
+        H::NoArtifact {
+            jit_possible: true, ..
+        } => "build the bundle for this machine (`pack build ... --target native`), or pass \
+              --allow-jit to compile the portable component here"
+            .to_string(),
+        H::NotRunnable { .. } => "`pack inspect` shows what the component exports".to_string(),
+        H::NotInStore { .. } => {
+            "run it once with --pull missing (or always) to pull it into the store".to_string()
+        }
+        _ => return None,
+    })
 }
 
 /// `error: cause: cause` on one line, for warnings.

@@ -13,6 +13,30 @@ Exit status:
   4  a registry cannot be reached (network, TLS, retries exhausted)
   5  the component's build command (`[component] build` in pack.toml) failed";
 
+/// The statuses pack exits with; `pack run` also passes the component's own on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// The command did what was asked.
+    Success = 0,
+    /// The command ran to the end and its answer is "no".
+    Negative = 1,
+    /// Usage error, bad input, or an unexpected error.
+    BadInput = 2,
+    /// A registry refused the credentials, or requires some.
+    RegistryAuth = 3,
+    /// A registry cannot be reached (connection, TLS, timeouts, retries exhausted).
+    Network = 4,
+    /// The build command of `[component]` in pack.toml failed.
+    BuildCommand = 5,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status as u8)
+    }
+}
+
 /// How a command ended when it did not fail with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -24,24 +48,37 @@ pub enum Status {
     Component(u8),
 }
 
-/// Exit 2: usage error, bad input, or an unexpected error.
-pub const BAD_INPUT: u8 = 2;
-
-/// Exit 3: a registry refused the credentials, or requires some.
-pub const REGISTRY_AUTH: u8 = 3;
-
-/// Exit 4: a registry cannot be reached (connection, TLS, timeouts, retries exhausted).
-pub const NETWORK: u8 = 4;
-
-/// Exit 5: the build command of `[component]` in pack.toml failed.
-pub const BUILD_COMMAND: u8 = 5;
-
 impl From<Status> for ExitCode {
     fn from(status: Status) -> Self {
         match status {
-            Status::Success => ExitCode::SUCCESS,
-            Status::Negative => ExitCode::from(1),
+            Status::Success => ExitStatus::Success.into(),
+            Status::Negative => ExitStatus::Negative.into(),
             Status::Component(code) => ExitCode::from(code),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers are part of the interface (docs/exit-codes.md); they never move.
+    #[test]
+    fn exit_statuses_keep_their_numbers() {
+        let documented = [
+            (ExitStatus::Success, 0),
+            (ExitStatus::Negative, 1),
+            (ExitStatus::BadInput, 2),
+            (ExitStatus::RegistryAuth, 3),
+            (ExitStatus::Network, 4),
+            (ExitStatus::BuildCommand, 5),
+        ];
+        for (status, code) in documented {
+            assert_eq!(status as u8, code, "{status:?}");
+            assert!(
+                EXIT_STATUS_HELP.contains(&format!("\n  {code}  ")),
+                "{status:?} undocumented"
+            );
         }
     }
 }

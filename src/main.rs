@@ -5,13 +5,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod args;
 mod commands;
 mod diagnostics;
 mod exit;
+mod format;
+mod json;
+mod keys;
 mod manifest;
 mod printer;
 mod progress;
+mod registry;
 mod remote_cache;
+mod render;
 
 use printer::{ColorArg, Printer};
 

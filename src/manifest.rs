@@ -269,7 +269,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 /// dependencies' build scripts) has no business with them. docs/pack-toml.md lists them.
 pub const SECRET_ENV: &[&str] = &[
     // The password of an encrypted signing or cache key.
-    crate::commands::key::PASSWORD_ENV,
+    crate::keys::PASSWORD_ENV,
     // Registry credentials (`pack push`, `pack pull`, the shared cache).
     pack_registry_client::auth::USERNAME_ENV,
     pack_registry_client::auth::PASSWORD_ENV,
@@ -307,7 +307,7 @@ pub enum SigningKey {
 impl SigningKey {
     pub fn load(&self, printer: &Printer) -> Result<PrivateKey> {
         match self {
-            SigningKey::File(path) => crate::commands::key::load_private_key_checked(path, printer),
+            SigningKey::File(path) => crate::keys::load_private_key_checked(path, printer),
             SigningKey::Env { var, password_var } => {
                 let pem = match std::env::var(var) {
                     Ok(v) if !v.trim().is_empty() => Zeroizing::new(v),
@@ -468,7 +468,7 @@ impl BuildPlan {
             .sign
             .password_env
             .clone()
-            .unwrap_or_else(|| crate::commands::key::PASSWORD_ENV.to_string());
+            .unwrap_or_else(|| crate::keys::PASSWORD_ENV.to_string());
         let sign_key = match (flags.sign_key, env("PACK_SIGN_KEY")?) {
             (Some(path), _) => Some(SigningKey::File(path)),
             (None, Some(path)) => Some(SigningKey::File(PathBuf::from(path))),
@@ -578,7 +578,7 @@ impl BuildPlan {
         }
         printer.status(&format!(
             "ran `{command}` in {}",
-            crate::progress::duration(started.elapsed())
+            crate::format::duration(started.elapsed())
         ));
         Ok(())
     }

@@ -166,40 +166,14 @@ fn done_style(width: usize) -> ProgressStyle {
         .expect("valid template")
 }
 
-/// Human-readable byte count.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// What the function-level cache did: `12 functions compiled, 40210 from the function
 /// cache`.
 pub fn functions(stats: &FunctionStats) -> String {
     format!(
-        "{} function{} compiled, {} from the function cache",
-        stats.compiled,
-        if stats.compiled == 1 { "" } else { "s" },
+        "{} compiled, {} from the function cache",
+        crate::format::plural(stats.compiled, "function"),
         stats.cached
     )
-}
-
-/// Human-readable duration.
-pub fn duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
 }
 
 impl Reporter for Progress {
@@ -237,18 +211,21 @@ impl Reporter for Progress {
                         .unwrap_or_default();
                     format!(
                         "compiled in {}{counts}",
-                        duration(Duration::from_millis(artifact.compile_time_ms))
+                        crate::format::duration(Duration::from_millis(artifact.compile_time_ms))
                     )
                 };
                 // The CI log: how the long step ended, with what the function cache did.
                 if matches!(self.mode, Mode::Lines) && artifact.functions.is_some() {
-                    self.printer
-                        .status(&format!("{}: {how}", self.name(index)));
+                    self.printer.status(&format!("{}: {how}", self.name(index)));
                 }
                 self.finish(
                     index,
                     true,
-                    &format!("{} ({}, {how})", artifact.file, bytes(artifact.size)),
+                    &format!(
+                        "{} ({}, {how})",
+                        artifact.file,
+                        crate::format::bytes(artifact.size)
+                    ),
                 );
             }
             Err(_) => self.finish(index, false, "failed"),
@@ -257,22 +234,5 @@ impl Reporter for Progress {
 
     fn on_warning(&self, message: &str) {
         self.warn(message);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_sizes_and_times() {
-        assert_eq!(super::bytes(512), "512 B");
-        assert_eq!(super::bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
-        assert_eq!(
-            super::duration(std::time::Duration::from_millis(250)),
-            "250 ms"
-        );
-        assert_eq!(
-            super::duration(std::time::Duration::from_millis(5300)),
-            "5.3 s"
-        );
     }
 }

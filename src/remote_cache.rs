@@ -33,7 +33,7 @@ use pack_registry_client::{
     ConnectOptions, ErrorKind, NoReporter, PullOptions, PushOptions, Reference, Registry,
 };
 
-use crate::commands::key::load_private_key;
+use crate::keys::load_private_key;
 
 /// What `--cache-key` holds.
 pub(crate) enum CacheKey {
@@ -164,7 +164,7 @@ impl RemoteCache {
             trusted.push(load_trusted(path)?);
         }
         let layout = Layout::create(scratch.join("cache-entries"))?;
-        let runtime = crate::commands::push::runtime()?;
+        let runtime = crate::registry::runtime()?;
         let mut cache = Self {
             runtime,
             registry: None,

@@ -248,7 +248,11 @@ fn read_signed(
     artifact_type: &str,
     layer_type: &str,
     keys: &[PublicKey],
-) -> Result<(Digest, oci_spec::image::ImageManifest, oci_spec::image::Descriptor)> {
+) -> Result<(
+    Digest,
+    oci_spec::image::ImageManifest,
+    oci_spec::image::Descriptor,
+)> {
     let untrusted = |reason: String| Error::UntrustedCacheEntry {
         tag: tag.to_string(),
         reason,

@@ -19,7 +19,7 @@ use pack_packager::oci_spec::image::{Arch, Os, Platform, PlatformBuilder};
 use crate::exit::Status;
 use crate::manifest::{BuildFlags, BuildPlan, CompressionSetting};
 use crate::printer::{BOLD, GREEN, Printer, RED};
-use crate::progress::{self, Progress};
+use crate::progress::Progress;
 use crate::remote_cache::{Fetched, RemoteCache, Source};
 
 /// Build a signed, multi-platform OCI bundle from a component.
@@ -385,7 +385,7 @@ impl BuildCommand {
                 let world = wit.world(plan.world.as_deref())?;
                 let report = validate::check(&input, &wit, world, Options::default())?;
                 if !report.conforms {
-                    crate::commands::validate::print_report(printer, &plan.component, &report);
+                    crate::render::validation_report(printer, &plan.component, &report);
                     printer.error("the component does not conform to the world; nothing was built");
                     return Ok(Status::Negative);
                 }
@@ -409,7 +409,7 @@ impl BuildCommand {
         printer.status(&format!(
             "validated {} in {}",
             plan.component.display(),
-            progress::duration(validate_started.elapsed())
+            crate::format::duration(validate_started.elapsed())
         ));
 
         // 2. Compile every target into a scratch directory beside the layout.
@@ -539,7 +539,7 @@ impl BuildCommand {
         printer.status(&format!(
             "compiled {} target(s) ({from_where}) in {}",
             artifacts.len(),
-            progress::duration(compile_started.elapsed()),
+            crate::format::duration(compile_started.elapsed()),
         ));
 
         // 2b. Push what the shared cache lacked.
@@ -625,7 +625,7 @@ impl BuildCommand {
             "packaged {}:{} in {}",
             plan.layout.display(),
             plan.tag,
-            progress::duration(package_started.elapsed())
+            crate::format::duration(package_started.elapsed())
         ));
 
         // 4. Sign the index this build wrote: its descriptor comes from the packaging
@@ -665,7 +665,7 @@ impl BuildCommand {
             key_fingerprint = Some(signed.key.to_string());
             printer.status(&format!(
                 "signed in {}",
-                progress::duration(sign_started.elapsed())
+                crate::format::duration(sign_started.elapsed())
             ));
         }
 
@@ -803,7 +803,7 @@ fn print_summary(
         "{GREEN}✓{GREEN:#} built {BOLD}{}:{}{BOLD:#} in {}",
         cmd.layout.display(),
         cmd.tag,
-        progress::duration(elapsed)
+        crate::format::duration(elapsed)
     ));
     printer.result(&format!("  digest    {}", summary.index.digest()));
     let mut names = vec!["wasip2/wasm".to_string()];
@@ -813,7 +813,7 @@ fn print_summary(
         let label = if i == 0 { "targets" } else { "" };
         let functions = artifact
             .functions
-            .map(|f| format!(" ({})", progress::functions(&f)))
+            .map(|f| format!(" ({})", crate::progress::functions(&f)))
             .unwrap_or_default();
         printer.result(&format!(
             "  {label:<9} {}: {}{functions}",

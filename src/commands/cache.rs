@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use pack_compiler::compile::{Cache, PruneOptions, PruneReport, wasmtime_version};
 
 use crate::exit::Status;
+use crate::format::{bytes, count};
 use crate::printer::{BOLD, DIM, Printer};
-use crate::progress::bytes;
 
 /// Inspect and trim the cache of compiled artifacts that `pack compile` keeps.
 ///
@@ -106,14 +106,9 @@ impl CacheCommand {
                     printer.json(&info)?;
                 } else {
                     printer.result(&format!(
-                        "{BOLD}{}{BOLD:#}: {} {}, {}",
+                        "{BOLD}{}{BOLD:#}: {}, {}",
                         info.path.display(),
-                        info.entries,
-                        if info.entries == 1 {
-                            "entry"
-                        } else {
-                            "entries"
-                        },
+                        count(info.entries, "entry", "entries"),
                         bytes(info.bytes)
                     ));
                     for v in &info.versions {
@@ -184,14 +179,9 @@ impl CacheCommand {
                 String::new()
             };
             printer.result(&format!(
-                "{verb} {}: removed {} {}{segments} ({})",
+                "{verb} {}: removed {}{segments} ({})",
                 cache.root().display(),
-                report.entries,
-                if report.entries == 1 {
-                    "entry"
-                } else {
-                    "entries"
-                },
+                count(report.entries, "entry", "entries"),
                 bytes(report.bytes)
             ));
         }

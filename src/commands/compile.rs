@@ -9,7 +9,7 @@ use pack_compiler::wasm::Input;
 use crate::commands::build::CompileArgs;
 use crate::exit::Status;
 use crate::printer::{BOLD, GREEN, Printer, RED};
-use crate::progress::{self, Progress};
+use crate::progress::Progress;
 
 /// Precompile a component for several platforms and CPU feature levels.
 ///
@@ -124,17 +124,17 @@ fn print_results(printer: &Printer, report: &Report, written: &std::path::Path) 
         } else if let Some(functions) = &a.functions {
             format!(
                 "{} ({})",
-                progress::duration(std::time::Duration::from_millis(a.compile_time_ms)),
-                progress::functions(functions)
+                crate::format::duration(std::time::Duration::from_millis(a.compile_time_ms)),
+                crate::progress::functions(functions)
             )
         } else {
-            progress::duration(std::time::Duration::from_millis(a.compile_time_ms))
+            crate::format::duration(std::time::Duration::from_millis(a.compile_time_ms))
         };
         printer.result(&format!(
             "{GREEN}✓{GREEN:#} {BOLD}{:<width$}{BOLD:#}  {:<path_width$}  {}, {how}",
             a.target.to_string(),
             a.path.display().to_string(),
-            progress::bytes(a.size),
+            crate::format::bytes(a.size),
         ));
     }
     for f in &report.failures {

@@ -10,10 +10,10 @@ use pack_packager::oci_spec::image::{Descriptor, Platform};
 use pack_packager::signing::{self, Rejection, SignatureCheck};
 use pack_packager::{Bundle, Layout, LayoutRef, NativeConfig};
 
-use crate::commands::verify::JsonSignature;
 use crate::exit::Status;
+use crate::format::{bytes, plural, short_digest};
+use crate::json::JsonSignature;
 use crate::printer::{BOLD, CYAN, DIM, GREEN, Printer, RED, YELLOW};
-use crate::progress::bytes;
 
 /// Show a bundle: its platforms and CPU levels, wasmtime version and compatibility hash,
 /// sizes, digests, the world, and whose signatures it carries.
@@ -45,14 +45,6 @@ pub struct InspectCommand {
     /// Print one JSON document instead of the tree.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `sha256:` and the first 12 hex digits when `short`, the full digest otherwise.
-pub(crate) fn short_digest(digest: &str, short: bool) -> String {
-    match digest.split_once(':') {
-        Some((alg, hex)) if short && hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
-        _ => digest.to_string(),
-    }
 }
 
 #[derive(serde::Serialize)]
@@ -353,10 +345,6 @@ fn print_referrers(printer: &Printer, bundle: &Bundle, referrers: &[JsonReferrer
 }
 
 type Lines = (String, Vec<(String, String)>);
-
-fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
-}
 
 fn portable_lines(
     p: &PortableEntry,

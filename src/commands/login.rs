@@ -6,10 +6,10 @@ use anyhow::{Result, bail};
 use pack_registry_client::auth::{self, AuthEnv, Credentials, PASSWORD_ENV, USERNAME_ENV};
 use zeroize::Zeroizing;
 
-use crate::commands::push::RegistryArgs;
-use crate::commands::push::{into_anyhow, runtime};
+use crate::args::RegistryArgs;
 use crate::exit::Status;
 use crate::printer::{BOLD, GREEN, Printer};
+use crate::registry::{into_anyhow, runtime};
 
 /// Log in to a registry: check the credentials against it, then store them where docker
 /// (and pack) find them.

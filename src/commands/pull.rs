@@ -8,11 +8,10 @@ use pack_packager::reference::DEFAULT_TAG;
 use pack_packager::signing;
 use pack_registry_client::{Layers, PlatformSpec, PullOptions};
 
-use crate::commands::push::{
-    RegistryArgs, TransferArgs, TransferProgress, connect, into_anyhow, print_summary, runtime,
-};
+use crate::args::{RegistryArgs, TransferArgs};
 use crate::exit::Status;
 use crate::printer::{DIM, Printer};
+use crate::registry::{TransferProgress, connect, into_anyhow, print_summary, runtime};
 
 /// Fetch a bundle from a registry into a layout, with its signatures.
 ///

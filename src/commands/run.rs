@@ -130,24 +130,8 @@ pub struct RunCommand {
     #[arg(long, value_name = "WHEN", default_value = "always")]
     pub pull: PullWhen,
 
-    /// Reach the registry over plain HTTP, or HTTPS without checking its certificate.
-    #[arg(long)]
-    pub insecure_registry: bool,
-
-    /// A PEM file of CA certificates to trust for the registry, besides the system's;
-    /// repeatable.
-    #[arg(long, value_name = "PEM")]
-    pub ca_cert: Vec<PathBuf>,
-
-    /// Seconds to wait for the registry's connection and for each read from it
-    /// [default: 30 to connect, 120 per read].
-    #[arg(long, value_name = "SECONDS", env = "PACK_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: Option<u64>,
-
-    /// Retries of a registry request that failed transiently (connection error, timeout,
-    /// 408, 429, 5xx), each reported as a warning; 0 fails at the first error.
-    #[arg(long, value_name = "N", env = "PACK_RETRIES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=20))]
-    pub retries: u32,
+    #[command(flatten)]
+    pub connect: crate::args::ConnectArgs,
 
     /// Report as JSON lines on stderr (see above).
     #[arg(long)]
@@ -202,12 +186,7 @@ impl RunCommand {
             PullWhen::Missing => pack_host::PullPolicy::Missing,
             PullWhen::Never => pack_host::PullPolicy::Never,
         };
-        options.registry.connect = crate::commands::push::connect_options(
-            self.insecure_registry,
-            &self.ca_cert,
-            self.timeout,
-            self.retries,
-        );
+        options.registry.connect = self.connect.options();
         options.registry.reporter = Some(std::sync::Arc::new(RetryWarnings {
             printer: printer.clone(),
             json: self.json,
@@ -234,7 +213,7 @@ impl RunCommand {
                 "pulled {source} ({}): {} blobs fetched ({}), {} already stored",
                 pulled.digest,
                 pulled.blobs_transferred,
-                crate::progress::bytes(pulled.bytes_transferred),
+                crate::format::bytes(pulled.bytes_transferred),
                 pulled.blobs_skipped
             ));
         }
@@ -258,7 +237,7 @@ impl RunCommand {
                 "no native artifact for this machine could be used: fetched the fallback \
                  layer {} ({})",
                 layer.digest,
-                crate::progress::bytes(layer.bytes)
+                crate::format::bytes(layer.bytes)
             );
             if self.json {
                 printer.event(&serde_json::json!({"event": "warning", "message": message}));
@@ -291,7 +270,7 @@ impl RunCommand {
                 "signed_by": key,
             }));
         }
-        let digest = crate::commands::inspect::short_digest(&loaded.digest, true);
+        let digest = crate::format::short_digest(&loaded.digest, true);
         match &loaded.artifact {
             _ if self.json => {}
             Artifact::Jit { reason, .. } => printer.warn(&format!(
@@ -456,7 +435,7 @@ impl pack_registry_client::Reporter for RetryWarnings {
                 "error": crate::diagnostics::chain(error),
             }));
         } else {
-            self.printer.warn(&crate::commands::push::retry_message(
+            self.printer.warn(&crate::registry::retry_message(
                 what, attempt, attempts, delay, error,
             ));
         }
@@ -471,35 +450,6 @@ fn into_anyhow(error: pack_host::Error) -> anyhow::Error {
         pack_host::Error::Registry(e) => e.into(),
         other => other.into(),
     }
-}
-
-/// A known fix for a host error.
-pub fn hint(error: &anyhow::Error) -> Option<String> {
-    use pack_host::Error as H;
-    let host = error.chain().find_map(|e| e.downcast_ref::<H>())?;
-    Some(match host {
-        H::NoTrustedKeys { .. } => {
-            "pass --key <PUB>, or --insecure-skip-verify to run it unsigned".to_string()
-        }
-        H::Unverified { reasons, .. } if reasons.iter().any(|r| r.contains("signed for `")) => {
-            "the bundle was signed for another repository: pull it from that one, or pass \
-             --allow-reference <PATTERN> for the repositories you trust (a mirror)"
-                .to_string()
-        }
-        H::Unverified { .. } => {
-            "check --key; `pack verify <LAYOUT> --key <PUB>` lists the signatures".to_string()
-        }
-        H::NoArtifact {
-            jit_possible: true, ..
-        } => "build the bundle for this machine (`pack build ... --target native`), or pass \
-              --allow-jit to compile the portable component here"
-            .to_string(),
-        H::NotRunnable { .. } => "`pack inspect` shows what the component exports".to_string(),
-        H::NotInStore { .. } => {
-            "run it once with --pull missing (or always) to pull it into the store".to_string()
-        }
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -104,13 +104,8 @@ pub struct ServeCommand {
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
 
-    /// Reach registries over plain HTTP, or HTTPS without checking certificates.
-    #[arg(long)]
-    pub insecure_registry: bool,
-
-    /// A PEM file of CA certificates to trust for registries; repeatable.
-    #[arg(long, value_name = "PEM")]
-    pub ca_cert: Vec<PathBuf>,
+    #[command(flatten)]
+    pub connect: crate::args::ConnectArgs,
 
     /// Report as JSON lines on stderr (see above).
     #[arg(long)]
@@ -169,8 +164,7 @@ impl ServeCommand {
         let mut host = HostOptions::new(Trust::Keys(keys));
         host.references.allow = self.allow_reference.clone();
         host.store = self.store.clone();
-        host.registry.connect =
-            crate::commands::push::connect_options(self.insecure_registry, &self.ca_cert, None, 4);
+        host.registry.connect = self.connect.options();
         let options = ServerOptions {
             host,
             max_loaded: self.max_loaded.map(|n| n as usize),

@@ -6,9 +6,9 @@ use anyhow::Result;
 use pack_packager::signing::{self, SignOptions};
 use pack_packager::{Layout, LayoutRef};
 
-use crate::commands::inspect::short_digest;
-use crate::commands::key::load_private_key_checked;
 use crate::exit::Status;
+use crate::format::short_digest;
+use crate::keys::load_private_key_checked;
 use crate::printer::{BOLD, DIM, GREEN, Printer};
 
 /// Sign a bundle's image index with a private key, cosign-style.

@@ -8,7 +8,7 @@ use pack_compiler::wasm::Input;
 use pack_compiler::wit::Wit;
 
 use crate::exit::Status;
-use crate::printer::{BOLD, DIM, GREEN, Printer, RED, YELLOW};
+use crate::printer::Printer;
 
 /// Check that a component will link on a host that provides a WIT world.
 ///
@@ -86,45 +86,12 @@ impl ValidateCommand {
                 report: &report,
             })?;
         } else {
-            print_report(printer, &self.component, &report);
+            crate::render::validation_report(printer, &self.component, &report);
         }
         Ok(if report.conforms {
             Status::Success
         } else {
             Status::Negative
         })
-    }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-pub(crate) fn print_report(printer: &Printer, component: &std::path::Path, report: &Report) {
-    let name = component.display();
-    let mode = if report.strict { " (strict)" } else { "" };
-    if report.conforms {
-        printer.result(&format!(
-            "{GREEN}✓{GREEN:#} {BOLD}{name}{BOLD:#} conforms to {BOLD}{}{BOLD:#}{mode} ({}, {})",
-            report.world,
-            plural(report.imports.len(), "import", "imports"),
-            plural(report.exports.len(), "export", "exports"),
-        ));
-    } else {
-        printer.result(&format!(
-            "{RED}✗{RED:#} {BOLD}{name}{BOLD:#} does not conform to {BOLD}{}{BOLD:#}{mode}: {}",
-            report.world,
-            plural(report.mismatches.len(), "mismatch", "mismatches"),
-        ));
-        for m in &report.mismatches {
-            printer.result(&format!(
-                "  {RED}{}{RED:#}: {}",
-                m.kind.describe(),
-                m.message
-            ));
-        }
-    }
-    for note in &report.notes {
-        printer.detail(&format!("  {YELLOW}note{YELLOW:#}: {DIM}{note}{DIM:#}"));
     }
 }

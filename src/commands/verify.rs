@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use pack_packager::signing::{
-    self, ReferencePattern, ReferencePolicy, Rejection, SignatureCheck, Verdict,
-};
+use pack_packager::signing::{self, ReferencePattern, ReferencePolicy, Verdict};
 use pack_packager::{Layout, LayoutRef, TreeReport};
 
-use crate::commands::inspect::short_digest;
 use crate::exit::Status;
+use crate::format::short_digest;
+use crate::json::JsonSignature;
 use crate::printer::{BOLD, GREEN, Printer, RED};
 
 /// Check that a bundle is signed by one of the given public keys, and intact.
@@ -69,47 +68,6 @@ pub struct VerifyCommand {
     /// Print the verdict as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// One signature in JSON output (`inspect` and `verify`).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct JsonSignature {
-    format: signing::SignatureKind,
-    layer: String,
-    claimed_key: Option<String>,
-    /// `true`, `false`, or `null` when no key was given to check it with.
-    verified: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reference: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<Rejection>,
-}
-
-impl JsonSignature {
-    pub(crate) fn new(check: &SignatureCheck, keys_given: bool) -> Self {
-        let (verified, key, reference, reason) = match &check.outcome {
-            Ok(v) => (
-                Some(true),
-                Some(v.key.to_string()),
-                Some(v.reference.clone()),
-                None,
-            ),
-            Err(Rejection::OtherKey) if !keys_given => (None, None, None, None),
-            Err(r) => (Some(false), None, None, Some(r.clone())),
-        };
-        Self {
-            format: check.format,
-            layer: check.layer.clone(),
-            claimed_key: check.claimed_key.clone(),
-            verified,
-            key,
-            reference,
-            reason,
-        }
-    }
 }
 
 #[derive(serde::Serialize)]
@@ -248,7 +206,7 @@ impl VerifyCommand {
                 printer.detail(&format!(
                     "  {} blobs intact ({})",
                     tree.intact,
-                    crate::progress::bytes(tree.bytes)
+                    crate::format::bytes(tree.bytes)
                 ));
             }
             if !tree.absent.is_empty() {

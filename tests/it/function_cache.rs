@@ -58,15 +58,24 @@ fn the_next_version_of_an_app_compiles_only_what_changed_into_the_same_bytes() {
     {
         let target = &b["target"];
         let (filled, used) = (&a["functions"], &b["functions"]);
-        assert!(filled["compiled"].as_u64().unwrap() > 10_000, "{target}: {a}");
+        assert!(
+            filled["compiled"].as_u64().unwrap() > 10_000,
+            "{target}: {a}"
+        );
         assert_eq!(b["cache_hit"], false, "{target}: another component");
         // Nearly every function is found (a few get other Cranelift IR from one
         // compile to the next, for the same code).
         let cached = used["cached"].as_u64().unwrap();
         assert!(cached > 10_000, "{target}: {used}");
-        assert!(used["compiled"].as_u64().unwrap() * 10 <= cached, "{target}: {used}");
+        assert!(
+            used["compiled"].as_u64().unwrap() * 10 <= cached,
+            "{target}: {used}"
+        );
         assert!(c.get("functions").is_none(), "{c}");
-        assert_eq!(b["sha256"], c["sha256"], "{target}: from the function cache");
+        assert_eq!(
+            b["sha256"], c["sha256"],
+            "{target}: from the function cache"
+        );
         assert!(
             bytes_of(&warm, b) == bytes_of(&cold, c),
             "{target}: the artifacts differ"
@@ -81,7 +90,10 @@ fn the_next_version_of_an_app_compiles_only_what_changed_into_the_same_bytes() {
         .unwrap();
     let info = json_stdout(&info);
     assert_eq!(info["function_segments"], 4, "{info}");
-    assert!(info["function_bytes"].as_u64().unwrap() > 1_000_000, "{info}");
+    assert!(
+        info["function_bytes"].as_u64().unwrap() > 1_000_000,
+        "{info}"
+    );
     let out = pack()
         .args(["cache", "prune", "--older-than", "0s", "--cache-dir"])
         .arg(&cache)
@@ -182,14 +194,26 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
     let pushed = build(
         theirs.path(),
         &v1,
-        &["--json", "--cache-repo", &repo2, "--cache-key", other_key.to_str().unwrap()],
+        &[
+            "--json",
+            "--cache-repo",
+            &repo2,
+            "--cache-key",
+            other_key.to_str().unwrap(),
+        ],
     );
     assert_eq!(summary(&pushed)["function_segments_pushed"], 2);
     let victim = tempfile::tempdir().unwrap();
     let out = build(
         victim.path(),
         &v2,
-        &["--json", "--cache-repo", &repo2, "--cache-trust", public.to_str().unwrap()],
+        &[
+            "--json",
+            "--cache-repo",
+            &repo2,
+            "--cache-trust",
+            public.to_str().unwrap(),
+        ],
     );
     let json = summary(&out);
     assert_eq!(json["function_segments_fetched"], 0, "{json}");
@@ -228,9 +252,10 @@ fn builds_report_functions_compiled_and_cached_per_target() {
         .unwrap();
     let (result, log) = ci(&out);
     assert!(
-        log.lines().any(|l| l.starts_with("linux/amd64: compiled in")
-            && l.contains(" functions compiled, ")
-            && l.ends_with(" from the function cache")),
+        log.lines()
+            .any(|l| l.starts_with("linux/amd64: compiled in")
+                && l.contains(" functions compiled, ")
+                && l.ends_with(" from the function cache")),
         "{log}"
     );
     assert!(
