@@ -20,10 +20,13 @@
 #                a rebuild in which no function changed (reported)
 #   fn-v2        v2 with v1's cache:                  fn-on / fn-v2           >= 4
 #   fn-v2/floor  what v2's data changes add:          fn-v2 / fn-floor        <= 1.10
+#   fn-v2-cold   v2 with --no-cache; its artifacts must be fn-v2's, byte for byte, on
+#                every target (check column: same / DIFF)
 #   reg-cold     `pack build` of v2 without any cache (today's build)
 #   reg-r1       runner 1 builds v1 with --cache-repo, empty local cache (reported)
 #   reg-r2       runner 2, empty local cache, builds v2 from the registry:
 #                                                     reg-cold / reg-r2       >= 3
+#   reg-r2=cold  runner 2's bundle has reg-cold's digest (same / DIFF)
 # With --function-cache-only also (needs the wasm32-wasip2 target and crates.io):
 #   rust-v1/v2   the Rust fixture `calc` built as committed, then with one function
 #                changed: functions compiled / cached (reported)
@@ -223,6 +226,18 @@ if [[ -f "$v1" && -f "$v2" ]]; then
     find "$work/fc-floor" \( -name '*.cwasm' -o -name '*.json' \) -delete
     fc FLOOR "$work/fc-floor" "$v1"; floor_fns="$(functions "$work/fc.json")"
     fc V2 "$work/fc-on" "$v2"; v2_fns="$(functions "$work/fc.json")"
+    cp "$work/fc.json" "$work/fc-v2.json"
+    measure V2COLD "$PACK" compile "$v2" --target all --no-cache -o "$work/fc-cold" --json
+    cp "$work/cmd.out" "$work/fc-v2-cold.json"
+    # same: every target's artifact sha256 equal between the two reports.
+    same="$(python3 -c 'import json, sys
+def shas(path):
+    text = open(path).read()
+    start = text.find("\n{") + 1 if not text.startswith("{") else 0
+    d = json.JSONDecoder().raw_decode(text[start:])[0]
+    return {a["target"]: a["sha256"] for a in d["artifacts"]}
+a, b = shas(sys.argv[1]), shas(sys.argv[2])
+print("same" if a == b and len(a) == 4 else "DIFF")' "$work/fc-v2.json" "$work/fc-v2-cold.json")"
     r_on="$(ratio "${ON% *}" "${OFF% *}")"
     r_v2="$(ratio "${ON% *}" "${V2% *}")"
     r_floor="$(ratio "${V2% *}" "${FLOOR% *}")"
@@ -232,6 +247,7 @@ if [[ -f "$v1" && -f "$v2" ]]; then
     fn_row py-app fn-floor "${FLOOR% *}s" "$(mib "${FLOOR#* }")" "$floor_fns" - - "(info)"
     fn_row py-app fn-v2 "${V2% *}s" "$(mib "${V2#* }")" "$v2_fns" "${r_v2}x" "$(check "$r_v2" ">=" 4)" ">=4x faster than fn-on"
     fn_row py-app fn-v2/floor - - - "$r_floor" "$(check "$r_floor" "<=" 1.10)" "<=1.10 x fn-floor"
+    fn_row py-app fn-v2-cold "${V2COLD% *}s" "$(mib "${V2COLD#* }")" - - "$same" "fn-v2's artifacts, every target"
 
     # Through a registry: two runners, each with an empty local cache.
     if command -v docker-registry >/dev/null; then
@@ -252,18 +268,27 @@ if [[ -f "$v1" && -f "$v2" ]]; then
         rb() { # rb OUT_VAR RUNNER INPUT EXTRA...: pack build --target all in a fresh runner
             local __v="$1" runner="$work/$2" input="$3"; shift 3
             mkdir -p "$runner"
-            measure "$__v" env PACK_CACHE_DIR="$runner/cache" "$PACK" build "$input" --target all \
+            measure "$__v" env PACK_CACHE_DIR="$runner/cache" SOURCE_DATE_EPOCH=1700000000 \
+                "$PACK" build "$input" --target all \
                 -o "$runner/out" --json "$@"
             cp "$work/cmd.out" "$work/rb.json"
         }
         rb RCOLD cold "$v2" --no-cache
+        cp "$work/rb.json" "$work/rb-cold.json"
         rb R1 runner1 "$v1" --cache-repo "$addr/team/pack-cache" --cache-key "$work/cache.key"
         rb R2 runner2 "$v2" --cache-repo "$addr/team/pack-cache" --cache-key "$work/cache.pub"
         r2_fns="$(functions "$work/rb.json")"
+        bundle_same="$(python3 -c 'import json, sys
+def digest(path):
+    text = open(path).read()
+    start = text.find("\n{") + 1 if not text.startswith("{") else 0
+    return json.JSONDecoder().raw_decode(text[start:])[0]["digest"]
+print("same" if digest(sys.argv[1]) == digest(sys.argv[2]) else "DIFF")' "$work/rb-cold.json" "$work/rb.json")"
         r_reg="$(ratio "${RCOLD% *}" "${R2% *}")"
         fn_row py-app reg-cold "${RCOLD% *}s" "$(mib "${RCOLD#* }")" - - - "(today's cold build)"
         fn_row py-app reg-r1 "${R1% *}s" "$(mib "${R1#* }")" - - - "(info)"
         fn_row py-app reg-r2 "${R2% *}s" "$(mib "${R2#* }")" "$r2_fns" "${r_reg}x" "$(check "$r_reg" ">=" 3)" ">=3x faster than reg-cold"
+        fn_row py-app reg-r2=cold - - - - "$bundle_same" "reg-r2's bundle digest is reg-cold's"
         kill "$registry_pid" 2>/dev/null || true
     else
         echo "warning: docker-registry is not installed; skipping the registry rows" >&2
@@ -305,4 +330,4 @@ echo "pack: $("$PACK" --version)   wasmtime: ${version:-not measured}   cores: $
 echo "function cache rows: one run each; the wasmtime column holds the functions compiled/cached"
 printf '%-18s %-9s %10s %14s %9s  %-6s %s\n' component case pack wasmtime ratio check target
 printf '%s\n' "${rows[@]}"
-if printf '%s\n' "${rows[@]}" | grep -q FAIL; then exit 1; fi
+if printf '%s\n' "${rows[@]}" | grep -qE 'FAIL|DIFF'; then exit 1; fi
