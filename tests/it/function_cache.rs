@@ -151,9 +151,47 @@ fn build(home: &Path, component: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The segment layer of every function cache entry of `repo` in the registry's storage,
+/// with bytes flipped in its middle (same length): the signature over the manifest
+/// still verifies, the layer no longer matches its digest.
+fn tamper_with_segments(registry: &Registry, repo: &str) -> usize {
+    let v2 = registry.storage().join("docker/registry/v2");
+    let blob = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        v2.join("blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    };
+    let tags = v2.join("repositories").join(repo).join("_manifests/tags");
+    let mut tampered = 0;
+    for tag in std::fs::read_dir(&tags).unwrap() {
+        let tag = tag.unwrap().path();
+        if !tag
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("pack-functions-v1-")
+        {
+            continue;
+        }
+        let manifest = std::fs::read_to_string(tag.join("current/link")).unwrap();
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(blob(manifest.trim())).unwrap()).unwrap();
+        let data = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+        let mut bytes = std::fs::read(&data).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&data, &bytes).unwrap();
+        tampered += 1;
+    }
+    tampered
+}
+
 /// Runner 2, with an empty local cache, builds v2 after runner 1 built v1: it fetches
 /// runner 1's functions (signed, verified) and compiles none, into the bundle a cold
-/// build makes. A segment signed by another key is not used.
+/// build makes. A segment signed by another key, or changed in the registry, is not
+/// used.
 #[test]
 fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
     let Some(registry) = Registry::start() else {
@@ -196,6 +234,22 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
     let cold = tempfile::tempdir().unwrap();
     let out = build(cold.path(), &v2, &["--json", "--no-cache"]);
     assert_eq!(summary(&out)["digest"], two["digest"]);
+
+    // Changed in the registry: refused, every function compiled, the same bundle.
+    assert_eq!(tamper_with_segments(&registry, "team/pack-cache"), 2);
+    let runner3 = tempfile::tempdir().unwrap();
+    let out = run(runner3.path(), &v2, &public);
+    let json = summary(&out);
+    assert_eq!(json["function_segments_fetched"], 0, "{json}");
+    for platform in json["platforms"].as_array().unwrap().iter().skip(1) {
+        assert_eq!(platform["functions"]["cached"], 0, "{platform}");
+    }
+    assert!(
+        stderr(&out).contains("ignoring the shared function cache of linux/arm64"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(json["digest"], two["digest"]);
 
     // Another key's segment is refused, and every function compiled.
     let repo2 = format!("{}/team/other-cache", registry.addr());
