@@ -29,9 +29,9 @@ step pack key generate --output-prefix "$out/demo"
 "$pack" key generate --output-prefix "$out/demo"
 
 cd "$example"
-# pack.toml signs with the PEM in PACK_SIGNING_KEY, as a CI job would.
-PACK_SIGNING_KEY=$(cat "$out/demo.key")
-export PACK_SIGNING_KEY
+# pack.toml signs with the PEM in PACK_SIGN_KEY_PEM, as a CI job would.
+PACK_SIGN_KEY_PEM=$(cat "$out/demo.key")
+export PACK_SIGN_KEY_PEM
 if rustc --print target-libdir --target wasm32-wasip2 >/dev/null 2>&1 &&
   [ -d "$(rustc --print target-libdir --target wasm32-wasip2)" ]; then
   step pack build

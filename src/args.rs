@@ -80,14 +80,42 @@ impl RegistryArgs {
     }
 }
 
-/// `--jobs` and `--json`.
+/// `--jobs` (and the global `--json`) of `push` and `pull`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TransferArgs {
     /// Blobs moved at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
-    /// Print the summary as JSON (no progress bars).
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
+}
+
+/// Which bundle: the manifest, the layout, the tag and the repository. Each left out comes
+/// from its `PACK_*` variable, then from `pack.toml` (`pack build`, `pack push`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BundleArgs {
+    /// The manifest to read [default: ./pack.toml when it exists].
+    #[arg(long, value_name = "FILE", env = "PACK_MANIFEST")]
+    pub manifest: Option<PathBuf>,
+
+    /// The OCI image layout of the bundle [pack.toml: `[build] output`].
+    #[arg(
+        long = "output",
+        short = 'o',
+        value_name = "LAYOUT",
+        env = "PACK_OUTPUT"
+    )]
+    pub layout: Option<PathBuf>,
+
+    /// The tag of the bundle, in the layout and in the registry [pack.toml: `[build] tag`;
+    /// default: latest].
+    #[arg(long, env = "PACK_TAG")]
+    pub tag: Option<String>,
+
+    /// The registry repository the bundle is for, `REGISTRY/REPOSITORY` without a tag
+    /// [pack.toml: `[push] repository`].
+    #[arg(long, value_name = "REPO", env = "PACK_REPOSITORY")]
+    pub repository: Option<String>,
 }

@@ -42,3 +42,47 @@ impl JsonSignature {
         }
     }
 }
+
+/// One line of `pack run --json` on stderr: the kind in `event`, keys in camelCase
+/// (docs/json.md lists each).
+#[derive(serde::Serialize)]
+#[serde(
+    tag = "event",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub(crate) enum RunEvent<'a> {
+    /// Something worth knowing that does not stop the run.
+    Warning { message: &'a str },
+    /// A registry request failed transiently and is tried again after `delay_ms`.
+    Retry {
+        what: &'a str,
+        attempt: u32,
+        attempts: u32,
+        delay_ms: u64,
+        error: String,
+    },
+    /// The bundle was verified, and its artifact for this machine loaded.
+    Loaded {
+        bundle: String,
+        digest: String,
+        /// The platform of the precompiled artifact; `None` when compiled here (`jit`).
+        platform: Option<String>,
+        jit: bool,
+        /// The key whose signature was verified; `None` with `--insecure-skip-verify`.
+        signed_by: Option<String>,
+    },
+    /// An HTTP handler listens (with port 0, `address` has the port picked).
+    Listening { address: String, url: String },
+    /// A request was answered; `status` is `None` when the handler failed (500 sent).
+    Request {
+        id: u64,
+        method: &'a str,
+        uri: &'a str,
+        status: Option<u16>,
+        duration_ms: u64,
+        error: Option<&'a str>,
+    },
+    /// The command component ended with `status`, or the server stopped (0).
+    Exit { status: u8 },
+}

@@ -43,6 +43,12 @@ struct GlobalOptions {
     /// Print only errors and the final result.
     #[arg(long, short, global = true)]
     quiet: bool,
+
+    /// Print JSON for programs (docs/json.md): one document on stdout, or for `run` and
+    /// `serve` one event per line on stderr; keys in camelCase; no progress bars or
+    /// colors.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,22 +72,67 @@ enum Command {
 fn main() -> ExitCode {
     // clap prints its own usage errors and exits with 2, as documented.
     let cli = Cli::parse();
-    let printer = Printer::new(cli.global.color, cli.global.quiet);
+    let json = cli.global.json;
+    let printer = Printer::new(cli.global.color, cli.global.quiet, json);
+    // Each command's `json` is the global flag's (one flag, one contract: docs/json.md).
     let result = match cli.command {
-        Command::Validate(cmd) => cmd.execute(&printer),
-        Command::Compile(cmd) => cmd.execute(&printer),
-        Command::Build(cmd) => cmd.execute(&printer),
-        Command::Init(cmd) => cmd.execute(&printer),
-        Command::Cache(cmd) => cmd.execute(&printer),
-        Command::Inspect(cmd) => cmd.execute(&printer),
-        Command::Key(cmd) => cmd.execute(&printer),
-        Command::Sign(cmd) => cmd.execute(&printer),
-        Command::Verify(cmd) => cmd.execute(&printer),
-        Command::Push(cmd) => cmd.execute(&printer),
-        Command::Pull(cmd) => cmd.execute(&printer),
-        Command::Login(cmd) => cmd.execute(&printer),
-        Command::Run(cmd) => cmd.execute(&printer),
-        Command::Serve(cmd) => cmd.execute(&printer),
+        Command::Validate(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Compile(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Build(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Init(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Cache(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Inspect(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Key(mut cmd) => {
+            let commands::key::KeyAction::Generate(args) = &mut cmd.action;
+            args.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Sign(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Verify(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Push(mut cmd) => {
+            cmd.transfer.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Pull(mut cmd) => {
+            cmd.transfer.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Login(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Run(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
+        Command::Serve(mut cmd) => {
+            cmd.json = json;
+            cmd.execute(&printer)
+        }
     };
     match result {
         Ok(status) => status.into(),
@@ -96,5 +147,34 @@ mod tests {
     #[test]
     fn verify_cli() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every variable a flag reads is in docs/environment.md: walks clap's arguments, so a
+    /// new `env = "..."` fails here until it is documented.
+    #[test]
+    fn every_variable_a_flag_reads_is_documented() {
+        fn walk(command: &clap::Command, found: &mut Vec<(String, String)>) {
+            for arg in command.get_arguments() {
+                if let Some(var) = arg.get_env() {
+                    found.push((
+                        var.to_string_lossy().into_owned(),
+                        format!("{} {}", command.get_name(), arg.get_id()),
+                    ));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, found);
+            }
+        }
+        let mut found = Vec::new();
+        walk(&super::Cli::command(), &mut found);
+        assert!(found.len() >= 15, "{found:?}");
+        let doc = include_str!("../docs/environment.md");
+        for (var, arg) in found {
+            assert!(
+                doc.contains(&format!("| `{var}` |")),
+                "{var} (read by `pack {arg}`) is missing from docs/environment.md"
+            );
+        }
     }
 }

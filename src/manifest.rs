@@ -237,31 +237,9 @@ impl Manifest {
     }
 }
 
-/// A `PACK_*` variable, when set and not empty.
-pub fn env(name: &str) -> Result<Option<String>> {
-    match std::env::var(name) {
-        Ok(v) if v.is_empty() => Ok(None),
-        Ok(v) => Ok(Some(v)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => bail!("{name} is not valid UTF-8"),
-    }
-}
-
-/// The environment variables that override the file, with the key each overrides
-/// (docs/pack-toml.md lists them; a test keeps the two together).
-#[cfg(test)]
-pub const ENV_OVERRIDES: &[(&str, &str)] = &[
-    ("PACK_COMPONENT", "[component] path"),
-    ("PACK_WIT", "[wit] path"),
-    ("PACK_WORLD", "[wit] world"),
-    ("PACK_TARGET", "[build] targets (comma-separated)"),
-    ("PACK_CPU", "[build] cpu"),
-    ("PACK_PROFILE", "[build] profile"),
-    ("PACK_OUTPUT", "[build] output"),
-    ("PACK_TAG", "[build] tag"),
-    ("PACK_REPOSITORY", "[push] repository"),
-    ("PACK_SIGN_KEY", "[sign] key (and key-env)"),
-];
+/// The variable that named the signing key file before `PACK_SIGN_KEY_FILE`; still read
+/// (with a warning) for one release.
+pub const DEPRECATED_SIGN_KEY_ENV: &str = "PACK_SIGN_KEY";
 
 /// The environment variables pack reads a secret from: the `[component] build` command
 /// runs without them (and without the variables `[sign] key-env` and `password-env`
@@ -273,27 +251,13 @@ pub const SECRET_ENV: &[&str] = &[
     // Registry credentials (`pack push`, `pack pull`, the shared cache).
     pack_registry_client::auth::USERNAME_ENV,
     pack_registry_client::auth::PASSWORD_ENV,
-    // The PEM of the signing key, under the name `pack init` suggests for `key-env`.
+    // The PEM of the signing key, under the name `pack init` suggests for `key-env`, and
+    // the name it suggested before.
+    "PACK_SIGN_KEY_PEM",
     "PACK_SIGNING_KEY",
     // The key that authenticates local compile-cache entries.
     "PACK_CACHE_SECRET",
 ];
-
-/// The first of: the flag, the environment variable, the manifest's value.
-fn pick<T>(
-    flag: Option<T>,
-    var: &str,
-    file: impl FnOnce() -> Option<T>,
-    from_env: impl FnOnce(String) -> T,
-) -> Result<Option<T>> {
-    if flag.is_some() {
-        return Ok(flag);
-    }
-    if let Some(v) = env(var)? {
-        return Ok(Some(from_env(v)));
-    }
-    Ok(file())
-}
 
 /// Where the signing key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,9 +329,12 @@ pub struct BuildPlan {
     pub compression: Option<CompressionSetting>,
     /// The variables `[sign] key-env` and `password-env` name, beside [`SECRET_ENV`].
     pub manifest_secret_vars: Vec<String>,
+    /// What the caller should warn about (a deprecated variable).
+    pub warnings: Vec<String>,
 }
 
-/// The flags of `pack build` that the manifest can fill.
+/// The flags of `pack build` that the manifest can fill (each already holds its `PACK_*`
+/// variable when the flag was left out: clap reads them).
 #[derive(Debug, Default)]
 pub struct BuildFlags {
     pub manifest: Option<PathBuf>,
@@ -379,6 +346,7 @@ pub struct BuildFlags {
     pub profile: Option<PathBuf>,
     pub layout: Option<PathBuf>,
     pub tag: Option<String>,
+    pub repository: Option<String>,
     pub sign_key: Option<PathBuf>,
     pub reference: Option<String>,
     pub annotations: Vec<(String, String)>,
@@ -398,81 +366,65 @@ impl BuildPlan {
         let m = loaded.as_ref().map_or(&empty, |l| &l.manifest);
         let rel = |p: &PathBuf| loaded.as_ref().map_or(p.clone(), |l| l.path_of(p));
 
-        let from_file = flags.component.is_none() && env("PACK_COMPONENT")?.is_none();
-        let component = pick(
-            flags.component,
-            "PACK_COMPONENT",
-            || m.component.path.as_ref().map(rel),
-            PathBuf::from,
-        )?
-        .ok_or_else(|| {
-            missing(
-                "component",
-                "COMPONENT",
-                "PACK_COMPONENT",
-                "[component] path",
-            )
-        })?;
+        let from_file = flags.component.is_none();
+        let component = flags
+            .component
+            .or_else(|| m.component.path.as_ref().map(rel))
+            .ok_or_else(|| {
+                missing(
+                    "component",
+                    "COMPONENT",
+                    "PACK_COMPONENT",
+                    "[component] path",
+                )
+            })?;
         let build_command = match (&m.component.build, &loaded) {
             (Some(cmd), Some(l)) if from_file => Some((cmd.clone(), l.dir.clone())),
             _ => None,
         };
         // A WIT path given by flag or variable comes with its own world (or none).
-        let wit_overridden = flags.wit.is_some() || env("PACK_WIT")?.is_some();
-        let wit = pick(
-            flags.wit,
-            "PACK_WIT",
-            || m.wit.path.as_ref().map(rel),
-            PathBuf::from,
-        )?;
-        let world = pick(
-            flags.world,
-            "PACK_WORLD",
-            || {
-                if wit_overridden {
-                    None
-                } else {
-                    m.wit.world.clone()
-                }
-            },
-            |v| v,
-        )?;
+        let wit_overridden = flags.wit.is_some();
+        let wit = flags.wit.or_else(|| m.wit.path.as_ref().map(rel));
+        let world = flags
+            .world
+            .or_else(|| (!wit_overridden).then(|| m.wit.world.clone()).flatten());
         if world.is_some() && wit.is_none() {
             bail!("a world needs a WIT path: pass --wit, set PACK_WIT, or `[wit] path`");
         }
-        let flag_targets = (!flags.targets.is_empty()).then_some(flags.targets);
-        let targets = pick(
-            flag_targets,
-            "PACK_TARGET",
-            || m.build.targets.clone(),
-            |v| vec![v],
-        )?
+        let targets = if flags.targets.is_empty() {
+            m.build.targets.clone()
+        } else {
+            Some(flags.targets)
+        }
         .ok_or_else(|| missing("target", "--target", "PACK_TARGET", "[build] targets"))?;
-        let cpu = pick(flags.cpu, "PACK_CPU", || m.build.cpu.clone(), |v| v)?;
-        let profile = pick(
-            flags.profile,
-            "PACK_PROFILE",
-            || m.build.profile.as_ref().map(rel),
-            PathBuf::from,
-        )?;
-        let layout = pick(
-            flags.layout,
-            "PACK_OUTPUT",
-            || m.build.output.as_ref().map(rel),
-            PathBuf::from,
-        )?
-        .ok_or_else(|| missing("output layout", "--output", "PACK_OUTPUT", "[build] output"))?;
-        let tag = pick(flags.tag, "PACK_TAG", || m.build.tag.clone(), |v| v)?
+        let cpu = flags.cpu.or_else(|| m.build.cpu.clone());
+        let profile = flags.profile.or_else(|| m.build.profile.as_ref().map(rel));
+        let layout = flags
+            .layout
+            .or_else(|| m.build.output.as_ref().map(rel))
+            .ok_or_else(|| missing("output layout", "--output", "PACK_OUTPUT", "[build] output"))?;
+        let tag = flags
+            .tag
+            .or_else(|| m.build.tag.clone())
             .unwrap_or_else(|| pack_packager::reference::DEFAULT_TAG.to_string());
         let password_var = m
             .sign
             .password_env
             .clone()
             .unwrap_or_else(|| crate::keys::PASSWORD_ENV.to_string());
-        let sign_key = match (flags.sign_key, env("PACK_SIGN_KEY")?) {
-            (Some(path), _) => Some(SigningKey::File(path)),
-            (None, Some(path)) => Some(SigningKey::File(PathBuf::from(path))),
-            (None, None) => match (&m.sign.key, &m.sign.key_env) {
+        let mut warnings = Vec::new();
+        let deprecated_key = match std::env::var_os(DEPRECATED_SIGN_KEY_ENV) {
+            Some(path) if flags.sign_key.is_none() && !path.is_empty() => {
+                warnings.push(format!(
+                    "{DEPRECATED_SIGN_KEY_ENV} is deprecated: set PACK_SIGN_KEY_FILE instead"
+                ));
+                Some(PathBuf::from(path))
+            }
+            _ => None,
+        };
+        let sign_key = match flags.sign_key.or(deprecated_key) {
+            Some(path) => Some(SigningKey::File(path)),
+            None => match (&m.sign.key, &m.sign.key_env) {
                 (Some(path), _) => Some(SigningKey::File(rel(path))),
                 (None, Some(var)) => Some(SigningKey::Env {
                     var: var.clone(),
@@ -481,10 +433,11 @@ impl BuildPlan {
                 (None, None) => None,
             },
         };
-        let reference = match flags.reference.or_else(|| m.sign.reference.clone()) {
-            Some(r) => Some(r),
-            None => pick(None, "PACK_REPOSITORY", || m.push.repository.clone(), |v| v)?,
-        };
+        let reference = flags
+            .reference
+            .or_else(|| m.sign.reference.clone())
+            .or(flags.repository)
+            .or_else(|| m.push.repository.clone());
         let mut annotations = m.annotations.clone();
         annotations.extend(flags.annotations);
         let manifest_secret_vars = [&m.sign.key_env, &m.sign.password_env]
@@ -514,6 +467,7 @@ impl BuildPlan {
             },
             compression: m.build.compression,
             manifest_secret_vars,
+            warnings,
         })
     }
 
@@ -614,29 +568,27 @@ pub struct PushPlan {
 
 impl PushPlan {
     pub fn resolve(
-        manifest: Option<&Path>,
+        bundle: &crate::args::BundleArgs,
         source: Option<String>,
         reference: Option<String>,
     ) -> Result<PushPlan> {
-        let loaded = Manifest::load(manifest)?;
+        let loaded = Manifest::load(bundle.manifest.as_deref())?;
         let empty = Manifest::default();
         let m = loaded.as_ref().map_or(&empty, |l| &l.manifest);
-        let tag = pick(None, "PACK_TAG", || m.build.tag.clone(), |v| v)?;
+        let tag = bundle.tag.clone().or_else(|| m.build.tag.clone());
         let source = match source {
             Some(s) => s,
             None => {
-                let layout = pick(
-                    None,
-                    "PACK_OUTPUT",
-                    || {
+                let layout = bundle
+                    .layout
+                    .clone()
+                    .or_else(|| {
                         m.build
                             .output
                             .as_ref()
                             .map(|p| loaded.as_ref().map_or(p.clone(), |l| l.path_of(p)))
-                    },
-                    PathBuf::from,
-                )?
-                .ok_or_else(|| missing("layout", "LAYOUT", "PACK_OUTPUT", "[build] output"))?;
+                    })
+                    .ok_or_else(|| missing("layout", "LAYOUT", "PACK_OUTPUT", "[build] output"))?;
                 match &tag {
                     Some(tag) => format!("{}:{tag}", layout.display()),
                     None => layout.display().to_string(),
@@ -646,7 +598,10 @@ impl PushPlan {
         let reference = match reference {
             Some(r) => r,
             None => {
-                let repo = pick(None, "PACK_REPOSITORY", || m.push.repository.clone(), |v| v)?
+                let repo = bundle
+                    .repository
+                    .clone()
+                    .or_else(|| m.push.repository.clone())
                     .ok_or_else(|| {
                         missing(
                             "repository",
@@ -733,14 +688,6 @@ insecure = true
         ] {
             let err = Manifest::parse(text, Path::new("pack.toml")).unwrap_err();
             assert!(format!("{err:#}").contains(needle), "{text}: {err:#}");
-        }
-    }
-
-    #[test]
-    fn every_variable_is_documented() {
-        let doc = include_str!("../docs/pack-toml.md");
-        for (var, key) in ENV_OVERRIDES {
-            assert!(doc.contains(&format!("| `{var}` |")), "{var} ({key})");
         }
     }
 

@@ -34,8 +34,11 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(color: ColorArg, quiet: bool) -> Self {
-        let interactive = std::io::stderr().is_terminal() && !in_ci();
+    /// With `json`, no progress bars and no colors, whatever `color` says: what is printed
+    /// is for a program.
+    pub fn new(color: ColorArg, quiet: bool, json: bool) -> Self {
+        let interactive = std::io::stderr().is_terminal() && !in_ci() && !json;
+        let color = if json { ColorArg::Never } else { color };
         let choice = match color {
             ColorArg::Always => anstream::ColorChoice::Always,
             ColorArg::Never => anstream::ColorChoice::Never,
@@ -74,10 +77,12 @@ impl Printer {
         Ok(())
     }
 
-    /// An event of a long-running command (`pack run --json`): one JSON line on stderr,
-    /// kept with `--quiet`.
-    pub fn event(&self, value: &serde_json::Value) {
-        let _ = writeln!(anstream::stderr(), "{value}");
+    /// An event of a long-running command (`pack run --json`, `pack serve --json`): one
+    /// JSON line on stderr, kept with `--quiet`.
+    pub fn event<T: serde::Serialize>(&self, value: &T) {
+        if let Ok(line) = serde_json::to_string(value) {
+            let _ = writeln!(anstream::stderr(), "{line}");
+        }
     }
 
     /// A line of detail on stdout, left out with `--quiet`.

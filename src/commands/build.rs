@@ -37,7 +37,9 @@ use crate::remote_cache::{Fetched, RemoteCache, Source};
 /// the current directory (see docs/pack-toml.md); there, `[component] build` is run
 /// first to produce the component.
 #[derive(clap::Args, Debug)]
-#[command(mut_arg("targets", |a| a.required(false)))]
+#[command(mut_arg("targets", |a| a.required(false).env("PACK_TARGET")))]
+#[command(mut_arg("cpu", |a| a.env("PACK_CPU")))]
+#[command(mut_arg("profile", |a| a.env("PACK_PROFILE")))]
 #[command(after_help = "\
 Examples:
   pack build                    # everything from ./pack.toml
@@ -65,37 +67,31 @@ be reached, is a warning, and the target is compiled. Whoever holds the private 
 key can put native code into every build that trusts it: give it only to trusted
 builders, and --cache-trust (public keys) to the rest. See docs/cache.md.")]
 pub struct BuildCommand {
-    /// The component (`.wasm`) to package [env: PACK_COMPONENT; pack.toml: `[component]
-    /// path`].
+    /// The component (`.wasm`) to package [pack.toml: `[component] path`].
+    #[arg(env = "PACK_COMPONENT")]
     pub component: Option<PathBuf>,
 
-    /// The manifest to read [default: ./pack.toml when it exists].
-    #[arg(long, value_name = "FILE", env = "PACK_MANIFEST")]
-    pub manifest: Option<PathBuf>,
-
     /// Validate against this WIT (file, or directory with `deps/`) first; a component that
-    /// does not conform stops the build.
-    #[arg(long, value_name = "PATH")]
+    /// does not conform stops the build [pack.toml: `[wit] path`].
+    #[arg(long, value_name = "PATH", env = "PACK_WIT")]
     pub wit: Option<PathBuf>,
 
-    /// The world in --wit: `name` or `ns:pkg/name`.
-    #[arg(long, value_name = "WORLD")]
+    /// The world in --wit: `name` or `ns:pkg/name` [pack.toml: `[wit] world`].
+    #[arg(long, value_name = "WORLD", env = "PACK_WORLD")]
     pub world: Option<String>,
 
     #[command(flatten)]
     pub compile: CompileArgs,
 
-    /// The OCI image layout to write (created when missing) [env: PACK_OUTPUT].
-    #[arg(long = "output", short = 'o', value_name = "LAYOUT")]
-    pub layout: Option<PathBuf>,
-
-    /// The tag, recorded in the layout's index.json [env: PACK_TAG; default: latest].
-    #[arg(long)]
-    pub tag: Option<String>,
+    /// Where to write: the layout (created when missing), the tag recorded in its
+    /// index.json, and the repository the signature names.
+    #[command(flatten)]
+    pub bundle: crate::args::BundleArgs,
 
     /// Sign the index with this private key (PKCS#8 PEM from `pack key generate`; an
-    /// encrypted key reads its password from PACK_KEY_PASSWORD) [env: PACK_SIGN_KEY].
-    #[arg(long, value_name = "KEY")]
+    /// encrypted key reads its password from PACK_KEY_PASSWORD) [pack.toml: `[sign] key`
+    /// or `key-env`].
+    #[arg(long, value_name = "KEY", env = "PACK_SIGN_KEY_FILE")]
     pub sign_key: Option<PathBuf>,
 
     /// With a signing key, which signatures to write: `bundle` (a sigstore bundle as an
@@ -154,8 +150,8 @@ pub struct BuildCommand {
     #[arg(long)]
     pub no_compression: bool,
 
-    /// Print a JSON summary on stdout.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -285,6 +281,7 @@ pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 /// What `--json` prints.
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct JsonSummary<'a> {
     layout: &'a std::path::Path,
     tag: &'a str,
@@ -310,6 +307,7 @@ struct JsonSummary<'a> {
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct JsonPlatform {
     platform: String,
     manifest: String,
@@ -328,15 +326,16 @@ impl BuildCommand {
     /// Merges flags, PACK_* variables and pack.toml (in that order).
     fn plan(&mut self) -> Result<BuildPlan> {
         let plan = BuildPlan::resolve(BuildFlags {
-            manifest: self.manifest.take(),
+            manifest: self.bundle.manifest.take(),
             component: self.component.take(),
             wit: self.wit.take(),
             world: self.world.take(),
             targets: std::mem::take(&mut self.compile.targets),
             cpu: self.compile.cpu.take(),
             profile: self.compile.profile.take(),
-            layout: self.layout.take(),
-            tag: self.tag.take(),
+            layout: self.bundle.layout.take(),
+            tag: self.bundle.tag.take(),
+            repository: self.bundle.repository.take(),
             sign_key: self.sign_key.take(),
             reference: self.reference.take(),
             annotations: std::mem::take(&mut self.annotations),
@@ -366,6 +365,9 @@ impl BuildCommand {
 
     pub fn execute(mut self, printer: &Printer) -> Result<Status> {
         let plan = self.plan()?;
+        for warning in &plan.warnings {
+            printer.warn(warning);
+        }
         pack_packager::reference::check_tag(&plan.tag)?;
         // An existing layout others can write is refused before anything is built.
         if plan.layout.join("oci-layout").exists() {

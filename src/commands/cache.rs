@@ -35,8 +35,8 @@ pub struct CacheCommand {
     #[arg(long, value_name = "DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
 
-    /// Print the result as JSON.
-    #[arg(long, global = true)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -84,6 +84,7 @@ Exit status:
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Removed<'a> {
     path: &'a std::path::Path,
     removed_entries: u64,

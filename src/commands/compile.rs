@@ -46,8 +46,8 @@ pub struct CompileCommand {
     )]
     pub out_dir: PathBuf,
 
-    /// Print compile.json's document on stdout.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 

@@ -39,8 +39,8 @@ pub struct InitCommand {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the result as JSON.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -78,6 +78,7 @@ impl Kind {
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Written<'a> {
     manifest: &'a Path,
     component: &'a Path,
@@ -254,7 +255,7 @@ tag = "latest"
 # the PEM (a CI secret). An encrypted key reads its password from PACK_KEY_PASSWORD,
 # or from the variable named by `password-env`.
 # key = "pack.key"
-# key-env = "PACK_SIGNING_KEY"
+# key-env = "PACK_SIGN_KEY_PEM"
 
 [cache]
 # A compile cache shared through a registry repository:

@@ -42,8 +42,8 @@ pub struct InspectCommand {
     #[arg(long, value_name = "PUB")]
     pub key: Vec<PathBuf>,
 
-    /// Print one JSON document instead of the tree.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 

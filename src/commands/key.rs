@@ -54,12 +54,13 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the result as JSON.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Generated<'a> {
     private_key: &'a Path,
     public_key: &'a Path,

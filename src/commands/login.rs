@@ -44,8 +44,8 @@ pub struct LoginCommand {
     #[command(flatten)]
     pub options: RegistryArgs,
 
-    /// Print the result as JSON.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 

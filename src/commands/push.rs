@@ -1,7 +1,5 @@
 //! `pack push`: send a bundle and its signatures from a layout to a registry.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use pack_packager::{Layout, LayoutRef};
 use pack_registry_client::PushOptions;
@@ -53,9 +51,9 @@ pub struct PushCommand {
     #[arg(value_name = "REFERENCE")]
     pub reference: Option<String>,
 
-    /// The manifest to read when arguments are left out [default: ./pack.toml].
-    #[arg(long, value_name = "FILE", env = "PACK_MANIFEST")]
-    pub manifest: Option<PathBuf>,
+    /// What LAYOUT and REFERENCE are when left out.
+    #[command(flatten)]
+    pub bundle: crate::args::BundleArgs,
 
     /// Mount blobs from this repository of the same registry when it has them.
     #[arg(long, value_name = "REPO")]
@@ -71,7 +69,7 @@ pub struct PushCommand {
 impl PushCommand {
     pub fn execute(self, printer: &Printer) -> Result<Status> {
         let plan = crate::manifest::PushPlan::resolve(
-            self.manifest.as_deref(),
+            &self.bundle,
             self.source.clone(),
             self.reference.clone(),
         )?;

@@ -14,6 +14,7 @@ use pack_packager::signing;
 use pack_registry_client::auth::AuthEnv;
 
 use crate::exit::Status;
+use crate::json::RunEvent;
 use crate::printer::Printer;
 
 /// Run a bundle: verify its signature, load the precompiled artifact that fits this
@@ -133,8 +134,8 @@ pub struct RunCommand {
     #[command(flatten)]
     pub connect: crate::args::ConnectArgs,
 
-    /// Report as JSON lines on stderr (see above).
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 
     /// Arguments for the component (after `--`).
@@ -200,7 +201,7 @@ impl RunCommand {
                  write to it decides what runs here"
             );
             if self.json {
-                printer.event(&serde_json::json!({"event": "warning", "message": message}));
+                printer.event(&RunEvent::Warning { message: &message });
             } else {
                 printer.warn(&message);
             }
@@ -225,7 +226,7 @@ impl RunCommand {
             let references: Vec<&str> = by.iter().map(|v| v.reference.as_str()).collect();
             let message = crate::diagnostics::unbound_signature(&source.to_string(), &references);
             if self.json {
-                printer.event(&serde_json::json!({"event": "warning", "message": message}));
+                printer.event(&RunEvent::Warning { message: &message });
             } else {
                 printer.warn(&message);
             }
@@ -240,7 +241,7 @@ impl RunCommand {
                 crate::format::bytes(layer.bytes)
             );
             if self.json {
-                printer.event(&serde_json::json!({"event": "warning", "message": message}));
+                printer.event(&RunEvent::Warning { message: &message });
             } else {
                 printer.warn(&message);
             }
@@ -261,14 +262,13 @@ impl RunCommand {
                 Verification::Signed(by) => by.first().map(|v| v.key.to_string()),
                 Verification::Skipped => None,
             };
-            printer.event(&serde_json::json!({
-                "event": "loaded",
-                "bundle": source.to_string(),
-                "digest": loaded.digest.to_string(),
-                "platform": platform,
-                "jit": jit,
-                "signed_by": key,
-            }));
+            printer.event(&RunEvent::Loaded {
+                bundle: source.to_string(),
+                digest: loaded.digest.to_string(),
+                platform,
+                jit,
+                signed_by: key,
+            });
         }
         let digest = crate::format::short_digest(&loaded.digest, true);
         match &loaded.artifact {
@@ -296,7 +296,7 @@ impl RunCommand {
                 }
             };
             if self.json {
-                printer.event(&serde_json::json!({"event": "exit", "status": status}));
+                printer.event(&RunEvent::Exit { status });
             }
             return Ok(Status::Component(status));
         }
@@ -313,11 +313,10 @@ impl RunCommand {
             let printer = printer.clone();
             Arc::new(move |local: SocketAddr| {
                 if json {
-                    printer.event(&serde_json::json!({
-                        "event": "listening",
-                        "address": local.to_string(),
-                        "url": format!("http://{local}/"),
-                    }));
+                    printer.event(&RunEvent::Listening {
+                        address: local.to_string(),
+                        url: format!("http://{local}/"),
+                    });
                 } else {
                     printer.status(&format!("serving {name} on http://{local}/ (Ctrl-C stops)"));
                 }
@@ -327,15 +326,14 @@ impl RunCommand {
             let printer = printer.clone();
             Arc::new(move |log: &pack_host::RequestLog| {
                 if json {
-                    printer.event(&serde_json::json!({
-                        "event": "request",
-                        "id": log.id,
-                        "method": log.method,
-                        "uri": log.uri,
-                        "status": log.status,
-                        "duration_ms": log.duration.as_millis() as u64,
-                        "error": log.error,
-                    }));
+                    printer.event(&RunEvent::Request {
+                        id: log.id,
+                        method: &log.method,
+                        uri: &log.uri,
+                        status: log.status,
+                        duration_ms: log.duration.as_millis() as u64,
+                        error: log.error.as_deref(),
+                    });
                 } else {
                     printer.status(&log.to_string());
                 }
@@ -350,7 +348,7 @@ impl RunCommand {
             },
         )?;
         if self.json {
-            printer.event(&serde_json::json!({"event": "exit", "status": 0}));
+            printer.event(&RunEvent::Exit { status: 0 });
         }
         Ok(Status::Success)
     }
@@ -366,7 +364,7 @@ impl RunCommand {
         if let Some(withheld) = env.withheld_from(reference.registry()) {
             let message = withheld.to_string();
             if self.json {
-                printer.event(&serde_json::json!({"event": "warning", "message": message}));
+                printer.event(&RunEvent::Warning { message: &message });
             } else {
                 printer.warn(&message);
             }
@@ -426,14 +424,13 @@ impl pack_registry_client::Reporter for RetryWarnings {
         error: &pack_registry_client::Error,
     ) {
         if self.json {
-            self.printer.event(&serde_json::json!({
-                "event": "retry",
-                "what": what,
-                "attempt": attempt,
-                "attempts": attempts,
-                "delay_ms": delay.as_millis() as u64,
-                "error": crate::diagnostics::chain(error),
-            }));
+            self.printer.event(&RunEvent::Retry {
+                what,
+                attempt,
+                attempts,
+                delay_ms: delay.as_millis() as u64,
+                error: crate::diagnostics::chain(error),
+            });
         } else {
             self.printer.warn(&crate::registry::retry_message(
                 what, attempt, attempts, delay, error,

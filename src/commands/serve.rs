@@ -107,8 +107,8 @@ pub struct ServeCommand {
     #[command(flatten)]
     pub connect: crate::args::ConnectArgs,
 
-    /// Report as JSON lines on stderr (see above).
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -120,9 +120,7 @@ struct Events {
 impl Reporter for Events {
     fn event(&self, event: &Event) {
         if self.json {
-            if let Ok(value) = serde_json::to_value(event) {
-                self.printer.event(&value);
-            }
+            self.printer.event(event);
             return;
         }
         match event {

@@ -63,8 +63,8 @@ pub struct SignCommand {
     #[arg(long, value_name = "FORMAT", default_value = "both")]
     pub signature_format: signing::SignatureFormat,
 
-    /// Print the result as JSON.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 

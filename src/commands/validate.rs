@@ -46,13 +46,14 @@ pub struct ValidateCommand {
     #[arg(long)]
     pub strict: bool,
 
-    /// Print one JSON object: verdict, world, imports, exports and mismatches.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 
 /// The JSON document `--json` prints.
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct JsonReport<'a> {
     verdict: &'static str,
     component: &'a std::path::Path,

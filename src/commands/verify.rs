@@ -65,8 +65,8 @@ pub struct VerifyCommand {
     #[arg(long, value_name = "PATTERN", requires = "reference")]
     pub allow_reference: Vec<ReferencePattern>,
 
-    /// Print the verdict as JSON.
-    #[arg(long)]
+    /// The global `--json` (docs/json.md).
+    #[arg(skip)]
     pub json: bool,
 }
 

@@ -7,14 +7,7 @@ use serde_json::Value;
 use crate::common::*;
 
 fn build(dir: &Path, args: &[&str]) -> std::process::Output {
-    pack()
-        .current_dir(dir)
-        .env("PACK_CACHE_DIR", dir.join("cache"))
-        .env_remove("SOURCE_DATE_EPOCH")
-        .arg("build")
-        .args(args)
-        .output()
-        .unwrap()
+    pack_in(dir).arg("build").args(args).output().unwrap()
 }
 
 fn build_json(dir: &Path, args: &[&str]) -> Value {
@@ -28,7 +21,7 @@ fn build_json(dir: &Path, args: &[&str]) -> Value {
         stdout(&out),
         stderr(&out)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_stdout(&out)
 }
 
 fn index_json(layout: &Path) -> Value {
@@ -114,8 +107,8 @@ fn builds_a_signed_bundle_that_verifies() {
     );
     assert_eq!(again["digest"], digest);
     assert_eq!(again["compiled"], 0);
-    assert_eq!(again["cache_hits"], 2);
-    assert_eq!(again["blobs_written"], 0);
+    assert_eq!(again["cacheHits"], 2);
+    assert_eq!(again["blobsWritten"], 0);
 }
 
 #[test]
@@ -154,7 +147,7 @@ fn reproducible_across_layouts_and_caches() {
         .output()
         .unwrap();
     assert!(b.status.success(), "{}", stderr(&b));
-    let b: Value = serde_json::from_slice(&b.stdout).unwrap();
+    let b: Value = json_stdout(&b);
     assert_eq!(a["digest"], b["digest"], "same inputs, same index digest");
     assert_eq!(b["compiled"], 2);
     // No wall-clock time anywhere unless asked for.
@@ -185,7 +178,7 @@ fn reproducible_across_layouts_and_caches() {
         ])
         .output()
         .unwrap();
-    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c: Value = json_stdout(&out);
     assert_ne!(c["digest"], a["digest"]);
     let index = std::fs::read_to_string(
         d.join("c/blobs/sha256")
@@ -293,7 +286,7 @@ fn tags_share_blobs_in_one_layout() {
             "hello",
         ],
     );
-    assert_eq!(again["blobs_written"], 0);
+    assert_eq!(again["blobsWritten"], 0);
     let index = index_json(&d.join("out"));
     let tags: Vec<&str> = index["manifests"]
         .as_array()

@@ -134,7 +134,7 @@ fn inspect_json() {
     let (layout, summary) = sample_layout(dir.path(), "app", "latest");
     let (code, out, err) = run(&["inspect", &arg(&layout), "--json"]);
     assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v = json_str(&out);
     assert_eq!(v["tag"], "latest");
     assert_eq!(v["index"]["digest"], summary.index.digest().to_string());
     assert_eq!(v["blobs"], 10);
@@ -340,7 +340,7 @@ fn registry_round_trip_keeps_the_index_digest() {
     assert_eq!(entry["digest"], summary.index.digest().to_string());
     let (code, out, err) = run(&["inspect", &format!("{}:v1", arg(&back)), "--json"]);
     assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v = json_str(&out);
     assert_eq!(v["index"]["digest"], summary.index.digest().to_string());
     assert_eq!(v["manifests"].as_array().unwrap().len(), 3);
     let (code, _, err) = run(&[

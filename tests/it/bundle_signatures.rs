@@ -478,13 +478,7 @@ fn the_npm_sigstore_verifier_accepts_packs_bundle() {
 
 /// `pack` with its own docker config and, when `auth`, the test registry's credentials.
 fn pack_for(home: &Path, auth: bool) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.env("DOCKER_CONFIG", home.join("docker"))
-        .env("HOME", home)
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD")
-        .env_remove("PACK_REGISTRY")
-        .env_remove("CI");
+    let mut cmd = pack_in(home);
     if auth {
         cmd.env("PACK_REGISTRY_USERNAME", "alice")
             .env("PACK_REGISTRY_PASSWORD", "wonderland");

@@ -10,37 +10,10 @@ use serde_json::Value;
 use crate::common::*;
 use crate::registry::{Options, Registry, htpasswd};
 
-/// The variables pack reads as overrides of pack.toml, removed so that the caller's
-/// environment does not leak into a test.
-const PACK_VARS: &[&str] = &[
-    "PACK_MANIFEST",
-    "PACK_COMPONENT",
-    "PACK_WIT",
-    "PACK_WORLD",
-    "PACK_TARGET",
-    "PACK_CPU",
-    "PACK_PROFILE",
-    "PACK_OUTPUT",
-    "PACK_TAG",
-    "PACK_REPOSITORY",
-    "PACK_SIGN_KEY",
-    "PACK_SIGNING_KEY",
-    "PACK_KEY_PASSWORD",
-    "PACK_REGISTRY_USERNAME",
-    "PACK_REGISTRY_PASSWORD",
-];
-
-/// `pack` in `dir`, with its own cache and none of the caller's PACK_* variables.
+/// `pack` in `dir`, with its own cache (`dir/.cache`) and none of the caller's settings.
 fn pack_in(dir: &Path) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.current_dir(dir)
-        .env("PACK_CACHE_DIR", dir.join(".cache"))
-        .env("HOME", dir)
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("SOURCE_DATE_EPOCH");
-    for var in PACK_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = crate::common::pack_in(dir);
+    cmd.env("PACK_CACHE_DIR", dir.join(".cache"));
     cmd
 }
 
@@ -154,7 +127,7 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         .output()
         .unwrap();
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v1");
     assert_eq!(json["signed"], true);
     assert_eq!(json["world"], "fixtures:hello-cli/hello-cli@0.1.0");
@@ -183,12 +156,12 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         .unwrap();
     ok(&verify);
 
-    // PACK_TAG overrides the file, a flag overrides PACK_TAG; PACK_SIGN_KEY (a file)
+    // PACK_TAG overrides the file, a flag overrides PACK_TAG; PACK_SIGN_KEY_FILE
     // overrides key-env, so MY_KEY is not needed.
     let build = |args: &[&str]| {
         pack_in(&project)
             .env("PACK_TAG", "v2")
-            .env("PACK_SIGN_KEY", &private)
+            .env("PACK_SIGN_KEY_FILE", &private)
             .env("PACK_KEY_PASSWORD", "pw")
             .arg("build")
             .args(args)
@@ -197,13 +170,30 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
     };
     let out = build(&["--json"]);
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v2");
     assert_eq!(json["signed"], true);
     let out = build(&["--tag", "v3", "--json"]);
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v3");
+    assert!(!stderr(&out).contains("deprecated"), "{}", stderr(&out));
+
+    // The variable's old name still works for now, with a warning naming the new one.
+    let out = pack_in(&project)
+        .env("PACK_SIGN_KEY", &private)
+        .env("PACK_KEY_PASSWORD", "pw")
+        .args(["build", "--tag", "v4", "--json"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let json: Value = json_stdout(&out);
+    assert_eq!(json["signed"], true);
+    assert!(
+        stderr(&out).contains("PACK_SIGN_KEY is deprecated: set PACK_SIGN_KEY_FILE instead"),
+        "{}",
+        stderr(&out)
+    );
 
     // A component given on the command line skips the build command.
     std::fs::remove_file(project.join("built/hello.wasm")).unwrap();
@@ -387,7 +377,7 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
         .output()
         .unwrap();
     ok(&out);
-    let built: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let built: Value = json_stdout(&out);
 
     let out = pack_in(&project)
         .args(["push", "--quiet"])
@@ -412,7 +402,7 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
         .output()
         .unwrap();
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(
         json["reference"],
         format!("{}/other/name:x", registry.addr())
@@ -430,7 +420,7 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
         .output()
         .unwrap();
     ok(&out);
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = json_stdout(&out);
     assert_eq!(json["kind"], "http-handler");
     assert_eq!(json["component"], "app.wasm");
     let text = std::fs::read_to_string(d.join("pack.toml")).unwrap();
@@ -531,7 +521,7 @@ fn the_example_builds_from_its_pack_toml_and_serves_http() {
     let out = pack_in(&project)
         .env("PACK_COMPONENT", fixture("components/hello-http.wasm"))
         .env(
-            "PACK_SIGNING_KEY",
+            "PACK_SIGN_KEY_PEM",
             std::fs::read_to_string(&private).unwrap(),
         )
         .env("PACK_KEY_PASSWORD", "pw")
@@ -560,12 +550,12 @@ fn the_example_builds_from_its_pack_toml_and_serves_http() {
             .next()
             .expect("pack run ended before it listened")
             .unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+        json_str(&line)
     };
     let loaded = next();
     assert_eq!(loaded["event"], "loaded", "{loaded}");
     assert!(
-        loaded["signed_by"].as_str().is_some_and(is_digest),
+        loaded["signedBy"].as_str().is_some_and(is_digest),
         "{loaded}"
     );
     let listening = next();
@@ -680,16 +670,13 @@ fn run_script(dir: &Path, script: &str, env: &[(&str, String)]) -> Output {
     ))
     .unwrap();
     let mut cmd = Command::new("bash");
+    clear_configuration(&mut cmd);
     cmd.current_dir(dir)
         .args(["-e", "-o", "pipefail", "-c", script])
         .env("PATH", path)
         .env("HOME", dir)
         .env("PACK_CACHE_DIR", dir.join(".cache"))
-        .env("CI", "true")
-        .env_remove("DOCKER_CONFIG");
-    for var in PACK_VARS {
-        cmd.env_remove(var);
-    }
+        .env("CI", "true");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -718,7 +705,7 @@ fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
             ("PACK_REPOSITORY", format!("{}/{repo}", registry.addr())),
             ("PACK_TAG", tag.to_string()),
             (
-                "PACK_SIGNING_KEY",
+                "PACK_SIGN_KEY_PEM",
                 std::fs::read_to_string(&private).unwrap(),
             ),
             ("PACK_KEY_PASSWORD", "pw".to_string()),
@@ -741,7 +728,7 @@ fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
             .output()
             .unwrap();
         ok(&out);
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let json: Value = json_stdout(&out);
         assert_eq!(json["digest"], digest);
     };
 

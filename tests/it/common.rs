@@ -13,6 +13,44 @@ pub fn pack() -> assert_cmd::Command {
     cmd
 }
 
+/// `pack` as a user whose home is `home`, working in `home`, with nothing of the test
+/// process's configuration: every `PACK_*` variable, `DOCKER_CONFIG`, `CI`,
+/// `SOURCE_DATE_EPOCH` and the `XDG_*` directories are cleared; the docker config is
+/// `home/docker`, the compile cache `home/cache`, the content store `home/store`. Tests
+/// add what they are about.
+pub fn pack_in(home: &Path) -> assert_cmd::Command {
+    assert_cmd::Command::from_std(pack_std_in(home))
+}
+
+/// [`pack_in`] as a `std::process::Command` (for tests that spawn and signal it), with
+/// stdin closed.
+pub fn pack_std_in(home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pack"));
+    clear_configuration(&mut cmd);
+    cmd.current_dir(home)
+        .env("NO_COLOR", "1")
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("PACK_CACHE_DIR", home.join("cache"))
+        .env("PACK_STORE", home.join("store"))
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Removes from `cmd`'s environment everything that configures pack: every `PACK_*`
+/// variable, the `XDG_*` directories, `DOCKER_CONFIG`, `CI` and `SOURCE_DATE_EPOCH`.
+pub fn clear_configuration(cmd: &mut std::process::Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("PACK_") || name.starts_with("XDG_") {
+            cmd.env_remove(&*name);
+        }
+    }
+    for name in ["DOCKER_CONFIG", "CI", "SOURCE_DATE_EPOCH"] {
+        cmd.env_remove(name);
+    }
+}
+
 /// A temporary directory for outputs that tests share for the whole test process, put in a
 /// static. Statics are never dropped, so a `tempfile::tempdir()` there would be left behind
 /// in `/tmp` by every run; these live under `$CARGO_TARGET_TMPDIR/shared-<pid>` instead, and
@@ -150,8 +188,50 @@ pub fn index_digest(layout: &Path, tag: &str) -> String {
 
 /// stdout of a finished command parsed as JSON; the panic shows both streams.
 pub fn json_stdout(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+    let value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)));
+    assert_json_contract(&value);
+    value
+}
+
+/// `text` as JSON (a `--json` document or event), checked against the contract.
+pub fn json_str(text: &str) -> serde_json::Value {
+    let value = serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    assert_json_contract(&value);
+    value
+}
+
+/// Keys whose values are maps of names pack does not choose (wasmtime settings, OCI
+/// annotations, environment variables): their keys are left as they are.
+const DATA_MAPS: &[&str] = &["settings", "annotations", "env"];
+
+/// docs/json.md: every key pack chooses is camelCase (`^[a-z][a-zA-Z0-9]*$`), in every
+/// command's `--json` document and event.
+pub fn assert_json_contract(value: &serde_json::Value) {
+    fn walk(value: &serde_json::Value, path: &str) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    let camel = key.starts_with(|c: char| c.is_ascii_lowercase())
+                        && key.chars().all(|c| c.is_ascii_alphanumeric());
+                    assert!(
+                        camel,
+                        "key `{key}` at `{path}` is not camelCase (docs/json.md)"
+                    );
+                    if !DATA_MAPS.contains(&key.as_str()) {
+                        walk(v, &format!("{path}.{key}"));
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"));
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(value, "$");
 }
 
 /// A path as the `&str` command arguments take.

@@ -122,10 +122,10 @@ fn check_all_targets(name: &'static str) {
         assert_eq!(a["platform"]["os"], os);
         assert_eq!(a["platform"]["architecture"], arch);
         assert_eq!(a["platform"]["variant"].as_str(), variant);
-        assert_eq!(a["wasmtime_version"], "48.0.8");
+        assert_eq!(a["wasmtimeVersion"], "48.0.8");
         assert_eq!(a["kind"], "component");
         assert_eq!(a["profile"]["name"], "default");
-        assert_eq!(a["cache_hit"], false);
+        assert_eq!(a["cacheHit"], false);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(a["size"], bytes.len() as u64);
         assert_eq!(a["sha256"], sha256(&bytes));
@@ -136,7 +136,7 @@ fn check_all_targets(name: &'static str) {
         );
         let engine = engine_for(target);
         assert_eq!(
-            a["compatibility_hash"],
+            a["compatibilityHash"],
             pack_compiler::compile::compatibility_hash(&engine),
             "{target}"
         );
@@ -195,10 +195,10 @@ fn artifacts_are_reproducible() {
     assert!(stdout(&output).contains("cached"));
     let warm = read_json(&warm_out.join("compile.json"));
     for a in artifacts(&warm) {
-        assert_eq!(a["cache_hit"], true, "{a:#}");
+        assert_eq!(a["cacheHit"], true, "{a:#}");
         let c = artifact(&cold, a["target"].as_str().unwrap());
         assert_eq!(a["sha256"], c["sha256"]);
-        assert_eq!(a["compatibility_hash"], c["compatibility_hash"]);
+        assert_eq!(a["compatibilityHash"], c["compatibilityHash"]);
         assert_eq!(
             std::fs::read(artifact_path(&warm_out, a)).unwrap(),
             std::fs::read(artifact_path(&out, c)).unwrap()
@@ -221,7 +221,7 @@ fn artifacts_are_reproducible() {
         artifact(&fresh, "linux/amd64"),
         artifact(&cold, "linux/amd64"),
     );
-    assert_eq!(f["cache_hit"], false);
+    assert_eq!(f["cacheHit"], false);
     assert_eq!(f["sha256"], c["sha256"]);
     assert_eq!(
         std::fs::read(artifact_path(&fresh_out, f)).unwrap(),
@@ -481,7 +481,7 @@ fn artifacts_of_another_profile_do_not_load() {
     let engine = Engine::new(&config).unwrap();
     unsafe { Component::deserialize_file(&engine, &path) }.unwrap();
     assert_eq!(
-        a["compatibility_hash"],
+        a["compatibilityHash"],
         pack_compiler::compile::compatibility_hash(&{
             let target = pack_compiler::compile::Target::parse("linux/amd64")
                 .unwrap()
@@ -512,7 +512,7 @@ fn a_failing_target_does_not_hide_the_others() {
         ],
     );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report: Value = json_stdout(&output);
     assert_eq!(
         report,
         read_json(&out.join("compile.json")),
@@ -714,9 +714,9 @@ fn the_cache_is_shared_safely_and_managed() {
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         output
     };
-    let info: Value = serde_json::from_slice(&cache_cmd(&["info", "--json"]).stdout).unwrap();
+    let info: Value = json_stdout(&cache_cmd(&["info", "--json"]));
     assert_eq!(info["entries"], 5, "{info:#}");
-    assert_eq!(info["versions"][0]["wasmtime_version"], "48.0.8");
+    assert_eq!(info["versions"][0]["wasmtimeVersion"], "48.0.8");
     assert!(stdout(&cache_cmd(&["info"])).contains("5 entries"));
 
     // All hits now.
@@ -729,7 +729,7 @@ fn the_cache_is_shared_safely_and_managed() {
     assert_eq!(output.status.code(), Some(0));
     let again = read_json(&dir.join("again/compile.json"));
     assert!(
-        artifacts(&again).iter().all(|a| a["cache_hit"] == true),
+        artifacts(&again).iter().all(|a| a["cacheHit"] == true),
         "{again:#}"
     );
 
@@ -737,16 +737,12 @@ fn the_cache_is_shared_safely_and_managed() {
     let old = cache.join("v1/47.0.0/ab");
     std::fs::create_dir_all(&old).unwrap();
     std::fs::write(old.join("abcd.cwasm"), b"old").unwrap();
-    let pruned: Value = serde_json::from_slice(&cache_cmd(&["prune", "--json"]).stdout).unwrap();
-    assert_eq!(pruned["removed_entries"], 1, "{pruned:#}");
-    let pruned: Value =
-        serde_json::from_slice(&cache_cmd(&["prune", "--older-than", "1d", "--json"]).stdout)
-            .unwrap();
-    assert_eq!(pruned["removed_entries"], 0);
-    let pruned: Value =
-        serde_json::from_slice(&cache_cmd(&["prune", "--older-than", "0s", "--json"]).stdout)
-            .unwrap();
-    assert_eq!(pruned["removed_entries"], 5);
+    let pruned: Value = json_stdout(&cache_cmd(&["prune", "--json"]));
+    assert_eq!(pruned["removedEntries"], 1, "{pruned:#}");
+    let pruned: Value = json_stdout(&cache_cmd(&["prune", "--older-than", "1d", "--json"]));
+    assert_eq!(pruned["removedEntries"], 0);
+    let pruned: Value = json_stdout(&cache_cmd(&["prune", "--older-than", "0s", "--json"]));
+    assert_eq!(pruned["removedEntries"], 5);
     compile(
         &c_cli,
         &dir.join("again"),
@@ -754,7 +750,7 @@ fn the_cache_is_shared_safely_and_managed() {
         &["--target", "linux/amd64"],
     );
     assert!(stdout(&cache_cmd(&["clear"])).contains("removed 1 entry"));
-    let info: Value = serde_json::from_slice(&cache_cmd(&["info", "--json"]).stdout).unwrap();
+    let info: Value = json_stdout(&cache_cmd(&["info", "--json"]));
     assert_eq!(info["entries"], 0);
 
     let output = pack()

@@ -103,17 +103,7 @@ fn s(path: &Path) -> &str {
 
 /// `pack` with its own docker config, no registry credentials, and the given timeout.
 fn pack_cmd(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pack"));
-    cmd.env_remove("PACK_COLOR")
-        .env("NO_COLOR", "1")
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("HOME", home)
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD")
-        .env_remove("PACK_TIMEOUT")
-        .env_remove("PACK_RETRIES")
-        .stdin(Stdio::null());
-    cmd
+    pack_std_in(home)
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -892,7 +882,7 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
     code(&out, 0);
     let summary = json_stdout(&out);
     assert!(
-        summary["cache_hits"].as_u64().unwrap() as usize >= complete,
+        summary["cacheHits"].as_u64().unwrap() as usize >= complete,
         "{summary}"
     );
     assert_consistent(&out_dir);

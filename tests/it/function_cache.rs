@@ -64,7 +64,7 @@ fn the_next_version_of_an_app_compiles_only_what_changed_into_the_same_bytes() {
             filled["compiled"].as_u64().unwrap() > 10_000,
             "{target}: {a}"
         );
-        assert_eq!(b["cache_hit"], false, "{target}: another component");
+        assert_eq!(b["cacheHit"], false, "{target}: another component");
         // Nearly every function is found (a few get other Cranelift IR from one
         // compile to the next, for the same code).
         let cached = used["cached"].as_u64().unwrap();
@@ -98,9 +98,9 @@ fn the_next_version_of_an_app_compiles_only_what_changed_into_the_same_bytes() {
         .output()
         .unwrap();
     let info = json_stdout(&info);
-    assert_eq!(info["function_segments"], 1, "{info}");
+    assert_eq!(info["functionSegments"], 1, "{info}");
     assert!(
-        info["function_bytes"].as_u64().unwrap() > 1_000_000,
+        info["functionBytes"].as_u64().unwrap() > 1_000_000,
         "{info}"
     );
     let out = pack()
@@ -118,7 +118,7 @@ fn the_next_version_of_an_app_compiles_only_what_changed_into_the_same_bytes() {
         .arg(&cache)
         .output()
         .unwrap();
-    assert_eq!(json_stdout(&info)["function_segments"], 0);
+    assert_eq!(json_stdout(&info)["functionSegments"], 0);
 }
 
 /// `hello-cli` with a custom section appended: another component (another artifact
@@ -133,16 +133,8 @@ fn next_version(dir: &Path) -> PathBuf {
 }
 
 fn build(home: &Path, component: &Path, extra: &[&str]) -> Output {
-    pack()
-        .current_dir(home)
-        .env("HOME", home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("PACK_CACHE_DIR", home.join("cache"))
+    pack_in(home)
         .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env_remove("PACK_CACHE_SECRET")
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD")
-        .env_remove("PACK_KEY_PASSWORD")
         .arg("build")
         .arg(component)
         .args(["-t", "linux/amd64,linux/arm64", "-o", "out/app"])
@@ -214,12 +206,12 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
 
     let runner1 = tempfile::tempdir().unwrap();
     let one = summary(&run(runner1.path(), &v1, &key));
-    assert_eq!(one["function_segments_pushed"], 2, "{one}");
+    assert_eq!(one["functionSegmentsPushed"], 2, "{one}");
 
     let runner2 = tempfile::tempdir().unwrap();
     let out = run(runner2.path(), &v2, &public);
     let two = summary(&out);
-    assert_eq!(two["function_segments_fetched"], 2, "{two}");
+    assert_eq!(two["functionSegmentsFetched"], 2, "{two}");
     assert_eq!(sources(&two), ["compiled", "compiled"], "{two}");
     for platform in two["platforms"].as_array().unwrap().iter().skip(1) {
         let cached = platform["functions"]["cached"].as_u64().unwrap();
@@ -240,7 +232,7 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
     let runner3 = tempfile::tempdir().unwrap();
     let out = run(runner3.path(), &v2, &public);
     let json = summary(&out);
-    assert_eq!(json["function_segments_fetched"], 0, "{json}");
+    assert_eq!(json["functionSegmentsFetched"], 0, "{json}");
     for platform in json["platforms"].as_array().unwrap().iter().skip(1) {
         assert_eq!(platform["functions"]["cached"], 0, "{platform}");
     }
@@ -265,7 +257,7 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
             other_key.to_str().unwrap(),
         ],
     );
-    assert_eq!(summary(&pushed)["function_segments_pushed"], 2);
+    assert_eq!(summary(&pushed)["functionSegmentsPushed"], 2);
     let victim = tempfile::tempdir().unwrap();
     let out = build(
         victim.path(),
@@ -279,7 +271,7 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
         ],
     );
     let json = summary(&out);
-    assert_eq!(json["function_segments_fetched"], 0, "{json}");
+    assert_eq!(json["functionSegmentsFetched"], 0, "{json}");
     for platform in json["platforms"].as_array().unwrap().iter().skip(1) {
         assert_eq!(platform["functions"]["cached"], 0, "{platform}");
     }
@@ -302,11 +294,7 @@ fn builds_report_functions_compiled_and_cached_per_target() {
         assert!(out.status.success(), "{}", stderr(out));
         (stdout(out), stderr(out))
     };
-    let out = pack()
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env("PACK_CACHE_DIR", dir.path().join("cache"))
-        .env_remove("PACK_CACHE_SECRET")
+    let out = pack_in(dir.path())
         .env("CI", "true")
         .arg("build")
         .arg(&v2)

@@ -268,11 +268,7 @@ fn assert_code(out: &Output, code: i32) {
 
 /// `pack pull` of `addr/app:<tag>` into `dir/out`, with no credentials around.
 fn pull(dir: &Path, addr: &str, tag: &str) -> Output {
-    pack()
-        .env("DOCKER_CONFIG", dir.join("docker"))
-        .env("HOME", dir)
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD")
+    pack_in(dir)
         .args([
             "pull",
             &format!("{addr}/app:{tag}"),

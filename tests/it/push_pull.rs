@@ -51,18 +51,6 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// `pack` with a docker config directory of its own and no registry credentials in the
-/// environment.
-fn pack_in(home: &Path) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.env("DOCKER_CONFIG", home.join("docker"))
-        .env("HOME", home)
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD")
-        .env_remove("CI");
-    cmd
-}
-
 fn blob_names(layout: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
@@ -481,7 +469,7 @@ fn basic_auth_from_every_source() {
         .env("PATH", &path)
         // Secrets pack reads from the environment, none of which a helper may see.
         .env("PACK_KEY_PASSWORD", "helper-must-not-see-1")
-        .env("PACK_SIGNING_KEY", "helper-must-not-see-2")
+        .env("PACK_SIGN_KEY_PEM", "helper-must-not-see-2")
         .env("PACK_CACHE_SECRET", "helper-must-not-see-3")
         .env("HELPER_MAY_SEE", "ordinary")
         .args([

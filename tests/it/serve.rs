@@ -119,8 +119,10 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| serde_json::json!({"event": "text", "line": line}));
+                let value = match line.starts_with('{') {
+                    true => json_str(&line),
+                    false => serde_json::json!({"event": "text", "line": line}),
+                };
                 let _ = tx.send(value);
             }
         });
@@ -310,7 +312,7 @@ bundle = "{unbounded}"
     let load = server.wait_for(Duration::from_secs(5), |e| {
         e["event"] == "load" && e["app"] == "/hello"
     });
-    assert!(load["duration_ms"].as_f64().unwrap() > 0.0, "{load}");
+    assert!(load["durationMs"].as_f64().unwrap() > 0.0, "{load}");
     assert_eq!(load["interruption"], "epoch");
     // A Host route, and no route.
     let (status, body) = http_get_host(&addr, "HELLO.example.com:80", "/anything");
@@ -588,7 +590,7 @@ fn idle_apps_are_unloaded_and_sighup_rereads_the_configuration() {
     // A configuration with an unknown key is reported; the one before keeps serving.
     std::fs::write(&file, "listen = \"127.0.0.1:0\"\nkeyz = []\n").unwrap();
     server.signal("-HUP");
-    let failed = server.wait_for(Duration::from_secs(10), |e| e["event"] == "reload_failed");
+    let failed = server.wait_for(Duration::from_secs(10), |e| e["event"] == "reloadFailed");
     assert!(
         failed["reason"].as_str().unwrap().contains("keyz"),
         "{failed}"

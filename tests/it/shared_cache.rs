@@ -37,15 +37,8 @@ impl Runner {
         key: &Path,
         extra: &[&str],
     ) -> Output {
-        pack()
-            .current_dir(self.path())
-            .env("HOME", self.path())
-            .env("DOCKER_CONFIG", self.path().join("docker"))
-            .env("PACK_CACHE_DIR", self.path().join("cache"))
+        pack_in(self.path())
             .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env_remove("PACK_REGISTRY_USERNAME")
-            .env_remove("PACK_REGISTRY_PASSWORD")
-            .env_remove("PACK_KEY_PASSWORD")
             .arg("build")
             .arg(component)
             .args(["-t", targets, "-o", "out/app", "--json"])
@@ -59,8 +52,7 @@ impl Runner {
 
 pub(crate) fn summary(out: &Output) -> Value {
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+    json_stdout(out)
 }
 
 /// The `source` of every native platform, in order.
@@ -106,17 +98,17 @@ fn a_second_runner_compiles_nothing_and_builds_the_same_bundle() {
     let first = Runner::new();
     let one = summary(&first.build(&py, targets, &repo, &key));
     assert_eq!(one["compiled"], 2, "{one}");
-    assert_eq!(one["registry_hits"], 0, "{one}");
-    assert_eq!(one["cache_pushed"], 2, "{one}");
+    assert_eq!(one["registryHits"], 0, "{one}");
+    assert_eq!(one["cachePushed"], 2, "{one}");
     assert_eq!(sources(&one), ["compiled", "compiled"]);
 
     let second = Runner::new();
     let out = second.build(&py, targets, &repo, &key);
     let two = summary(&out);
     assert_eq!(two["compiled"], 0, "{two}\n{}", stderr(&out));
-    assert_eq!(two["registry_hits"], 2, "{two}");
+    assert_eq!(two["registryHits"], 2, "{two}");
     assert_eq!(sources(&two), ["registry", "registry"]);
-    assert_eq!(two["cache_pushed"], 0, "nothing was missing: {two}");
+    assert_eq!(two["cachePushed"], 0, "nothing was missing: {two}");
     assert_eq!(two["digest"], one["digest"], "the same bundle");
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 
@@ -143,7 +135,7 @@ fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
     // Someone else's key filled the cache.
     let other = Runner::new();
     let made = summary(&other.build(&hello, target, &repo, &theirs));
-    assert_eq!(made["cache_pushed"], 1);
+    assert_eq!(made["cachePushed"], 1);
 
     // Its entry does not verify with our key: a warning, and the target is compiled
     // (then our own entry replaces it).
@@ -158,7 +150,7 @@ fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
             && err.contains("made by another key"),
         "{err}"
     );
-    assert_eq!(json["cache_pushed"], 1);
+    assert_eq!(json["cachePushed"], 1);
     let reader = Runner::new();
     let json = summary(&reader.build(&hello, target, &repo, &ours_public));
     assert_eq!(
@@ -171,7 +163,7 @@ fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
     // stays missing from the registry.
     let json = summary(&reader.build(&hello, "linux/amd64,linux/arm64", &repo, &ours_public));
     assert_eq!(sources(&json), ["local-cache", "compiled"], "{json}");
-    assert_eq!(json["cache_pushed"], 0);
+    assert_eq!(json["cachePushed"], 0);
     let json = summary(&Runner::new().build(&hello, "linux/arm64", &repo, &ours_public));
     assert_eq!(sources(&json), ["compiled"], "{json}");
 
@@ -209,7 +201,7 @@ fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
         .args(["cache", "info", "--json"])
         .output()
         .unwrap();
-    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let info: Value = json_stdout(&info);
     assert_eq!(info["entries"], 1, "only the compiled artifact: {info}");
 }
 
@@ -226,7 +218,7 @@ fn an_unreachable_cache_is_a_warning() {
     let out = runner.build(&hello, "linux/amd64", &format!("{addr}/cache"), &key);
     let json = summary(&out);
     assert_eq!(sources(&json), ["compiled"]);
-    assert_eq!(json["cache_pushed"], 0);
+    assert_eq!(json["cachePushed"], 0);
     let err = stderr(&out);
     assert!(
         err.contains("warning: shared compile cache")
@@ -273,13 +265,13 @@ fn a_cache_registry_behind_a_private_ca_is_used_with_its_certificate() {
     let out = Runner::new().build(&hello, "linux/amd64", &repo, &key);
     let json = summary(&out);
     assert_eq!(sources(&json), ["compiled"]);
-    assert_eq!(json["cache_pushed"], 0);
+    assert_eq!(json["cachePushed"], 0);
     assert!(stderr(&out).contains("--cache-ca-cert"), "{}", stderr(&out));
 
     // With the CA: runner 1 pushes, runner 2 compiles nothing.
     let ca_arg = ["--cache-ca-cert", ca.to_str().unwrap()];
     let out = Runner::new().build_with(&hello, "linux/amd64", &repo, &key, &ca_arg);
-    assert_eq!(summary(&out)["cache_pushed"], 1, "{}", stderr(&out));
+    assert_eq!(summary(&out)["cachePushed"], 1, "{}", stderr(&out));
     let out = Runner::new().build_with(&hello, "linux/amd64", &repo, &key, &ca_arg);
     assert_eq!(sources(&summary(&out)), ["registry"], "{}", stderr(&out));
 

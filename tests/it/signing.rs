@@ -110,7 +110,7 @@ fn key_generate_writes_a_protected_key_pair() {
         "--json",
     ]));
     assert_eq!(code, 0);
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v = json_str(&out);
     assert_eq!(v["encrypted"], true);
     assert!(v["fingerprint"].as_str().unwrap().starts_with("sha256:"));
 }
@@ -212,7 +212,7 @@ fn sign_and_verify() {
     // JSON verdict.
     let (code, out, _) = run(pack().args(["verify", &target, "--key", &other_pub, "--json"]));
     assert_eq!(code, 1);
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v = json_str(&out);
     assert_eq!(v["verified"], false);
     assert_eq!(v["digest"], summary.index.digest().to_string());
     assert_eq!(v["signatureTag"], sig_tag);
@@ -235,7 +235,7 @@ fn sign_and_verify() {
         .success();
     let (code, out, _) = run(pack().args(["verify", &target, "--key", &key_pub, "--json"]));
     assert_eq!(code, 0);
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let v = json_str(&out);
     // Two keys, each a legacy signature and a sigstore bundle (`--signature-format both`).
     assert_eq!(v["signatures"].as_array().unwrap().len(), 4);
 

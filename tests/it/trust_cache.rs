@@ -17,18 +17,9 @@ const TARGET: &str = "linux/amd64";
 /// `pack` as a user whose home is `home` (so whose cache key is `home/.config/pack/
 /// cache.key`), with the compile cache `cache`.
 fn as_user(home: &Path, cache: &Path) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.current_dir(home)
-        .env("HOME", home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("PACK_CACHE_DIR", cache)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_CACHE_HOME")
-        .env_remove("PACK_CACHE_SECRET")
-        .env_remove("PACK_KEY_PASSWORD")
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD");
+    let mut cmd = pack_in(home);
+    cmd.env("PACK_CACHE_DIR", cache)
+        .env("SOURCE_DATE_EPOCH", "1700000000");
     cmd
 }
 
@@ -221,7 +212,7 @@ fn the_same_secret_hits_and_an_unusable_secret_is_reported() {
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         (
-            json_stdout(&out)["artifacts"][0]["cache_hit"].clone(),
+            json_stdout(&out)["artifacts"][0]["cacheHit"].clone(),
             stderr(&out),
         )
     };
@@ -298,7 +289,7 @@ fn compile_outputs_are_copies_not_links_into_the_cache() {
         let report = json_stdout(&out);
         let artifact = &report["artifacts"][0];
         (
-            artifact["cache_hit"].as_bool().unwrap(),
+            artifact["cacheHit"].as_bool().unwrap(),
             home.join("out").join(artifact["file"].as_str().unwrap()),
         )
     };
@@ -379,7 +370,7 @@ fn read_only_runners_trust_public_keys_and_nothing_else() {
 
     // A trusted builder fills the cache.
     let made = summary(&runner_build(&repo, &[k, &builder]));
-    assert_eq!(made["cache_pushed"], 1, "{made}");
+    assert_eq!(made["cachePushed"], 1, "{made}");
 
     // A read-only runner with only the builder's public key: everything from the
     // registry, nothing pushed, no private key anywhere.
@@ -387,7 +378,7 @@ fn read_only_runners_trust_public_keys_and_nothing_else() {
     let json = summary(&out);
     assert_eq!(sources(&json), ["registry"], "{json}\n{}", stderr(&out));
     assert_eq!(json["compiled"], 0);
-    assert_eq!(json["cache_pushed"], 0);
+    assert_eq!(json["cachePushed"], 0);
     assert_eq!(json["digest"], made["digest"]);
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 
@@ -400,7 +391,7 @@ fn read_only_runners_trust_public_keys_and_nothing_else() {
     let out = runner_build(&repo, &[t, &stranger_pub]);
     let json = summary(&out);
     assert_eq!(sources(&json), ["compiled"], "{json}");
-    assert_eq!(json["cache_pushed"], 0, "read-only");
+    assert_eq!(json["cachePushed"], 0, "read-only");
     assert_eq!(json["digest"], made["digest"]);
     let err = stderr(&out);
     assert!(

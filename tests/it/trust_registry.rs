@@ -271,19 +271,11 @@ fn assert_code(out: &Output, code: i32) {
     );
 }
 
-/// `pack` with its own docker config, store and home under `home`, and no credentials
-/// or registry scope from the test's environment.
+/// `pack` with its own home, docker config and store, none of the caller's settings, and
+/// no retries.
 fn pack_in(home: &Path) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.current_dir(home)
-        .env("HOME", home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("PACK_STORE", home.join("store"))
-        .env("PACK_RETRIES", "0")
-        .env_remove("PACK_REGISTRY")
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD")
-        .env_remove("CI");
+    let mut cmd = crate::common::pack_in(home);
+    cmd.env("PACK_RETRIES", "0");
     cmd
 }
 

@@ -18,21 +18,6 @@ use sha2::{Digest as _, Sha256};
 use crate::common::*;
 use crate::registry::Registry;
 
-/// `pack` in `dir`, with its own compile cache and no secrets from the test's
-/// environment.
-fn pack_in(dir: &Path) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.current_dir(dir)
-        .env("PACK_CACHE_DIR", dir.join("cache"))
-        .env("PACK_STORE", dir.join("store"))
-        .env("DOCKER_CONFIG", dir.join("docker"))
-        .env_remove("PACK_KEY_PASSWORD")
-        .env_remove("PACK_REGISTRY_USERNAME")
-        .env_remove("PACK_REGISTRY_PASSWORD")
-        .env_remove("SOURCE_DATE_EPOCH");
-    cmd
-}
-
 fn run(cmd: &mut assert_cmd::Command) -> Output {
     cmd.output().unwrap()
 }
@@ -219,7 +204,7 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
     assert_eq!(std::fs::read(&planted).unwrap(), component);
     let replaced = format!("sha256:{}", sha256_hex(&component));
     assert_eq!(
-        json["blobs_replaced"],
+        json["blobsReplaced"],
         serde_json::json!([replaced]),
         "{json}"
     );
@@ -297,7 +282,7 @@ fn the_build_command_does_not_inherit_secrets() {
         ("PACK_KEY_PASSWORD", "key-password-3a9c"),
         ("PACK_REGISTRY_USERNAME", "registry-user-77b2"),
         ("PACK_REGISTRY_PASSWORD", "registry-password-5e01"),
-        ("PACK_SIGNING_KEY", "pem-in-the-usual-variable-91aa"),
+        ("PACK_SIGN_KEY_PEM", "pem-in-the-usual-variable-91aa"),
         (
             "PACK_CACHE_SECRET",
             "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00",

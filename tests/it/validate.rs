@@ -52,8 +52,7 @@ fn validate_json(
     args.extend_from_slice(extra);
     let out = validate(component, wit, world, &args);
     let code = out.status.code().unwrap();
-    let json: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}\nstderr: {}", stdout(&out), stderr(&out)));
+    let json = json_stdout(&out);
     (code, json)
 }
 

@@ -115,6 +115,7 @@ pub(crate) enum Lookup {
 
 /// Entries and bytes held for one wasmtime version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct VersionInfo {
     pub wasmtime_version: String,
     pub entries: u64,
@@ -128,6 +129,7 @@ pub struct VersionInfo {
 
 /// `pack cache info`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CacheInfo {
     pub path: PathBuf,
     pub entries: u64,
@@ -148,6 +150,7 @@ pub struct PruneOptions {
 
 /// What `prune` or `clear` removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PruneReport {
     pub entries: u64,
     /// Every file's bytes, function cache segments included.

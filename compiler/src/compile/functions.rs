@@ -71,6 +71,7 @@ pub(crate) const EXTENSION: &str = "fns";
 /// What the function cache did for one target. `compiled + cached` is the number of
 /// functions of the input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FunctionStats {
     /// Functions not found in the function cache as it was before this compile:
     /// compiled by Cranelift, or identical to one compiled earlier in the same compile.

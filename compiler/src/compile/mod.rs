@@ -171,6 +171,7 @@ pub struct CompileOptions {
 
 /// The CPU features of an artifact.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CpuInfo {
     /// The preset's name, or `native`.
     pub preset: String,
@@ -184,6 +185,7 @@ pub struct CpuInfo {
 
 /// The profile an artifact was compiled with.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ProfileInfo {
     pub name: String,
     /// sha256 of the profile's canonical form.
@@ -195,6 +197,7 @@ pub struct ProfileInfo {
 
 /// One compiled artifact: what `compile.json` says about it, and where it is.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Artifact {
     #[serde(serialize_with = "display")]
     pub target: Target,
@@ -232,6 +235,7 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Resul
 
 /// A target that failed, as `compile.json` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Failure {
     pub target: String,
     pub triple: String,
@@ -261,6 +265,7 @@ impl From<&TargetError> for Failure {
 
 /// `compile.json`: every artifact, and every target that failed.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub input: PathBuf,
     pub kind: Kind,

@@ -1,5 +1,6 @@
 //! What a server reports: one [`Event`] per listening socket, request, load, unload,
-//! swap, refusal and reload. `pack serve --json` writes each as a JSON line.
+//! swap, refusal and reload. `pack serve --json` writes each as a JSON line: the kind in
+//! `event`, keys in camelCase (docs/json.md).
 
 use std::fmt;
 
@@ -7,7 +8,11 @@ use serde::Serialize;
 
 /// Something the server did. Serialized with an `event` field naming the kind.
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(
+    tag = "event",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Event {
     /// The socket listens (with port 0, `address` is the port picked).
     Listening { address: String, url: String },
