@@ -3,7 +3,7 @@
 # against the stock wasmtime CLI 48.0.8. Everything is measured in one run and printed
 # as one table with ratios and the targets they must meet:
 #
-#   In process (host/examples/start.rs: verified bundle, engine ready):
+#   In process (host/benches/start.rs: verified bundle, engine ready):
 #     load-to-call    Host::load (mmap) + link + instantiate + first export call
 #                     returning:          c-cli p50 < 1 ms; py-cli, js-http-proxy-sm < 10 ms
 #     instance        a second instance from the same pre-instance:   c-cli p50 < 50 us
@@ -57,12 +57,15 @@ fi
 echo "building pack, pack-host and the start benchmark (release)..." >&2
 cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin pack
 cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p pack-host --bin pack-host
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p pack-host --example start
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" \
     | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 pack="$target_dir/release/pack"
 pack_host="$target_dir/release/pack-host"
-start="$target_dir/release/examples/start"
+# The benchmark binary (a `harness = false` bench target), built with the bench profile.
+start="$(cargo bench --no-run --quiet --message-format=json --manifest-path "$here/Cargo.toml" \
+    -p pack-host --bench start \
+    | sed -n 's/.*"name":"start".*"executable":"\([^"]*\)".*/\1/p' | tail -1)"
+[ -x "$start" ] || { echo "error: the start benchmark did not build" >&2; exit 1; }
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

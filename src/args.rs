@@ -7,6 +7,12 @@ use anyhow::{Result, bail};
 use pack_registry_client::ConnectOptions;
 use pack_registry_client::auth::Credentials;
 
+use pack_compiler::compile::{
+    self, Cache, CacheSecret, CompileOptions, Profile, SecretError, resolve_targets,
+    supported_targets,
+};
+
+use crate::printer::Printer;
 use crate::registry::{connect_options, read_password_stdin};
 
 /// How to reach a registry: `--insecure`, `--ca-cert`, `--timeout`, `--retries` (every
@@ -80,16 +86,12 @@ impl RegistryArgs {
     }
 }
 
-/// `--jobs` (and the global `--json`) of `push` and `pull`.
+/// `--jobs` of `push` and `pull`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TransferArgs {
     /// Blobs moved at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 /// Which bundle: the manifest, the layout, the tag and the repository. Each left out comes
@@ -118,4 +120,121 @@ pub struct BundleArgs {
     /// [pack.toml: `[push] repository`].
     #[arg(long, value_name = "REPO", env = "PACK_REPOSITORY")]
     pub repository: Option<String>,
+}
+
+/// The compile flags `pack compile` and `pack build` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompileArgs {
+    /// A target: an OCI platform (`linux/amd64`, with a CPU preset: `linux/amd64/v3`), a
+    /// Rust target triple, `pulley64`/`pulley32`, `native`, or `all` (the four Linux
+    /// architectures). Repeat it, or separate values with commas.
+    #[arg(long = "target", short = 't', value_name = "TARGET", required = true, value_parser = parse_target)]
+    pub targets: Vec<String>,
+
+    /// CPU preset for the targets of its architecture that do not name their own, e.g.
+    /// `x86-64-v3`, `rva23u64`, or `native`. See docs/compile.md.
+    #[arg(long, value_name = "PRESET")]
+    pub cpu: Option<String>,
+
+    /// Engine profile (TOML): the wasmtime settings that change generated code.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// Cache directory [default: $PACK_CACHE_DIR, else $XDG_CACHE_HOME/pack, else
+    /// ~/.cache/pack]. Entries are authenticated with PACK_CACHE_SECRET, else with the key
+    /// in $XDG_CONFIG_HOME/pack/cache.key (~/.config/pack/cache.key), made on first use;
+    /// an entry that does not authenticate is compiled again.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the compile cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Do not use the function-level cache: a target missing from the compile cache is
+    /// compiled whole, and none of its functions are kept for the next version.
+    #[arg(long)]
+    pub no_function_cache: bool,
+
+    /// Size limit of the function-level cache of one target, in MiB (functions unused
+    /// the longest go first).
+    #[arg(long, value_name = "MIB", env = "PACK_FUNCTION_CACHE_LIMIT", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub function_cache_limit: u64,
+
+    /// Targets compiled at once [default: the number of cores].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
+
+impl CompileArgs {
+    /// The compiler's options, writing artifacts to `out_dir`.
+    pub fn options(&self, printer: &Printer, out_dir: PathBuf) -> Result<CompileOptions> {
+        let targets = resolve_targets(&self.targets, self.cpu.as_deref())?;
+        let profile = match &self.profile {
+            Some(path) => Profile::load(path)?,
+            None => Profile::default(),
+        };
+        let cache = if self.no_cache {
+            None
+        } else {
+            match self.cache_dir.clone().or_else(Cache::default_dir) {
+                Some(dir) => cache_secret(printer)?.map(|secret| {
+                    Cache::new(dir, secret)
+                        .with_functions(!self.no_function_cache)
+                        .with_function_limit(self.function_cache_limit.saturating_mul(1 << 20))
+                }),
+                None => {
+                    printer.warn(
+                        "no cache directory (set PACK_CACHE_DIR or HOME); compiling without a \
+                         cache",
+                    );
+                    None
+                }
+            }
+        };
+        Ok(CompileOptions {
+            targets,
+            profile,
+            out_dir,
+            cache,
+            jobs: self.jobs.map_or(0, usize::from),
+            stem: None,
+        })
+    }
+}
+
+/// The secret of the local cache: PACK_CACHE_SECRET, else the user's key file. A
+/// PACK_CACHE_SECRET that is too short is an error; a key file that cannot be used is a
+/// warning, and the cache is not used.
+fn cache_secret(printer: &Printer) -> Result<Option<CacheSecret>> {
+    match CacheSecret::from_environment() {
+        Ok(secret) => Ok(Some(secret)),
+        Err(e @ SecretError::TooShort { .. }) => Err(e.into()),
+        Err(e) => {
+            printer.warn(&format!(
+                "{}; compiling without a cache",
+                crate::diagnostics::chain(&e)
+            ));
+            printer.hint(&e.hint());
+            Ok(None)
+        }
+    }
+}
+
+/// Checks every comma-separated target while parsing, so an unknown one is a usage
+/// error that lists the supported targets.
+pub(crate) fn parse_target(value: &str) -> Result<String, String> {
+    for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+        compile::Target::parse(part).map_err(|e| match e {
+            compile::Error::UnknownTarget { .. } => {
+                format!(
+                    "unknown target `{part}`\n\nsupported targets: {}",
+                    supported_targets()
+                )
+            }
+            other => other.to_string(),
+        })?;
+    }
+    Ok(value.to_string())
 }

@@ -36,7 +36,7 @@ pub fn report(printer: &Printer, error: &anyhow::Error) -> ExitCode {
 
 /// The exit status of an error: registry auth and network failures have their own.
 fn exit_code(error: &anyhow::Error) -> ExitStatus {
-    if find::<crate::manifest::BuildCommandFailed>(error).is_some() {
+    if find::<crate::build::plan::BuildCommandFailed>(error).is_some() {
         return ExitStatus::BuildCommand;
     }
     use pack_registry_client::ErrorKind as K;

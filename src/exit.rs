@@ -2,8 +2,14 @@
 
 use std::process::ExitCode;
 
-/// The "Exit status" section of `--help`.
+/// The "Examples" and "Exit status" sections of `pack --help`.
 pub const EXIT_STATUS_HELP: &str = "\
+Examples:
+  pack init app.wasm && pack build          # a pack.toml, then a signed bundle from it
+  pack build app.wasm -t all -o out/app --sign-key pack.key
+  pack run out/app --key pack.pub
+  pack --json verify out/app --key pack.pub
+
 Exit status:
   0  success
   1  a clean negative answer (the component does not conform, a target failed to compile,

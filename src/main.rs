@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod build;
 mod commands;
 mod diagnostics;
 mod exit;
@@ -72,67 +73,22 @@ enum Command {
 fn main() -> ExitCode {
     // clap prints its own usage errors and exits with 2, as documented.
     let cli = Cli::parse();
-    let json = cli.global.json;
-    let printer = Printer::new(cli.global.color, cli.global.quiet, json);
-    // Each command's `json` is the global flag's (one flag, one contract: docs/json.md).
+    let printer = Printer::new(cli.global.color, cli.global.quiet, cli.global.json);
     let result = match cli.command {
-        Command::Validate(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Compile(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Build(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Init(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Cache(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Inspect(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Key(mut cmd) => {
-            let commands::key::KeyAction::Generate(args) = &mut cmd.action;
-            args.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Sign(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Verify(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Push(mut cmd) => {
-            cmd.transfer.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Pull(mut cmd) => {
-            cmd.transfer.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Login(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Run(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
-        Command::Serve(mut cmd) => {
-            cmd.json = json;
-            cmd.execute(&printer)
-        }
+        Command::Validate(cmd) => cmd.execute(&printer),
+        Command::Compile(cmd) => cmd.execute(&printer),
+        Command::Build(cmd) => cmd.execute(&printer),
+        Command::Init(cmd) => cmd.execute(&printer),
+        Command::Cache(cmd) => cmd.execute(&printer),
+        Command::Inspect(cmd) => cmd.execute(&printer),
+        Command::Key(cmd) => cmd.execute(&printer),
+        Command::Sign(cmd) => cmd.execute(&printer),
+        Command::Verify(cmd) => cmd.execute(&printer),
+        Command::Push(cmd) => cmd.execute(&printer),
+        Command::Pull(cmd) => cmd.execute(&printer),
+        Command::Login(cmd) => cmd.execute(&printer),
+        Command::Run(cmd) => cmd.execute(&printer),
+        Command::Serve(cmd) => cmd.execute(&printer),
     };
     match result {
         Ok(status) => status.into(),

@@ -29,6 +29,8 @@ pub fn in_ci() -> bool {
 #[derive(Debug, Clone)]
 pub struct Printer {
     quiet: bool,
+    /// `--json`: the command's result is a JSON document (or JSON events).
+    json: bool,
     /// Whether stderr is an interactive terminal outside CI (progress bars allowed).
     interactive: bool,
 }
@@ -51,13 +53,22 @@ impl Printer {
             }
         };
         choice.write_global();
-        Self { quiet, interactive }
+        Self {
+            quiet,
+            json,
+            interactive,
+        }
     }
 
     /// Whether progress bars may be drawn.
     #[allow(dead_code)]
     pub fn interactive(&self) -> bool {
         self.interactive && !self.quiet
+    }
+
+    /// Whether `--json` was given: print the result as JSON (docs/json.md).
+    pub fn json_output(&self) -> bool {
+        self.json
     }
 
     pub fn quiet(&self) -> bool {

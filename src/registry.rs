@@ -114,6 +114,26 @@ pub(crate) fn into_anyhow(error: pack_registry_client::Error) -> anyhow::Error {
     }
 }
 
+/// Connects to `reference`'s registry (with [`RegistryArgs`]' credentials, else those
+/// found for it) and runs `run`, a push or a pull, with progress bars that say `verb`;
+/// the bars are gone when it returns.
+pub(crate) fn transfer<T>(
+    printer: &Printer,
+    reference: &pack_registry_client::Reference,
+    args: &RegistryArgs,
+    verb: &'static str,
+    run: impl AsyncFnOnce(&Registry, &TransferProgress) -> pack_registry_client::Result<T>,
+) -> Result<T> {
+    let credentials = args.explicit_credentials()?;
+    let progress = TransferProgress::new(printer, !printer.json_output(), verb);
+    let result = runtime()?.block_on(async {
+        let registry = connect(printer, reference, args, credentials).await?;
+        run(&registry, &progress).await.map_err(into_anyhow)
+    });
+    progress.clear();
+    result
+}
+
 /// The summary line of a push or pull; with `--quiet`, only `REFERENCE@DIGEST`.
 pub(crate) fn print_summary(printer: &Printer, verb: &str, summary: &TransferSummary, moved: &str) {
     if printer.quiet() {
@@ -141,6 +161,17 @@ pub(crate) fn print_summary(printer: &Printer, verb: &str, summary: &TransferSum
         printer.detail(&format!(
             "  {DIM}signatures: {}{DIM:#}",
             summary.signatures.join(", ")
+        ));
+    }
+    if !summary.referrers.is_empty() {
+        let referrers: Vec<String> = summary
+            .referrers
+            .iter()
+            .map(|d| short_digest(d, true))
+            .collect();
+        printer.detail(&format!(
+            "  {DIM}referrers: {}{DIM:#}",
+            referrers.join(", ")
         ));
     }
 }

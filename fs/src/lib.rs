@@ -97,10 +97,29 @@ pub fn set_mode(file: &File, mode: u32) -> io::Result<()> {
 /// Finishes a temporary file: sets `mode`, syncs its content, renames it to `dest` (which
 /// it replaces) and syncs `dest`'s directory.
 pub fn persist(tmp: tempfile::NamedTempFile, dest: &Path, mode: u32) -> io::Result<()> {
+    finish(tmp, dest, mode)?;
+    sync_dir(parent_of(dest))
+}
+
+/// [`persist`] without the directory sync, for a caller that renames many files into one
+/// directory and then syncs it once ([`sync_dir`]).
+pub fn finish(tmp: tempfile::NamedTempFile, dest: &Path, mode: u32) -> io::Result<()> {
     set_mode(tmp.as_file(), mode)?;
     tmp.as_file().sync_all()?;
     tmp.persist(dest).map_err(|e| e.error)?;
-    sync_dir(parent_of(dest))
+    Ok(())
+}
+
+/// Writes a new file `path` with `bytes` and `mode`, atomically, as [`write_atomic`] does,
+/// but never replaces one: when `path` exists (made meanwhile by another process too), the
+/// error is [`io::ErrorKind::AlreadyExists`] and the file is left as it is.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let mut tmp = temp_file_in(parent_of(path))?;
+    tmp.write_all(bytes)?;
+    set_mode(tmp.as_file(), mode)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_dir(parent_of(path))
 }
 
 /// A new temporary file (`.pack-tmp-*`) in `dir`.

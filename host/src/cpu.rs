@@ -145,7 +145,17 @@ mod tests {
             assert!(lacks.is_empty());
             assert_eq!(unknown, ["foo"]);
         }
-        let (os, arch) = host_platform();
-        assert!(!os.is_empty() && !arch.is_empty());
+        // The OCI names of the architectures pack builds bundles for.
+        let expected = if cfg!(target_arch = "x86_64") {
+            "amd64"
+        } else if cfg!(target_arch = "aarch64") {
+            "arm64"
+        } else {
+            std::env::consts::ARCH
+        };
+        assert_eq!(host_platform().1, expected);
+        if cfg!(target_os = "linux") {
+            assert_eq!(host_platform().0, "linux");
+        }
     }
 }

@@ -1002,13 +1002,7 @@ fn same_file(file: &File, path: &Path) -> bool {
 }
 
 fn finish_temp(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
-    pack_fs::set_mode(tmp.as_file(), FILE_MODE).map_err(write_err(dest))?;
-    tmp.as_file().sync_all().map_err(write_err(dest))?;
-    tmp.persist(dest).map_err(|e| Error::Write {
-        path: dest.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+    pack_fs::finish(tmp, dest, FILE_MODE).map_err(write_err(dest))
 }
 
 /// The size of the blob file at `path` when it may be reused as the blob `digest`: a

@@ -469,22 +469,9 @@ impl DockerConfig {
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         pack_fs::create_dir_all(dir, pack_fs::PRIVATE_DIR_MODE).map_err(err)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".config.json.")
-            .tempfile_in(dir)
-            .map_err(err)?;
         let mut bytes = serde_json::to_vec_pretty(&self.value).expect("JSON serialises");
         bytes.push(b'\n');
-        tmp.write_all(&bytes).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))
-                .map_err(err)?;
-        }
-        tmp.persist(&self.path).map_err(|e| err(e.error))?;
-        Ok(())
+        pack_fs::write_atomic(&self.path, &bytes, pack_fs::PRIVATE_FILE_MODE).map_err(err)
     }
 }
 

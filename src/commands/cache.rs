@@ -34,10 +34,6 @@ pub struct CacheCommand {
     /// ~/.cache/pack].
     #[arg(long, value_name = "DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -103,7 +99,7 @@ impl CacheCommand {
         match self.action {
             CacheAction::Info => {
                 let info = cache.info()?;
-                if self.json {
+                if printer.json_output() {
                     printer.json(&info)?;
                 } else {
                     printer.result(&format!(
@@ -163,7 +159,7 @@ impl CacheCommand {
         report: &PruneReport,
         verb: &str,
     ) -> Result<()> {
-        if self.json {
+        if printer.json_output() {
             printer.json(&Removed {
                 path: cache.root(),
                 removed_entries: report.entries,

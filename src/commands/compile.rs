@@ -6,7 +6,7 @@ use anyhow::Result;
 use pack_compiler::compile::{self, Report, TargetError};
 use pack_compiler::wasm::Input;
 
-use crate::commands::build::CompileArgs;
+use crate::args::CompileArgs;
 use crate::exit::Status;
 use crate::printer::{BOLD, GREEN, Printer, RED};
 use crate::progress::Progress;
@@ -45,10 +45,6 @@ pub struct CompileCommand {
         default_value = "target/pack"
     )]
     pub out_dir: PathBuf,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 const AFTER_HELP: &str = "\
@@ -68,7 +64,7 @@ impl CompileCommand {
     pub fn execute(self, printer: &Printer) -> Result<Status> {
         let input = Input::read(&self.input)?;
         let options = self.compile.options(printer, self.out_dir.clone())?;
-        let progress = Progress::new(printer, !self.json);
+        let progress = Progress::new(printer, !printer.json_output());
         let outcome = compile::compile(&input, &options, &progress).map_err(|e| match e {
             // Bad input is reported exactly as `pack validate` reports it.
             compile::Error::Input(e) => anyhow::Error::from(e),
@@ -84,7 +80,7 @@ impl CompileCommand {
         );
         let written = report.write(&options.out_dir)?;
         let ok = outcome.all_ok();
-        if self.json {
+        if printer.json_output() {
             printer.json(&report)?;
         } else {
             print_results(printer, &report, &written);

@@ -38,10 +38,6 @@ pub struct InitCommand {
     /// Replace an existing `pack.toml`.
     #[arg(long)]
     pub force: bool,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 /// What the component is, from its exports.
@@ -116,7 +112,7 @@ impl InitCommand {
             .context("the written manifest does not parse (a bug in pack init)")?;
         write_atomically(&manifest_path, &text)?;
 
-        if self.json {
+        if printer.json_output() {
             printer.json(&Written {
                 manifest: &manifest_path,
                 component: &component,

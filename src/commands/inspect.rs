@@ -41,10 +41,6 @@ pub struct InspectCommand {
     /// are listed by the key they claim, unverified.
     #[arg(long, value_name = "PUB")]
     pub key: Vec<PathBuf>,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -168,7 +164,7 @@ impl InspectCommand {
         bundle.verify_layers(&layout)?;
         let verdict = signing::verify_digest(&layout, bundle.descriptor.digest(), &keys)?;
         let referrers = referrers(&layout, &bundle)?;
-        if self.json {
+        if printer.json_output() {
             let mut json = self.to_json(&bundle, &verdict.signatures, !keys.is_empty());
             json.referrers = referrers;
             printer.json(&json)?;

@@ -41,6 +41,16 @@ pub enum KeyAction {
 
 /// `pack key generate`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  pack key generate                                   # pack.key and pack.pub
+  PACK_KEY_PASSWORD=... pack key generate --output-prefix keys/release
+  pack key generate --no-password --output-prefix ci --force
+
+Exit status:
+  0  both files were written
+  2  a file that already exists (without --force), no password available, or a file
+     that cannot be written")]
 pub struct GenerateArgs {
     /// Write `<PREFIX>.key` and `<PREFIX>.pub`.
     #[arg(long, value_name = "PREFIX", default_value = "pack")]
@@ -53,10 +63,6 @@ pub struct GenerateArgs {
     /// Replace existing key files.
     #[arg(long)]
     pub force: bool,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -94,7 +100,7 @@ impl GenerateArgs {
                 generated.private_key.display()
             ));
         }
-        if self.json {
+        if printer.json_output() {
             printer.json(&Generated {
                 private_key: &generated.private_key,
                 public_key: &generated.public_key,

@@ -43,10 +43,6 @@ pub struct LoginCommand {
 
     #[command(flatten)]
     pub options: RegistryArgs,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -81,7 +77,7 @@ impl LoginCommand {
             .map_err(into_anyhow)?;
         let stored =
             auth::store(&registry, &credentials, &AuthEnv::from_process()).map_err(into_anyhow)?;
-        if self.json {
+        if printer.json_output() {
             printer.json(&JsonLogin {
                 registry: &registry,
                 scheme,

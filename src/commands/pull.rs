@@ -11,7 +11,7 @@ use pack_registry_client::{Layers, PlatformSpec, PullOptions};
 use crate::args::{RegistryArgs, TransferArgs};
 use crate::exit::Status;
 use crate::printer::{DIM, Printer};
-use crate::registry::{TransferProgress, connect, into_anyhow, print_summary, runtime};
+use crate::registry::{print_summary, transfer};
 
 /// Fetch a bundle from a registry into a layout, with its signatures.
 ///
@@ -103,8 +103,6 @@ impl PullCommand {
         };
         pack_packager::reference::check_tag(&tag)?;
         let keys = signing::load_public_keys(&self.key)?;
-        let credentials = self.registry.explicit_credentials()?;
-        let progress = TransferProgress::new(printer, !self.transfer.json, "fetching");
         let options = PullOptions {
             jobs: usize::from(self.transfer.jobs),
             platforms: self.platform.clone(),
@@ -116,21 +114,17 @@ impl PullCommand {
                 Layers::First
             },
         };
-        let summary = runtime()?.block_on(async {
-            let registry = connect(printer, &reference, &self.registry, credentials).await?;
-            let summary = pack_registry_client::pull(
-                &registry,
-                &reference,
-                &output.path,
-                &tag,
-                &options,
-                &progress,
-            )
-            .await;
-            summary.map_err(into_anyhow)
-        });
-        progress.clear();
-        let summary = summary?;
+        let summary = transfer(
+            printer,
+            &reference,
+            &self.registry,
+            "fetching",
+            async |registry, progress| {
+                let layout = &output.path;
+                pack_registry_client::pull(registry, &reference, layout, &tag, &options, progress)
+                    .await
+            },
+        )?;
         if !summary.verified_references.is_empty()
             && summary
                 .verified_references
@@ -147,7 +141,7 @@ impl PullCommand {
                 &references,
             ));
         }
-        if self.transfer.json {
+        if printer.json_output() {
             printer.json(&summary)?;
         } else {
             print_summary(printer, "pulled", &summary, "fetched");

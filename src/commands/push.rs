@@ -1,13 +1,15 @@
 //! `pack push`: send a bundle and its signatures from a layout to a registry.
 
 use anyhow::Result;
+
+use crate::manifest::{Manifest, missing};
 use pack_packager::{Layout, LayoutRef};
 use pack_registry_client::PushOptions;
 
 use crate::args::{RegistryArgs, TransferArgs};
 use crate::exit::Status;
 use crate::printer::Printer;
-use crate::registry::{TransferProgress, connect, into_anyhow, print_summary, runtime};
+use crate::registry::{print_summary, transfer};
 
 /// Send a bundle from a layout to a registry, with its signatures.
 ///
@@ -68,11 +70,7 @@ pub struct PushCommand {
 
 impl PushCommand {
     pub fn execute(self, printer: &Printer) -> Result<Status> {
-        let plan = crate::manifest::PushPlan::resolve(
-            &self.bundle,
-            self.source.clone(),
-            self.reference.clone(),
-        )?;
+        let plan = PushPlan::resolve(&self.bundle, self.source.clone(), self.reference.clone())?;
         let source = LayoutRef::parse(&plan.source);
         let (mut reference, explicit_tag) = pack_registry_client::parse_reference(&plan.reference)?;
         if !explicit_tag && reference.digest().is_none() {
@@ -84,32 +82,89 @@ impl PushCommand {
         }
         let layout = Layout::open(&source.path)?;
         layout.resolve(&source.tag)?;
-        let credentials = self.registry.explicit_credentials()?;
-        let progress = TransferProgress::new(printer, !self.transfer.json, "sending");
         let options = PushOptions {
             jobs: usize::from(self.transfer.jobs),
             mount_from: self.mount_from.clone(),
         };
-        let summary = runtime()?.block_on(async {
-            let registry = connect(printer, &reference, &self.registry, credentials).await?;
-            let summary = pack_registry_client::push(
-                &registry,
-                &layout,
-                &source.tag,
-                &reference,
-                &options,
-                &progress,
-            )
-            .await;
-            summary.map_err(into_anyhow)
-        });
-        progress.clear();
-        let summary = summary?;
-        if self.transfer.json {
+        let summary = transfer(
+            printer,
+            &reference,
+            &self.registry,
+            "sending",
+            async |registry, progress| {
+                let tag = &source.tag;
+                pack_registry_client::push(registry, &layout, tag, &reference, &options, progress)
+                    .await
+            },
+        )?;
+        if printer.json_output() {
             printer.json(&summary)?;
         } else {
             print_summary(printer, "pushed", &summary, "sent");
         }
         Ok(Status::Success)
+    }
+}
+
+/// What `pack push` reads from the manifest when its arguments are left out.
+#[derive(Debug)]
+pub struct PushPlan {
+    /// `LAYOUT[:TAG]`.
+    pub source: String,
+    /// `REGISTRY/REPOSITORY[:TAG]`.
+    pub reference: String,
+}
+
+impl PushPlan {
+    pub fn resolve(
+        bundle: &crate::args::BundleArgs,
+        source: Option<String>,
+        reference: Option<String>,
+    ) -> Result<PushPlan> {
+        let loaded = Manifest::load(bundle.manifest.as_deref())?;
+        let empty = Manifest::default();
+        let m = loaded.as_ref().map_or(&empty, |l| &l.manifest);
+        let tag = bundle.tag.clone().or_else(|| m.build.tag.clone());
+        let source = match source {
+            Some(s) => s,
+            None => {
+                let layout = bundle
+                    .layout
+                    .clone()
+                    .or_else(|| {
+                        m.build
+                            .output
+                            .as_ref()
+                            .map(|p| loaded.as_ref().map_or(p.clone(), |l| l.path_of(p)))
+                    })
+                    .ok_or_else(|| missing("layout", "LAYOUT", "PACK_OUTPUT", "[build] output"))?;
+                match &tag {
+                    Some(tag) => format!("{}:{tag}", layout.display()),
+                    None => layout.display().to_string(),
+                }
+            }
+        };
+        let reference = match reference {
+            Some(r) => r,
+            None => {
+                let repo = bundle
+                    .repository
+                    .clone()
+                    .or_else(|| m.push.repository.clone())
+                    .ok_or_else(|| {
+                        missing(
+                            "repository",
+                            "REFERENCE",
+                            "PACK_REPOSITORY",
+                            "[push] repository",
+                        )
+                    })?;
+                match &tag {
+                    Some(tag) => format!("{repo}:{tag}"),
+                    None => repo,
+                }
+            }
+        };
+        Ok(PushPlan { source, reference })
     }
 }

@@ -39,9 +39,10 @@ use crate::printer::Printer;
 /// where BUNDLE comes from a variable or a file someone else writes.
 ///
 /// With --json, pack's own messages are JSON lines on stderr (stdout is the
-/// component's): `retry` (a registry request failed transiently and is tried again),
-/// `loaded` (digest, platform, signing key), `listening` (the address, also when
-/// --listen asked for port 0), `request` (one per request) and `exit`.
+/// component's), one per event: `warning` (a message that does not stop the run), `retry`
+/// (a registry request failed transiently and is tried again), `loaded` (digest,
+/// platform, signing key), `listening` (the address, also when --listen asked for port 0),
+/// `request` (one per request) and `exit` (the status). docs/json.md lists their keys.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -134,10 +135,6 @@ pub struct RunCommand {
     #[command(flatten)]
     pub connect: crate::args::ConnectArgs,
 
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
-
     /// Arguments for the component (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -190,7 +187,7 @@ impl RunCommand {
         options.registry.connect = self.connect.options();
         options.registry.reporter = Some(std::sync::Arc::new(RetryWarnings {
             printer: printer.clone(),
-            json: self.json,
+            json: printer.json_output(),
         }));
         options.registry.credentials = self.credentials(printer, &source);
         let host = Host::new(options);
@@ -200,7 +197,7 @@ impl RunCommand {
                 "--insecure-skip-verify: NOT checking the signature of `{source}`; whoever can \
                  write to it decides what runs here"
             );
-            if self.json {
+            if printer.json_output() {
                 printer.event(&RunEvent::Warning { message: &message });
             } else {
                 printer.warn(&message);
@@ -208,7 +205,7 @@ impl RunCommand {
         }
         let resolved = host.resolve(&source).map_err(into_anyhow)?;
         if let Some(pulled) = &resolved.pulled
-            && !self.json
+            && !printer.json_output()
         {
             printer.status(&format!(
                 "pulled {source} ({}): {} blobs fetched ({}), {} already stored",
@@ -225,7 +222,7 @@ impl RunCommand {
         {
             let references: Vec<&str> = by.iter().map(|v| v.reference.as_str()).collect();
             let message = crate::diagnostics::unbound_signature(&source.to_string(), &references);
-            if self.json {
+            if printer.json_output() {
                 printer.event(&RunEvent::Warning { message: &message });
             } else {
                 printer.warn(&message);
@@ -240,7 +237,7 @@ impl RunCommand {
                 layer.digest,
                 crate::format::bytes(layer.bytes)
             );
-            if self.json {
+            if printer.json_output() {
                 printer.event(&RunEvent::Warning { message: &message });
             } else {
                 printer.warn(&message);
@@ -253,7 +250,7 @@ impl RunCommand {
                 .unwrap_or_default(),
             Verification::Skipped => ", signature NOT checked".to_string(),
         };
-        if self.json {
+        if printer.json_output() {
             let (platform, jit) = match &loaded.artifact {
                 Artifact::Jit { .. } => (None, true),
                 Artifact::Precompiled { platform, .. } => (Some(platform.to_string()), false),
@@ -272,7 +269,7 @@ impl RunCommand {
         }
         let digest = crate::format::short_digest(&loaded.digest, true);
         match &loaded.artifact {
-            _ if self.json => {}
+            _ if printer.json_output() => {}
             Artifact::Jit { reason, .. } => printer.warn(&format!(
                 "--allow-jit: compiling the portable component on this machine: {reason}"
             )),
@@ -295,7 +292,7 @@ impl RunCommand {
                     1
                 }
             };
-            if self.json {
+            if printer.json_output() {
                 printer.event(&RunEvent::Exit { status });
             }
             return Ok(Status::Component(status));
@@ -308,7 +305,7 @@ impl RunCommand {
             ..wasi
         })?;
         let name = source.to_string();
-        let json = self.json;
+        let json = printer.json_output();
         let on_listening = {
             let printer = printer.clone();
             Arc::new(move |local: SocketAddr| {
@@ -347,7 +344,7 @@ impl RunCommand {
                 on_listening: Some(on_listening),
             },
         )?;
-        if self.json {
+        if printer.json_output() {
             printer.event(&RunEvent::Exit { status: 0 });
         }
         Ok(Status::Success)
@@ -363,7 +360,7 @@ impl RunCommand {
         let env = AuthEnv::from_process().for_command(reference.registry());
         if let Some(withheld) = env.withheld_from(reference.registry()) {
             let message = withheld.to_string();
-            if self.json {
+            if printer.json_output() {
                 printer.event(&RunEvent::Warning { message: &message });
             } else {
                 printer.warn(&message);

@@ -106,10 +106,6 @@ pub struct ServeCommand {
 
     #[command(flatten)]
     pub connect: crate::args::ConnectArgs,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 struct Events {
@@ -171,7 +167,7 @@ impl ServeCommand {
         };
         let reporter = Arc::new(Events {
             printer: printer.clone(),
-            json: self.json,
+            json: printer.json_output(),
         });
         let server = Server::new(config, options, reporter).context("cannot serve")?;
         server.run_until_signalled()?;

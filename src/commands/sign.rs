@@ -62,10 +62,6 @@ pub struct SignCommand {
     /// `legacy` (cosign's simple signing under `sha256-<hex>.sig`), or `both`.
     #[arg(long, value_name = "FORMAT", default_value = "both")]
     pub signature_format: signing::SignatureFormat,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -113,7 +109,7 @@ impl SignCommand {
         };
         let summary =
             signing::sign_descriptor(&layout, &descriptor, &self.target.tag, &key, &options)?;
-        if self.json {
+        if printer.json_output() {
             printer.json(&JsonSummary {
                 layout: &self.target.path,
                 tag: &self.target.tag,

@@ -45,10 +45,6 @@ pub struct ValidateCommand {
     /// `wasm-tools component targets`).
     #[arg(long)]
     pub strict: bool,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 /// The JSON document `--json` prints.
@@ -75,7 +71,7 @@ impl ValidateCommand {
                 strict: self.strict,
             },
         )?;
-        if self.json {
+        if printer.json_output() {
             printer.json(&JsonReport {
                 verdict: if report.conforms {
                     "conforms"

@@ -64,10 +64,6 @@ pub struct VerifyCommand {
     /// docs/signing.md.
     #[arg(long, value_name = "PATTERN", requires = "reference")]
     pub allow_reference: Vec<ReferencePattern>,
-
-    /// The global `--json` (docs/json.md).
-    #[arg(skip)]
-    pub json: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -124,7 +120,7 @@ impl VerifyCommand {
                 &references,
             ));
         }
-        if self.json {
+        if printer.json_output() {
             printer.json(&JsonVerdict {
                 verified: ok,
                 layout: &self.target.path,

@@ -4,7 +4,6 @@
 //! checked by an implementation pack did not write (the npm `sigstore` verifier).
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -20,16 +19,6 @@ const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
 }
 
 fn read_json(path: &Path) -> Value {
@@ -124,7 +113,7 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         .args(["--reference", "registry.example.com/team/app", "--json"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let signed = json_stdout(&out);
     assert!(
         signed["signed"][0].get("signatureTag").is_none(),
@@ -172,7 +161,7 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         .args(["verify", &target, "--key", s(&public), "--json"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let verdict = json_stdout(&out);
     assert_eq!(verdict["signatures"].as_array().unwrap().len(), 1);
     assert_eq!(verdict["signatures"][0]["format"], "sigstore-bundle");
@@ -206,7 +195,7 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         .args(["sign", &target, "--key", s(&other_key)])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let entries = layout_referrers(&layout, &digest);
     assert_eq!(entries.len(), 2);
     assert!(index_has_tag(
@@ -218,14 +207,14 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         .args(["sign", &target, "--key", s(&other_key), "--json"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["signed"][0]["added"], false);
     assert_eq!(layout_referrers(&layout, &digest).len(), 2);
     let out = pack()
         .args(["verify", &target, "--key", s(&other_public), "--json"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let formats: Vec<(String, Value)> = json_stdout(&out)["signatures"]
         .as_array()
         .unwrap()
@@ -251,7 +240,7 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         .args(["inspect", &target, "--key", s(&public), "--json"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let inspected = json_stdout(&out);
     let referrers = inspected["referrers"].as_array().unwrap();
     assert_eq!(referrers.len(), 2);
@@ -261,7 +250,7 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
             .all(|r| r["subject"] == digest.as_str() && r["artifactType"] == BUNDLE)
     );
     let out = pack().args(["inspect", &target]).output().unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     assert!(stdout(&out).contains("referrers"), "{}", stdout(&out));
     assert!(
         stdout(&out).contains("sigstore bundle  key"),
@@ -301,7 +290,7 @@ fn a_bundle_listed_for_another_digest_does_not_count() {
         .args(["--signature-format", "bundle"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     // ...listed by someone as a referrer of this one.
     let entry = layout_referrers(&other_layout, other.index.digest().as_ref())[0].clone();
     for name in std::fs::read_dir(other_layout.join("blobs/sha256")).unwrap() {
@@ -423,7 +412,7 @@ fn the_npm_sigstore_verifier_accepts_packs_bundle() {
         .args(["--reference", "registry.example.com/team/app"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let entry = layout_referrers(&layout, &digest)[0].clone();
     let bundle = referred_bundle(&layout, &entry, &digest);
     let bundle_path = write(
@@ -443,7 +432,7 @@ fn the_npm_sigstore_verifier_accepts_packs_bundle() {
     };
 
     let out = verify(&bundle_path, &public, &digest);
-    ok(&out);
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains(
             "verified: https://sigstore.dev/cosign/sign/v1 registry.example.com/team/app"
@@ -484,14 +473,6 @@ fn pack_for(home: &Path, auth: bool) -> assert_cmd::Command {
             .env("PACK_REGISTRY_PASSWORD", "wonderland");
     }
     cmd
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let out = std::process::Command::new("cp")
-        .args(["-a", s(from), s(to)])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
 }
 
 /// The digests listed under the registry's referrers tag for `digest`, read with skopeo.
@@ -553,7 +534,7 @@ fn referrers_over_a_registry(auth: bool) {
             .args(["--reference", &repo])
             .output()
             .unwrap();
-        ok(&out);
+        assert_exit(&out, 0);
     };
     let push = |layout: &Path| {
         let out = pack_for(&home, auth)
@@ -561,7 +542,7 @@ fn referrers_over_a_registry(auth: bool) {
             .arg("--json")
             .output()
             .unwrap();
-        ok(&out);
+        assert_exit(&out, 0);
         json_stdout(&out)
     };
 
@@ -597,7 +578,7 @@ fn referrers_over_a_registry(auth: bool) {
         .args(["--key", s(&keys[1].1)])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let summary_json = json_stdout(&out);
     assert_eq!(
         summary_json["referrers"].as_array().unwrap().len(),
@@ -615,7 +596,7 @@ fn referrers_over_a_registry(auth: bool) {
         .args(["--reference", &repo])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let verdict = json_stdout(&out);
     let verified: Vec<&Value> = verdict["signatures"]
         .as_array()
@@ -667,7 +648,7 @@ fn referrers_over_a_registry(auth: bool) {
         .args(["--key", s(&keys[1].1), "--allow-reference", &repo])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
 }
 
 #[test]

@@ -17,26 +17,6 @@ fn pack_in(dir: &Path) -> assert_cmd::Command {
     cmd
 }
 
-fn ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
-fn code(out: &Output, expected: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(expected),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
 /// An encrypted key pair `dir/<name>.key`, `.pub` (password `pw`).
 fn key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let out = pack_in(dir)
@@ -44,7 +24,7 @@ fn key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         .args(["key", "generate", "--output-prefix", name])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     (
         dir.join(format!("{name}.key")),
         dir.join(format!("{name}.pub")),
@@ -126,7 +106,7 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         .args(["-a", "org.opencontainers.image.version=1.0.1"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v1");
     assert_eq!(json["signed"], true);
@@ -154,7 +134,7 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         .arg(&public)
         .output()
         .unwrap();
-    ok(&verify);
+    assert_exit(&verify, 0);
 
     // PACK_TAG overrides the file, a flag overrides PACK_TAG; PACK_SIGN_KEY_FILE
     // overrides key-env, so MY_KEY is not needed.
@@ -169,12 +149,12 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
             .unwrap()
     };
     let out = build(&["--json"]);
-    ok(&out);
+    assert_exit(&out, 0);
     let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v2");
     assert_eq!(json["signed"], true);
     let out = build(&["--tag", "v3", "--json"]);
-    ok(&out);
+    assert_exit(&out, 0);
     let json: Value = json_stdout(&out);
     assert_eq!(json["tag"], "v3");
     assert!(!stderr(&out).contains("deprecated"), "{}", stderr(&out));
@@ -186,7 +166,7 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         .args(["build", "--tag", "v4", "--json"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let json: Value = json_stdout(&out);
     assert_eq!(json["signed"], true);
     assert!(
@@ -201,7 +181,7 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
         fixture("components/hello-cli.wasm").to_str().unwrap(),
         "--json",
     ]);
-    ok(&out);
+    assert_exit(&out, 0);
     assert!(!stderr(&out).contains("built it"));
     assert!(!project.join("built/hello.wasm").exists());
 }
@@ -220,7 +200,7 @@ fn bad_manifests_and_missing_secrets_are_usage_errors_that_name_the_cause() {
         manifest.replace("tag = \"v1\"", "tag = \"v1\"\ntargest = [\"all\"]"),
     );
     let out = pack_in(&project).arg("build").output().unwrap();
-    code(&out, 2);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     let line = manifest.lines().position(|l| l == "tag = \"v1\"").unwrap() + 2;
     assert!(
@@ -234,14 +214,14 @@ fn bad_manifests_and_missing_secrets_are_usage_errors_that_name_the_cause() {
         format!("{manifest}\n[signing]\nkey = \"k\"\n"),
     );
     let out = pack_in(&project).arg("build").output().unwrap();
-    code(&out, 2);
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("`signing`"), "{}", stderr(&out));
 
     // key-env names a variable that is not set: exit 2, naming it; nothing is signed
     // and the key's content is never printed.
     write(&project, "pack.toml", &manifest);
     let out = pack_in(&project).arg("build").output().unwrap();
-    code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("MY_KEY is not set"),
         "{}",
@@ -252,7 +232,7 @@ fn bad_manifests_and_missing_secrets_are_usage_errors_that_name_the_cause() {
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let out = pack_in(&empty).arg("build").output().unwrap();
-    code(&out, 2);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains("PACK_COMPONENT") && err.contains("pack.toml"),
@@ -280,7 +260,7 @@ fn a_failing_build_command_exits_with_5_and_writes_nothing() {
         .args(["build", "--quiet"])
         .output()
         .unwrap();
-    code(&out, 5);
+    assert_exit(&out, 5);
     let err = stderr(&out);
     assert!(err.contains("compile error: missing semicolon"), "{err}");
     assert!(err.contains("exit status 3"), "{err}");
@@ -308,7 +288,7 @@ fn quiet_prints_only_reference_and_digest_and_ci_logs_each_stage_with_its_time()
     };
 
     let out = build(&["--quiet"]);
-    ok(&out);
+    assert_exit(&out, 0);
     let text = stdout(&out);
     let (reference, digest) = text
         .strip_suffix('\n')
@@ -321,7 +301,7 @@ fn quiet_prints_only_reference_and_digest_and_ci_logs_each_stage_with_its_time()
 
     // In CI: no colors, no bars, one line per stage with its duration.
     let out = build(&[]);
-    ok(&out);
+    assert_exit(&out, 0);
     let err = stderr(&out);
     assert!(
         !err.contains('\x1b') && !stdout(&out).contains('\x1b'),
@@ -376,14 +356,14 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
         .args(["build", "--json"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let built: Value = json_stdout(&out);
 
     let out = pack_in(&project)
         .args(["push", "--quiet"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     assert_eq!(
         stdout(&out),
         format!(
@@ -401,7 +381,7 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
         .arg("--json")
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let json: Value = json_stdout(&out);
     assert_eq!(
         json["reference"],
@@ -419,7 +399,7 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
         .args(["init", "app.wasm", "--json"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let json: Value = json_stdout(&out);
     assert_eq!(json["kind"], "http-handler");
     assert_eq!(json["component"], "app.wasm");
@@ -430,7 +410,7 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
     // It is kept unless --force.
     std::fs::write(d.join("pack.toml"), "# mine\n").unwrap();
     let out = pack_in(d).args(["init", "app.wasm"]).output().unwrap();
-    code(&out, 2);
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
     assert_eq!(
         std::fs::read_to_string(d.join("pack.toml")).unwrap(),
@@ -440,7 +420,7 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
         .args(["init", "app.wasm", "--force"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("wasi:http/proxy handler"),
         "{}",
@@ -459,7 +439,7 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
         .args(["build", "--quiet"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).starts_with("target/pack/app:latest@sha256:"),
         "{}",
@@ -474,7 +454,7 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
         .arg(fixture("mismatch/core-module.wasm"))
         .output()
         .unwrap();
-    code(&out, 2);
+    assert_exit(&out, 2);
     assert!(!core.join("pack.toml").exists());
 }
 
@@ -485,18 +465,6 @@ fn example_project(dir: &Path) -> PathBuf {
     copy_dir(&example.join("wit"), &project.join("wit"));
     std::fs::copy(example.join("pack.toml"), project.join("pack.toml")).unwrap();
     project
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 /// One HTTP/1.1 request; returns the whole response.
@@ -528,7 +496,7 @@ fn the_example_builds_from_its_pack_toml_and_serves_http() {
         .args(["build", "--quiet"])
         .output()
         .unwrap();
-    ok(&out);
+    assert_exit(&out, 0);
     let line = stdout(&out);
     let (reference, _) = line.trim_end().split_once('@').unwrap();
     assert_eq!(reference, "target/pack/hello-http:v0.1.0");
@@ -727,7 +695,7 @@ fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
             .write_stdin("wonderland\n")
             .output()
             .unwrap();
-        ok(&out);
+        assert_exit(&out, 0);
         let json: Value = json_stdout(&out);
         assert_eq!(json["digest"], digest);
     };
@@ -837,7 +805,7 @@ fn every_command_takes_json_and_documents_its_exit_status() {
         &["run"],
     ] {
         let out = pack().args(command).arg("--help").output().unwrap();
-        ok(&out);
+        assert_exit(&out, 0);
         let help = stdout(&out);
         assert!(help.contains("--json"), "`pack {command:?}` has no --json");
         // A subcommand's exit statuses are in its own help or its parent's.

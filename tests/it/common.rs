@@ -51,6 +51,32 @@ pub fn clear_configuration(cmd: &mut std::process::Command) {
     }
 }
 
+/// Asserts that `out` exited with `code`, showing its stdout and stderr when not.
+#[track_caller]
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Copies the directory `from` to `to`, recursively (files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// A temporary directory for outputs that tests share for the whole test process, put in a
 /// static. Statics are never dropped, so a `tempfile::tempdir()` there would be left behind
 /// in `/tmp` by every run; these live under `$CARGO_TARGET_TMPDIR/shared-<pid>` instead, and
@@ -202,8 +228,9 @@ pub fn json_str(text: &str) -> serde_json::Value {
 }
 
 /// Keys whose values are maps of names pack does not choose (wasmtime settings, OCI
-/// annotations, environment variables): their keys are left as they are.
-const DATA_MAPS: &[&str] = &["settings", "annotations", "env"];
+/// annotations, environment variables, layers by digest): their keys are left as they
+/// are.
+const DATA_MAPS: &[&str] = &["settings", "annotations", "env", "uncompressed"];
 
 /// docs/json.md: every key pack chooses is camelCase (`^[a-z][a-zA-Z0-9]*$`), in every
 /// command's `--json` document and event.

@@ -110,16 +110,6 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
 
-fn code(out: &Output, expected: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(expected),
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -350,7 +340,7 @@ fn transient_faults_are_retried_and_logged() {
             cmd.args(["pull", &target(&proxy), "-o", s(&dest)]);
         }
         let out = run(cmd.args(["--json", "--timeout", "2"]));
-        code(&out, 0);
+        assert_exit(&out, 0);
         let lines = retries(&out);
         eprintln!("{}", lines.join("\n"));
         let left = remaining.lock().unwrap().clone();
@@ -406,7 +396,7 @@ fn permanent_faults_fail_clearly_and_leave_nothing_behind() {
     let source = format!("{}:v1", s(layout));
     let out =
         run(pack_cmd(home.path()).args(["push", &source, &format!("{}/app:v1", registry.addr())]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     let biggest = blobs(layout).into_iter().max_by_key(|(_, n)| *n).unwrap().0;
 
     struct Case {
@@ -559,7 +549,7 @@ fn permanent_faults_fail_clearly_and_leave_nothing_behind() {
             stderr(&out)
         );
         assert!(proxy.injected() > 0, "{}: no fault injected", case.name);
-        code(&out, case.status);
+        assert_exit(&out, case.status);
         for needle in case.says {
             assert!(
                 stderr(&out).contains(needle),
@@ -710,7 +700,7 @@ fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
     let out = child.wait_with_output().unwrap();
     done.store(true, Ordering::SeqCst);
     poller.join().unwrap();
-    code(&out, 0);
+    assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert_eq!(summary["blobsSkipped"], present.len(), "{summary}");
     assert_eq!(summary["bytesTransferred"], missing, "{summary}");
@@ -725,7 +715,7 @@ fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
         "-o",
         s(&dest),
     ]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(blobs(&dest), blobs(layout));
     assert_consistent(&dest);
 }
@@ -742,7 +732,7 @@ fn kill_9_of_pull_halfway_leaves_a_consistent_layout_and_a_rerun_finishes() {
         &format!("{}:v1", s(layout)),
         &format!("{}/big:v1", registry.addr()),
     ]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     // Small blobs pass; each large one stops halfway, once.
     let proxy = FaultProxy::start(registry.addr(), |r| {
         if r.is_blob_get() && r.count == 1 {
@@ -787,7 +777,7 @@ fn kill_9_of_pull_halfway_leaves_a_consistent_layout_and_a_rerun_finishes() {
         &format!("{}:big", s(&dest)),
         "--json",
     ]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert_eq!(
         summary["blobsSkipped"].as_u64().unwrap() as usize,
@@ -879,7 +869,7 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
     assert!((1..5).contains(&complete), "{complete}");
 
     let out = run(pack_cmd(home.path()).args(args).arg("--json"));
-    code(&out, 0);
+    assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert!(
         summary["cacheHits"].as_u64().unwrap() as usize >= complete,
@@ -938,8 +928,8 @@ fn two_pushes_to_one_tag_end_on_one_complete_bundle() {
         home.path(),
         &["push", &format!("{}:v1", s(&other)), &target],
     );
-    code(&a.wait_with_output().unwrap(), 0);
-    code(&b.wait_with_output().unwrap(), 0);
+    assert_exit(&a.wait_with_output().unwrap(), 0);
+    assert_exit(&b.wait_with_output().unwrap(), 0);
     let digest = assert_tag_complete(registry.addr(), "app", "v1").unwrap();
     let candidates = HashSet::from([index_digest(small(), "v1"), index_digest(&other, "v1")]);
     assert!(candidates.contains(&digest), "{digest}");
@@ -950,7 +940,7 @@ fn two_pushes_to_one_tag_end_on_one_complete_bundle() {
         "-o",
         s(&dest),
     ]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), digest);
     assert_consistent(&dest);
 }
@@ -973,7 +963,7 @@ fn two_pulls_into_one_new_layout_at_once_lose_nothing() {
             &format!("{}:v1", s(layout)),
             &format!("{}/{repo}:v1", registry.addr()),
         ]));
-        code(&out, 0);
+        assert_exit(&out, 0);
     }
     // Both fetch their first blob at the same time, into a layout neither has created yet;
     // the bundles share the component's blob.
@@ -1000,8 +990,8 @@ fn two_pulls_into_one_new_layout_at_once_lose_nothing() {
             &format!("{}:b", s(&store)),
         ],
     );
-    code(&a.wait_with_output().unwrap(), 0);
-    code(&b.wait_with_output().unwrap(), 0);
+    assert_exit(&a.wait_with_output().unwrap(), 0);
+    assert_exit(&b.wait_with_output().unwrap(), 0);
     let mut tags = assert_consistent(&store);
     tags.sort();
     assert_eq!(tags, ["a", "b"]);

@@ -256,16 +256,6 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
 /// `pack pull` of `addr/app:<tag>` into `dir/out`, with no credentials around.
 fn pull(dir: &Path, addr: &str, tag: &str) -> Output {
     pack_in(dir)
@@ -364,7 +354,7 @@ fn a_1_gib_manifest_is_refused_by_its_length_before_it_is_read() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = pull(dir.path(), registry.addr(), "v1");
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains("a manifest of 1073741824 bytes, more than the 4194304 bytes")
@@ -392,7 +382,7 @@ fn an_endless_chunked_manifest_is_cut_at_the_limit() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = pull(dir.path(), registry.addr(), "v1");
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains("more than the 4194304 bytes pack reads for one; stopped reading there"),
@@ -419,7 +409,7 @@ fn an_index_with_100000_entries_is_refused_and_one_with_2000_fetches_nothing() {
     registry.manifest("v1", Route::json(INDEX, huge));
     let dir = tempfile::tempdir().unwrap();
     let out = pull(dir.path(), registry.addr(), "v1");
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("more than the 4194304 bytes"),
         "{}",
@@ -435,7 +425,7 @@ fn an_index_with_100000_entries_is_refused_and_one_with_2000_fetches_nothing() {
     registry.manifest("v1", Route::json(INDEX, many));
     let dir = tempfile::tempdir().unwrap();
     let out = pull(dir.path(), registry.addr(), "v1");
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("it lists 2000 manifests, more than the 1024 pack follows"),
         "{}",
@@ -472,7 +462,7 @@ fn a_blob_longer_than_its_descriptor_is_refused_and_not_kept() {
         );
         let dir = tempfile::tempdir().unwrap();
         let out = pull(dir.path(), registry.addr(), "v1");
-        assert_code(&out, 2);
+        assert_exit(&out, 2);
         let err = stderr(&out);
         let expected = match length {
             Some(_) => "the registry sends 1073741824 bytes, the descriptor says 9",
@@ -507,7 +497,7 @@ fn a_dot_dot_title_is_never_a_path() {
     serve_image(&registry, &index, &manifest, &blobs);
     let dir = tempfile::tempdir().unwrap();
     let out = pull(dir.path(), registry.addr(), "v1");
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     // Everything landed under blobs/sha256/<hex>; no file took the title's name.
     let mut files = Vec::new();
     let mut stack = vec![dir.path().to_path_buf()];
@@ -564,7 +554,7 @@ fn unknown_digest_algorithms_are_refused_before_they_are_fetched() {
             registry.manifest("v1", Route::json(INDEX, index));
         }
         let out = pull(dir.path(), registry.addr(), "v1");
-        assert_code(&out, 2);
+        assert_exit(&out, 2);
         let err = stderr(&out);
         assert!(
             err.contains(&format!("descriptor {digest} uses the digest algorithm"))
@@ -597,7 +587,7 @@ fn an_endless_error_body_is_not_read_to_its_end() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = pull(dir.path(), registry.addr(), "v1");
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     let sent = registry.sent("/v2/app/manifests/v1");
     assert!(sent < SLACK, "pack read {sent} bytes of the error");
     assert_nothing_pulled(dir.path());
@@ -657,7 +647,7 @@ fn layouts_with_oversized_or_endless_files_are_refused() {
         .set_len(100 * 1024 * 1024)
         .unwrap();
     let out = inspect(&layout);
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("is 104857600 bytes, more than the 67108864 bytes pack reads for a layout's `index.json`"),
         "{}",
@@ -670,7 +660,7 @@ fn layouts_with_oversized_or_endless_files_are_refused() {
         std::fs::remove_file(&index_json).unwrap();
         std::os::unix::fs::symlink("/dev/zero", &index_json).unwrap();
         let out = inspect(&layout);
-        assert_code(&out, 2);
+        assert_exit(&out, 2);
         assert!(
             stderr(&out).contains("more than the 67108864 bytes pack reads"),
             "{}",
@@ -682,7 +672,7 @@ fn layouts_with_oversized_or_endless_files_are_refused() {
         std::fs::remove_file(&marker).unwrap();
         std::os::unix::fs::symlink("/dev/zero", &marker).unwrap();
         let out = inspect(&layout);
-        assert_code(&out, 2);
+        assert_exit(&out, 2);
         assert!(
             stderr(&out).contains("more than the 4096 bytes pack reads for an `oci-layout` file"),
             "{}",
@@ -722,7 +712,7 @@ fn layout_documents_with_hostile_descriptors_are_refused() {
     // A descriptor that says 1 GiB: refused before the blob is opened.
     retag(&layout, &index, Some(1 << 30));
     let out = inspect(&layout);
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains(
             "is 1073741824 bytes, more than the 4194304 bytes pack reads for an image index"
@@ -734,7 +724,7 @@ fn layout_documents_with_hostile_descriptors_are_refused() {
     // A blob whose size differs from its descriptor.
     retag(&layout, &index, Some(index.len() as u64 + 1));
     let out = inspect(&layout);
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("but its descriptor says"),
         "{}",
@@ -746,7 +736,7 @@ fn layout_documents_with_hostile_descriptors_are_refused() {
     let many = index_of(&vec![entry; 2000]);
     retag(&layout, &many, None);
     let out = inspect(&layout);
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("lists 2000 manifests, more than the 1024 pack follows"),
         "{}",
@@ -759,7 +749,7 @@ fn layout_documents_with_hostile_descriptors_are_refused() {
     ]);
     retag(&layout, &odd, None);
     let out = inspect(&layout);
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("uses the digest algorithm `sha999`; pack reads only sha256"),
         "{}",
@@ -783,7 +773,7 @@ fn layout_documents_with_hostile_descriptors_are_refused() {
     ]);
     retag(&layout, &with_md5, None);
     let out = inspect(&layout);
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("uses the digest algorithm `md5`; pack reads only sha256"),
         "{}",
@@ -875,7 +865,7 @@ fn hostile_signature_payloads_do_not_verify() {
     // The reference case verifies, so each refusal below is the change it makes.
     let good = bytes(&payload(&digest, SIGNATURE_TYPE));
     put_signatures(&layout, &digest, &[(good.clone(), sign(&key, &good))]);
-    assert_code(&verify(&layout, &public), 0);
+    assert_exit(&verify(&layout, &public), 0);
 
     let mut extra_top = payload(&digest, SIGNATURE_TYPE);
     extra_top["extra"] = json!("x");
@@ -944,7 +934,7 @@ fn hostile_signature_payloads_do_not_verify() {
         let signature = signature.unwrap_or_else(|| sign(&key, &payload));
         put_signatures(&layout, &digest, &[(payload, signature)]);
         let out = verify(&layout, &public);
-        assert_code(&out, 1);
+        assert_exit(&out, 1);
         assert!(stdout(&out).contains(reason), "{what}: {}", stdout(&out));
     }
 
@@ -957,7 +947,7 @@ fn hostile_signature_payloads_do_not_verify() {
         &digest,
         &[(extra_optional.clone(), sign(&key, &extra_optional))],
     );
-    assert_code(&verify(&layout, &public), 0);
+    assert_exit(&verify(&layout, &public), 0);
 }
 
 #[test]
@@ -977,7 +967,7 @@ fn a_valid_signature_moved_to_another_tag_does_not_verify() {
     let signature = sign(&key, &good);
     put_signatures(&layout, &digest, &[(good.clone(), signature.clone())]);
     put_signatures(&layout, other.digest.as_ref(), &[(good, signature)]);
-    assert_code(&verify(&layout, &public), 0);
+    assert_exit(&verify(&layout, &public), 0);
     let out = pack()
         .args([
             "verify",
@@ -987,7 +977,7 @@ fn a_valid_signature_moved_to_another_tag_does_not_verify() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 1);
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).contains(&format!("signs another digest, {digest}")),
         "{}",
@@ -1005,7 +995,7 @@ fn key_files_with_the_wrong_password_or_curve_are_refused() {
         .args(["key", "generate", "--output-prefix", s(&prefix)])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let out = pack()
         .env("PACK_KEY_PASSWORD", "Wrong-Pw-4410")
         .args([
@@ -1016,7 +1006,7 @@ fn key_files_with_the_wrong_password_or_curve_are_refused() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("Wrong-Pw-4410"), "{}", stderr(&out));
     assert!(
@@ -1057,10 +1047,10 @@ fn key_files_with_the_wrong_password_or_curve_are_refused() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("P-256"), "{}", stderr(&out));
     let out = verify(&layout, &p384_pub);
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("P-256"), "{}", stderr(&out));
 }
 
@@ -1167,7 +1157,7 @@ fn secrets_appear_in_no_output_and_no_file() {
             cmd.write_stdin(format!("{input}\n"));
         }
         let out = cmd.output().unwrap();
-        assert_code(&out, code);
+        assert_exit(&out, code);
         assert_no_secret(&format!("stdout of {args:?}"), &out.stdout);
         assert_no_secret(&format!("stderr of {args:?}"), &out.stderr);
         runs += 1;
@@ -1355,7 +1345,7 @@ fn oversized_signature_payloads_are_not_read() {
             .args(["--key", s(&public)])
             .output()
             .unwrap();
-        assert_code(&out, 2);
+        assert_exit(&out, 2);
         assert!(stderr(&out).contains(expected), "{}", stderr(&out));
         let sent = registry.sent(&format!("/v2/app/blobs/{payload_digest}"));
         assert!(sent < SLACK, "pack read {sent} bytes of the payload");
@@ -1380,7 +1370,7 @@ fn a_component_that_crashes_the_wit_decoder_is_an_error() {
         .args(["--world", "calc"])
         .output()
         .unwrap();
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("cannot read the WIT interface of")
             && stderr(&out).contains("wit-parser failed on this valid component"),

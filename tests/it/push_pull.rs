@@ -3,7 +3,6 @@
 //! source, TLS with a test CA, damaged content, and interop with skopeo.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -60,16 +59,6 @@ fn blob_names(layout: &Path) -> Vec<String> {
     names
 }
 
-fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
 #[test]
 fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
     let Some(registry) = Registry::start() else {
@@ -83,7 +72,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         .args(["push", &format!("{}:v1", s(layout)), &target, "--json"])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let first = json_stdout(&out);
     assert_eq!(first["reference"], format!("{target}:v1"));
     assert_eq!(first["digest"], index_digest(layout, "v1"));
@@ -103,7 +92,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let second = json_stdout(&out);
     assert_eq!(second["bytesTransferred"], 0, "{second}");
     assert_eq!(second["blobsTransferred"], 0);
@@ -123,7 +112,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("signature verified"),
         "{}",
@@ -143,7 +132,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         .args(["verify", &format!("{}:v1", s(&pulled)), "--key", s(public)])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
 
     // An interrupted pull (a blob and the tag missing) finishes without fetching again
     // what arrived.
@@ -166,7 +155,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let again = json_stdout(&out);
     assert_eq!(again["blobsTransferred"], 1, "{again}");
     assert_eq!(again["tag"], "again");
@@ -185,7 +174,7 @@ fn pull_checks_keys_platforms_and_tags() {
         .args(["push", &format!("{}:v1", s(layout)), &target])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert!(stdout(&out).contains("pushed"), "{}", stdout(&out));
 
     // Another key: exit 1, and nothing is written.
@@ -208,7 +197,7 @@ fn pull_checks_keys_platforms_and_tags() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 1);
+    assert_exit(&out, 1);
     assert!(
         stderr(&out).contains("no valid signature"),
         "{}",
@@ -230,14 +219,14 @@ fn pull_checks_keys_platforms_and_tags() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
     assert!(blob_names(&dest).len() < blob_names(layout).len());
     let out = pack_in(home.path())
         .args(["pull", &target, "-o", s(&dest), "--platform", "linux/s390x"])
         .output()
         .unwrap();
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("linux/amd64"), "{}", stderr(&out));
 
     // An unknown tag names the registry's code.
@@ -250,7 +239,7 @@ fn pull_checks_keys_platforms_and_tags() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("MANIFEST_UNKNOWN"),
         "{}",
@@ -267,7 +256,7 @@ fn pull_checks_keys_platforms_and_tags() {
         .args(["pull", "127.0.0.1:9/app:v1", "-o", s(&dest)])
         .output()
         .unwrap();
-    assert_code(&out, 4);
+    assert_exit(&out, 4);
 }
 
 #[test]
@@ -282,7 +271,7 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
         .args(["push", &format!("{}:v1", s(layout)), &target])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     // Flip bytes of the largest blob in the registry's storage (same length).
     let biggest = blob_names(layout)
         .into_iter()
@@ -308,7 +297,7 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
         .args(["pull", &target, "-o", s(&dest)])
         .output()
         .unwrap();
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("does not match its digest"),
         "{}",
@@ -348,7 +337,7 @@ fn basic_auth_from_every_source() {
         .args(["push", &source, &target])
         .output()
         .unwrap();
-    assert_code(&out, 3);
+    assert_exit(&out, 3);
     assert!(stderr(&out).contains("anonymous"), "{}", stderr(&out));
     assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
 
@@ -366,7 +355,7 @@ fn basic_auth_from_every_source() {
         .write_stdin("not-the-password\n")
         .output()
         .unwrap();
-    assert_code(&out, 3);
+    assert_exit(&out, 3);
     assert!(stderr(&out).contains("--username"), "{}", stderr(&out));
     for text in [stdout(&out), stderr(&out)] {
         assert!(!text.contains("not-the-password"), "{text}");
@@ -386,7 +375,7 @@ fn basic_auth_from_every_source() {
         .write_stdin("wonderland\n")
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "command-line");
     assert!(!stdout(&out).contains("wonderland"));
 
@@ -397,7 +386,7 @@ fn basic_auth_from_every_source() {
         .args(["pull", &target, "-o", s(&home.join("from-env")), "--json"])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "environment");
 
     // A docker config file, written by `pack login`.
@@ -406,14 +395,14 @@ fn basic_auth_from_every_source() {
         .write_stdin("wrong\n")
         .output()
         .unwrap();
-    assert_code(&out, 3);
+    assert_exit(&out, 3);
     assert!(!home.join("docker/config.json").exists());
     let out = pack_in(home)
         .args(["login", registry.addr(), "-u", "alice", "--password-stdin"])
         .write_stdin("wonderland\n")
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let config: Value =
         serde_json::from_slice(&std::fs::read(home.join("docker/config.json")).unwrap()).unwrap();
     assert_eq!(
@@ -430,7 +419,7 @@ fn basic_auth_from_every_source() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "docker-config");
 
     // A credential helper on PATH.
@@ -481,7 +470,7 @@ fn basic_auth_from_every_source() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["helper"], "test");
     let seen = std::fs::read_to_string(home.join("helper.env")).unwrap();
     assert!(seen.contains("HELPER_MAY_SEE=ordinary"), "{seen}");
@@ -592,14 +581,14 @@ fn tls_with_a_test_ca() {
         .args(["push", &source, &target])
         .output()
         .unwrap();
-    assert_code(&out, 4);
+    assert_exit(&out, 4);
     assert!(stderr(&out).contains("--ca-cert"), "{}", stderr(&out));
 
     let out = pack_in(home)
         .args(["push", &source, &target, "--ca-cert", s(&ca), "--json"])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["scheme"], "https");
     let dest = home.join("pulled");
     let out = pack_in(home)
@@ -615,7 +604,7 @@ fn tls_with_a_test_ca() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
     // --insecure accepts the certificate without the CA.
     let out = pack_in(home)
@@ -628,7 +617,7 @@ fn tls_with_a_test_ca() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
 }
 
 #[test]
@@ -652,7 +641,7 @@ fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let copied = home.path().join("skopeo-copy");
     skopeo(&[
         "copy",
@@ -690,7 +679,7 @@ fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), digest);
 }
 
@@ -711,14 +700,14 @@ fn mount_from_another_repository_sends_nothing() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let sent = json_stdout(&out)["blobsTransferred"].clone();
     let out = pack_in(home.path())
         .args(["push", &source, &format!("{}/other:v1", registry.addr())])
         .args(["--mount-from", "base", "--json"])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert_eq!(summary["blobsMounted"], sent, "{summary}");
     assert_eq!(summary["bytesTransferred"], 0, "{summary}");
@@ -758,14 +747,14 @@ fn transient_failures_are_retried() {
         .args(["push", &format!("{}:v1", s(layout)), &target])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
     let dest = home.path().join("pulled");
     let out = pack_in(home.path())
         .args(["pull", &target, "-o", s(&dest), "--key", s(public)])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
 }
@@ -799,7 +788,7 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
         .args(["--jobs", "1"])
         .output()
         .unwrap();
-    assert_code(&out, 4);
+    assert_exit(&out, 4);
     assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     drop(proxy);
     // The tag was not written: the index goes last.
@@ -812,7 +801,7 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     // Run again: the blob that arrived is not sent again.
     let out = pack_in(home.path())
         .args([
@@ -823,7 +812,7 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
         ])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert_eq!(summary["blobsSkipped"], 1, "{summary}");
     assert!(
@@ -891,7 +880,7 @@ fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
         .args(["push", &format!("{}:v1", s(&layout)), &target, "--json"])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert!(json_stdout(&out)["bytesTransferred"].as_u64().unwrap() > 40 << 20);
     assert!(
         failed.load(std::sync::atomic::Ordering::SeqCst),
@@ -902,7 +891,7 @@ fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
         .args(["pull", &target, "-o", s(&dest)])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(&layout, "v1"));
     assert_eq!(blob_names(&dest), blob_names(&layout));
 }

@@ -261,16 +261,6 @@ fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
 /// `pack` with its own home, docker config and store, none of the caller's settings, and
 /// no retries.
 fn pack_in(home: &Path) -> assert_cmd::Command {
@@ -326,7 +316,7 @@ fn key(dir: &Path) -> (PathBuf, PathBuf) {
         .args(["key", "generate", "--output-prefix", s(&dir.join("k"))])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     (dir.join("k.key"), dir.join("k.pub"))
 }
 
@@ -388,7 +378,7 @@ fn signed_layout(dir: &Path, name: &str, private: &Path, reference: &str) -> (Pa
         .args(["--reference", reference])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     (
         layout,
         manifest_desc["digest"].as_str().unwrap().to_string(),
@@ -517,7 +507,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
         .arg("--json")
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "environment");
     no_secret_in_output(&out);
     // Without PACK_REGISTRY, the registry on the command line is the one they are for.
@@ -529,7 +519,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
         .args(["--key", s(&public), "--json"])
         .output()
         .unwrap();
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "environment");
 
     // The attack: a reference to another registry, with the variables set for the real
@@ -562,7 +552,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
             let mut cmd = pack_in(d);
             with_credentials(&mut cmd, Some(real.addr()));
             let out = cmd.args(&args).output().unwrap();
-            assert_code(&out, 3);
+            assert_exit(&out, 3);
             no_secret_in_output(&out);
             let err = stderr(&out);
             let warning = format!(
@@ -581,7 +571,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
         let mut cmd = pack_in(d);
         with_credentials(&mut cmd, Some(real.addr()));
         let out = cmd.args(["login", &fake.addr]).output().unwrap();
-        assert_code(&out, 2);
+        assert_exit(&out, 2);
         assert!(stderr(&out).contains("PACK_REGISTRY"), "{}", stderr(&out));
         assert_eq!(fake.requests().len(), before, "login contacted the fake");
         assert!(!d.join("docker/config.json").exists());
@@ -596,7 +586,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
         .arg(d.join("refused"))
         .output()
         .unwrap();
-    assert_code(&out, 3);
+    assert_exit(&out, 3);
     assert!(
         stderr(&out).contains("not sending them to"),
         "{}",
@@ -675,7 +665,7 @@ fn credentials_are_not_sent_to_a_plain_http_token_realm_on_another_host() {
         let mut cmd = pack_in(d);
         with_credentials(&mut cmd, Some(&fake.addr));
         let out = cmd.env("PACK_TIMEOUT", "3").args(&args).output().unwrap();
-        assert_code(&out, 2);
+        assert_exit(&out, 2);
         no_secret_in_output(&out);
         assert!(
             stderr(&out).contains("`http://192.0.2.1/token` is plain HTTP on another host"),
@@ -750,7 +740,7 @@ fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
 
     // Honest path: the signed image pulls and verifies.
     let (out, _) = pull("honest", true);
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
 
     let config = put_blob(&d.join("scratch"), b"{}");
     let huge = format!("sha256:{}", "f".repeat(64));
@@ -784,7 +774,7 @@ fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
     }
     for key in [true, false] {
         let (out, took) = pull("huge", key);
-        assert_code(&out, 2);
+        assert_exit(&out, 2);
         let err = stderr(&out);
         assert!(
             err.contains(&child_sig) && err.contains(&child_sig_digest),
@@ -832,7 +822,7 @@ fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
         );
     }
     let (out, took) = pull("crowded", true);
-    assert_code(&out, 2);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains(&root_sig) && err.contains(&crowded_digest),
@@ -856,5 +846,5 @@ fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
         .unwrap()
         .insert(root_sig_path, honest_root_sig);
     let (out, _) = pull("honest-again", true);
-    assert_code(&out, 0);
+    assert_exit(&out, 0);
 }

@@ -23,20 +23,10 @@ fn run(cmd: &mut assert_cmd::Command) -> Output {
 }
 
 #[track_caller]
-fn code(out: &Output, expected: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(expected),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
 /// An unencrypted key pair `<dir>/<name>.key` (mode 0600) and `.pub`.
 fn key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let prefix = dir.join(name);
-    code(
+    assert_exit(
         &run(pack_in(dir).args([
             "key",
             "generate",
@@ -70,7 +60,7 @@ fn build_unsigned(dir: &Path, component: &Path, layout: &Path, tag: &str) -> Str
         tag,
         "--json",
     ]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     json_stdout(&out)["digest"].as_str().unwrap().to_string()
 }
 
@@ -159,7 +149,7 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
     writer.write_all(&pem).unwrap();
     drop(writer);
     let out = child.wait_with_output().unwrap();
-    code(&out, 0);
+    assert_exit(&out, 0);
     let json = json_stdout(&out);
     let built = json["digest"].as_str().unwrap().to_string();
     assert_ne!(built, decoy);
@@ -181,7 +171,7 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
         stderr(&out)
     );
     let out = run(pack_in(d).args(["verify", "out:v1", "--key", s(&public)]));
-    code(&out, 1);
+    assert_exit(&out, 1);
     assert!(stdout(&out).contains("is unsigned"), "{}", stdout(&out));
     // Point a tag at the built index to check its signature and its blobs.
     let blob = pack_packager::layout::parse_sha256(&built).unwrap();
@@ -198,7 +188,7 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
     )
     .unwrap();
     let out = run(pack_in(d).args(["verify", "out:built", "--key", s(&public)]));
-    code(&out, 0);
+    assert_exit(&out, 0);
 
     // The planted file was replaced by the component, and said so.
     assert_eq!(std::fs::read(&planted).unwrap(), component);
@@ -240,7 +230,7 @@ fn build_refuses_an_output_layout_others_can_write() {
     ] {
         mode(&path, bits);
         let out = signed_build("v2");
-        code(&out, 2);
+        assert_exit(&out, 2);
         let err = stderr(&out);
         assert!(
             err.contains("writable by group or others") && err.contains(s(&path)),
@@ -250,7 +240,7 @@ fn build_refuses_an_output_layout_others_can_write() {
         assert!(!has_tag(&layout, "v2"), "the build wrote into it");
         mode(&path, 0o755);
     }
-    code(&signed_build("v2"), 0);
+    assert_exit(&signed_build("v2"), 0);
 }
 
 /// `[component] build` is someone else's code (a build script and its dependencies'):
@@ -261,7 +251,7 @@ fn the_build_command_does_not_inherit_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let prefix = d.join("signing");
-    code(
+    assert_exit(
         &run(pack_in(d)
             .env("PACK_KEY_PASSWORD", "pw-of-the-key-6d1f")
             .args(["key", "generate", "--output-prefix", s(&prefix)])),
@@ -297,7 +287,7 @@ fn the_build_command_does_not_inherit_secrets() {
     let out = run(cmd
         .env("ORDINARY_VARIABLE", "still-here")
         .args(["build", "--json"]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(
         json_stdout(&out)["signed"],
         true,
@@ -350,9 +340,9 @@ fn a_signature_is_bound_to_its_repository() {
         "--reference",
         &app_a,
     ]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     for repo in [&app_a, &app_b] {
-        code(
+        assert_exit(
             &run(pack_in(d).args(["push", "out:v1", &format!("{repo}:v1")])),
             0,
         );
@@ -361,7 +351,7 @@ fn a_signature_is_bound_to_its_repository() {
 
     // Served as app-b: refused, before anything but the signature is fetched.
     let out = run(pack_in(d).args(["run", &format!("{app_b}:v1")]).args(key));
-    code(&out, 2);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains(&format!("signed for `{app_a}`, not for `{app_b}`")),
@@ -371,7 +361,7 @@ fn a_signature_is_bound_to_its_repository() {
     let out = run(pack_in(d)
         .args(["pull", &format!("{app_b}:v1"), "-o", "pulled"])
         .args(key));
-    code(&out, 1);
+    assert_exit(&out, 1);
     assert!(
         stderr(&out).contains(&format!("signed for `{app_a}`")),
         "{}",
@@ -385,27 +375,27 @@ fn a_signature_is_bound_to_its_repository() {
             .args(["run", &format!("{app_b}:v1")])
             .args(key)
             .args(["--allow-reference", &pattern]));
-        code(&out, 0);
+        assert_exit(&out, 0);
     }
     let out = run(pack_in(d)
         .args(["pull", &format!("{app_b}:v1"), "-o", "pulled"])
         .args(key)
         .args(["--allow-reference", &app_a]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     // A pattern for other repositories does not help.
     let out = run(pack_in(d)
         .args(["run", &format!("{app_b}:v1")])
         .args(key)
         .args(["--allow-reference", "ghcr.io/**"]));
-    code(&out, 2);
+    assert_exit(&out, 2);
 
     // Where it was signed for, it runs.
-    code(
+    assert_exit(
         &run(pack_in(d).args(["run", &format!("{app_a}:v1")]).args(key)),
         0,
     );
     // Docker's normalization: `index.docker.io/...` and `docker.io/...` are one.
-    code(
+    assert_exit(
         &run(pack_in(d)
             .args(["run", &format!("{app_a}:v1")])
             .args(key)
@@ -419,9 +409,9 @@ fn a_signature_is_bound_to_its_repository() {
             .args(["verify", "out:v1", "--reference", reference])
             .args(key))
     };
-    code(&verify(&app_a), 0);
+    assert_exit(&verify(&app_a), 0);
     let out = verify(&app_b);
-    code(&out, 1);
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).contains(&format!("signed for `{app_a}`")),
         "{}",
@@ -430,8 +420,8 @@ fn a_signature_is_bound_to_its_repository() {
     let out = run(pack_in(d)
         .args(["run", "./out:v1", "--reference", &app_b])
         .args(key));
-    code(&out, 2);
-    code(
+    assert_exit(&out, 2);
+    assert_exit(
         &run(pack_in(d)
             .args(["run", "./out:v1", "--reference", &app_a])
             .args(key)),
@@ -485,14 +475,14 @@ fn verify_names_a_damaged_blob() {
         "--sign-key",
         s(&private),
     ]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     let verify = |extra: &[&str]| {
         run(pack_in(d)
             .args(["verify", "out", "--key", s(&public)])
             .args(extra))
     };
     let out = verify(&[]);
-    code(&out, 0);
+    assert_exit(&out, 0);
     let json = json_stdout(&verify(&["--json"]));
     assert_eq!(json["verified"], true, "{json}");
     assert!(json["tree"]["intact"].as_u64().unwrap() >= 6, "{json}");
@@ -505,25 +495,25 @@ fn verify_names_a_damaged_blob() {
     std::fs::write(&path, bytes).unwrap();
 
     let out = verify(&[]);
-    code(&out, 1);
+    assert_exit(&out, 1);
     let text = stdout(&out);
     let file = format!("out/blobs/sha256/{}", &digest["sha256:".len()..]);
     assert!(text.contains(&digest) && text.contains(&file), "{text}");
     assert!(text.contains("its content hashes to sha256:"), "{text}");
     let out = verify(&["--json"]);
-    code(&out, 1);
+    assert_exit(&out, 1);
     let json = json_stdout(&out);
     assert_eq!(json["verified"], false, "{json}");
     let damaged: &Vec<Value> = json["tree"]["damaged"].as_array().unwrap();
     assert_eq!(damaged.len(), 1, "{json}");
     assert_eq!(damaged[0]["digest"], digest.as_str());
     // The quick check of the signature only still passes.
-    code(&verify(&["--signature-only"]), 0);
+    assert_exit(&verify(&["--signature-only"]), 0);
 
     // A missing layer is damage too.
     std::fs::remove_file(&path).unwrap();
     let out = verify(&[]);
-    code(&out, 1);
+    assert_exit(&out, 1);
     assert!(stdout(&out).contains("missing"), "{}", stdout(&out));
 }
 
@@ -537,11 +527,11 @@ fn a_private_key_others_can_read_is_warned_about() {
     build_unsigned(d, &hello(), &d.join("out"), "v1");
     let sign = || run(pack_in(d).args(["sign", "out:v1", "--key", s(&private)]));
     let out = sign();
-    code(&out, 0);
+    assert_exit(&out, 0);
     assert!(!stderr(&out).contains("chmod"), "{}", stderr(&out));
     mode(&private, 0o644);
     let out = sign();
-    code(&out, 0);
+    assert_exit(&out, 0);
     let warnings: Vec<String> = stderr(&out)
         .lines()
         .filter(|l| l.starts_with("warning:"))
@@ -568,6 +558,6 @@ fn a_private_key_others_can_read_is_warned_about() {
         "--sign-key",
         s(&private),
     ]));
-    code(&out, 0);
+    assert_exit(&out, 0);
     assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
 }

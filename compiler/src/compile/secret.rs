@@ -17,7 +17,7 @@
 //! An entry whose MAC is missing or does not verify (it was written with another secret,
 //! or changed since) is never used: the compiler treats it as a miss.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -197,26 +197,14 @@ impl CacheSecret {
         }
         builder.create(dir).map_err(io)?;
         let key = random_key();
-        // tempfile creates the file with mode 0600.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cache.key.")
-            .tempfile_in(dir)
-            .map_err(io)?;
-        tmp.write_all(&key[..]).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        match tmp.persist_noclobber(path) {
-            Ok(_) => {
-                if let Ok(dir) = std::fs::File::open(dir) {
-                    let _ = dir.sync_all();
-                }
-                Ok(Self {
-                    key: Zeroizing::new(key.to_vec()),
-                    origin: SecretOrigin::File(path.to_path_buf()),
-                })
-            }
+        match pack_fs::write_new(path, &key[..], pack_fs::PRIVATE_FILE_MODE) {
+            Ok(()) => Ok(Self {
+                key: Zeroizing::new(key.to_vec()),
+                origin: SecretOrigin::File(path.to_path_buf()),
+            }),
             // Another process made it first: use theirs.
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path),
-            Err(e) => Err(io(e.error)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path),
+            Err(e) => Err(io(e)),
         }
     }
 

@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use p256::ecdsa::signature::{Signer, Verifier};
@@ -466,42 +465,20 @@ pub fn generate(prefix: &Path, password: Option<&str>, force: bool) -> Result<Ge
 /// Writes `path` through a temporary file with `mode`, refusing to replace an existing
 /// file unless `force`.
 fn write_new(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<()> {
-    let write_err = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pack-key-")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(write_err)?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    tmp.write_all(bytes).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    let persisted = if force {
-        tmp.persist(path)
+    let written = if force {
+        pack_fs::write_atomic(path, bytes, mode)
     } else {
-        tmp.persist_noclobber(path)
+        pack_fs::write_new(path, bytes, mode)
     };
-    persisted.map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::KeyExists {
-                path: path.to_path_buf(),
-            }
-        } else {
-            write_err(e.error)
-        }
-    })?;
-    Ok(())
+    written.map_err(|source| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::KeyExists {
+            path: path.to_path_buf(),
+        },
+        _ => Error::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }
 
 #[cfg(test)]
