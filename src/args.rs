@@ -151,6 +151,17 @@ pub struct CompileArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Do not use the function-level cache: a target missing from the compile cache is
+    /// compiled whole, and none of its functions are kept for the next version.
+    #[arg(long)]
+    pub no_function_cache: bool,
+
+    /// Size limit of the function-level cache of one target, in MiB (functions unused
+    /// the longest go first).
+    #[arg(long, value_name = "MIB", env = "PACK_FUNCTION_CACHE_LIMIT", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub function_cache_limit: u64,
+
     /// Targets compiled at once [default: the number of cores].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
@@ -168,7 +179,11 @@ impl CompileArgs {
             None
         } else {
             match self.cache_dir.clone().or_else(Cache::default_dir) {
-                Some(dir) => cache_secret(printer)?.map(|secret| Cache::new(dir, secret)),
+                Some(dir) => cache_secret(printer)?.map(|secret| {
+                    Cache::new(dir, secret)
+                        .with_functions(!self.no_function_cache)
+                        .with_function_limit(self.function_cache_limit.saturating_mul(1 << 20))
+                }),
                 None => {
                     printer.warn(
                         "no cache directory (set PACK_CACHE_DIR or HOME); compiling without a \

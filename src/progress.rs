@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pack_compiler::compile::{Artifact, Reporter, Stage, Target, TargetError};
+use pack_compiler::compile::{Artifact, FunctionStats, Reporter, Stage, Target, TargetError};
 
 use crate::printer::{DIM, GREEN, Printer, RED};
 
@@ -166,6 +166,16 @@ fn done_style(width: usize) -> ProgressStyle {
         .expect("valid template")
 }
 
+/// What the function-level cache did: `12 functions compiled, 40210 from the function
+/// cache`.
+pub fn functions(stats: &FunctionStats) -> String {
+    format!(
+        "{} compiled, {} from the function cache",
+        crate::format::plural(stats.compiled, "function"),
+        stats.cached
+    )
+}
+
 impl Reporter for Progress {
     fn on_queued(&self, _index: usize, target: &Target) {
         self.add(&target.to_string());
@@ -195,11 +205,19 @@ impl Reporter for Progress {
                 } else if artifact.cache_hit {
                     "cached".to_string()
                 } else {
+                    let counts = artifact
+                        .functions
+                        .map(|f| format!(": {}", functions(&f)))
+                        .unwrap_or_default();
                     format!(
-                        "compiled in {}",
+                        "compiled in {}{counts}",
                         crate::format::duration(Duration::from_millis(artifact.compile_time_ms))
                     )
                 };
+                // The CI log: how the long step ended, with what the function cache did.
+                if matches!(self.mode, Mode::Lines) && artifact.functions.is_some() {
+                    self.printer.status(&format!("{}: {how}", self.name(index)));
+                }
                 self.finish(
                     index,
                     true,

@@ -9,6 +9,12 @@
 //! warning for all but "missing"), and a registry that cannot be reached or refuses the
 //! credentials is warned about once and not asked again during this build.
 //!
+//! Beside whole artifacts, the registry holds each target's function cache segment
+//! (Cranelift's compiled functions, `pack-functions-v1-<segment key>`): a build that
+//! finds no artifact for a target, and has no local segment for it, fetches the segment
+//! so that unchanged functions are not compiled again; a build that compiled new
+//! functions pushes its segment. The same keys sign and verify both.
+//!
 //! An entry is trusted when it is signed by `--cache-key` (its public half) or by one of
 //! the `--cache-trust` public keys. Only a verified entry is admitted into the local
 //! cache, where it gets the local cache's MAC; the signing key signs what this build
@@ -20,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use pack_compiler::compile::{self, Artifact, Cache, Claimed, Profile, Target};
 use pack_compiler::wasm::{Input, Kind};
 use pack_packager::Layout;
-use pack_packager::cache_entry::{self, EntryConfig};
+use pack_packager::cache_entry::{self, EntryConfig, FunctionsConfig};
 use pack_packager::signing::{PrivateKey, PublicKey};
 use pack_registry_client::auth::{self, AuthEnv};
 use pack_registry_client::{
@@ -293,6 +299,163 @@ impl RemoteCache {
             Err(e) => {
                 self.refuse(target, &source, &crate::diagnostics::chain(&e));
                 Fetched::Refused
+            }
+        }
+    }
+
+    /// Fetches the function cache segment of `target` into `local` when `local` has
+    /// none (and uses the function cache). Returns how many functions were admitted.
+    pub(crate) fn fetch_functions(
+        &mut self,
+        local: &Cache,
+        target: &Target,
+        profile: &Profile,
+    ) -> Option<usize> {
+        if !local.functions_enabled() || local.has_function_segment(target, profile) {
+            return None;
+        }
+        let registry = self.registry.as_ref()?;
+        let segment_key = compile::segment_key(target, profile);
+        let tag = cache_entry::functions_tag_for(&segment_key).expect("segment keys are hex");
+        let source = Reference::with_tag(
+            self.repository.registry().to_string(),
+            self.repository.repository().to_string(),
+            tag.clone(),
+        );
+        let options = PullOptions {
+            keys: self.trusted.clone(),
+            ..PullOptions::default()
+        };
+        let pulled = self.runtime.block_on(pack_registry_client::pull(
+            registry,
+            &source,
+            self.layout.root(),
+            &tag,
+            &options,
+            &NoReporter,
+        ));
+        match pulled {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return None,
+            Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth) => {
+                self.give_up(&e);
+                return None;
+            }
+            Err(e) => {
+                self.refuse_functions(target, &source, &crate::diagnostics::chain(&e));
+                return None;
+            }
+        }
+        let admitted = cache_entry::read_functions_entry(&self.layout, &segment_key, &self.trusted)
+            .map_err(|e| crate::diagnostics::chain(&e))
+            .and_then(|entry| {
+                if entry.config.wasmtime_version != compile::wasmtime_version() {
+                    return Err(format!(
+                        "it was made by wasmtime {}, this is {}",
+                        entry.config.wasmtime_version,
+                        compile::wasmtime_version()
+                    ));
+                }
+                // The bytes admitted are the bytes hashed here, whatever happens to the
+                // file meanwhile.
+                let body = std::fs::read(&entry.segment).map_err(|e| e.to_string())?;
+                let digest = compile::sha256_hex(&body);
+                if digest != entry.segment_sha256 || body.len() as u64 != entry.segment_size {
+                    return Err(format!(
+                        "the segment changed after it was verified (sha256 {digest})"
+                    ));
+                }
+                local
+                    .admit_functions(target, profile, &body)
+                    .map_err(|e| crate::diagnostics::chain(&e))
+            });
+        match admitted {
+            Ok(count) => Some(count),
+            Err(why) => {
+                self.refuse_functions(target, &source, &why);
+                None
+            }
+        }
+    }
+
+    fn refuse_functions(&mut self, target: &Target, source: &Reference, why: &str) {
+        self.warnings.push(format!(
+            "ignoring the shared function cache of {target} ({source}): {why}; compiling its \
+             functions"
+        ));
+    }
+
+    /// Signs and pushes the local function cache segment of `target` (nothing with a
+    /// public key, after the registry failed, or without a local segment).
+    pub(crate) fn publish_functions(
+        &mut self,
+        local: &Cache,
+        scratch: &Path,
+        target: &Target,
+        profile: &Profile,
+    ) -> bool {
+        let Some(CacheKey::Private(key)) = &self.key else {
+            return false;
+        };
+        let Some(registry) = &self.registry else {
+            return false;
+        };
+        let Some((body, count)) = local.function_segment(target, profile) else {
+            return false;
+        };
+        let segment_key = compile::segment_key(target, profile);
+        let file = scratch.join(format!("functions-{segment_key}"));
+        let config = FunctionsConfig {
+            segment_key: segment_key.clone(),
+            wasmtime_version: compile::wasmtime_version().to_string(),
+            target: target.to_string(),
+            triple: target.triple(),
+            cpu_flags: target.cpu().flags(),
+            profile_sha256: profile.sha256().to_string(),
+            functions: count as u64,
+        };
+        let reference = self.name();
+        let written = pack_fs::write_atomic(&file, &body, pack_fs::FILE_MODE)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                cache_entry::write_functions_entry(&self.layout, &config, &file, key, &reference)
+                    .map_err(anyhow::Error::from)
+            });
+        drop(body);
+        let _ = std::fs::remove_file(&file);
+        if let Err(e) = written {
+            self.warnings.push(format!(
+                "cannot prepare the shared function cache of {target}: {}",
+                crate::diagnostics::chain(e.as_ref())
+            ));
+            return false;
+        }
+        let tag = cache_entry::functions_tag_for(&segment_key).expect("segment keys are hex");
+        let destination = Reference::with_tag(
+            self.repository.registry().to_string(),
+            self.repository.repository().to_string(),
+            tag.clone(),
+        );
+        let pushed = self.runtime.block_on(pack_registry_client::push(
+            registry,
+            &self.layout,
+            &tag,
+            &destination,
+            &PushOptions::default(),
+            &NoReporter,
+        ));
+        match pushed {
+            Ok(_) => true,
+            Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth) => {
+                self.give_up(&e);
+                false
+            }
+            Err(e) => {
+                self.warnings.push(format!(
+                    "cannot push the shared function cache of {target}: {}",
+                    crate::diagnostics::chain(&e)
+                ));
+                false
             }
         }
     }

@@ -11,6 +11,13 @@
 //! - a cosign simple-signing signature under `sha256-<hex>.sig`, made with the cache key
 //!   pair.
 //!
+//! A *function cache entry* has the same shape for a function cache segment (the
+//! compiled functions of one target and engine settings, see docs/cache.md): tag
+//! [`functions_tag_for`]`(segment key)` (`pack-functions-v1-<key>`), artifact type and
+//! config [`FUNCTIONS_ARTIFACT_TYPE`] (a [`FunctionsConfig`]), one layer
+//! [`FUNCTIONS_LAYER`]. Its tag moves: each runner that compiled new functions pushes the
+//! segment it now has.
+//!
 //! Nothing in an entry records when or where it was made, and the compiler's output is
 //! reproducible, so every machine that compiles the same key writes the same manifest,
 //! byte for byte, and the same signature (ECDSA signatures are deterministic, RFC 6979).
@@ -35,6 +42,45 @@ pub const ARTIFACT_TYPE: &str = "application/vnd.pack.compile-cache.v1+json";
 
 /// The prefix of every cache entry tag.
 pub const TAG_PREFIX: &str = "pack-cache-v1-";
+
+/// The `artifactType` of a function cache entry manifest, and the media type of its
+/// config.
+pub const FUNCTIONS_ARTIFACT_TYPE: &str = "application/vnd.pack.function-cache.v1+json";
+
+/// The media type of a function cache segment layer.
+pub const FUNCTIONS_LAYER: &str = "application/vnd.pack.function-cache.segment.v1";
+
+/// The prefix of every function cache entry tag.
+pub const FUNCTIONS_TAG_PREFIX: &str = "pack-functions-v1-";
+
+/// The config of a function cache entry: the segment key and what it was derived from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FunctionsConfig {
+    /// The segment key (sha256 hex of the wasmtime version, triple, CPU flags and
+    /// profile digest).
+    pub segment_key: String,
+    pub wasmtime_version: String,
+    /// The target as pack names it (`linux/amd64/v3`).
+    pub target: String,
+    pub triple: String,
+    pub cpu_flags: Vec<String>,
+    pub profile_sha256: String,
+    /// How many functions the segment holds.
+    pub functions: u64,
+}
+
+/// A function cache entry that verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedFunctions {
+    pub digest: Digest,
+    pub config: FunctionsConfig,
+    /// The segment in the layout, checked against its digest and size.
+    pub segment: PathBuf,
+    /// sha256 (hex) of the segment.
+    pub segment_sha256: String,
+    pub segment_size: u64,
+}
 
 /// The config of a cache entry: the key and everything it was derived from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,16 +123,176 @@ pub struct VerifiedEntry {
 
 /// The tag of the entry for `key` (a sha256 hex string): `pack-cache-v1-<key>`.
 pub fn tag_for(key: &str) -> Result<String> {
-    if key.len() != 64
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if !is_sha256_hex(key) {
         return Err(Error::InvalidInput {
             message: format!("`{key}` is not a cache key (64 lowercase hex digits)"),
         });
     }
     Ok(format!("{TAG_PREFIX}{key}"))
+}
+
+fn is_sha256_hex(key: &str) -> bool {
+    key.len() == 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The tag of the function cache entry for `segment_key` (sha256 hex):
+/// `pack-functions-v1-<key>`.
+pub fn functions_tag_for(segment_key: &str) -> Result<String> {
+    if !is_sha256_hex(segment_key) {
+        return Err(Error::InvalidInput {
+            message: format!("`{segment_key}` is not a segment key (64 lowercase hex digits)"),
+        });
+    }
+    Ok(format!("{FUNCTIONS_TAG_PREFIX}{segment_key}"))
+}
+
+/// Writes a signed single-layer manifest into `layout` under `tag`.
+#[allow(clippy::too_many_arguments)]
+fn write_signed<C: Serialize>(
+    layout: &Layout,
+    tag: &str,
+    artifact_type: &str,
+    layer_type: &str,
+    config: &C,
+    file: &Path,
+    key: &PrivateKey,
+    reference: &str,
+) -> Result<Digest> {
+    let layer = layout.put_file(file, None)?.descriptor(layer_type);
+    let (config_descriptor, _) = layout.put_json(artifact_type, config)?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(MediaType::from(artifact_type))
+        .config(config_descriptor)
+        .layers(vec![layer])
+        .build()
+        .expect("every required manifest field is set");
+    let (descriptor, _) = layout.put_json(IMAGE_MANIFEST, &manifest)?;
+    layout.update_index(|index| {
+        set_tag_in(index, tag, &descriptor);
+        Ok(())
+    })?;
+    sign_digest(layout, descriptor.digest(), key, reference, None)?;
+    Ok(descriptor.digest().clone())
+}
+
+/// Writes the function cache entry for `config` with the segment at `segment` into
+/// `layout`, tagged [`functions_tag_for`]`(config.segment_key)`, and signs it with `key`
+/// for `reference`. Returns the manifest digest.
+pub fn write_functions_entry(
+    layout: &Layout,
+    config: &FunctionsConfig,
+    segment: &Path,
+    key: &PrivateKey,
+    reference: &str,
+) -> Result<Digest> {
+    let tag = functions_tag_for(&config.segment_key)?;
+    write_signed(
+        layout,
+        &tag,
+        FUNCTIONS_ARTIFACT_TYPE,
+        FUNCTIONS_LAYER,
+        config,
+        segment,
+        key,
+        reference,
+    )
+}
+
+/// Reads the function cache entry for `segment_key` from `layout`, with the same checks
+/// as [`read_entry`]: a signature by one of `keys` first, then the shape, the config's
+/// key and the layer's digest. Every refusal is [`Error::UntrustedCacheEntry`].
+pub fn read_functions_entry(
+    layout: &Layout,
+    segment_key: &str,
+    keys: &[PublicKey],
+) -> Result<VerifiedFunctions> {
+    let tag = functions_tag_for(segment_key)?;
+    let (digest, manifest, layer) =
+        read_signed(layout, &tag, FUNCTIONS_ARTIFACT_TYPE, FUNCTIONS_LAYER, keys)?;
+    let untrusted = |reason: String| Error::UntrustedCacheEntry {
+        tag: tag.clone(),
+        reason,
+    };
+    let config: FunctionsConfig = layout
+        .read_json(manifest.config(), "function cache entry config")
+        .map_err(|e| untrusted(e.to_string()))?;
+    if config.segment_key != segment_key {
+        return Err(untrusted(format!(
+            "it is signed for segment {}, not {segment_key}",
+            config.segment_key
+        )));
+    }
+    let segment = layout
+        .verify_blob(&layer)
+        .map_err(|e| untrusted(e.to_string()))?;
+    Ok(VerifiedFunctions {
+        digest,
+        config,
+        segment,
+        segment_sha256: layer.digest().digest().to_string(),
+        segment_size: layer.size(),
+    })
+}
+
+/// Resolves `tag`, verifies its signature against `keys`, and checks that it is a
+/// single-layer manifest of `artifact_type` whose layer is a `layer_type`. Nothing of
+/// the entry is parsed before the signature verified.
+fn read_signed(
+    layout: &Layout,
+    tag: &str,
+    artifact_type: &str,
+    layer_type: &str,
+    keys: &[PublicKey],
+) -> Result<(
+    Digest,
+    oci_spec::image::ImageManifest,
+    oci_spec::image::Descriptor,
+)> {
+    let untrusted = |reason: String| Error::UntrustedCacheEntry {
+        tag: tag.to_string(),
+        reason,
+    };
+    let descriptor = layout.resolve(tag)?;
+    let verdict = verify_digest(layout, descriptor.digest(), keys)?;
+    if !verdict.is_verified() {
+        return Err(untrusted(verdict.reasons().join("; ")));
+    }
+    if *descriptor.media_type() != MediaType::ImageManifest {
+        return Err(untrusted(format!(
+            "it is a `{}`, not an image manifest",
+            descriptor.media_type()
+        )));
+    }
+    let manifest = layout.read_manifest(&descriptor)?;
+    let found = manifest.artifact_type().as_ref().map(ToString::to_string);
+    if found.as_deref() != Some(artifact_type)
+        || manifest.config().media_type().to_string() != artifact_type
+    {
+        return Err(untrusted(format!(
+            "its artifactType is {found:?} and its config a `{}`, both should be \
+             `{artifact_type}`",
+            manifest.config().media_type()
+        )));
+    }
+    let [layer] = manifest.layers().as_slice() else {
+        return Err(untrusted(format!(
+            "it has {} layers, not one",
+            manifest.layers().len()
+        )));
+    };
+    if layer.media_type().to_string() != layer_type {
+        return Err(untrusted(format!(
+            "its layer is a `{}`, not a `{layer_type}`",
+            layer.media_type()
+        )));
+    }
+    let layer = layer.clone();
+    Ok((descriptor.digest().clone(), manifest, layer))
 }
 
 /// Writes the entry for `config` with the artifact at `cwasm` into `layout`, tagged
@@ -100,23 +306,16 @@ pub fn write_entry(
     reference: &str,
 ) -> Result<Digest> {
     let tag = tag_for(&config.key)?;
-    let layer = layout.put_file(cwasm, None)?.descriptor(CWASM_LAYER);
-    let (config_descriptor, _) = layout.put_json(ARTIFACT_TYPE, config)?;
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .artifact_type(MediaType::from(ARTIFACT_TYPE))
-        .config(config_descriptor)
-        .layers(vec![layer])
-        .build()
-        .expect("every required manifest field is set");
-    let (descriptor, _) = layout.put_json(IMAGE_MANIFEST, &manifest)?;
-    layout.update_index(|index| {
-        set_tag_in(index, &tag, &descriptor);
-        Ok(())
-    })?;
-    sign_digest(layout, descriptor.digest(), key, reference, None)?;
-    Ok(descriptor.digest().clone())
+    write_signed(
+        layout,
+        &tag,
+        ARTIFACT_TYPE,
+        CWASM_LAYER,
+        config,
+        cwasm,
+        key,
+        reference,
+    )
 }
 
 /// Reads the entry for `key` from `layout` and trusts it only when a signature by one
@@ -128,41 +327,8 @@ pub fn read_entry(layout: &Layout, key: &str, keys: &[PublicKey]) -> Result<Veri
         tag: tag.clone(),
         reason,
     };
-    let descriptor = layout.resolve(&tag)?;
     // The signature first: nothing of the entry is parsed before it verifies.
-    let verdict = verify_digest(layout, descriptor.digest(), keys)?;
-    if !verdict.is_verified() {
-        return Err(untrusted(verdict.reasons().join("; ")));
-    }
-    if *descriptor.media_type() != MediaType::ImageManifest {
-        return Err(untrusted(format!(
-            "it is a `{}`, not an image manifest",
-            descriptor.media_type()
-        )));
-    }
-    let manifest = layout.read_manifest(&descriptor)?;
-    let artifact_type = manifest.artifact_type().as_ref().map(ToString::to_string);
-    if artifact_type.as_deref() != Some(ARTIFACT_TYPE)
-        || manifest.config().media_type().to_string() != ARTIFACT_TYPE
-    {
-        return Err(untrusted(format!(
-            "its artifactType is {artifact_type:?} and its config a `{}`, both should be \
-             `{ARTIFACT_TYPE}`",
-            manifest.config().media_type()
-        )));
-    }
-    let [layer] = manifest.layers().as_slice() else {
-        return Err(untrusted(format!(
-            "it has {} layers, not one",
-            manifest.layers().len()
-        )));
-    };
-    if layer.media_type().to_string() != CWASM_LAYER {
-        return Err(untrusted(format!(
-            "its layer is a `{}`, not a `{CWASM_LAYER}`",
-            layer.media_type()
-        )));
-    }
+    let (digest, manifest, layer) = read_signed(layout, &tag, ARTIFACT_TYPE, CWASM_LAYER, keys)?;
     let config: EntryConfig = layout
         .read_json(manifest.config(), "cache entry config")
         .map_err(|e| untrusted(e.to_string()))?;
@@ -173,10 +339,10 @@ pub fn read_entry(layout: &Layout, key: &str, keys: &[PublicKey]) -> Result<Veri
         )));
     }
     let artifact = layout
-        .verify_blob(layer)
+        .verify_blob(&layer)
         .map_err(|e| untrusted(e.to_string()))?;
     Ok(VerifiedEntry {
-        digest: descriptor.digest().clone(),
+        digest,
         config,
         artifact,
         artifact_sha256: layer.digest().digest().to_string(),
@@ -239,6 +405,53 @@ mod tests {
         let err = read_entry(&one, &k, &[key.public_key()]).unwrap_err();
         assert!(
             matches!(&err, Error::UntrustedCacheEntry { reason, .. } if reason.contains("does not match its digest")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn function_entries_round_trip_and_keep_to_their_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = dir.path().join("segment");
+        std::fs::write(&segment, b"PACKFNC1 segment").unwrap();
+        let key = PrivateKey::generate();
+        let k = "cd".repeat(32);
+        let config = FunctionsConfig {
+            segment_key: k.clone(),
+            wasmtime_version: "48.0.8".into(),
+            target: "linux/amd64".into(),
+            triple: "x86_64-unknown-linux-gnu".into(),
+            cpu_flags: vec![],
+            profile_sha256: "p".repeat(64),
+            functions: 3,
+        };
+        let layout = Layout::create(dir.path().join("l")).unwrap();
+        write_functions_entry(&layout, &config, &segment, &key, "r/cache").unwrap();
+        let entry = read_functions_entry(&layout, &k, &[key.public_key()]).unwrap();
+        assert_eq!(entry.config, config);
+        assert_eq!(std::fs::read(&entry.segment).unwrap(), b"PACKFNC1 segment");
+        assert_eq!(entry.segment_size, 16);
+        let other = PrivateKey::generate().public_key();
+        assert!(read_functions_entry(&layout, &k, &[other]).is_err());
+
+        // An artifact entry under a function tag is refused, although it is signed.
+        let cwasm = dir.path().join("a.cwasm");
+        std::fs::write(&cwasm, b"\x7fELF").unwrap();
+        let tag = functions_tag_for(&k).unwrap();
+        write_signed(
+            &layout,
+            &tag,
+            ARTIFACT_TYPE,
+            CWASM_LAYER,
+            &config,
+            &cwasm,
+            &key,
+            "r/cache",
+        )
+        .unwrap();
+        let err = read_functions_entry(&layout, &k, &[key.public_key()]).unwrap_err();
+        assert!(
+            matches!(&err, Error::UntrustedCacheEntry { reason, .. } if reason.contains("artifactType")),
             "{err}"
         );
     }

@@ -67,6 +67,13 @@ pub(crate) struct Compiled {
     pub sources: Vec<Source>,
     /// The shared cache, when there is one, for publishing.
     remote: Option<RemoteCache>,
+    /// The local cache, whose function cache segments are published.
+    local: Option<Cache>,
+    /// The scratch directory, where segments are prepared for publishing.
+    scratch: PathBuf,
+    /// Function cache segments fetched from the shared cache, and pushed to it.
+    pub segments_fetched: usize,
+    pub segments_pushed: usize,
 }
 
 impl Compiled {
@@ -167,7 +174,7 @@ impl Build {
         }
         let started = Instant::now();
         let progress = Progress::new(printer, !printer.json_output());
-        let (remote, from_registry) =
+        let (remote, from_registry, segments_fetched) =
             self.fetch_shared(printer, input, &mut options, scratch, &progress)?;
 
         let outcome = compile::compile(input, &options, &progress).map_err(|e| match e {
@@ -206,12 +213,21 @@ impl Build {
             artifacts,
             sources,
             remote,
+            local: options.cache,
+            scratch: scratch.to_path_buf(),
+            segments_fetched,
+            segments_pushed: 0,
         };
         let hits = compiled.artifacts.iter().filter(|a| a.cache_hit).count();
         let registry_hits = compiled.registry_hits();
         let from_where = if compiled.remote.is_some() {
+            let segments = if segments_fetched > 0 {
+                format!("; the function cache of {segments_fetched} from the registry")
+            } else {
+                String::new()
+            };
             format!(
-                "{} from the local cache, {registry_hits} from the registry",
+                "{} from the local cache, {registry_hits} from the registry{segments}",
                 hits - registry_hits
             )
         } else {
@@ -226,8 +242,8 @@ impl Build {
     }
 
     /// The shared cache's entries for `options`' targets, verified, into the local cache
-    /// (one that lives as long as this build when there is none): the cache, and which
-    /// targets it had.
+    /// (one that lives as long as this build when there is none): the cache, which
+    /// targets it had, and for how many of the others it had a function cache segment.
     fn fetch_shared(
         &self,
         printer: &Printer,
@@ -235,10 +251,10 @@ impl Build {
         options: &mut CompileOptions,
         scratch: &Path,
         progress: &Progress,
-    ) -> Result<(Option<RemoteCache>, Vec<bool>)> {
+    ) -> Result<(Option<RemoteCache>, Vec<bool>, usize)> {
         let mut from_registry = vec![false; options.targets.len()];
         let Some(shared) = &self.shared_cache else {
-            return Ok((None, from_registry));
+            return Ok((None, from_registry, 0));
         };
         let mut cache = RemoteCache::open(
             &shared.repository,
@@ -251,22 +267,37 @@ impl Build {
             .cache
             .get_or_insert_with(|| {
                 Cache::new(scratch.join("local-cache"), CacheSecret::ephemeral())
+                    .with_functions(!self.compile.no_function_cache)
             })
             .clone();
+        let mut segments = 0;
         for (index, target) in options.targets.iter().enumerate() {
-            if let Fetched::Registry = cache.fetch(&local, input, target, &options.profile) {
-                from_registry[index] = true;
-                progress.mark_remote(index);
+            match cache.fetch(&local, input, target, &options.profile) {
+                Fetched::Registry => {
+                    from_registry[index] = true;
+                    progress.mark_remote(index);
+                }
+                Fetched::Local => {}
+                // No artifact: the functions another runner compiled, if any.
+                Fetched::Missing | Fetched::Refused | Fetched::Skipped => {
+                    if cache
+                        .fetch_functions(&local, target, &options.profile)
+                        .is_some()
+                    {
+                        segments += 1;
+                    }
+                }
             }
         }
         for warning in cache.take_warnings() {
             printer.warn(&warning);
         }
-        Ok((Some(cache), from_registry))
+        Ok((Some(cache), from_registry, segments))
     }
 
     /// Publish: pushes to the shared cache the entries it lacked (when this build may
-    /// write to it); returns how many.
+    /// write to it), and the function cache segment of every target that compiled new
+    /// functions (counted in `segments_pushed`); returns how many entries.
     pub fn publish(
         &self,
         printer: &Printer,
@@ -283,6 +314,20 @@ impl Build {
                     && cache.publish(&validated.input, &compiled.profile, artifact)
                 {
                     pushed += 1;
+                }
+            }
+            if let Some(local) = &compiled.local {
+                for artifact in &compiled.artifacts {
+                    if artifact.functions.is_some_and(|f| f.compiled > 0)
+                        && cache.publish_functions(
+                            local,
+                            &compiled.scratch,
+                            &artifact.target,
+                            &compiled.profile,
+                        )
+                    {
+                        compiled.segments_pushed += 1;
+                    }
                 }
             }
         }

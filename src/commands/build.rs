@@ -171,6 +171,9 @@ struct JsonSummary<'a> {
     registry_hits: usize,
     /// Entries pushed to the shared cache.
     cache_pushed: usize,
+    /// Function cache segments fetched from the shared cache, and pushed to it.
+    function_segments_fetched: usize,
+    function_segments_pushed: usize,
     signed: bool,
     key: Option<String>,
 }
@@ -185,6 +188,10 @@ struct JsonPlatform {
     cache_hit: Option<bool>,
     /// `compiled`, `local-cache` or `registry`.
     source: Option<Source>,
+    /// When Cranelift ran with the function-level cache: functions compiled and taken
+    /// from the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    functions: Option<pack_compiler::compile::FunctionStats>,
 }
 
 impl BuildCommand {
@@ -327,6 +334,7 @@ fn json_summary<'a>(
         cpu: None,
         cache_hit: None,
         source: None,
+        functions: None,
     }];
     for native in &summary.natives {
         let p = native.platform().as_ref();
@@ -347,6 +355,7 @@ fn json_summary<'a>(
             cpu: artifact.map(|a| a.cpu.preset.clone()),
             cache_hit: artifact.map(|a| a.cache_hit),
             source: position.and_then(|i| sources.get(i).copied()),
+            functions: artifact.and_then(|a| a.functions),
         });
     }
     JsonSummary {
@@ -362,6 +371,8 @@ fn json_summary<'a>(
         cache_hits: artifacts.iter().filter(|a| a.cache_hit).count(),
         registry_hits: compiled.registry_hits(),
         cache_pushed: pushed,
+        function_segments_fetched: compiled.segments_fetched,
+        function_segments_pushed: compiled.segments_pushed,
         signed: key.is_some(),
         key,
     }
@@ -397,8 +408,12 @@ fn print_summary(
     printer.result(&format!("  platforms {}", names.join(", ")));
     for (i, (artifact, source)) in artifacts.iter().zip(sources).enumerate() {
         let label = if i == 0 { "targets" } else { "" };
+        let functions = artifact
+            .functions
+            .map(|f| format!(" ({})", crate::progress::functions(&f)))
+            .unwrap_or_default();
         printer.result(&format!(
-            "  {label:<9} {}: {}",
+            "  {label:<9} {}: {}{functions}",
             artifact.target,
             source.describe()
         ));

@@ -39,7 +39,7 @@ pub struct CacheCommand {
 #[derive(clap::Subcommand, Debug)]
 pub enum CacheAction {
     /// Show where the cache is, how many entries it holds and their size, per wasmtime
-    /// version.
+    /// version, and the size of the function-level cache.
     #[command(after_help = "\
 Examples:
   pack cache info
@@ -50,7 +50,7 @@ Exit status:
   2  usage error, or the cache could not be read")]
     Info,
     /// Remove entries of other wasmtime versions (which this pack cannot use) and,
-    /// with --older-than, entries not used for that long.
+    /// with --older-than, entries and function caches not used for that long.
     #[command(after_help = "\
 Examples:
   pack cache prune
@@ -85,6 +85,8 @@ struct Removed<'a> {
     path: &'a std::path::Path,
     removed_entries: u64,
     removed_bytes: u64,
+    /// Function cache segments removed (their bytes are in `removed_bytes`).
+    removed_function_segments: u64,
 }
 
 impl CacheCommand {
@@ -112,8 +114,17 @@ impl CacheCommand {
                         } else {
                             " (unused by this pack; `pack cache prune` removes them)"
                         };
+                        let functions = if v.function_segments > 0 {
+                            format!(
+                                " (function cache: {} target(s), {})",
+                                v.function_segments,
+                                bytes(v.function_bytes)
+                            )
+                        } else {
+                            String::new()
+                        };
                         printer.detail(&format!(
-                            "  wasmtime {}: {} entries, {}{DIM}{current}{DIM:#}",
+                            "  wasmtime {}: {} entries, {}{functions}{DIM}{current}{DIM:#}",
                             v.wasmtime_version,
                             v.entries,
                             bytes(v.bytes)
@@ -153,10 +164,19 @@ impl CacheCommand {
                 path: cache.root(),
                 removed_entries: report.entries,
                 removed_bytes: report.bytes,
+                removed_function_segments: report.function_segments,
             })?;
         } else {
+            let segments = if report.function_segments > 0 {
+                format!(
+                    " and the function cache of {} target(s)",
+                    report.function_segments
+                )
+            } else {
+                String::new()
+            };
             printer.result(&format!(
-                "{verb} {}: removed {} ({})",
+                "{verb} {}: removed {}{segments} ({})",
                 cache.root().display(),
                 count(report.entries, "entry", "entries"),
                 bytes(report.bytes)

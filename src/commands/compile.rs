@@ -117,6 +117,12 @@ fn print_results(printer: &Printer, report: &Report, written: &std::path::Path) 
     for a in &report.artifacts {
         let how = if a.cache_hit {
             "cached".to_string()
+        } else if let Some(functions) = &a.functions {
+            format!(
+                "{} ({})",
+                crate::format::duration(std::time::Duration::from_millis(a.compile_time_ms)),
+                crate::progress::functions(functions)
+            )
         } else {
             crate::format::duration(std::time::Duration::from_millis(a.compile_time_ms))
         };

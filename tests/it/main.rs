@@ -12,6 +12,7 @@ mod compile;
 mod compressed;
 mod faultproxy;
 mod faults;
+mod function_cache;
 mod help;
 mod hostile;
 mod provenance;

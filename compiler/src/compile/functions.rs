@@ -68,13 +68,15 @@ pub(crate) const DIR: &str = "functions";
 /// The extension of segment files.
 pub(crate) const EXTENSION: &str = "fns";
 
-/// What the function cache did for one target.
+/// What the function cache did for one target. `compiled + cached` is the number of
+/// functions of the input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionStats {
-    /// Functions Cranelift compiled.
+    /// Functions not found in the function cache as it was before this compile:
+    /// compiled by Cranelift, or identical to one compiled earlier in the same compile.
     pub compiled: u64,
-    /// Functions taken from the cache instead.
+    /// Functions taken from the function cache (stored by an earlier compile) instead.
     pub cached: u64,
 }
 
@@ -199,7 +201,10 @@ pub(crate) struct FunctionStore {
     order: Vec<[u8; 32]>,
     used: Mutex<HashSet<[u8; 32]>>,
     fresh: Mutex<HashMap<[u8; 32], Vec<u8>>>,
+    /// Lookups found in `loaded`.
     hits: AtomicU64,
+    /// Lookups found in `fresh`: a function identical to one this compile produced.
+    duplicates: AtomicU64,
     inserts: AtomicU64,
     /// Whether the file on disk must be replaced even when nothing is new (it did not
     /// authenticate, or was malformed).
@@ -215,16 +220,17 @@ pub(crate) enum LoadWarning {
 impl wasmtime::CacheStore for FunctionStore {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         let key: [u8; 32] = key.try_into().ok()?;
-        let found = if let Some(range) = self.index.get(&key) {
+        if let Some(range) = self.index.get(&key) {
             self.used.lock().expect("used set").insert(key);
-            Some(Cow::Borrowed(&self.loaded[range.clone()]))
-        } else {
-            // A function identical to one this compile already produced.
-            let fresh = self.fresh.lock().expect("fresh map");
-            fresh.get(&key).map(|value| Cow::Owned(value.clone()))
-        };
-        if found.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            return Some(Cow::Borrowed(&self.loaded[range.clone()]));
+        }
+        // A function identical to one this compile already produced: not from the
+        // cache as it was, so counted with the compiled ones.
+        let fresh = self.fresh.lock().expect("fresh map");
+        let found = fresh.get(&key).map(|value| Cow::Owned(value.clone()));
+        if found.is_some() {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
         }
         found
     }
@@ -249,7 +255,8 @@ impl FunctionStore {
         // did not deserialize, which is then counted twice: it does not happen with
         // authenticated entries of the same Cranelift).
         FunctionStats {
-            compiled: self.inserts.load(Ordering::Relaxed),
+            compiled: self.inserts.load(Ordering::Relaxed)
+                + self.duplicates.load(Ordering::Relaxed),
             cached: self.hits.load(Ordering::Relaxed),
         }
     }
@@ -436,6 +443,7 @@ impl Cache {
             used: Mutex::new(HashSet::new()),
             fresh: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
             inserts: AtomicU64::new(0),
             replace,
         };
@@ -542,13 +550,14 @@ mod tests {
         assert!(store.insert(&key(1), b"one".to_vec()));
         assert!(store.get(&key(2)).is_none());
         assert!(store.insert(&key(2), b"two".to_vec()));
-        // A function compiled twice in one compile is found the second time.
+        // A function compiled twice in one compile is found the second time, and
+        // counted as compiled: it was not in the cache before this compile.
         assert_eq!(store.get(&key(2)).as_deref(), Some(&b"two"[..]));
         assert_eq!(
             store.stats(),
             FunctionStats {
-                compiled: 2,
-                cached: 1
+                compiled: 3,
+                cached: 0
             }
         );
         store.save(&secret(), DEFAULT_SEGMENT_LIMIT).unwrap();
