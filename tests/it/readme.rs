@@ -188,8 +188,8 @@ fn placeholders_and_wildcards() {
         "✓ built out/app:v1 in <time> (sha256:<hex>)"
     );
     assert_eq!(
-        placeholders("key 7a81168114b8cae7, 1.2 s, 345.7 KiB"),
-        "key <hex>, <time>, 345.7 KiB"
+        placeholders("key 7a81168114b8cae7, 1.2 s, 345.7 KiB, 230993 B in 11 blobs"),
+        "key <hex>, <time>, <size>, <size> in 11 blobs"
     );
     assert_eq!(placeholders("ids 12 msgs"), "ids 12 msgs");
     let lines = |s: &str| s.lines().map(String::from).collect::<Vec<_>>();
