@@ -307,7 +307,19 @@ fn one_request(stream: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> bool {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs it with nothing.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.is_empty() {
+        eprintln!(
+            "start: nothing to measure (bench/start.sh runs it with bundles):\n  \
+             start --key <PUB> [--runs N] <NAME>=<LAYOUT>[,<ARG>...]...\n  \
+             start serve <SECONDS> <CONNECTIONS> -- <CMD> <ARG>..."
+        );
+        return;
+    }
     if args.first().map(String::as_str) == Some("serve") {
         let command: Vec<String> = args
             .iter()
