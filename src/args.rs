@@ -238,3 +238,53 @@ pub(crate) fn parse_target(value: &str) -> Result<String, String> {
     }
     Ok(value.to_string())
 }
+
+/// What a host (`pack run`, `pack serve`) trusts, and where and how it gets bundles.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HostArgs {
+    /// A trusted public key (`pack.pub`, `cosign.pub`); repeatable. A signature by one of
+    /// them must cover each bundle (`pack serve` also trusts its configuration's `keys`).
+    #[arg(long, value_name = "PUB")]
+    pub key: Vec<PathBuf>,
+
+    /// Also accept signatures made for repositories matching PATTERN, besides the one a
+    /// bundle is pulled from (a mirror of `ghcr.io/team/app`: `--allow-reference
+    /// ghcr.io/team/app`). `*` stands for any characters within one `/`-separated
+    /// component, `**` as the last component for any suffix; compared after docker's
+    /// normalization. Repeatable. See docs/signing.md.
+    #[arg(long, value_name = "PATTERN")]
+    pub allow_reference: Vec<pack_packager::signing::ReferencePattern>,
+
+    /// Load a native artifact only when this rebuilder (public key) attested its `.cwasm`
+    /// with a signed rebuild attestation (`pack verify --rebuild --attest-key`);
+    /// repeatable. See docs/provenance.md.
+    #[arg(long, value_name = "PUB")]
+    pub rebuilt_by: Vec<PathBuf>,
+
+    /// How many distinct --rebuilt-by keys must have attested the artifact [default: 1].
+    #[arg(long, value_name = "N", requires = "rebuilt_by")]
+    pub rebuilds: Option<usize>,
+
+    /// The content store for registry bundles [default: $PACK_STORE, else
+    /// $XDG_DATA_HOME/pack/store, else ~/.local/share/pack/store].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+impl HostArgs {
+    /// Sets the repositories allowed, the rebuilds required, the store and the registry
+    /// connection of `options`.
+    pub(crate) fn apply(&self, options: &mut pack_host::HostOptions) -> Result<()> {
+        options.references.allow = self.allow_reference.clone();
+        let rebuilders = pack_packager::signing::load_public_keys(&self.rebuilt_by)?;
+        options
+            .require_rebuilds(rebuilders, self.rebuilds)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        options.store = self.store.clone();
+        options.registry.connect = self.connect.options();
+        Ok(())
+    }
+}

@@ -1,5 +1,6 @@
 //! JSON objects that several commands print (docs/json.md describes each).
 
+use pack_packager::provenance::{self, AttestationCheck, AttestationRejection, ProvenanceCheck};
 use pack_packager::signing::{self, Rejection, SignatureCheck};
 
 /// One signature in JSON output (`inspect` and `verify`).
@@ -85,4 +86,64 @@ pub(crate) enum RunEvent<'a> {
     },
     /// The command component ended with `status`, or the server stopped (0).
     Exit { status: u8 },
+}
+
+/// One provenance or rebuild attestation in JSON output (`inspect` and `verify`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct JsonAttestation {
+    referrer: String,
+    layer: String,
+    claimed_key: Option<String>,
+    /// `true`, `false`, or `null` when no key was given to check it with.
+    verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claim: Option<provenance::Claim>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<AttestationRejection>,
+}
+
+impl JsonAttestation {
+    pub(crate) fn new(check: &AttestationCheck, keys_given: bool) -> Self {
+        let (verified, claim, reason) = match &check.outcome {
+            Ok(claim) => (Some(true), Some(claim.clone()), None),
+            Err(AttestationRejection::OtherKey) if !keys_given => (None, None, None),
+            Err(r) => (Some(false), None, Some(r.clone())),
+        };
+        Self {
+            referrer: check.referrer.clone(),
+            layer: check.layer.clone(),
+            claimed_key: check.claimed_key.clone(),
+            verified,
+            claim,
+            reason,
+        }
+    }
+}
+
+/// One native artifact's provenance in JSON output.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct JsonProvenance {
+    #[serde(flatten)]
+    check: ProvenanceCheck,
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+    attestations: Vec<JsonAttestation>,
+}
+
+impl JsonProvenance {
+    pub(crate) fn new(check: &ProvenanceCheck, keys_given: bool) -> Self {
+        Self {
+            verified: check.verified().is_some(),
+            problem: if keys_given { check.problem() } else { None },
+            attestations: check
+                .referrers
+                .iter()
+                .map(|r| JsonAttestation::new(r, keys_given))
+                .collect(),
+            check: check.clone(),
+        }
+    }
 }

@@ -431,15 +431,25 @@ impl RemoteCache {
             return false;
         }
         let tag = cache_entry::functions_tag_for(&segment_key).expect("segment keys are hex");
+        self.push_tag(&tag, &format!("the shared function cache of {target}"))
+    }
+
+    /// Pushes what the staging layout holds under `tag` to the cache repository; `what`
+    /// names it in a warning. A network or credentials failure gives up the registry
+    /// for the rest of the build.
+    fn push_tag(&mut self, tag: &str, what: &str) -> bool {
+        let Some(registry) = &self.registry else {
+            return false;
+        };
         let destination = Reference::with_tag(
             self.repository.registry().to_string(),
             self.repository.repository().to_string(),
-            tag.clone(),
+            tag.to_string(),
         );
         let pushed = self.runtime.block_on(pack_registry_client::push(
             registry,
             &self.layout,
-            &tag,
+            tag,
             &destination,
             &PushOptions::default(),
             &NoReporter,
@@ -452,7 +462,7 @@ impl RemoteCache {
             }
             Err(e) => {
                 self.warnings.push(format!(
-                    "cannot push the shared function cache of {target}: {}",
+                    "cannot push {what}: {}",
                     crate::diagnostics::chain(&e)
                 ));
                 false
@@ -493,34 +503,7 @@ impl RemoteCache {
             ));
             return false;
         }
-        let target = Reference::with_tag(
-            self.repository.registry().to_string(),
-            self.repository.repository().to_string(),
-            tag.clone(),
-        );
-        let pushed = self.runtime.block_on(pack_registry_client::push(
-            registry,
-            &self.layout,
-            &tag,
-            &target,
-            &PushOptions::default(),
-            &NoReporter,
-        ));
-        match pushed {
-            Ok(_) => true,
-            Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth) => {
-                self.give_up(&e);
-                false
-            }
-            Err(e) => {
-                self.warnings.push(format!(
-                    "cannot push the shared cache entry for {}: {}",
-                    artifact.target,
-                    crate::diagnostics::chain(&e)
-                ));
-                false
-            }
-        }
+        self.push_tag(&tag, &format!("the shared cache entry for {}", artifact.target))
     }
 }
 

@@ -11,10 +11,9 @@ use pack_packager::provenance::{self, AttestationCheck, AttestationRejection, Pr
 use pack_packager::signing::{self, Rejection, SignatureCheck};
 use pack_packager::{Bundle, Layout, LayoutRef, NativeConfig};
 
-use crate::commands::verify::{JsonAttestation, JsonProvenance};
 use crate::exit::Status;
 use crate::format::{bytes, plural, short_digest};
-use crate::json::JsonSignature;
+use crate::json::{JsonAttestation, JsonProvenance, JsonSignature};
 use crate::printer::{BOLD, CYAN, DIM, GREEN, Printer, RED, YELLOW};
 
 /// Show a bundle: its platforms and CPU levels, wasmtime version and compatibility hash,
@@ -351,14 +350,10 @@ impl InspectCommand {
                     v.key.short(),
                     v.reference
                 ),
-                Err(Rejection::OtherKey) if !keys_given => format!(
-                    "{YELLOW}?{YELLOW:#} {format}  key {}  {DIM}not verified (pass --key){DIM:#}",
-                    claimed.as_deref().unwrap_or("unknown")
-                ),
-                Err(why) => format!(
-                    "{RED}✗{RED:#} {format}  key {}  {why}",
-                    claimed.as_deref().unwrap_or("unknown")
-                ),
+                Err(Rejection::OtherKey) if !keys_given => {
+                    unverified_line(&format, claimed.as_deref(), None)
+                }
+                Err(why) => unverified_line(&format, claimed.as_deref(), Some(why)),
             };
             printer.result(&format!("  {line}"));
         }
@@ -422,14 +417,24 @@ fn attestation_line(a: &AttestationCheck, keys_given: bool, human: bool) -> Stri
                 claim.pack_version
             )
         }
-        Err(AttestationRejection::OtherKey) if !keys_given => format!(
-            "{YELLOW}?{YELLOW:#} {layer}  key {}  {DIM}not verified (pass --key){DIM:#}",
-            claimed.as_deref().unwrap_or("unknown")
-        ),
-        Err(why) => format!(
-            "{RED}✗{RED:#} {layer}  key {}  {why}",
-            claimed.as_deref().unwrap_or("unknown")
-        ),
+        Err(AttestationRejection::OtherKey) if !keys_given => {
+            unverified_line(&layer, claimed.as_deref(), None)
+        }
+        Err(why) => unverified_line(&layer, claimed.as_deref(), Some(why)),
+    }
+}
+
+/// The line of a signature or attestation that does not count: `?` when no key was
+/// given to check it with, else `✗` and why.
+fn unverified_line(
+    label: &dyn std::fmt::Display,
+    claimed: Option<&str>,
+    why: Option<&dyn std::fmt::Display>,
+) -> String {
+    let key = claimed.unwrap_or("unknown");
+    match why {
+        None => format!("{YELLOW}?{YELLOW:#} {label}  key {key}  {DIM}not verified (pass --key){DIM:#}"),
+        Some(why) => format!("{RED}✗{RED:#} {label}  key {key}  {why}"),
     }
 }
 

@@ -68,39 +68,19 @@ pub struct RunCommand {
     #[arg(value_name = "BUNDLE")]
     pub bundle: String,
 
-    /// A trusted public key (`pack.pub`, `cosign.pub`); repeatable. A signature by one of
-    /// them must cover the bundle.
-    #[arg(long, value_name = "PUB")]
-    pub key: Vec<PathBuf>,
+    #[command(flatten)]
+    pub host: crate::args::HostArgs,
 
     /// Run the bundle without checking its signature. Digests are still checked, but
     /// nothing says who made what runs.
-    #[arg(long, conflicts_with = "key")]
+    #[arg(long, conflicts_with_all = ["key", "allow_reference"])]
     pub insecure_skip_verify: bool,
-
-    /// Also accept signatures made for repositories matching PATTERN, besides the one the
-    /// bundle is pulled from (a mirror of `ghcr.io/team/app`: `--allow-reference
-    /// ghcr.io/team/app`). `*` stands for any characters within one `/`-separated
-    /// component, `**` as the last component for any suffix; compared after docker's
-    /// normalization. Repeatable. See docs/signing.md.
-    #[arg(long, value_name = "PATTERN", conflicts_with = "insecure_skip_verify")]
-    pub allow_reference: Vec<signing::ReferencePattern>,
 
     /// For a layout: the repository its signature must name (`docker-reference`), e.g.
     /// `ghcr.io/team/app`. A bundle pulled from a registry is checked against the
     /// repository it comes from instead.
     #[arg(long, value_name = "REPO", conflicts_with = "insecure_skip_verify")]
     pub reference: Option<String>,
-
-    /// Load a native artifact only when this rebuilder (public key) attested its `.cwasm`
-    /// with a signed rebuild attestation (`pack verify --rebuild --attest-key`);
-    /// repeatable. See docs/provenance.md.
-    #[arg(long, value_name = "PUB")]
-    pub rebuilt_by: Vec<PathBuf>,
-
-    /// How many distinct --rebuilt-by keys must have attested the artifact [default: 1].
-    #[arg(long, value_name = "N", requires = "rebuilt_by")]
-    pub rebuilds: Option<usize>,
 
     /// Compile the portable component when no precompiled artifact fits this machine
     /// (slow: that is what the bundle is there to avoid).
@@ -131,20 +111,12 @@ pub struct RunCommand {
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
 
-    /// The content store for registry bundles [default: $PACK_STORE, else
-    /// $XDG_DATA_HOME/pack/store, else ~/.local/share/pack/store].
-    #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
-
     /// When to pull a registry bundle: `always` (the tag is resolved and its signatures
     /// fetched again each run, so a moved tag is followed), `missing` (only when the
     /// content store has no copy of REFERENCE; a copy is verified as a layout is, without
     /// asking the registry: the fast start), `never` (the store's copy, or exit 2).
     #[arg(long, value_name = "WHEN", default_value = "always")]
     pub pull: PullWhen,
-
-    #[command(flatten)]
-    pub connect: crate::args::ConnectArgs,
 
     /// Arguments for the component (after `--`).
     #[arg(last = true, value_name = "ARGS")]
@@ -156,13 +128,13 @@ impl RunCommand {
         let trust = if self.insecure_skip_verify {
             Trust::InsecureSkipVerify
         } else {
-            if self.key.is_empty() {
+            if self.host.key.is_empty() {
                 anyhow::bail!(
                     "no trusted key: pass --key <PUB> (or --insecure-skip-verify to run an \
                      unsigned bundle)"
                 );
             }
-            Trust::Keys(signing::load_public_keys(&self.key)?)
+            Trust::Keys(signing::load_public_keys(&self.host.key)?)
         };
         let engine = match &self.profile {
             Some(path) => {
@@ -183,22 +155,15 @@ impl RunCommand {
             );
         }
         let mut options = HostOptions::new(trust);
-        options.references = pack_host::References {
-            layout: self.reference.clone(),
-            allow: self.allow_reference.clone(),
-        };
-        options
-            .require_rebuilds(signing::load_public_keys(&self.rebuilt_by)?, self.rebuilds)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        self.host.apply(&mut options)?;
+        options.references.layout = self.reference.clone();
         options.allow_jit = self.allow_jit;
         options.engine = engine;
-        options.store = self.store.clone();
         options.pull = match self.pull {
             PullWhen::Always => pack_host::PullPolicy::Always,
             PullWhen::Missing => pack_host::PullPolicy::Missing,
             PullWhen::Never => pack_host::PullPolicy::Never,
         };
-        options.registry.connect = self.connect.options();
         options.registry.reporter = Some(std::sync::Arc::new(RetryWarnings {
             printer: printer.clone(),
             json: printer.json_output(),

@@ -56,10 +56,6 @@ pub struct ServeCommand {
     #[arg(long, value_name = "ROUTE=BUNDLE")]
     pub app: Vec<String>,
 
-    /// A trusted public key, besides the configuration's `keys`; repeatable.
-    #[arg(long, value_name = "PUB")]
-    pub key: Vec<PathBuf>,
-
     /// Where to listen (port 0 picks one) [default: the configuration's, else
     /// 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
@@ -95,26 +91,8 @@ pub struct ServeCommand {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 
-    /// Also accept signatures made for repositories matching PATTERN (as `pack run`).
-    #[arg(long, value_name = "PATTERN")]
-    pub allow_reference: Vec<signing::ReferencePattern>,
-
-    /// Load a native artifact only when this rebuilder (public key) attested its `.cwasm`
-    /// with a signed rebuild attestation; repeatable. See docs/provenance.md.
-    #[arg(long, value_name = "PUB")]
-    pub rebuilt_by: Vec<PathBuf>,
-
-    /// How many distinct --rebuilt-by keys must have attested the artifact [default: 1].
-    #[arg(long, value_name = "N", requires = "rebuilt_by")]
-    pub rebuilds: Option<usize>,
-
-    /// The content store for registry bundles [default: $PACK_STORE, else
-    /// $XDG_DATA_HOME/pack/store, else ~/.local/share/pack/store].
-    #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
-
     #[command(flatten)]
-    pub connect: crate::args::ConnectArgs,
+    pub host: crate::args::HostArgs,
 }
 
 struct Events {
@@ -163,13 +141,9 @@ impl ServeCommand {
         if let Some(poll) = self.poll {
             config.poll = poll;
         }
-        let keys = signing::load_public_keys(&self.key)?;
+        let keys = signing::load_public_keys(&self.host.key)?;
         let mut host = HostOptions::new(Trust::Keys(keys));
-        host.references.allow = self.allow_reference.clone();
-        host.require_rebuilds(signing::load_public_keys(&self.rebuilt_by)?, self.rebuilds)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        host.store = self.store.clone();
-        host.registry.connect = self.connect.options();
+        self.host.apply(&mut host)?;
         let options = ServerOptions {
             host,
             max_loaded: self.max_loaded.map(|n| n as usize),

@@ -11,7 +11,7 @@ use pack_packager::{Bundle, Layout, LayoutRef, TreeReport};
 
 use crate::exit::Status;
 use crate::format::short_digest;
-use crate::json::JsonSignature;
+use crate::json::{JsonProvenance, JsonSignature};
 use crate::printer::{BOLD, GREEN, Printer, RED};
 
 /// Check that a bundle is signed by one of the given public keys, and intact.
@@ -123,66 +123,6 @@ struct JsonVerdict<'a> {
     /// With --rebuild: each native artifact's rebuild.
     #[serde(skip_serializing_if = "Option::is_none")]
     rebuild: Option<&'a [Rebuilt]>,
-}
-
-/// One provenance or rebuild attestation in JSON output (`inspect` and `verify`).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct JsonAttestation {
-    referrer: String,
-    layer: String,
-    claimed_key: Option<String>,
-    /// `true`, `false`, or `null` when no key was given to check it with.
-    verified: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    claim: Option<provenance::Claim>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<AttestationRejection>,
-}
-
-impl JsonAttestation {
-    pub(crate) fn new(check: &AttestationCheck, keys_given: bool) -> Self {
-        let (verified, claim, reason) = match &check.outcome {
-            Ok(claim) => (Some(true), Some(claim.clone()), None),
-            Err(AttestationRejection::OtherKey) if !keys_given => (None, None, None),
-            Err(r) => (Some(false), None, Some(r.clone())),
-        };
-        Self {
-            referrer: check.referrer.clone(),
-            layer: check.layer.clone(),
-            claimed_key: check.claimed_key.clone(),
-            verified,
-            claim,
-            reason,
-        }
-    }
-}
-
-/// One native artifact's provenance in JSON output.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct JsonProvenance {
-    #[serde(flatten)]
-    check: ProvenanceCheck,
-    verified: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    problem: Option<String>,
-    attestations: Vec<JsonAttestation>,
-}
-
-impl JsonProvenance {
-    pub(crate) fn new(check: &ProvenanceCheck, keys_given: bool) -> Self {
-        Self {
-            verified: check.verified().is_some(),
-            problem: if keys_given { check.problem() } else { None },
-            attestations: check
-                .referrers
-                .iter()
-                .map(|r| JsonAttestation::new(r, keys_given))
-                .collect(),
-            check: check.clone(),
-        }
-    }
 }
 
 /// The rebuild of one native artifact.
