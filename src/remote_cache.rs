@@ -397,9 +397,9 @@ impl RemoteCache {
         let Some(CacheKey::Private(key)) = &self.key else {
             return false;
         };
-        let Some(registry) = &self.registry else {
+        if self.registry.is_none() {
             return false;
-        };
+        }
         let Some((body, count)) = local.function_segment(target, profile) else {
             return false;
         };
@@ -487,9 +487,9 @@ impl RemoteCache {
         let Some(CacheKey::Private(key)) = &self.key else {
             return false;
         };
-        let Some(registry) = &self.registry else {
+        if self.registry.is_none() {
             return false;
-        };
+        }
         let config = entry_config(input, profile, artifact);
         let tag = cache_entry::tag_for(&config.key).expect("the compiler's keys are sha256 hex");
         let reference = self.name();
@@ -503,7 +503,10 @@ impl RemoteCache {
             ));
             return false;
         }
-        self.push_tag(&tag, &format!("the shared cache entry for {}", artifact.target))
+        self.push_tag(
+            &tag,
+            &format!("the shared cache entry for {}", artifact.target),
+        )
     }
 }
 

@@ -433,7 +433,9 @@ fn unverified_line(
 ) -> String {
     let key = claimed.unwrap_or("unknown");
     match why {
-        None => format!("{YELLOW}?{YELLOW:#} {label}  key {key}  {DIM}not verified (pass --key){DIM:#}"),
+        None => {
+            format!("{YELLOW}?{YELLOW:#} {label}  key {key}  {DIM}not verified (pass --key){DIM:#}")
+        }
         Some(why) => format!("{RED}✗{RED:#} {label}  key {key}  {why}"),
     }
 }

@@ -453,7 +453,7 @@ mod tests {
             "--flag",
         ])
         .unwrap();
-        assert_eq!(cli.cmd.key.len(), 2);
+        assert_eq!(cli.cmd.host.key.len(), 2);
         assert_eq!(cli.cmd.args, ["2", "--flag"]);
         let wasi = cli.cmd.wasi_options();
         // `data` does not exist here: the directory is checked before anything runs.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use pack_packager::provenance::{self, AttestationCheck, AttestationRejection, ProvenanceCheck};
+use pack_packager::provenance::{self, ProvenanceCheck};
 use pack_packager::signing::{self, ReferencePattern, ReferencePolicy, Verdict};
 use pack_packager::{Bundle, Layout, LayoutRef, TreeReport};
 
