@@ -165,7 +165,8 @@ echo "one app: wrk on wasmtime serve (${seconds}s)..." >&2
 read -r w_rps w_p99 < <(load "http://$addr/")
 stop
 r="$(awk -v a="$p_rps" -v b="$w_rps" 'BEGIN { printf "%.2f", a / b }')"
-ok="$(awk -v r="$r" 'BEGIN { print (r >= 1.0) ? "ok" : "MISSED" }')"
+# Judged on the unrounded ratio: 0.996 is a miss even though it prints as 1.00.
+ok="$(awk -v a="$p_rps" -v b="$w_rps" 'BEGIN { print (a >= b) ? "ok" : "MISSED" }')"
 row "one app: requests/s" "$p_rps" "$w_rps" "${r}x" ">= 1.0x wasmtime serve: $ok"
 row "one app: p99 latency" "${p_p99} ms" "${w_p99} ms" "$(awk -v a="$p_p99" -v b="$w_p99" 'BEGIN { printf "%.2f", a / b }')x" "(reported)"
 
