@@ -350,69 +350,7 @@ impl<'a> Checker<'a> {
             ));
         }
         let _ = key;
-        match (item, *world_item) {
-            (WorldItem::Interface { id, .. }, WorldItem::Interface { id: wid, .. }) => {
-                self.check_imported_interface(name, *id, world_name, *wid)
-            }
-            (WorldItem::Function(f), WorldItem::Function(wf)) => {
-                let diffs = self.compare_functions(wf, f);
-                self.type_mismatches("import", name, diffs);
-            }
-            (WorldItem::Type { id, .. }, WorldItem::Type { id: wid, .. }) => {
-                let diffs = self.compare_types(Type::Id(*wid), Type::Id(*id));
-                self.type_mismatches("import", name, diffs);
-            }
-            (found, expected) => self.type_mismatches(
-                "import",
-                name,
-                vec![Diff {
-                    path: Vec::new(),
-                    expected: item_kind(expected).to_string(),
-                    found: item_kind(found).to_string(),
-                }],
-            ),
-        }
-    }
-
-    /// Every item that the component imports from an interface must be in the world's
-    /// version of it, with a compatible type.
-    fn check_imported_interface(
-        &mut self,
-        name: &str,
-        id: InterfaceId,
-        world_name: &str,
-        wid: InterfaceId,
-    ) {
-        let iface = &self.comp.interfaces[id];
-        let world_iface = &self.target.interfaces[wid];
-        for (tname, tid) in &iface.types {
-            let item = format!("{name}#{tname}");
-            match world_iface.types.get(tname) {
-                None => self.mismatch(
-                    MismatchKind::ItemMissing,
-                    item,
-                    format!("the component imports type `{tname}` from `{name}`, but the world's `{world_name}` has no such type"),
-                ),
-                Some(wtid) => {
-                    let diffs = self.compare_types(Type::Id(*wtid), Type::Id(*tid));
-                    self.type_mismatches("import", &item, diffs);
-                }
-            }
-        }
-        for (fname, func) in &iface.functions {
-            let item = format!("{name}#{fname}");
-            match world_iface.functions.get(fname) {
-                None => self.mismatch(
-                    MismatchKind::ItemMissing,
-                    item,
-                    format!("the component imports function `{fname}` from `{name}`, but the world's `{world_name}` has no such function"),
-                ),
-                Some(wf) => {
-                    let diffs = self.compare_functions(wf, func);
-                    self.type_mismatches("import", &item, diffs);
-                }
-            }
-        }
+        self.compare_items(Direction::Import, name, (world_name, world_item), item);
     }
 
     fn check_export(
@@ -434,20 +372,33 @@ impl<'a> Checker<'a> {
                 "the world's export `{name}` is served by the component's `{comp_name}` (semver-compatible)"
             ));
         }
-        match (world_item, *comp_item) {
+        self.compare_items(Direction::Export, name, (comp_name, world_item), comp_item);
+    }
+
+    /// Compares the world's item `expected` with the component's `found`, both named
+    /// `name` on the side being checked; `other_name` is the name on the other side
+    /// (they differ by a semver-compatible version).
+    fn compare_items(
+        &mut self,
+        direction: Direction,
+        name: &str,
+        (other_name, expected): (&str, &WorldItem),
+        found: &WorldItem,
+    ) {
+        match (expected, found) {
             (WorldItem::Interface { id: wid, .. }, WorldItem::Interface { id, .. }) => {
-                self.check_exported_interface(name, *wid, comp_name, *id)
+                self.compare_interfaces(direction, name, other_name, *wid, *id)
             }
             (WorldItem::Function(wf), WorldItem::Function(f)) => {
                 let diffs = self.compare_functions(wf, f);
-                self.type_mismatches("export", name, diffs);
+                self.type_mismatches(direction.word(), name, diffs);
             }
             (WorldItem::Type { id: wid, .. }, WorldItem::Type { id, .. }) => {
                 let diffs = self.compare_types(Type::Id(*wid), Type::Id(*id));
-                self.type_mismatches("export", name, diffs);
+                self.type_mismatches(direction.word(), name, diffs);
             }
             (expected, found) => self.type_mismatches(
-                "export",
+                direction.word(),
                 name,
                 vec![Diff {
                     path: Vec::new(),
@@ -458,42 +409,50 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Every item of an interface the world requires must be exported by the
-    /// component, with a compatible type.
-    fn check_exported_interface(
+    /// The items of an interface, the world's (`wid`) against the component's (`id`).
+    /// An import: every type and function the component imports from it must be in the
+    /// world's version, with a compatible type. An export: every one the world requires
+    /// must be exported by the component, with a compatible type.
+    fn compare_interfaces(
         &mut self,
+        direction: Direction,
         name: &str,
+        other_name: &str,
         wid: InterfaceId,
-        comp_name: &str,
         id: InterfaceId,
     ) {
         let world_iface = &self.target.interfaces[wid];
         let iface = &self.comp.interfaces[id];
-        for (tname, wtid) in &world_iface.types {
+        // The side whose items must all be matched, and the side they are looked up in.
+        let (required, other) = match direction {
+            Direction::Import => (iface, world_iface),
+            Direction::Export => (world_iface, iface),
+        };
+        for (tname, tid) in &required.types {
             let item = format!("{name}#{tname}");
-            match iface.types.get(tname) {
-                None => self.mismatch(
-                    MismatchKind::MissingExport,
-                    item,
-                    format!("the world requires type `{tname}` in `{name}`, and the component's `{comp_name}` has none"),
-                ),
-                Some(tid) => {
-                    let diffs = self.compare_types(Type::Id(*wtid), Type::Id(*tid));
-                    self.type_mismatches("export", &item, diffs);
+            match other.types.get(tname) {
+                None => {
+                    let message = direction.missing("type", tname, name, other_name);
+                    self.mismatch(direction.missing_kind(), item, message)
+                }
+                Some(other_tid) => {
+                    let (wtid, ctid) = direction.world_first(*tid, *other_tid);
+                    let diffs = self.compare_types(Type::Id(wtid), Type::Id(ctid));
+                    self.type_mismatches(direction.word(), &item, diffs);
                 }
             }
         }
-        for (fname, wf) in &world_iface.functions {
+        for (fname, func) in &required.functions {
             let item = format!("{name}#{fname}");
-            match iface.functions.get(fname) {
-                None => self.mismatch(
-                    MismatchKind::MissingExport,
-                    item,
-                    format!("the world requires function `{fname}` in `{name}`, and the component's `{comp_name}` has none"),
-                ),
-                Some(f) => {
+            match other.functions.get(fname) {
+                None => {
+                    let message = direction.missing("function", fname, name, other_name);
+                    self.mismatch(direction.missing_kind(), item, message)
+                }
+                Some(other_func) => {
+                    let (wf, f) = direction.world_first(func, other_func);
                     let diffs = self.compare_functions(wf, f);
-                    self.type_mismatches("export", &item, diffs);
+                    self.type_mismatches(direction.word(), &item, diffs);
                 }
             }
         }
@@ -761,6 +720,53 @@ impl<'a> Checker<'a> {
                     == self.comp.types[dealias_id(self.comp, found)].name
             }
             _ => false,
+        }
+    }
+}
+
+/// Which side of the world is being checked: what the component imports (it must be
+/// provided) or what the world wants exported (it must be there).
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Import,
+    Export,
+}
+
+impl Direction {
+    fn word(self) -> &'static str {
+        match self {
+            Direction::Import => "import",
+            Direction::Export => "export",
+        }
+    }
+
+    fn missing_kind(self) -> MismatchKind {
+        match self {
+            Direction::Import => MismatchKind::ItemMissing,
+            Direction::Export => MismatchKind::MissingExport,
+        }
+    }
+
+    /// `(world's, component's)` of a pair found as `(required side's, other side's)`.
+    fn world_first<T>(self, required: T, other: T) -> (T, T) {
+        match self {
+            Direction::Import => (other, required),
+            Direction::Export => (required, other),
+        }
+    }
+
+    /// Why the `what` named `item` of interface `name` has no counterpart in the other
+    /// side's `other_name`.
+    fn missing(self, what: &str, item: &str, name: &str, other_name: &str) -> String {
+        match self {
+            Direction::Import => format!(
+                "the component imports {what} `{item}` from `{name}`, but the world's \
+                 `{other_name}` has no such {what}"
+            ),
+            Direction::Export => format!(
+                "the world requires {what} `{item}` in `{name}`, and the component's \
+                 `{other_name}` has none"
+            ),
         }
     }
 }
