@@ -65,6 +65,18 @@ impl CacheKey {
     }
 }
 
+/// What [`RemoteCache::pull_tag`] found.
+enum Pulled {
+    /// Pulled and verified, from this reference.
+    Source(Reference),
+    /// The repository has no such tag.
+    Missing,
+    /// No registry (given up, or never reached).
+    Skipped,
+    /// Refused (not signed by a trusted key, damaged, ...), and why.
+    Refused(Reference, String),
+}
+
 /// Where a target's artifact came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -239,39 +251,16 @@ impl RemoteCache {
         if local.contains(&key) {
             return Fetched::Local;
         }
-        let Some(registry) = &self.registry else {
-            return Fetched::Skipped;
-        };
         let tag = cache_entry::tag_for(&key).expect("the compiler's keys are sha256 hex");
-        let source = Reference::with_tag(
-            self.repository.registry().to_string(),
-            self.repository.repository().to_string(),
-            tag.clone(),
-        );
-        let options = PullOptions {
-            keys: self.trusted.clone(),
-            ..PullOptions::default()
-        };
-        let pulled = self.runtime.block_on(pack_registry_client::pull(
-            registry,
-            &source,
-            self.layout.root(),
-            &tag,
-            &options,
-            &NoReporter,
-        ));
-        match pulled {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Fetched::Missing,
-            Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth) => {
-                self.give_up(&e);
-                return Fetched::Skipped;
-            }
-            Err(e) => {
-                self.refuse(target, &source, &crate::diagnostics::chain(&e));
+        let source = match self.pull_tag(&tag) {
+            Pulled::Source(source) => source,
+            Pulled::Missing => return Fetched::Missing,
+            Pulled::Skipped => return Fetched::Skipped,
+            Pulled::Refused(source, why) => {
+                self.refuse(target, &source, &why);
                 return Fetched::Refused;
             }
-        }
+        };
         let entry = match cache_entry::read_entry(&self.layout, &key, &self.trusted) {
             Ok(entry) => entry,
             Err(e) => {
@@ -314,38 +303,16 @@ impl RemoteCache {
         if !local.functions_enabled() || local.has_function_segment(target, profile) {
             return None;
         }
-        let registry = self.registry.as_ref()?;
         let segment_key = compile::segment_key(target, profile);
         let tag = cache_entry::functions_tag_for(&segment_key).expect("segment keys are hex");
-        let source = Reference::with_tag(
-            self.repository.registry().to_string(),
-            self.repository.repository().to_string(),
-            tag.clone(),
-        );
-        let options = PullOptions {
-            keys: self.trusted.clone(),
-            ..PullOptions::default()
+        let source = match self.pull_tag(&tag) {
+            Pulled::Source(source) => source,
+            Pulled::Missing | Pulled::Skipped => return None,
+            Pulled::Refused(source, why) => {
+                self.refuse_functions(target, &source, &why);
+                return None;
+            }
         };
-        let pulled = self.runtime.block_on(pack_registry_client::pull(
-            registry,
-            &source,
-            self.layout.root(),
-            &tag,
-            &options,
-            &NoReporter,
-        ));
-        match pulled {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return None,
-            Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth) => {
-                self.give_up(&e);
-                return None;
-            }
-            Err(e) => {
-                self.refuse_functions(target, &source, &crate::diagnostics::chain(&e));
-                return None;
-            }
-        }
         let admitted = cache_entry::read_functions_entry(&self.layout, &segment_key, &self.trusted)
             .map_err(|e| crate::diagnostics::chain(&e))
             .and_then(|entry| {
@@ -432,6 +399,41 @@ impl RemoteCache {
         }
         let tag = cache_entry::functions_tag_for(&segment_key).expect("segment keys are hex");
         self.push_tag(&tag, &format!("the shared function cache of {target}"))
+    }
+
+    /// Pulls the cache repository's `tag` into the staging layout, its signature checked
+    /// against the trusted keys. A network or credentials failure gives up the registry
+    /// for the rest of the build.
+    fn pull_tag(&mut self, tag: &str) -> Pulled {
+        let Some(registry) = &self.registry else {
+            return Pulled::Skipped;
+        };
+        let source = Reference::with_tag(
+            self.repository.registry().to_string(),
+            self.repository.repository().to_string(),
+            tag.to_string(),
+        );
+        let options = PullOptions {
+            keys: self.trusted.clone(),
+            ..PullOptions::default()
+        };
+        let pulled = self.runtime.block_on(pack_registry_client::pull(
+            registry,
+            &source,
+            self.layout.root(),
+            tag,
+            &options,
+            &NoReporter,
+        ));
+        match pulled {
+            Ok(_) => Pulled::Source(source),
+            Err(e) if e.kind() == ErrorKind::NotFound => Pulled::Missing,
+            Err(e) if matches!(e.kind(), ErrorKind::Network | ErrorKind::Auth) => {
+                self.give_up(&e);
+                Pulled::Skipped
+            }
+            Err(e) => Pulled::Refused(source, crate::diagnostics::chain(&e)),
+        }
     }
 
     /// Pushes what the staging layout holds under `tag` to the cache repository; `what`

@@ -925,11 +925,7 @@ impl Host {
             .collect();
         let rejected = checks
             .iter()
-            .filter_map(|c| {
-                let why = c.outcome.as_ref().err()?;
-                let short = c.layer.strip_prefix("sha256:").unwrap_or(&c.layer);
-                Some(format!("{} {why}", &short[..short.len().min(12)]))
-            })
+            .filter_map(pack_packager::provenance::AttestationCheck::rejection)
             .collect();
         Ok(Some(Reason::NotRebuilt {
             cwasm: cwasm.to_string(),

@@ -60,8 +60,10 @@ pub struct PortableConfig {
     pub target_world: Option<String>,
 }
 
-/// What the compiler reports about one native artifact.
+/// What the compiler reports about one native artifact (also the settings a provenance
+/// statement records, [`crate::provenance::CompileSettings`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Compilation {
     /// The wasmtime version that compiled it (`48.0.8`).
     pub wasmtime_version: String,

@@ -24,9 +24,9 @@
 use std::collections::BTreeMap;
 
 use oci_spec::image::{Descriptor, Digest, MediaType};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::bundle::{Bundle, NativeConfig, NativeEntry, platform_string};
+use crate::bundle::{Bundle, Compilation, NativeConfig, NativeEntry, platform_string};
 use crate::layout::parse_sha256;
 use crate::referrers;
 use crate::signing::sigstore::{self, BUNDLE_MEDIA_TYPE, Statement, Subject};
@@ -55,24 +55,9 @@ pub const PREDICATE_TYPES: &[&str] = &[
     REBUILD_PREDICATE,
 ];
 
-/// The settings a native artifact was compiled with: what a rebuild must use to get the
-/// same bytes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CompileSettings {
-    /// The Rust target triple.
-    pub target_triple: String,
-    /// The CPU preset (`x86-64-v3`, `native`), when one was used.
-    pub cpu_preset: Option<String>,
-    /// The Cranelift ISA settings turned on, sorted.
-    pub cpu_flags: Vec<String>,
-    /// The engine profile (name, sha256 of its canonical form, non-default settings).
-    pub profile: serde_json::Value,
-    /// The wasmtime version that compiled it.
-    pub wasmtime_version: String,
-    /// sha256 of wasmtime's precompile compatibility hash for the compiling engine.
-    pub compatibility_hash: String,
-}
+/// The settings a native artifact was compiled with, what a rebuild must use to get the
+/// same bytes: the compiler's report a native manifest is built from ([`Compilation`]).
+pub type CompileSettings = Compilation;
 
 impl CompileSettings {
     /// The settings a native config records.
@@ -195,6 +180,15 @@ pub struct AttestationCheck {
     pub outcome: std::result::Result<Claim, AttestationRejection>,
 }
 
+impl AttestationCheck {
+    /// `<layer digest, 12 hex> <why>` when it does not count; `None` when it verified.
+    pub fn rejection(&self) -> Option<String> {
+        let why = self.outcome.as_ref().err()?;
+        let short = self.layer.strip_prefix("sha256:").unwrap_or(&self.layer);
+        Some(format!("{} {why}", &short[..short.len().min(12)]))
+    }
+}
+
 /// One native artifact of a bundle, and its compile provenance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -232,11 +226,7 @@ impl ProvenanceCheck {
         let reasons: Vec<String> = self
             .referrers
             .iter()
-            .filter_map(|r| {
-                let why = r.outcome.as_ref().err()?;
-                let short = r.layer.strip_prefix("sha256:").unwrap_or(&r.layer);
-                Some(format!("{} {why}", &short[..short.len().min(12)]))
-            })
+            .filter_map(AttestationCheck::rejection)
             .collect();
         Some(format!(
             "{} has no valid compile provenance: {}",
@@ -574,6 +564,25 @@ fn settings_difference(claimed: &CompileSettings, config: &CompileSettings) -> O
     (!diffs.is_empty()).then(|| diffs.join(", "))
 }
 
+/// The sigstore bundle `bytes`, signed by one of `keys` (checked over the DSSE envelope
+/// before the Statement is parsed), whose Statement has predicate type `predicate`.
+fn open_statement(
+    bytes: &[u8],
+    keys: &[PublicKey],
+    predicate: &str,
+) -> std::result::Result<sigstore::OpenedBundle, AttestationRejection> {
+    let opened = sigstore::open_bundle(bytes, keys)?;
+    if opened.statement.predicate_type != predicate {
+        return Err(AttestationRejection::MalformedPayload {
+            detail: format!(
+                "predicate type `{}`, not `{predicate}`",
+                opened.statement.predicate_type
+            ),
+        });
+    }
+    Ok(opened)
+}
+
 fn open_provenance(
     bytes: &[u8],
     keys: &[PublicKey],
@@ -581,16 +590,8 @@ fn open_provenance(
     cwasm: &Digest,
     expected_component: Option<&str>,
 ) -> std::result::Result<Claim, AttestationRejection> {
-    let opened = sigstore::open_bundle(bytes, keys)?;
-    let statement = opened.statement;
-    if statement.predicate_type != SLSA_PROVENANCE {
-        return Err(AttestationRejection::MalformedPayload {
-            detail: format!(
-                "predicate type `{}`, not `{SLSA_PROVENANCE}`",
-                statement.predicate_type
-            ),
-        });
-    }
+    let opened = open_statement(bytes, keys, SLSA_PROVENANCE)?;
+    let statement = &opened.statement;
     let p = &statement.predicate;
     let build_type: String = field(p, "/buildDefinition/buildType")?;
     if build_type != COMPILE_BUILD_TYPE {
@@ -598,8 +599,8 @@ fn open_provenance(
             detail: format!("build type `{build_type}`, not `{COMPILE_BUILD_TYPE}`"),
         });
     }
-    require_subject(&statement, native.cwasm.digest())?;
-    require_subject(&statement, cwasm)?;
+    require_subject(statement, native.cwasm.digest())?;
+    require_subject(statement, cwasm)?;
     let params = "/buildDefinition/externalParameters";
     let internal = "/buildDefinition/internalParameters";
     let component: String = field(p, &format!("{params}/component"))?;
@@ -632,7 +633,7 @@ fn open_provenance(
         platform: field(p, &format!("{params}/platform"))?,
         settings,
         pack_version: field(p, "/runDetails/builder/version/pack")?,
-        subjects: subjects_of(&statement),
+        subjects: subjects_of(statement),
         rebuilder: None,
     })
 }
@@ -711,17 +712,9 @@ fn open_rebuild(
     keys: &[PublicKey],
     cwasm: &Digest,
 ) -> std::result::Result<Claim, AttestationRejection> {
-    let opened = sigstore::open_bundle(bytes, keys)?;
-    let statement = opened.statement;
-    if statement.predicate_type != REBUILD_PREDICATE {
-        return Err(AttestationRejection::MalformedPayload {
-            detail: format!(
-                "predicate type `{}`, not `{REBUILD_PREDICATE}`",
-                statement.predicate_type
-            ),
-        });
-    }
-    require_subject(&statement, cwasm)?;
+    let opened = open_statement(bytes, keys, REBUILD_PREDICATE)?;
+    let statement = &opened.statement;
+    require_subject(statement, cwasm)?;
     let p = &statement.predicate;
     Ok(Claim {
         key: opened.key,
@@ -729,7 +722,7 @@ fn open_rebuild(
         platform: field(p, "/platform")?,
         settings: field(p, "/settings")?,
         pack_version: field(p, "/packVersion")?,
-        subjects: subjects_of(&statement),
+        subjects: subjects_of(statement),
         rebuilder: field(p, "/rebuilder/keyHint")?,
     })
 }
