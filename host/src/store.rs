@@ -117,6 +117,11 @@ pub fn pull(
         keys: keys.to_vec(),
         allow_references: allow_references.to_vec(),
         layers: pack_registry_client::Layers::None,
+        // Signatures and rebuild attestations: a host reads no compile provenance.
+        referrer_types: Some(vec![
+            pack_packager::signing::sigstore::COSIGN_SIGN_PREDICATE,
+            pack_packager::provenance::REBUILD_PREDICATE,
+        ]),
     };
     let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
         Some(reporter) => reporter.as_ref(),

@@ -49,6 +49,11 @@ pub struct PullOptions {
     pub allow_references: Vec<ReferencePattern>,
     /// Which layers of the chosen manifests to fetch (configs are always fetched).
     pub layers: Layers,
+    /// The predicate types of the sigstore bundle referrers to fetch; `None`: everything
+    /// a copy of a bundle takes along ([`pack_packager::provenance::PREDICATE_TYPES`]). A
+    /// host that only runs the bundle leaves out what it never reads (compile
+    /// provenance).
+    pub referrer_types: Option<Vec<&'static str>>,
 }
 
 /// Which layers of each fetched manifest a pull fetches.
@@ -85,6 +90,7 @@ impl Default for PullOptions {
             keys: Vec::new(),
             allow_references: Vec::new(),
             layers: Layers::All,
+            referrer_types: None,
         }
     }
 }
@@ -223,7 +229,13 @@ pub async fn pull(
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        for (entry, doc) in signature_bundles(registry, repository, &digest, reporter).await? {
+        let types = options
+            .referrer_types
+            .as_deref()
+            .unwrap_or(pack_packager::provenance::PREDICATE_TYPES);
+        for (entry, doc) in
+            signature_bundles(registry, repository, &digest, types, reporter).await?
+        {
             bundles.push((digest.clone(), entry, doc));
         }
     }
@@ -509,19 +521,16 @@ async fn signature_bundles(
     registry: &Registry,
     repository: &str,
     digest: &Digest,
+    predicate_types: &[&str],
     reporter: &dyn Reporter,
 ) -> Result<Vec<(Descriptor, Doc)>> {
-    Ok(signature_bundle_checks(
-        registry,
-        repository,
-        digest,
-        pack_packager::provenance::PREDICATE_TYPES,
-        reporter,
+    Ok(
+        signature_bundle_checks(registry, repository, digest, predicate_types, reporter)
+            .await?
+            .into_iter()
+            .filter_map(|(entry, checked)| checked.ok().map(|(doc, _)| (entry, doc)))
+            .collect(),
     )
-    .await?
-    .into_iter()
-    .filter_map(|(entry, checked)| checked.ok().map(|(doc, _)| (entry, doc)))
-    .collect())
 }
 
 type BundleCheck = std::result::Result<(Doc, ImageManifest), String>;

@@ -113,6 +113,8 @@ impl PullCommand {
             } else {
                 Layers::First
             },
+            // A copy takes every signature, provenance and attestation along.
+            referrer_types: None,
         };
         let summary = transfer(
             printer,
