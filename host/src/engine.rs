@@ -29,13 +29,25 @@ pub enum EnginePolicy {
 }
 
 /// The pooling instance allocator's size: how many instances (and memories, tables,
-/// stacks) may be live at once.
+/// stacks) may be live at once, and how much of a freed slot stays mapped for the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pooling {
     /// Component instances live at once.
     pub total_component_instances: u32,
     /// Core instances, memories and tables live at once (a component holds several).
     pub total_core_instances: u32,
+    /// Bytes at the start of a freed linear memory that are reset in place (zeroed, or
+    /// restored from the module's image) instead of given back to the kernel.
+    ///
+    /// Giving pages back (`madvise(MADV_DONTNEED)`) makes the kernel flush every core's
+    /// TLB; with one instance per request that flush dominates a small handler's cost.
+    /// Resetting in place costs a `memset` of what the instance dirtied. What stays
+    /// resident is bounded by the pool's warm slots (wasmtime keeps at most 100 unused
+    /// ones) times this size.
+    pub linear_memory_keep_resident: usize,
+    /// Bytes of a freed table reset in place instead of given back to the kernel, as
+    /// [`linear_memory_keep_resident`](Self::linear_memory_keep_resident) for memories.
+    pub table_keep_resident: usize,
 }
 
 impl Default for Pooling {
@@ -43,6 +55,8 @@ impl Default for Pooling {
         Pooling {
             total_component_instances: 100,
             total_core_instances: 1000,
+            linear_memory_keep_resident: 2 << 20,
+            table_keep_resident: 64 << 10,
         }
     }
 }
@@ -61,7 +75,9 @@ impl Pooling {
             .max_core_instance_size(4 << 20)
             .max_tables_per_module(8)
             .table_elements(100_000)
-            .max_memories_per_module(2);
+            .max_memories_per_module(2)
+            .linear_memory_keep_resident(self.linear_memory_keep_resident)
+            .table_keep_resident(self.table_keep_resident);
         pool
     }
 }
@@ -120,6 +136,66 @@ mod tests {
         ] {
             let config = config(&settings, Some(&Pooling::default()), None).unwrap();
             wasmtime::Engine::new(&config).unwrap();
+        }
+    }
+
+    /// A pool slot that is reset in place (not given back to the kernel) must still hand
+    /// the next instance the module's own initial memory and tables: no state may pass
+    /// from one request's instance to the next. Writes land below the kept-resident
+    /// size (in the data image and in zeroed pages) and above it.
+    #[test]
+    fn kept_resident_slots_start_clean() {
+        let pooling = Pooling {
+            total_component_instances: 2,
+            total_core_instances: 2,
+            ..Pooling::default()
+        };
+        assert!(pooling.linear_memory_keep_resident >= 1 << 20);
+        let config = config(&EngineSettings::default(), Some(&pooling), None).unwrap();
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let high = pooling.linear_memory_keep_resident as i32 + 4096;
+        let wasm = wat::parse_str(format!(
+            r#"(module
+                    (memory (export "memory") 64)
+                    (data (i32.const 0) "\2a")
+                    (data (i32.const {high}) "\07")
+                    (table 4 funcref)
+                    (elem (i32.const 0) $f)
+                    (func $f)
+                    (func (export "bump") (param i32) (result i32)
+                      (local $old i32)
+                      (local.set $old (i32.load (local.get 0)))
+                      (i32.store (local.get 0) (i32.add (local.get $old) (i32.const 1)))
+                      (local.get $old))
+                    (func (export "take") (result i32)
+                      (local $was i32)
+                      (local.set $was (ref.is_null (table.get 0 (i32.const 0))))
+                      (table.set 0 (i32.const 0) (ref.null func))
+                      (local.get $was)))"#
+        ))
+        .unwrap();
+        let module = wasmtime::Module::new(&engine, wasm).unwrap();
+        for round in 0..3 {
+            let mut store = wasmtime::Store::new(&engine, ());
+            let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+            let bump = instance
+                .get_typed_func::<i32, i32>(&mut store, "bump")
+                .unwrap();
+            let take = instance
+                .get_typed_func::<(), i32>(&mut store, "take")
+                .unwrap();
+            for (addr, initial) in [(0, 42), (1 << 20, 0), (high, 7), (high + 65536, 0)] {
+                assert_eq!(
+                    bump.call(&mut store, addr).unwrap(),
+                    initial,
+                    "round {round}: memory at {addr:#x} carried a previous instance's write"
+                );
+            }
+            assert_eq!(
+                take.call(&mut store, ()).unwrap(),
+                0,
+                "round {round}: table element 0 was cleared by a previous instance"
+            );
         }
     }
 }
