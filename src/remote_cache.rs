@@ -352,6 +352,15 @@ impl RemoteCache {
         ));
     }
 
+    /// The key entries are signed with, while they can be published: a private key (not
+    /// only the public half) and a registry that has not failed.
+    fn publishing_key(&self) -> Option<&PrivateKey> {
+        match (&self.key, &self.registry) {
+            (Some(CacheKey::Private(key)), Some(_)) => Some(key),
+            _ => None,
+        }
+    }
+
     /// Signs and pushes the local function cache segment of `target` (nothing with a
     /// public key, after the registry failed, or without a local segment).
     pub(crate) fn publish_functions(
@@ -361,12 +370,9 @@ impl RemoteCache {
         target: &Target,
         profile: &Profile,
     ) -> bool {
-        let Some(CacheKey::Private(key)) = &self.key else {
+        let Some(key) = self.publishing_key() else {
             return false;
         };
-        if self.registry.is_none() {
-            return false;
-        }
         let Some((body, count)) = local.function_segment(target, profile) else {
             return false;
         };
@@ -390,15 +396,12 @@ impl RemoteCache {
             });
         drop(body);
         let _ = std::fs::remove_file(&file);
-        if let Err(e) = written {
-            self.warnings.push(format!(
-                "cannot prepare the shared function cache of {target}: {}",
-                crate::diagnostics::chain(e.as_ref())
-            ));
-            return false;
-        }
         let tag = cache_entry::functions_tag_for(&segment_key).expect("segment keys are hex");
-        self.push_tag(&tag, &format!("the shared function cache of {target}"))
+        self.push_written(
+            &tag,
+            &format!("the shared function cache of {target}"),
+            written,
+        )
     }
 
     /// Pulls the cache repository's `tag` into the staging layout, its signature checked
@@ -436,10 +439,18 @@ impl RemoteCache {
         }
     }
 
-    /// Pushes what the staging layout holds under `tag` to the cache repository; `what`
-    /// names it in a warning. A network or credentials failure gives up the registry
-    /// for the rest of the build.
-    fn push_tag(&mut self, tag: &str, what: &str) -> bool {
+    /// Pushes what the staging layout holds under `tag` to the cache repository, once
+    /// `written` (the entry's preparation there) succeeded; a failure of either is a
+    /// warning naming `what`. A network or credentials failure gives up the registry for
+    /// the rest of the build.
+    fn push_written<T>(&mut self, tag: &str, what: &str, written: anyhow::Result<T>) -> bool {
+        if let Err(e) = written {
+            self.warnings.push(format!(
+                "cannot prepare {what}: {}",
+                crate::diagnostics::chain(e.as_ref())
+            ));
+            return false;
+        }
         let Some(registry) = &self.registry else {
             return false;
         };
@@ -486,28 +497,18 @@ impl RemoteCache {
         profile: &Profile,
         artifact: &Artifact,
     ) -> bool {
-        let Some(CacheKey::Private(key)) = &self.key else {
+        let config = entry_config(input, profile, artifact);
+        let Some(key) = self.publishing_key() else {
             return false;
         };
-        if self.registry.is_none() {
-            return false;
-        }
-        let config = entry_config(input, profile, artifact);
-        let tag = cache_entry::tag_for(&config.key).expect("the compiler's keys are sha256 hex");
         let reference = self.name();
         let written =
             cache_entry::write_entry(&self.layout, &config, &artifact.path, key, &reference);
-        if let Err(e) = written {
-            self.warnings.push(format!(
-                "cannot prepare the shared cache entry for {}: {}",
-                artifact.target,
-                crate::diagnostics::chain(&e)
-            ));
-            return false;
-        }
-        self.push_tag(
+        let tag = cache_entry::tag_for(&config.key).expect("the compiler's keys are sha256 hex");
+        self.push_written(
             &tag,
             &format!("the shared cache entry for {}", artifact.target),
+            written.map_err(anyhow::Error::from),
         )
     }
 }

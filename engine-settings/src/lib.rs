@@ -12,6 +12,8 @@
 //! leave a `Config` as `Config::new()` made it (except that backtrace details never come
 //! from the environment): what the default profile compiles loads in a stock wasmtime.
 
+pub mod platform;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -1,21 +1,13 @@
 //! What this machine is: its OCI platform and the CPU features it has, named the way a
 //! native config lists them (Cranelift's ISA settings, `has_avx2`, or `+avx2`).
 
-/// This machine's OCI platform: `(os, architecture)`, e.g. `("linux", "amd64")`.
+use pack_engine_settings::platform::{Arch, Os};
+
+/// This machine's OCI platform: `(os, architecture)`, e.g. `("linux", "amd64")`; Rust's
+/// own names for a system or architecture pack does not compile for.
 pub fn host_platform() -> (&'static str, &'static str) {
-    let os = match std::env::consts::OS {
-        "macos" => "darwin",
-        other => other,
-    };
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "riscv64" => "riscv64",
-        "s390x" => "s390x",
-        "x86" => "386",
-        "arm" => "arm",
-        other => other,
-    };
+    let os = Os::host().map_or(std::env::consts::OS, Os::oci_name);
+    let arch = Arch::host().map_or(std::env::consts::ARCH, Arch::oci_name);
     (os, arch)
 }
 

@@ -29,7 +29,7 @@ use crate::remote_cache::{Fetched, RemoteCache, Source};
 
 pub(crate) mod plan;
 
-pub(crate) use plan::{BuildFlags, BuildPlan};
+pub(crate) use plan::BuildPlan;
 
 /// A planned build: what to build, where, and how.
 pub(crate) struct Build {

@@ -1,6 +1,6 @@
-//! The plan of `pack build`: flags (each holding its `PACK_*` variable, which clap
-//! reads) merged with `pack.toml`, the signing key's source, and the component's build
-//! command, run without the secrets.
+//! The plan of `pack build`: what flags (each holding its `PACK_*` variable, which clap
+//! reads) merged with `pack.toml` give (`BuildCommand::resolve_plan` merges them), the
+//! signing key's source, and the component's build command, run without the secrets.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use pack_packager::signing::PrivateKey;
 use zeroize::Zeroizing;
 
-use crate::manifest::{CacheTable, CompressionSetting, Manifest, missing};
+use crate::manifest::{CacheTable, CompressionSetting};
 use crate::printer::Printer;
 
 /// The variable that named the signing key file before `PACK_SIGN_KEY_FILE`; still read
@@ -110,137 +110,7 @@ pub struct BuildPlan {
     pub warnings: Vec<String>,
 }
 
-/// The flags of `pack build` that the manifest can fill (each already holds its `PACK_*`
-/// variable when the flag was left out: clap reads them).
-#[derive(Debug, Default)]
-pub struct BuildFlags {
-    pub manifest: Option<PathBuf>,
-    pub component: Option<PathBuf>,
-    pub wit: Option<PathBuf>,
-    pub world: Option<String>,
-    pub targets: Vec<String>,
-    pub cpu: Option<String>,
-    pub profile: Option<PathBuf>,
-    pub layout: Option<PathBuf>,
-    pub tag: Option<String>,
-    pub repository: Option<String>,
-    pub sign_key: Option<PathBuf>,
-    pub reference: Option<String>,
-    pub annotations: Vec<(String, String)>,
-}
-
 impl BuildPlan {
-    pub fn resolve(flags: BuildFlags) -> Result<BuildPlan> {
-        let loaded = Manifest::load(flags.manifest.as_deref())?;
-        let empty = Manifest::default();
-        let m = loaded.as_ref().map_or(&empty, |l| &l.manifest);
-        let rel = |p: &PathBuf| loaded.as_ref().map_or(p.clone(), |l| l.path_of(p));
-
-        let from_file = flags.component.is_none();
-        let component = flags
-            .component
-            .or_else(|| m.component.path.as_ref().map(rel))
-            .ok_or_else(|| {
-                missing(
-                    "component",
-                    "COMPONENT",
-                    "PACK_COMPONENT",
-                    "[component] path",
-                )
-            })?;
-        let build_command = match (&m.component.build, &loaded) {
-            (Some(cmd), Some(l)) if from_file => Some((cmd.clone(), l.dir.clone())),
-            _ => None,
-        };
-        // A WIT path given by flag or variable comes with its own world (or none).
-        let wit_overridden = flags.wit.is_some();
-        let wit = flags.wit.or_else(|| m.wit.path.as_ref().map(rel));
-        let world = flags
-            .world
-            .or_else(|| (!wit_overridden).then(|| m.wit.world.clone()).flatten());
-        if world.is_some() && wit.is_none() {
-            bail!("a world needs a WIT path: pass --wit, set PACK_WIT, or `[wit] path`");
-        }
-        let targets = if flags.targets.is_empty() {
-            m.build.targets.clone()
-        } else {
-            Some(flags.targets)
-        }
-        .ok_or_else(|| missing("target", "--target", "PACK_TARGET", "[build] targets"))?;
-        let cpu = flags.cpu.or_else(|| m.build.cpu.clone());
-        let profile = flags.profile.or_else(|| m.build.profile.as_ref().map(rel));
-        let layout = flags
-            .layout
-            .or_else(|| m.build.output.as_ref().map(rel))
-            .ok_or_else(|| missing("output layout", "--output", "PACK_OUTPUT", "[build] output"))?;
-        let tag = flags
-            .tag
-            .or_else(|| m.build.tag.clone())
-            .unwrap_or_else(|| pack_packager::reference::DEFAULT_TAG.to_string());
-        let password_var = m
-            .sign
-            .password_env
-            .clone()
-            .unwrap_or_else(|| crate::keys::PASSWORD_ENV.to_string());
-        let mut warnings = Vec::new();
-        let deprecated_key = match std::env::var_os(DEPRECATED_SIGN_KEY_ENV) {
-            Some(path) if flags.sign_key.is_none() && !path.is_empty() => {
-                warnings.push(format!(
-                    "{DEPRECATED_SIGN_KEY_ENV} is deprecated: set PACK_SIGN_KEY_FILE instead"
-                ));
-                Some(PathBuf::from(path))
-            }
-            _ => None,
-        };
-        let sign_key = match flags.sign_key.or(deprecated_key) {
-            Some(path) => Some(SigningKey::File(path)),
-            None => match (&m.sign.key, &m.sign.key_env) {
-                (Some(path), _) => Some(SigningKey::File(rel(path))),
-                (None, Some(var)) => Some(SigningKey::Env {
-                    var: var.clone(),
-                    password_var,
-                }),
-                (None, None) => None,
-            },
-        };
-        let reference = flags
-            .reference
-            .or_else(|| m.sign.reference.clone())
-            .or(flags.repository)
-            .or_else(|| m.push.repository.clone());
-        let mut annotations = m.annotations.clone();
-        annotations.extend(flags.annotations);
-        let manifest_secret_vars = [&m.sign.key_env, &m.sign.password_env]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
-        Ok(BuildPlan {
-            component,
-            build_command,
-            wit,
-            world,
-            targets,
-            cpu,
-            profile,
-            layout,
-            tag,
-            sign_key,
-            reference,
-            annotations,
-            cache: CacheTable {
-                repository: m.cache.repository.clone(),
-                key: m.cache.key.as_ref().map(rel),
-                trust: m.cache.trust.iter().map(rel).collect(),
-                ca_cert: m.cache.ca_cert.iter().map(rel).collect(),
-                insecure: m.cache.insecure,
-            },
-            compression: m.build.compression,
-            manifest_secret_vars,
-            warnings,
-        })
-    }
-
     /// Every variable the build command must not see: [`SECRET_ENV`] and the ones the
     /// manifest names for the signing key and its password.
     pub fn secret_vars(&self) -> impl Iterator<Item = &str> {

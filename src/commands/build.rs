@@ -7,9 +7,10 @@ use pack_compiler::compile::Artifact;
 use pack_packager::bundle::BundleSummary;
 
 use crate::args::{CompileArgs, parse_target};
-use crate::build::{Build, BuildFlags, BuildPlan, Compiled, SharedCache};
+use crate::build::plan::{DEPRECATED_SIGN_KEY_ENV, SigningKey};
+use crate::build::{Build, BuildPlan, Compiled, SharedCache};
 use crate::exit::Status;
-use crate::manifest::CompressionSetting;
+use crate::manifest::{CacheTable, CompressionSetting, Manifest, missing};
 use crate::printer::{BOLD, GREEN, Printer};
 use crate::remote_cache::Source;
 
@@ -195,23 +196,133 @@ struct JsonPlatform {
 }
 
 impl BuildCommand {
+    /// Merges the flags (each holding its `PACK_*` variable when left out: clap reads
+    /// them) with `pack.toml`; the flags are taken, the compile flags given back merged.
+    fn resolve_plan(&mut self) -> Result<BuildPlan> {
+        let loaded = Manifest::load(self.bundle.manifest.take().as_deref())?;
+        let empty = Manifest::default();
+        let m = loaded.as_ref().map_or(&empty, |l| &l.manifest);
+        let rel = |p: &PathBuf| loaded.as_ref().map_or(p.clone(), |l| l.path_of(p));
+
+        let from_file = self.component.is_none();
+        let component = self
+            .component
+            .take()
+            .or_else(|| m.component.path.as_ref().map(rel))
+            .ok_or_else(|| {
+                missing(
+                    "component",
+                    "COMPONENT",
+                    "PACK_COMPONENT",
+                    "[component] path",
+                )
+            })?;
+        let build_command = match (&m.component.build, &loaded) {
+            (Some(cmd), Some(l)) if from_file => Some((cmd.clone(), l.dir.clone())),
+            _ => None,
+        };
+        // A WIT path given by flag or variable comes with its own world (or none).
+        let wit_overridden = self.wit.is_some();
+        let wit = self.wit.take().or_else(|| m.wit.path.as_ref().map(rel));
+        let world = self
+            .world
+            .take()
+            .or_else(|| (!wit_overridden).then(|| m.wit.world.clone()).flatten());
+        if world.is_some() && wit.is_none() {
+            anyhow::bail!("a world needs a WIT path: pass --wit, set PACK_WIT, or `[wit] path`");
+        }
+        let targets = if self.compile.targets.is_empty() {
+            m.build.targets.clone()
+        } else {
+            Some(std::mem::take(&mut self.compile.targets))
+        }
+        .ok_or_else(|| missing("target", "--target", "PACK_TARGET", "[build] targets"))?;
+        let cpu = self.compile.cpu.take().or_else(|| m.build.cpu.clone());
+        let profile = self
+            .compile
+            .profile
+            .take()
+            .or_else(|| m.build.profile.as_ref().map(rel));
+        let layout = self
+            .bundle
+            .layout
+            .take()
+            .or_else(|| m.build.output.as_ref().map(rel))
+            .ok_or_else(|| missing("output layout", "--output", "PACK_OUTPUT", "[build] output"))?;
+        let tag = self
+            .bundle
+            .tag
+            .take()
+            .or_else(|| m.build.tag.clone())
+            .unwrap_or_else(|| pack_packager::reference::DEFAULT_TAG.to_string());
+        let password_var = m
+            .sign
+            .password_env
+            .clone()
+            .unwrap_or_else(|| crate::keys::PASSWORD_ENV.to_string());
+        let mut warnings = Vec::new();
+        let deprecated_key = match std::env::var_os(DEPRECATED_SIGN_KEY_ENV) {
+            Some(path) if self.sign_key.is_none() && !path.is_empty() => {
+                warnings.push(format!(
+                    "{DEPRECATED_SIGN_KEY_ENV} is deprecated: set PACK_SIGN_KEY_FILE instead"
+                ));
+                Some(PathBuf::from(path))
+            }
+            _ => None,
+        };
+        let sign_key = match self.sign_key.take().or(deprecated_key) {
+            Some(path) => Some(SigningKey::File(path)),
+            None => match (&m.sign.key, &m.sign.key_env) {
+                (Some(path), _) => Some(SigningKey::File(rel(path))),
+                (None, Some(var)) => Some(SigningKey::Env {
+                    var: var.clone(),
+                    password_var,
+                }),
+                (None, None) => None,
+            },
+        };
+        let reference = self
+            .reference
+            .take()
+            .or_else(|| m.sign.reference.clone())
+            .or(self.bundle.repository.take())
+            .or_else(|| m.push.repository.clone());
+        let mut annotations = m.annotations.clone();
+        annotations.extend(std::mem::take(&mut self.annotations));
+        let manifest_secret_vars = [&m.sign.key_env, &m.sign.password_env]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        Ok(BuildPlan {
+            component,
+            build_command,
+            wit,
+            world,
+            targets,
+            cpu,
+            profile,
+            layout,
+            tag,
+            sign_key,
+            reference,
+            annotations,
+            cache: CacheTable {
+                repository: m.cache.repository.clone(),
+                key: m.cache.key.as_ref().map(rel),
+                trust: m.cache.trust.iter().map(rel).collect(),
+                ca_cert: m.cache.ca_cert.iter().map(rel).collect(),
+                insecure: m.cache.insecure,
+            },
+            compression: m.build.compression,
+            manifest_secret_vars,
+            warnings,
+        })
+    }
+
     /// Plan: merges flags, PACK_* variables and pack.toml (in that order).
     fn plan(mut self) -> Result<Build> {
-        let plan = BuildPlan::resolve(BuildFlags {
-            manifest: self.bundle.manifest.take(),
-            component: self.component.take(),
-            wit: self.wit.take(),
-            world: self.world.take(),
-            targets: std::mem::take(&mut self.compile.targets),
-            cpu: self.compile.cpu.take(),
-            profile: self.compile.profile.take(),
-            layout: self.bundle.layout.take(),
-            tag: self.bundle.tag.take(),
-            repository: self.bundle.repository.take(),
-            sign_key: self.sign_key.take(),
-            reference: self.reference.take(),
-            annotations: std::mem::take(&mut self.annotations),
-        })?;
+        let plan = self.resolve_plan()?;
         for target in &plan.targets {
             parse_target(target).map_err(|e| anyhow::anyhow!(e))?;
         }

@@ -147,13 +147,10 @@ impl PullCommand {
             printer.json(&summary)?;
         } else {
             print_summary(printer, "pulled", &summary, "fetched");
-            printer.detail(&format!(
-                "  {DIM}into {}:{}{DIM:#}",
-                summary.layout.display(),
-                summary.tag
-            ));
-            for key in &summary.verified_by {
-                printer.detail(&format!("  {DIM}signature verified: key {key}{DIM:#}"));
+            let into = format!("into {}:{}", summary.layout.display(), summary.tag);
+            let keys = (summary.verified_by.iter()).map(|k| format!("signature verified: key {k}"));
+            for line in std::iter::once(into).chain(keys) {
+                printer.detail(&format!("  {DIM}{line}{DIM:#}"));
             }
         }
         Ok(Status::Success)

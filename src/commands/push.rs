@@ -1,5 +1,7 @@
 //! `pack push`: send a bundle and its signatures from a layout to a registry.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 
 use crate::manifest::{Manifest, missing};
@@ -124,46 +126,36 @@ impl PushPlan {
         let loaded = Manifest::load(bundle.manifest.as_deref())?;
         let empty = Manifest::default();
         let m = loaded.as_ref().map_or(&empty, |l| &l.manifest);
+        let rel = |p: &PathBuf| loaded.as_ref().map_or(p.clone(), |l| l.path_of(p));
         let tag = bundle.tag.clone().or_else(|| m.build.tag.clone());
+        let with_tag = |name: String| match &tag {
+            Some(tag) => format!("{name}:{tag}"),
+            None => name,
+        };
         let source = match source {
             Some(s) => s,
-            None => {
-                let layout = bundle
-                    .layout
-                    .clone()
-                    .or_else(|| {
-                        m.build
-                            .output
-                            .as_ref()
-                            .map(|p| loaded.as_ref().map_or(p.clone(), |l| l.path_of(p)))
-                    })
-                    .ok_or_else(|| missing("layout", "LAYOUT", "PACK_OUTPUT", "[build] output"))?;
-                match &tag {
-                    Some(tag) => format!("{}:{tag}", layout.display()),
-                    None => layout.display().to_string(),
-                }
-            }
+            None => bundle
+                .layout
+                .clone()
+                .or_else(|| m.build.output.as_ref().map(rel))
+                .map(|layout| with_tag(layout.display().to_string()))
+                .ok_or_else(|| missing("layout", "LAYOUT", "PACK_OUTPUT", "[build] output"))?,
         };
         let reference = match reference {
             Some(r) => r,
-            None => {
-                let repo = bundle
-                    .repository
-                    .clone()
-                    .or_else(|| m.push.repository.clone())
-                    .ok_or_else(|| {
-                        missing(
-                            "repository",
-                            "REFERENCE",
-                            "PACK_REPOSITORY",
-                            "[push] repository",
-                        )
-                    })?;
-                match &tag {
-                    Some(tag) => format!("{repo}:{tag}"),
-                    None => repo,
-                }
-            }
+            None => bundle
+                .repository
+                .clone()
+                .or_else(|| m.push.repository.clone())
+                .map(with_tag)
+                .ok_or_else(|| {
+                    missing(
+                        "repository",
+                        "REFERENCE",
+                        "PACK_REPOSITORY",
+                        "[push] repository",
+                    )
+                })?,
         };
         Ok(PushPlan { source, reference })
     }

@@ -256,10 +256,7 @@ fn a_failing_build_command_exits_with_5_and_writes_nothing() {
             &manifest[end..]
         ),
     );
-    let out = pack_in(&project)
-        .args(["build", "--quiet"])
-        .output()
-        .unwrap();
+    let out = pack_output(&project, &["build", "--quiet"]);
     assert_exit(&out, 5);
     let err = stderr(&out);
     assert!(err.contains("compile error: missing semicolon"), "{err}");
@@ -352,17 +349,11 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
             "",
         ),
     );
-    let out = pack_in(&project)
-        .args(["build", "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(&project, &["build", "--json"]);
     assert_exit(&out, 0);
     let built: Value = json_stdout(&out);
 
-    let out = pack_in(&project)
-        .args(["push", "--quiet"])
-        .output()
-        .unwrap();
+    let out = pack_output(&project, &["push", "--quiet"]);
     assert_exit(&out, 0);
     assert_eq!(
         stdout(&out),
@@ -395,10 +386,7 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::copy(fixture("components/hello-http.wasm"), d.join("app.wasm")).unwrap();
-    let out = pack_in(d)
-        .args(["init", "app.wasm", "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["init", "app.wasm", "--json"]);
     assert_exit(&out, 0);
     let json: Value = json_stdout(&out);
     assert_eq!(json["kind"], "http-handler");
@@ -409,17 +397,14 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
 
     // It is kept unless --force.
     std::fs::write(d.join("pack.toml"), "# mine\n").unwrap();
-    let out = pack_in(d).args(["init", "app.wasm"]).output().unwrap();
+    let out = pack_output(d, &["init", "app.wasm"]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
     assert_eq!(
         std::fs::read_to_string(d.join("pack.toml")).unwrap(),
         "# mine\n"
     );
-    let out = pack_in(d)
-        .args(["init", "app.wasm", "--force"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["init", "app.wasm", "--force"]);
     assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("wasi:http/proxy handler"),

@@ -22,6 +22,11 @@ pub fn pack_in(home: &Path) -> assert_cmd::Command {
     assert_cmd::Command::from_std(pack_std_in(home))
 }
 
+/// Runs [`pack_in`] `home` with `args` to its end: its status and output.
+pub fn pack_output(home: &Path, args: &[&str]) -> std::process::Output {
+    pack_in(home).args(args).output().unwrap()
+}
+
 /// [`pack_in`] as a `std::process::Command` (for tests that spawn and signal it), with
 /// stdin closed.
 pub fn pack_std_in(home: &Path) -> std::process::Command {

@@ -258,15 +258,15 @@ fn s(path: &Path) -> &str {
 
 /// `pack pull` of `addr/app:<tag>` into `dir/out`, with no credentials around.
 fn pull(dir: &Path, addr: &str, tag: &str) -> Output {
-    pack_in(dir)
-        .args([
+    pack_output(
+        dir,
+        &[
             "pull",
             &format!("{addr}/app:{tag}"),
             "-o",
             s(&dir.join("out")),
-        ])
-        .output()
-        .unwrap()
+        ],
+    )
 }
 
 /// Nothing was written: no layout, or one without the tag and without blobs.

@@ -40,10 +40,10 @@ fn code(out: &Output, expected: i32) {
 }
 
 fn key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let out = pack_in(dir)
-        .args(["key", "generate", "--no-password", "--output-prefix", name])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        dir,
+        &["key", "generate", "--no-password", "--output-prefix", name],
+    );
     code(&out, 0);
     (
         dir.join(format!("{name}.key")),
@@ -80,10 +80,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
         &["--sign-key", s(&a_key)],
     );
 
-    let out = pack_in(d)
-        .args(["inspect", "out", "--key", s(&a_pub), "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["inspect", "out", "--key", s(&a_pub), "--json"]);
     code(&out, 0);
     let json = json_stdout(&out);
     let component = json["manifests"]
@@ -133,7 +130,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
         }),
         "{json}"
     );
-    let out = pack_in(d).args(["inspect", "out"]).output().unwrap();
+    let out = pack_output(d, &["inspect", "out"]);
     code(&out, 0);
     let text = stdout(&out);
     assert!(text.contains("provenance"), "{text}");
@@ -157,10 +154,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
 
     // Signed without provenance: refused, naming the platform.
     build(d, "components/hello-cli.wasm", "bare", &[]);
-    let out = pack_in(d)
-        .args(["sign", "bare", "--key", s(&a_key), "--no-provenance"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["sign", "bare", "--key", s(&a_key), "--no-provenance"]);
     code(&out, 0);
     let out = verify("bare", &[&a_pub]);
     code(&out, 1);
@@ -170,10 +164,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
         "{text}"
     );
     // Provenance by key b does not count for a verifier who trusts only key a.
-    let out = pack_in(d)
-        .args(["sign", "bare", "--key", s(&b_key), "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["sign", "bare", "--key", s(&b_key), "--json"]);
     code(&out, 0);
     assert_eq!(json_stdout(&out)["provenance"].as_array().unwrap().len(), 1);
     let out = verify("bare", &[&a_pub]);
@@ -259,10 +250,7 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     );
     build(d, "components/calc.wasm", "calc", &[]);
     forge(&d.join("honest"), &d.join("calc"), &d.join("forged"));
-    let out = pack_in(d)
-        .args(["sign", "forged", "--key", s(&release_key)])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["sign", "forged", "--key", s(&release_key)]);
     code(&out, 0);
 
     let verify = |layout: &str, extra: &[&str]| {
@@ -304,10 +292,7 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
         text.contains(&format!("{}: the rebuild differs", platform())),
         "{text}"
     );
-    let out = pack_in(d)
-        .args(["inspect", "forged", "--key", s(&farm_pub), "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["inspect", "forged", "--key", s(&farm_pub), "--json"]);
     code(&out, 0);
     let json = json_stdout(&out);
     assert_eq!(
@@ -318,10 +303,7 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
         0,
         "{json}"
     );
-    let out = pack_in(d)
-        .args(["inspect", "honest", "--key", s(&farm_pub), "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["inspect", "honest", "--key", s(&farm_pub), "--json"]);
     let json = json_stdout(&out);
     let attestation = &json["rebuilds"][0]["attestations"][0];
     assert_eq!(attestation["verified"], true, "{json}");
@@ -407,10 +389,7 @@ fn provenance_and_attestations_survive_push_and_pull() {
         .unwrap();
     code(&out, 0);
     let target = format!("{}/team/app:v1", registry.addr());
-    let out = pack_in(d)
-        .args(["push", "out", &target, "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["push", "out", &target, "--json"]);
     code(&out, 0);
     // Signature (index), provenance and attestation (native manifest).
     let pushed = json_stdout(&out);
@@ -426,10 +405,10 @@ fn provenance_and_attestations_survive_push_and_pull() {
         3,
         "pushed {pushed}\npulled {pulled}"
     );
-    let out = pack_in(d)
-        .args(["verify", "pulled:v1", "--key", s(&release_pub), "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        d,
+        &["verify", "pulled:v1", "--key", s(&release_pub), "--json"],
+    );
     code(&out, 0);
     assert_eq!(json_stdout(&out)["provenance"][0]["verified"], true);
     let out = pack_in(d)

@@ -68,10 +68,10 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
     let home = tempfile::tempdir().unwrap();
     let target = format!("{}/team/app", registry.addr());
 
-    let out = pack_in(home.path())
-        .args(["push", &format!("{}:v1", s(layout)), &target, "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home.path(),
+        &["push", &format!("{}:v1", s(layout)), &target, "--json"],
+    );
     assert_exit(&out, 0);
     let first = json_stdout(&out);
     assert_eq!(first["reference"], format!("{target}:v1"));
@@ -83,15 +83,15 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
     assert_eq!(first["signatures"].as_array().unwrap().len(), 1);
 
     // Nothing changed: no blob byte is sent again.
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "push",
             &format!("{}:v1", s(layout)),
             &format!("{target}:v1"),
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     let second = json_stdout(&out);
     assert_eq!(second["bytesTransferred"], 0, "{second}");
@@ -101,17 +101,17 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
 
     // Pull, verifying the signature first.
     let pulled = home.path().join("pulled");
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "pull",
             &format!("{target}:v1"),
             "-o",
             s(&pulled),
             "--key",
             s(public),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("signature verified"),
@@ -128,10 +128,10 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
             "{name}"
         );
     }
-    let out = pack_in(home.path())
-        .args(["verify", &format!("{}:v1", s(&pulled)), "--key", s(public)])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home.path(),
+        &["verify", &format!("{}:v1", s(&pulled)), "--key", s(public)],
+    );
     assert_exit(&out, 0);
 
     // An interrupted pull (a blob and the tag missing) finishes without fetching again
@@ -145,16 +145,16 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         })
         .unwrap();
     std::fs::remove_file(pulled.join("blobs/sha256").join(&biggest)).unwrap();
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "pull",
             &format!("{target}:v1"),
             "-o",
             &format!("{}:again", s(&pulled)),
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     let again = json_stdout(&out);
     assert_eq!(again["blobsTransferred"], 1, "{again}");
@@ -170,10 +170,10 @@ fn pull_checks_keys_platforms_and_tags() {
     let (_keep, layout, _public) = bundle();
     let home = tempfile::tempdir().unwrap();
     let target = format!("{}/app:v1", registry.addr());
-    let out = pack_in(home.path())
-        .args(["push", &format!("{}:v1", s(layout)), &target])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home.path(),
+        &["push", &format!("{}:v1", s(layout)), &target],
+    );
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("pushed"), "{}", stdout(&out));
 
@@ -186,17 +186,17 @@ fn pull_checks_keys_platforms_and_tags() {
         .unwrap();
     assert!(generated.status.success());
     let dest = home.path().join("unverified");
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "pull",
             &target,
             "-o",
             s(&dest),
             "--key",
             s(&other.with_extension("pub")),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 1);
     assert!(
         stderr(&out).contains("no valid signature"),
@@ -207,8 +207,9 @@ fn pull_checks_keys_platforms_and_tags() {
 
     // One platform: the index is whole, only that platform's manifest is there.
     let dest = home.path().join("arm");
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "pull",
             &target,
             "-o",
@@ -216,29 +217,28 @@ fn pull_checks_keys_platforms_and_tags() {
             "--platform",
             "linux/arm64",
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
     assert!(blob_names(&dest).len() < blob_names(layout).len());
-    let out = pack_in(home.path())
-        .args(["pull", &target, "-o", s(&dest), "--platform", "linux/s390x"])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home.path(),
+        &["pull", &target, "-o", s(&dest), "--platform", "linux/s390x"],
+    );
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("linux/amd64"), "{}", stderr(&out));
 
     // An unknown tag names the registry's code.
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "pull",
             &format!("{}/app:nope", registry.addr()),
             "-o",
             s(&dest),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("MANIFEST_UNKNOWN"),
@@ -252,10 +252,7 @@ fn pull_checks_keys_platforms_and_tags() {
     );
 
     // Nothing listens there: a network error.
-    let out = pack_in(home.path())
-        .args(["pull", "127.0.0.1:9/app:v1", "-o", s(&dest)])
-        .output()
-        .unwrap();
+    let out = pack_output(home.path(), &["pull", "127.0.0.1:9/app:v1", "-o", s(&dest)]);
     assert_exit(&out, 4);
 }
 
@@ -267,10 +264,10 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
     let (_keep, layout, _public) = bundle();
     let home = tempfile::tempdir().unwrap();
     let target = format!("{}/app:v1", registry.addr());
-    let out = pack_in(home.path())
-        .args(["push", &format!("{}:v1", s(layout)), &target])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home.path(),
+        &["push", &format!("{}:v1", s(layout)), &target],
+    );
     assert_exit(&out, 0);
     // Flip bytes of the largest blob in the registry's storage (same length).
     let biggest = blob_names(layout)
@@ -293,10 +290,7 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
     std::fs::write(&stored, bytes).unwrap();
 
     let dest = home.path().join("pulled");
-    let out = pack_in(home.path())
-        .args(["pull", &target, "-o", s(&dest)])
-        .output()
-        .unwrap();
+    let out = pack_output(home.path(), &["pull", &target, "-o", s(&dest)]);
     assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("does not match its digest"),
@@ -333,10 +327,7 @@ fn basic_auth_from_every_source() {
     let home = dir.path();
 
     // Missing credentials: exit 3.
-    let out = pack_in(home)
-        .args(["push", &source, &target])
-        .output()
-        .unwrap();
+    let out = pack_output(home, &["push", &source, &target]);
     assert_exit(&out, 3);
     assert!(stderr(&out).contains("anonymous"), "{}", stderr(&out));
     assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
@@ -409,16 +400,16 @@ fn basic_auth_from_every_source() {
         config["auths"][registry.addr()]["auth"],
         "YWxpY2U6d29uZGVybGFuZA=="
     );
-    let out = pack_in(home)
-        .args([
+    let out = pack_output(
+        home,
+        &[
             "pull",
             &target,
             "-o",
             s(&home.join("from-config")),
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "docker-config");
 
@@ -577,22 +568,20 @@ fn tls_with_a_test_ca() {
     let home = dir.path();
 
     // Not trusted without the CA, even on a loopback address.
-    let out = pack_in(home)
-        .args(["push", &source, &target])
-        .output()
-        .unwrap();
+    let out = pack_output(home, &["push", &source, &target]);
     assert_exit(&out, 4);
     assert!(stderr(&out).contains("--ca-cert"), "{}", stderr(&out));
 
-    let out = pack_in(home)
-        .args(["push", &source, &target, "--ca-cert", s(&ca), "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home,
+        &["push", &source, &target, "--ca-cert", s(&ca), "--json"],
+    );
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["scheme"], "https");
     let dest = home.join("pulled");
-    let out = pack_in(home)
-        .args([
+    let out = pack_output(
+        home,
+        &[
             "pull",
             &target,
             "-o",
@@ -601,22 +590,21 @@ fn tls_with_a_test_ca() {
             s(&ca),
             "--key",
             s(public),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
     // --insecure accepts the certificate without the CA.
-    let out = pack_in(home)
-        .args([
+    let out = pack_output(
+        home,
+        &[
             "pull",
             &target,
             "-o",
             s(&home.join("insecure")),
             "--insecure",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
 }
 
@@ -633,14 +621,14 @@ fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
     let digest = index_digest(layout, "v1");
 
     // pack -> registry -> skopeo.
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "push",
             &format!("{}:v1", s(layout)),
             &format!("{}/by-pack:v1", registry.addr()),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     let copied = home.path().join("skopeo-copy");
     skopeo(&[
@@ -668,17 +656,17 @@ fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
         &registry.docker_ref(&format!("by-skopeo:{sig_tag}")),
     ]);
     let dest = home.path().join("pulled");
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "pull",
             &format!("{}/by-skopeo:v1", registry.addr()),
             "-o",
             s(&dest),
             "--key",
             s(public),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), digest);
 }
@@ -691,15 +679,15 @@ fn mount_from_another_repository_sends_nothing() {
     let (_keep, layout, _public) = bundle();
     let home = tempfile::tempdir().unwrap();
     let source = format!("{}:v1", s(layout));
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "push",
             &source,
             &format!("{}/base:v1", registry.addr()),
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     let sent = json_stdout(&out)["blobsTransferred"].clone();
     let out = pack_in(home.path())
@@ -743,17 +731,17 @@ fn transient_failures_are_retried() {
         }
     });
     let target = format!("{}/app:v1", proxy.addr);
-    let out = pack_in(home.path())
-        .args(["push", &format!("{}:v1", s(layout)), &target])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home.path(),
+        &["push", &format!("{}:v1", s(layout)), &target],
+    );
     assert_exit(&out, 0);
     assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
     let dest = home.path().join("pulled");
-    let out = pack_in(home.path())
-        .args(["pull", &target, "-o", s(&dest), "--key", s(public)])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home.path(),
+        &["pull", &target, "-o", s(&dest), "--key", s(public)],
+    );
     assert_exit(&out, 0);
     assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
@@ -792,26 +780,26 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
     assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     drop(proxy);
     // The tag was not written: the index goes last.
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "pull",
             &format!("{}/app:v1", registry.addr()),
             "-o",
             s(&home.path().join("x")),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 2);
     // Run again: the blob that arrived is not sent again.
-    let out = pack_in(home.path())
-        .args([
+    let out = pack_output(
+        home.path(),
+        &[
             "push",
             &format!("{}:v1", s(layout)),
             &format!("{}/app:v1", registry.addr()),
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert_eq!(summary["blobsSkipped"], 1, "{summary}");
@@ -876,10 +864,10 @@ fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
         }
     });
     let target = format!("{}/big:v1", proxy.addr);
-    let out = pack_in(home.path())
-        .args(["push", &format!("{}:v1", s(&layout)), &target, "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        home.path(),
+        &["push", &format!("{}:v1", s(&layout)), &target, "--json"],
+    );
     assert_exit(&out, 0);
     assert!(json_stdout(&out)["bytesTransferred"].as_u64().unwrap() > 40 << 20);
     assert!(
@@ -887,10 +875,7 @@ fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
         "no PATCH was sent"
     );
     let dest = home.path().join("pulled");
-    let out = pack_in(home.path())
-        .args(["pull", &target, "-o", s(&dest)])
-        .output()
-        .unwrap();
+    let out = pack_output(home.path(), &["pull", &target, "-o", s(&dest)]);
     assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(&layout, "v1"));
     assert_eq!(blob_names(&dest), blob_names(&layout));

@@ -9,100 +9,7 @@ use std::fmt;
 
 use super::Error;
 
-/// The operating system an artifact runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Os {
-    Linux,
-    Darwin,
-    Windows,
-    /// Pulley bytecode runs on any OS.
-    Any,
-}
-
-impl Os {
-    /// The OCI (`GOOS`) name; `unknown` for Pulley, whose bytecode does not depend on it.
-    pub fn oci_name(self) -> &'static str {
-        match self {
-            Os::Linux => "linux",
-            Os::Darwin => "darwin",
-            Os::Windows => "windows",
-            Os::Any => "unknown",
-        }
-    }
-}
-
-/// The architecture an artifact runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Arch {
-    Amd64,
-    Arm64,
-    Riscv64,
-    S390x,
-    /// wasmtime's portable interpreter, 64-bit pointers, little endian.
-    Pulley64,
-    /// wasmtime's portable interpreter, 32-bit pointers, little endian.
-    Pulley32,
-}
-
-impl Arch {
-    /// The OCI (`GOARCH`) name.
-    pub fn oci_name(self) -> &'static str {
-        match self {
-            Arch::Amd64 => "amd64",
-            Arch::Arm64 => "arm64",
-            Arch::Riscv64 => "riscv64",
-            Arch::S390x => "s390x",
-            Arch::Pulley64 => "pulley64",
-            Arch::Pulley32 => "pulley32",
-        }
-    }
-
-    /// The architecture part of the Rust target triple.
-    pub fn triple_name(self) -> &'static str {
-        match self {
-            Arch::Amd64 => "x86_64",
-            Arch::Arm64 => "aarch64",
-            Arch::Riscv64 => "riscv64gc",
-            Arch::S390x => "s390x",
-            Arch::Pulley64 => "pulley64",
-            Arch::Pulley32 => "pulley32",
-        }
-    }
-
-    pub fn is_pulley(self) -> bool {
-        matches!(self, Arch::Pulley64 | Arch::Pulley32)
-    }
-
-    /// The architecture of the machine pack runs on, when Cranelift has a backend for it.
-    pub fn host() -> Option<Arch> {
-        if cfg!(target_arch = "x86_64") {
-            Some(Arch::Amd64)
-        } else if cfg!(target_arch = "aarch64") {
-            Some(Arch::Arm64)
-        } else if cfg!(target_arch = "riscv64") {
-            Some(Arch::Riscv64)
-        } else if cfg!(target_arch = "s390x") {
-            Some(Arch::S390x)
-        } else {
-            None
-        }
-    }
-}
-
-impl Os {
-    /// The operating system pack runs on, when it is one pack compiles for.
-    pub fn host() -> Option<Os> {
-        if cfg!(target_os = "linux") {
-            Some(Os::Linux)
-        } else if cfg!(target_os = "macos") {
-            Some(Os::Darwin)
-        } else if cfg!(target_os = "windows") {
-            Some(Os::Windows)
-        } else {
-            None
-        }
-    }
-}
+pub use pack_engine_settings::platform::{Arch, Os};
 
 /// A named set of CPU features for one architecture, as Cranelift ISA settings.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -121,6 +28,23 @@ pub struct CpuPreset {
     pub description: &'static str,
 }
 
+/// `base` followed by `more`: a preset that extends another lists only what it adds.
+const fn extend<const N: usize>(base: &[&'static str], more: &[&'static str]) -> [&'static str; N] {
+    assert!(base.len() + more.len() == N, "N must be the length of both");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < base.len() {
+        out[i] = base[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < more.len() {
+        out[i + j] = more[j];
+        j += 1;
+    }
+    out
+}
+
 const X86_V2: &[&str] = &[
     "has_sse3",
     "has_ssse3",
@@ -129,46 +53,20 @@ const X86_V2: &[&str] = &[
     "has_popcnt",
     "has_cmpxchg16b",
 ];
-const X86_V3: &[&str] = &[
-    "has_sse3",
-    "has_ssse3",
-    "has_sse41",
-    "has_sse42",
-    "has_popcnt",
-    "has_cmpxchg16b",
-    "has_avx",
-    "has_avx2",
-    "has_bmi1",
-    "has_bmi2",
-    "has_fma",
-    "has_lzcnt",
-];
-const X86_V4: &[&str] = &[
-    "has_sse3",
-    "has_ssse3",
-    "has_sse41",
-    "has_sse42",
-    "has_popcnt",
-    "has_cmpxchg16b",
-    "has_avx",
-    "has_avx2",
-    "has_bmi1",
-    "has_bmi2",
-    "has_fma",
-    "has_lzcnt",
-    "has_avx512f",
-    "has_avx512dq",
-    "has_avx512vl",
-];
+const X86_V3: &[&str] = &extend::<12>(
+    X86_V2,
+    &[
+        "has_avx",
+        "has_avx2",
+        "has_bmi1",
+        "has_bmi2",
+        "has_fma",
+        "has_lzcnt",
+    ],
+);
+const X86_V4: &[&str] = &extend::<15>(X86_V3, &["has_avx512f", "has_avx512dq", "has_avx512vl"]);
 const RVA20: &[&str] = &["has_zca", "has_zcd"];
-const RVA22: &[&str] = &[
-    "has_zca",
-    "has_zcd",
-    "has_zba",
-    "has_zbb",
-    "has_zbs",
-    "has_zfhmin",
-];
+const RVA22: &[&str] = &extend::<6>(RVA20, &["has_zba", "has_zbb", "has_zbs", "has_zfhmin"]);
 const RVA23: &[&str] = &[
     "has_zca",
     "has_zcd",
