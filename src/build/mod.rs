@@ -17,7 +17,6 @@ use pack_packager::bundle::{
     BlobSource, BundleInput, BundleOptions, BundleSummary, Compilation, NativeArtifact,
     PortableConfig,
 };
-use pack_packager::oci_spec::image::{Arch, Os, Platform, PlatformBuilder};
 use pack_packager::signing::{SignOptions, SignatureFormat};
 
 use crate::args::CompileArgs;
@@ -430,15 +429,8 @@ impl Build {
 
 /// The packager's view of one compiled artifact.
 fn native_artifact(a: &Artifact) -> Result<NativeArtifact> {
-    let mut platform = PlatformBuilder::default()
-        .os(Os::from(a.platform.os.as_str()))
-        .architecture(Arch::from(a.platform.architecture.as_str()));
-    if let Some(variant) = &a.platform.variant {
-        platform = platform.variant(variant.clone());
-    }
-    let platform: Platform = platform.build().context("building an OCI platform")?;
     Ok(NativeArtifact {
-        platform,
+        platform: a.platform.clone(),
         cwasm: BlobSource::File(a.path.clone()),
         cwasm_sha256: Some(a.sha256.clone()),
         compilation: Compilation {

@@ -449,13 +449,7 @@ fn json_summary<'a>(
     }];
     for native in &summary.natives {
         let p = native.platform().as_ref();
-        let position = p.and_then(|p| {
-            artifacts.iter().position(|a| {
-                a.platform.os == p.os().to_string()
-                    && a.platform.architecture == p.architecture().to_string()
-                    && a.platform.variant.as_deref() == p.variant().as_deref()
-            })
-        });
+        let position = p.and_then(|p| artifacts.iter().position(|a| a.platform == *p));
         let artifact = position.map(|i| &artifacts[i]);
         platforms.push(JsonPlatform {
             platform: p

@@ -9,6 +9,7 @@ use std::fmt;
 
 use super::Error;
 
+pub use oci_spec::image::Platform;
 pub use pack_engine_settings::platform::{Arch, Os};
 
 /// A named set of CPU features for one architecture, as Cranelift ISA settings.
@@ -362,25 +363,6 @@ pub struct Target {
     cpu_given: bool,
 }
 
-/// An OCI image-index platform.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub variant: Option<String>,
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
 /// The `(os, arch)` pairs pack compiles for, in the order `--help` lists them.
 pub const PLATFORMS: &[(Os, Arch)] = &[
     (Os::Linux, Arch::Amd64),
@@ -598,14 +580,15 @@ impl Target {
     /// The OCI platform of the artifact: `variant` is the CPU preset's (`v3`,
     /// `rva23u64`), none for a baseline or for `native`.
     pub fn oci_platform(&self) -> Platform {
-        Platform {
-            os: self.os.oci_name().to_string(),
-            architecture: self.arch.oci_name().to_string(),
-            variant: match &self.cpu {
+        let mut platform = Platform::default();
+        platform
+            .set_os(self.os.oci_name().into())
+            .set_architecture(self.arch.oci_name().into())
+            .set_variant(match &self.cpu {
                 Cpu::Preset(p) => p.variant.map(str::to_string),
                 Cpu::Native { .. } => None,
-            },
-        }
+            });
+        platform
     }
 
     /// `linux/amd64` or `pulley64`, without the CPU preset.
@@ -778,7 +761,7 @@ mod tests {
         let t = one("linux/amd64");
         assert_eq!(t.triple(), "x86_64-unknown-linux-gnu");
         assert_eq!(t.file_suffix(), "linux-amd64");
-        assert_eq!(t.oci_platform().variant, None);
+        assert_eq!(*t.oci_platform().variant(), None);
         assert_eq!(one("x86_64-unknown-linux-gnu"), t);
         assert_eq!(one("x86_64-unknown-linux-musl"), t);
         assert_eq!(one("aarch64-apple-darwin").to_string(), "darwin/arm64");
@@ -789,19 +772,19 @@ mod tests {
         assert_eq!(
             one("riscv64gc-unknown-linux-gnu")
                 .oci_platform()
-                .variant
+                .variant()
                 .as_deref(),
             Some("rva23u64")
         );
         let p = one("pulley64");
         assert_eq!(p.triple(), "pulley64");
-        assert_eq!(p.oci_platform().os, "unknown");
+        assert_eq!(p.oci_platform().os().to_string(), "unknown");
         assert_eq!(p.file_suffix(), "pulley64");
 
         let v3 = one("linux/amd64/v3");
         assert_eq!(v3.file_suffix(), "linux-amd64-v3");
         assert_eq!(v3.to_string(), "linux/amd64/v3");
-        assert_eq!(v3.oci_platform().variant.as_deref(), Some("v3"));
+        assert_eq!(v3.oci_platform().variant().as_deref(), Some("v3"));
         assert!(v3.cpu().flags().contains(&"has_avx2".to_string()));
         assert_eq!(one("linux/amd64/x86-64-v3"), v3);
 
@@ -888,7 +871,7 @@ mod tests {
             let name = flag.split('=').next().unwrap();
             assert!(known.contains(&name), "{flag}");
         }
-        assert_eq!(native.oci_platform().variant, None);
+        assert_eq!(*native.oci_platform().variant(), None);
         assert!(native.file_suffix().ends_with("-native"));
     }
 }

@@ -357,7 +357,7 @@ fn a_compiler_panic_fails_only_its_target() {
             .unwrap()
             .contains("V vector extension")
     );
-    assert_eq!(riscv64.platform.variant.as_deref(), Some("rva23u64"));
+    assert_eq!(riscv64.platform.variant().as_deref(), Some("rva23u64"));
 }
 
 #[test]
