@@ -497,10 +497,10 @@ impl RemoteCache {
         profile: &Profile,
         artifact: &Artifact,
     ) -> bool {
-        let config = entry_config(input, profile, artifact);
         let Some(key) = self.publishing_key() else {
             return false;
         };
+        let config = entry_config(input, profile, artifact);
         let reference = self.name();
         let written =
             cache_entry::write_entry(&self.layout, &config, &artifact.path, key, &reference);

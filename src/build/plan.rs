@@ -1,6 +1,6 @@
-//! The plan of `pack build`: what flags (each holding its `PACK_*` variable, which clap
-//! reads) merged with `pack.toml` give (`BuildCommand::resolve_plan` merges them), the
-//! signing key's source, and the component's build command, run without the secrets.
+//! The plan of `pack build` (what its flags and `pack.toml` give, as
+//! `BuildCommand::resolve_plan` merges them), the signing key's source, and the
+//! component's build command, run without the secrets.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

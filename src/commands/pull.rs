@@ -148,7 +148,10 @@ impl PullCommand {
         } else {
             print_summary(printer, "pulled", &summary, "fetched");
             let into = format!("into {}:{}", summary.layout.display(), summary.tag);
-            let keys = (summary.verified_by.iter()).map(|k| format!("signature verified: key {k}"));
+            let keys = summary
+                .verified_by
+                .iter()
+                .map(|k| format!("signature verified: key {k}"));
             for line in std::iter::once(into).chain(keys) {
                 printer.detail(&format!("  {DIM}{line}{DIM:#}"));
             }
