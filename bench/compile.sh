@@ -40,26 +40,20 @@
 # release build of this checkout), WASMTIME (default: `wasmtime` on PATH).
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-repeat=3
-pack_only=0
-fn_only=0
-components=()
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --pack-only) pack_only=1 ;;
-        --function-cache-only) fn_only=1; pack_only=1 ;;
-        --repeat) repeat="$2"; shift ;;
-        -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
-        *) components+=("$1") ;;
-    esac
-    shift
-done
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+repeat=3 pack_only=0 function_cache_only=0
+value_options=(repeat)
+switch_options=(pack_only function_cache_only)
+arguments=()
+parse_options "$@"
+components=("${arguments[@]}")
 [[ ${#components[@]} -gt 0 ]] || components=(c-cli js-http-proxy-sm py-cli)
-[[ $fn_only == 0 ]] || components=()
+if [[ $function_cache_only == 1 ]]; then
+    pack_only=1
+    components=()
+fi
 
-corpus="${PACK_CORPUS:-$here/../shared/corpus}"
-[[ -d "$corpus/components" ]] || { echo "error: no corpus at $corpus (set PACK_CORPUS)" >&2; exit 2; }
+corpus=$(corpus_dir)
 
 if [[ ! -x /usr/bin/time ]]; then
     echo "error: /usr/bin/time is needed for peak memory; install it with \`apt-get install time\`" >&2
@@ -86,14 +80,7 @@ EOF
     fi
 fi
 
-if [[ -z "${PACK:-}" ]]; then
-    echo "building pack (release)..." >&2
-    cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin pack
-    target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" \
-        | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-    PACK="$target_dir/release/pack"
-fi
-[[ -x "$PACK" ]] || { echo "error: no pack binary at $PACK" >&2; exit 2; }
+PACK=$(pack_release)
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -300,7 +287,7 @@ fi
 
 # The Rust fixture `calc`, built twice from a copy of fixtures/: as committed, then with
 # one function (`add`) changed. Needs the wasm32-wasip2 target and crates.io.
-if [[ $fn_only == 1 ]] && rustc --print target-libdir --target wasm32-wasip2 >/dev/null 2>&1; then
+if [[ $function_cache_only == 1 ]] && rustc --print target-libdir --target wasm32-wasip2 >/dev/null 2>&1; then
     echo "building the Rust pair (calc, one function changed)..." >&2
     rust="$work/rust"
     mkdir -p "$rust"

@@ -20,23 +20,16 @@ cd "$(dirname "$0")/.."
 source bench/common.sh
 
 repeat=3
-component=py-cli
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --repeat) repeat="$2"; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-        *) component="$1" ;;
-    esac
-    shift
-done
+value_options=(repeat)
+arguments=()
+parse_options "$@"
+component="${arguments[-1]:-py-cli}"
 
 corpus=$(corpus_dir)
 input="$corpus/components/$component.component.wasm"
 [[ -f "$input" ]] || { echo "error: no $input (set PACK_CORPUS)" >&2; exit 2; }
-for tool in docker-registry skopeo; do
-    command -v "$tool" >/dev/null || { echo "error: \`$tool\` is not installed (scripts/setup.sh installs it)" >&2; exit 2; }
-done
-pack="${PACK:-$(pack_release)}"
+require_tools docker-registry skopeo
+pack=$(pack_release)
 skopeo="${SKOPEO:-skopeo}"
 
 work=$(mktemp -d)

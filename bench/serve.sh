@@ -28,40 +28,14 @@
 # scripts/setup.sh installs it) and wasm-tools 1.262.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-apps=1000
-seconds=10
-connections=8
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --apps) apps="$2"; shift ;;
-        --seconds) seconds="$2"; shift ;;
-        --connections) connections="$2"; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
-        *) echo "error: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+apps=1000 seconds=10 connections=8
+value_options=(apps seconds connections)
+parse_options "$@"
 
-wasmtime="${WASMTIME:-$(command -v wasmtime || true)}"
-if [[ -z "$wasmtime" ]] || [[ "$("$wasmtime" --version)" != "wasmtime 48.0.8"* ]]; then
-    echo "error: the comparison needs the wasmtime CLI 48.0.8 on PATH (or WASMTIME=/path)" >&2
-    exit 2
-fi
-command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 2; }
-command -v wasm-tools >/dev/null || { echo "error: wasm-tools not found" >&2; exit 2; }
-command -v zstd >/dev/null || { echo "error: zstd not found (apt-get install zstd)" >&2; exit 2; }
-
-if [[ -n "${PACK:-}" ]]; then
-    pack="$PACK"
-    [[ -x "$pack" ]] || { echo "error: PACK=$pack is not an executable" >&2; exit 2; }
-else
-    echo "building pack (release)..." >&2
-    cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin pack
-    target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" \
-        | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-    pack="$target_dir/release/pack"
-fi
+wasmtime=$(wasmtime_cli)
+require_tools wrk wasm-tools zstd
+pack=$(pack_release)
 
 work="$(mktemp -d)"
 server_pid=""

@@ -27,40 +27,16 @@
 # PATH), PACK_CACHE_DIR (the compile cache used to build the bundles).
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-repeat=20
-seconds=5
-connections=4
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --repeat) repeat="$2"; shift ;;
-        --seconds) seconds="$2"; shift ;;
-        --connections) connections="$2"; shift ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
-        *) echo "error: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+repeat=20 seconds=5 connections=4
+value_options=(repeat seconds connections)
+parse_options "$@"
 
-corpus="${PACK_CORPUS:-$here/../shared/corpus}"
-[[ -d "$corpus/components" ]] || { echo "error: no corpus at $corpus (set PACK_CORPUS)" >&2; exit 2; }
-wasmtime="${WASMTIME:-$(command -v wasmtime || true)}"
-if [[ -z "$wasmtime" ]] || [[ "$("$wasmtime" --version)" != "wasmtime 48.0.8"* ]]; then
-    cat >&2 <<'EOF'
-error: the comparison needs the wasmtime CLI 48.0.8 on PATH (or WASMTIME=/path):
+corpus=$(corpus_dir)
+wasmtime=$(wasmtime_cli)
 
-    cargo install --locked wasmtime-cli@48.0.8 --features all-arch
-EOF
-    exit 2
-fi
-
-echo "building pack, pack-host and the start benchmark (release)..." >&2
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin pack
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p pack-host --bin pack-host
-target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-pack="$target_dir/release/pack"
-pack_host="$target_dir/release/pack-host"
+pack=$(release_binary pack)
+pack_host=$(release_binary pack-host pack-host)
 # The benchmark binary (a `harness = false` bench target), built with the bench profile.
 start="$(cargo bench --no-run --quiet --message-format=json --manifest-path "$here/Cargo.toml" \
     -p pack-host --bench start \

@@ -31,26 +31,13 @@ cd "$(dirname "$0")/.."
 source bench/common.sh
 
 repeat=5
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --repeat) repeat="$2"; shift ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
-        *) echo "error: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
+value_options=(repeat)
+parse_options "$@"
 
 corpus=$(corpus_dir)
-[[ -d "$corpus/components" ]] || { echo "error: no corpus at $corpus (set PACK_CORPUS)" >&2; exit 2; }
-for tool in docker-registry skopeo python3; do
-    command -v "$tool" >/dev/null || { echo "error: \`$tool\` is not installed (scripts/setup.sh installs it)" >&2; exit 2; }
-done
-wasmtime="${WASMTIME:-$(command -v wasmtime || true)}"
-if [[ -z "$wasmtime" ]] || [[ "$("$wasmtime" --version)" != "wasmtime 48.0.8"* ]]; then
-    echo "error: the comparison needs the wasmtime CLI 48.0.8 on PATH (or WASMTIME=/path)" >&2
-    exit 2
-fi
-pack="${PACK:-$(pack_release)}"
+require_tools docker-registry skopeo python3
+wasmtime=$(wasmtime_cli)
+pack=$(pack_release)
 skopeo="${SKOPEO:-skopeo}"
 case "$(uname -m)" in
     x86_64) platform=linux/amd64 ;;

@@ -370,38 +370,33 @@ impl RemoteCache {
         target: &Target,
         profile: &Profile,
     ) -> bool {
-        let Some(key) = self.publishing_key() else {
-            return false;
-        };
-        let Some((body, count)) = local.function_segment(target, profile) else {
-            return false;
-        };
-        let segment_key = compile::segment_key(target, profile);
-        let file = scratch.join(format!("functions-{segment_key}"));
-        let config = FunctionsConfig {
-            segment_key: segment_key.clone(),
-            wasmtime_version: compile::wasmtime_version().to_string(),
-            target: target.to_string(),
-            triple: target.triple(),
-            cpu_flags: target.cpu().flags(),
-            profile_sha256: profile.sha256().to_string(),
-            functions: count as u64,
-        };
-        let reference = self.name();
-        let written = pack_fs::write_atomic(&file, &body, pack_fs::FILE_MODE)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| {
-                cache_entry::write_functions_entry(&self.layout, &config, &file, key, &reference)
-                    .map_err(anyhow::Error::from)
-            });
-        drop(body);
-        let _ = std::fs::remove_file(&file);
-        let tag = cache_entry::functions_tag_for(&segment_key).expect("segment keys are hex");
-        self.push_written(
-            &tag,
-            &format!("the shared function cache of {target}"),
-            written,
-        )
+        let what = format!("the shared function cache of {target}");
+        self.sign_and_push(&what, |layout, key, reference| {
+            let Some((body, count)) = local.function_segment(target, profile) else {
+                return Ok(None);
+            };
+            let segment_key = compile::segment_key(target, profile);
+            let config = FunctionsConfig {
+                segment_key: segment_key.clone(),
+                wasmtime_version: compile::wasmtime_version().to_string(),
+                target: target.to_string(),
+                triple: target.triple(),
+                cpu_flags: target.cpu().flags(),
+                profile_sha256: profile.sha256().to_string(),
+                functions: count as u64,
+            };
+            let file = scratch.join(format!("functions-{segment_key}"));
+            let written = pack_fs::write_atomic(&file, &body, pack_fs::FILE_MODE)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| {
+                    cache_entry::write_functions_entry(layout, &config, &file, key, reference)
+                        .map_err(anyhow::Error::from)
+                });
+            drop(body);
+            let _ = std::fs::remove_file(&file);
+            written?;
+            Ok(Some(cache_entry::functions_tag_for(&segment_key)?))
+        })
     }
 
     /// Pulls the cache repository's `tag` into the staging layout, its signature checked
@@ -443,26 +438,43 @@ impl RemoteCache {
     /// `written` (the entry's preparation there) succeeded; a failure of either is a
     /// warning naming `what`. A network or credentials failure gives up the registry for
     /// the rest of the build.
-    fn push_written<T>(&mut self, tag: &str, what: &str, written: anyhow::Result<T>) -> bool {
-        if let Err(e) = written {
-            self.warnings.push(format!(
-                "cannot prepare {what}: {}",
-                crate::diagnostics::chain(e.as_ref())
-            ));
+    /// The one way entries reach the shared cache: `write` stages an entry into the
+    /// staging layout, signed with the publishing key for the repository's name, and
+    /// returns its tag (`None`: nothing to publish); the tag is then pushed. Nothing
+    /// happens with a public key or after the registry failed; a failure to stage or to
+    /// push is a warning naming `what`, and a network or credentials failure gives up the
+    /// registry for the rest of the build.
+    fn sign_and_push(
+        &mut self,
+        what: &str,
+        write: impl FnOnce(&Layout, &PrivateKey, &str) -> Result<Option<String>>,
+    ) -> bool {
+        let Some(key) = self.publishing_key() else {
             return false;
-        }
+        };
+        let tag = match write(&self.layout, key, &self.name()) {
+            Ok(Some(tag)) => tag,
+            Ok(None) => return false,
+            Err(e) => {
+                self.warnings.push(format!(
+                    "cannot prepare {what}: {}",
+                    crate::diagnostics::chain(e.as_ref())
+                ));
+                return false;
+            }
+        };
         let Some(registry) = &self.registry else {
             return false;
         };
         let destination = Reference::with_tag(
             self.repository.registry().to_string(),
             self.repository.repository().to_string(),
-            tag.to_string(),
+            tag.clone(),
         );
         let pushed = self.runtime.block_on(pack_registry_client::push(
             registry,
             &self.layout,
-            tag,
+            &tag,
             &destination,
             &PushOptions::default(),
             &NoReporter,
@@ -497,19 +509,12 @@ impl RemoteCache {
         profile: &Profile,
         artifact: &Artifact,
     ) -> bool {
-        let Some(key) = self.publishing_key() else {
-            return false;
-        };
-        let config = entry_config(input, profile, artifact);
-        let reference = self.name();
-        let written =
-            cache_entry::write_entry(&self.layout, &config, &artifact.path, key, &reference);
-        let tag = cache_entry::tag_for(&config.key).expect("the compiler's keys are sha256 hex");
-        self.push_written(
-            &tag,
-            &format!("the shared cache entry for {}", artifact.target),
-            written.map_err(anyhow::Error::from),
-        )
+        let what = format!("the shared cache entry for {}", artifact.target);
+        self.sign_and_push(&what, |layout, key, reference| {
+            let config = entry_config(input, profile, artifact);
+            cache_entry::write_entry(layout, &config, &artifact.path, key, reference)?;
+            Ok(Some(cache_entry::tag_for(&config.key)?))
+        })
     }
 }
 

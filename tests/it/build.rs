@@ -14,30 +14,15 @@ fn build_json(dir: &Path, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = build(dir, &all);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     json_stdout(&out)
-}
-
-fn index_json(layout: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap()
 }
 
 #[test]
 fn builds_a_signed_bundle_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = pack()
-        .current_dir(d)
-        .args(["key", "generate", "--no-password", "--output-prefix", "ci"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    key_pair(d, "ci");
     let hello = fixture("components/hello-cli.wasm");
     let wit = fixture("wit/hello-cli");
     let json = build_json(
@@ -69,26 +54,13 @@ fn builds_a_signed_bundle_that_verifies() {
     let digest = json["digest"].as_str().unwrap();
 
     // The tag points at that index, and the signature verifies with the public key.
-    let index = index_json(&d.join("out/hello"));
-    let tagged = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "v1")
-        .unwrap();
-    assert_eq!(tagged["digest"], digest);
+    assert_eq!(index_digest(&d.join("out/hello"), "v1"), digest);
     let out = pack()
         .current_dir(d)
         .args(["verify", "out/hello:v1", "--key", "ci.pub"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
 
     // Built again from the cache: no compilation, same digest.
     let again = build_json(
@@ -208,12 +180,8 @@ fn a_component_that_does_not_conform_builds_nothing() {
             "out",
         ],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("param a: expected u64, found u32"),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 1);
+    assert_stdout_has(&out, "param a: expected u64, found u32");
     assert!(!d.join("out").exists(), "no layout is written");
     // Bad input exits 2, like `pack validate`.
     let out = build(
@@ -226,12 +194,8 @@ fn a_component_that_does_not_conform_builds_nothing() {
             "out",
         ],
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("core WebAssembly module"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "core WebAssembly module");
     assert!(!d.join("out").exists());
     // Nothing left behind in the parent directory either.
     let leftovers: Vec<_> = std::fs::read_dir(d)
@@ -287,13 +251,8 @@ fn tags_share_blobs_in_one_layout() {
         ],
     );
     assert_eq!(again["blobsWritten"], 0);
-    let index = index_json(&d.join("out"));
-    let tags: Vec<&str> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
-        .collect();
+    let index = layout_index(&d.join("out"));
+    let tags = tags(&index);
     assert!(
         tags.contains(&"hello") && tags.contains(&"calc"),
         "{tags:?}"

@@ -308,17 +308,13 @@ fn registry_round_trip_keeps_the_index_digest() {
     ]);
     // The referrers (the index's signature bundle, each native manifest's compile
     // provenance) travel under their referrers tags, `sha256-<hex>`.
-    let layout_index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let referrer_tags: Vec<String> = layout_index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+    let index = layout_index(&layout);
+    let referrer_tags: Vec<String> = tags(&index)
+        .into_iter()
         .filter(|t| t.starts_with("sha256-") && !t.ends_with(".sig"))
         .map(str::to_string)
         .collect();
-    assert!(referrer_tags.len() >= 3, "{layout_index}");
+    assert!(referrer_tags.len() >= 3, "{index}");
     for tag in &referrer_tags {
         skopeo(&[
             "copy",
@@ -360,15 +356,10 @@ fn registry_round_trip_keeps_the_index_digest() {
             &oci_ref(&back, tag),
         ]);
     }
-    let index_json: Value =
-        serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
-    let entry = index_json["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "v1")
-        .unwrap();
-    assert_eq!(entry["digest"], summary.index.digest().to_string());
+    assert_eq!(
+        index_digest(&back, "v1"),
+        summary.index.digest().to_string()
+    );
     let (code, out, err) = run(&["inspect", &format!("{}:v1", arg(&back)), "--json"]);
     assert_eq!(code, 0, "{err}");
     let v = json_str(&out);

@@ -12,55 +12,30 @@ use sha2::{Digest as _, Sha256};
 use crate::bundle::sample_layout;
 use crate::common::*;
 use crate::registry::{Options, Registry, htpasswd, require, skopeo};
-use crate::shared_cache::key_pair;
 
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, digest: &str) -> Vec<u8> {
-    std::fs::read(
-        layout
-            .join("blobs/sha256")
-            .join(digest.strip_prefix("sha256:").unwrap()),
-    )
-    .unwrap()
-}
-
 /// The entries of the referrers index the layout's `sha256-<hex>` tag points to.
 fn layout_referrers(layout: &Path, digest: &str) -> Vec<Value> {
     let tag = digest.replace(':', "-");
-    let index = read_json(&layout.join("index.json"));
-    let Some(entry) = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str())
-    else {
+    let index = layout_index(layout);
+    let Some(entry) = tagged(&index, &tag) else {
         return Vec::new();
     };
-    let referrers: Value =
-        serde_json::from_slice(&blob(layout, entry["digest"].as_str().unwrap())).unwrap();
+    let referrers: Value = blob_json(layout, entry["digest"].as_str().unwrap());
     assert_eq!(
         referrers["mediaType"],
         "application/vnd.oci.image.index.v1+json"
     );
-    referrers["manifests"].as_array().unwrap().clone()
+    manifests(&referrers).to_vec()
 }
 
 /// The bundle a referrer entry's manifest holds, checked to be a proper referrer of
 /// `subject`.
 fn referred_bundle(layout: &Path, entry: &Value, subject: &str) -> Value {
     assert_eq!(entry["artifactType"], BUNDLE, "{entry}");
-    let manifest: Value =
-        serde_json::from_slice(&blob(layout, entry["digest"].as_str().unwrap())).unwrap();
+    let manifest: Value = blob_json(layout, entry["digest"].as_str().unwrap());
     assert_eq!(manifest["artifactType"], BUNDLE);
     assert_eq!(manifest["subject"]["digest"], subject);
     assert_eq!(
@@ -72,7 +47,7 @@ fn referred_bundle(layout: &Path, entry: &Value, subject: &str) -> Value {
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 1);
     assert_eq!(layers[0]["mediaType"], BUNDLE);
-    serde_json::from_slice(&blob(layout, layers[0]["digest"].as_str().unwrap())).unwrap()
+    blob_json(layout, layers[0]["digest"].as_str().unwrap())
 }
 
 fn statement(bundle: &Value) -> Value {
@@ -173,22 +148,14 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         .args(["--reference", "registry.example.com/team/other"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("signed for `registry.example.com/team/app`"),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 1);
+    assert_stdout_has(&out, "signed for `registry.example.com/team/app`");
     let out = pack()
         .args(["verify", &target, "--key", s(&other_public)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout(&out).contains("made by another key"),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 1);
+    assert_stdout_has(&out, "made by another key");
 
     // A second signature (default: both formats) adds a referrer and keeps the first.
     let out = pack()
@@ -253,20 +220,12 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
     assert!(referrers.iter().all(|r| r["artifactType"] == BUNDLE));
     let out = pack().args(["inspect", &target]).output().unwrap();
     assert_exit(&out, 0);
-    assert!(stdout(&out).contains("referrers"), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("sigstore bundle  key"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, "referrers");
+    assert_stdout_has(&out, "sigstore bundle  key");
 }
 
 fn index_has_tag(layout: &Path, tag: &str) -> bool {
-    read_json(&layout.join("index.json"))["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+    tagged(&layout_index(layout), tag).is_some()
 }
 
 #[test]
@@ -308,9 +267,9 @@ fn a_bundle_listed_for_another_digest_does_not_count() {
         "manifests": [entry],
     }))
     .unwrap();
-    let hex = format!("{:x}", Sha256::digest(&referrers));
+    let hex = sha256_hex(&referrers);
     write(&layout.join("blobs/sha256"), &hex, &referrers);
-    let mut index = read_json(&layout.join("index.json"));
+    let mut index = layout_index(&layout);
     index["manifests"]
         .as_array_mut()
         .unwrap()
@@ -327,12 +286,8 @@ fn a_bundle_listed_for_another_digest_does_not_count() {
         .args(["verify", &format!("{}:v1", s(&layout)), "--key", s(&public)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains(&format!("its subject is {}", other.index.digest())),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 1);
+    assert_stdout_has(&out, &format!("its subject is {}", other.index.digest()));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -435,17 +390,14 @@ fn the_npm_sigstore_verifier_accepts_packs_bundle() {
 
     let out = verify(&bundle_path, &public, &digest);
     assert_exit(&out, 0);
-    assert!(
-        stdout(&out).contains(
-            "verified: https://sigstore.dev/cosign/sign/v1 registry.example.com/team/app"
-        ),
-        "{}",
-        stdout(&out)
+    assert_stdout_has(
+        &out,
+        "verified: https://sigstore.dev/cosign/sign/v1 registry.example.com/team/app",
     );
     // Another key: its hint finds nothing.
     let out = verify(&bundle_path, &other_public, &digest);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stderr(&out).contains("rejected"), "{}", stderr(&out));
+    assert_exit(&out, 1);
+    assert_stderr_has(&out, "rejected");
     // Another key, with the (unsigned) hint pointed at it: the signature fails.
     let mut forged = bundle.clone();
     forged["verificationMaterial"]["publicKey"]["hint"] = hint(&other_public).into();
@@ -455,13 +407,13 @@ fn the_npm_sigstore_verifier_accepts_packs_bundle() {
         serde_json::to_vec(&forged).unwrap(),
     );
     let out = verify(&forged_path, &other_public, &digest);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stderr(&out).contains("rejected"), "{}", stderr(&out));
+    assert_exit(&out, 1);
+    assert_stderr_has(&out, "rejected");
     // Another digest.
     let other = format!("sha256:{}", "0".repeat(64));
     let out = verify(&bundle_path, &public, &other);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stderr(&out).contains("another digest"), "{}", stderr(&out));
+    assert_exit(&out, 1);
+    assert_stderr_has(&out, "another digest");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -490,9 +442,7 @@ fn registry_referrers(registry: &Registry, repo: &str, digest: &str, auth: bool)
         index["mediaType"],
         "application/vnd.oci.image.index.v1+json"
     );
-    index["manifests"]
-        .as_array()
-        .unwrap()
+    manifests(&index)
         .iter()
         .map(|m| {
             // skopeo's copy drops the entries' artifactType; pack's push keeps it.
@@ -651,8 +601,8 @@ fn referrers_over_a_registry(auth: bool) {
         .args(["--key", s(&keys[1].1)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("signed for"), "{}", stderr(&out));
+    assert_exit(&out, 1);
+    assert_stderr_has(&out, "signed for");
     let out = pack_for(&home, auth)
         .args(["pull", &format!("{mirror}:v1"), "-o", s(&from_mirror)])
         .args(["--key", s(&keys[1].1), "--allow-reference", &repo])

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 use crate::common::*;
-use crate::registry::{Options, Registry, htpasswd};
+use crate::registry::Registry;
 
 /// `pack` in `dir`, with its own cache (`dir/.cache`) and none of the caller's settings.
 fn pack_in(dir: &Path) -> assert_cmd::Command {
@@ -17,40 +17,13 @@ fn pack_in(dir: &Path) -> assert_cmd::Command {
     cmd
 }
 
-/// An encrypted key pair `dir/<name>.key`, `.pub` (password `pw`).
-fn key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let out = pack_in(dir)
-        .env("PACK_KEY_PASSWORD", "pw")
-        .args(["key", "generate", "--output-prefix", name])
-        .output()
-        .unwrap();
-    assert_exit(&out, 0);
-    (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.pub")),
-    )
-}
-
 fn is_digest(s: &str) -> bool {
     s.strip_prefix("sha256:")
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn index_annotations(layout: &Path, tag: &str) -> Value {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let entry = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no tag {tag} in {index}"));
-    let digest = entry["digest"].as_str().unwrap();
-    let blob = layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"));
-    let bundle: Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
-    bundle["annotations"].clone()
+    blob_json(layout, &index_digest(layout, tag))["annotations"].clone()
 }
 
 /// A project: the hello-cli fixture built by a `[component] build` command, WIT, and a
@@ -94,7 +67,7 @@ password-env = "MY_PASSWORD"
 fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, public) = key(d, "ci");
+    let (private, public) = encrypted_key_pair(d, "ci", "pw");
     let pem = std::fs::read_to_string(&private).unwrap();
     let project = project(d);
 
@@ -169,10 +142,9 @@ fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment()
     assert_exit(&out, 0);
     let json: Value = json_stdout(&out);
     assert_eq!(json["signed"], true);
-    assert!(
-        stderr(&out).contains("PACK_SIGN_KEY is deprecated: set PACK_SIGN_KEY_FILE instead"),
-        "{}",
-        stderr(&out)
+    assert_stderr_has(
+        &out,
+        "PACK_SIGN_KEY is deprecated: set PACK_SIGN_KEY_FILE instead",
     );
 
     // A component given on the command line skips the build command.
@@ -215,18 +187,14 @@ fn bad_manifests_and_missing_secrets_are_usage_errors_that_name_the_cause() {
     );
     let out = pack_in(&project).arg("build").output().unwrap();
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("`signing`"), "{}", stderr(&out));
+    assert_stderr_has(&out, "`signing`");
 
     // key-env names a variable that is not set: exit 2, naming it; nothing is signed
     // and the key's content is never printed.
     write(&project, "pack.toml", &manifest);
     let out = pack_in(&project).arg("build").output().unwrap();
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("MY_KEY is not set"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "MY_KEY is not set");
 
     // Nothing to build from: a manifest-less directory says where a value may come from.
     let empty = d.join("empty");
@@ -269,7 +237,7 @@ fn a_failing_build_command_exits_with_5_and_writes_nothing() {
 fn quiet_prints_only_reference_and_digest_and_ci_logs_each_stage_with_its_time() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, _) = key(d, "ci");
+    let (private, _) = encrypted_key_pair(d, "ci", "pw");
     let pem = std::fs::read_to_string(&private).unwrap();
     let project = project(d);
     let build = |args: &[&str]| {
@@ -399,18 +367,14 @@ fn init_writes_a_commented_manifest_that_builds_and_refuses_to_overwrite() {
     std::fs::write(d.join("pack.toml"), "# mine\n").unwrap();
     let out = pack_output(d, &["init", "app.wasm"]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_stderr_has(&out, "--force");
     assert_eq!(
         std::fs::read_to_string(d.join("pack.toml")).unwrap(),
         "# mine\n"
     );
     let out = pack_output(d, &["init", "app.wasm", "--force"]);
     assert_exit(&out, 0);
-    assert!(
-        stdout(&out).contains("wasi:http/proxy handler"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, "wasi:http/proxy handler");
     let leftovers: Vec<_> = std::fs::read_dir(d)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -469,7 +433,7 @@ fn http_get(addr: &str, path: &str) -> String {
 fn the_example_builds_from_its_pack_toml_and_serves_http() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, public) = key(d, "release");
+    let (private, public) = encrypted_key_pair(d, "release", "pw");
     let project = example_project(d);
     let out = pack_in(&project)
         .env("PACK_COMPONENT", fixture("components/hello-http.wasm"))
@@ -640,16 +604,10 @@ fn run_script(dir: &Path, script: &str, env: &[(&str, String)]) -> Output {
 fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let Some(htpasswd) = htpasswd(d) else {
+    let Some(registry) = Registry::start_with_login(d, "alice", "wonderland") else {
         return;
     };
-    let Some(registry) = Registry::start_with(&Options {
-        htpasswd: Some(htpasswd),
-        ..Options::default()
-    }) else {
-        return;
-    };
-    let (private, public) = key(d, "release");
+    let (private, public) = encrypted_key_pair(d, "release", "pw");
     let doc = std::fs::read_to_string(root().join("docs/ci.md")).unwrap();
 
     // What the CI service provides: the secrets and the job's variables.
@@ -769,35 +727,4 @@ fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
         format!("{}/gitlab/hello-http:v2.0.0@{digest}", registry.addr())
     );
     pull_and_check(&reference, &digest);
-}
-
-#[test]
-fn every_command_takes_json_and_documents_its_exit_status() {
-    for command in [
-        &["validate"][..],
-        &["compile"],
-        &["build"],
-        &["init"],
-        &["cache", "info"],
-        &["cache", "prune"],
-        &["inspect"],
-        &["key", "generate"],
-        &["sign"],
-        &["verify"],
-        &["push"],
-        &["pull"],
-        &["login"],
-        &["run"],
-    ] {
-        let out = pack().args(command).arg("--help").output().unwrap();
-        assert_exit(&out, 0);
-        let help = stdout(&out);
-        assert!(help.contains("--json"), "`pack {command:?}` has no --json");
-        // A subcommand's exit statuses are in its own help or its parent's.
-        let parent = pack().arg(command[0]).arg("--help").output().unwrap();
-        assert!(
-            help.contains("Exit status:") || stdout(&parent).contains("Exit status:"),
-            "`pack {command:?} --help` documents no exit status"
-        );
-    }
 }

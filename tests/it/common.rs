@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,6 +57,80 @@ pub fn clear_configuration(cmd: &mut std::process::Command) {
     }
 }
 
+/// The compile cache the integration tests share across runs, so that a component is
+/// compiled once per machine, not once per test (compiling a Python one takes seconds).
+pub fn shared_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pack-run-cache")
+}
+
+/// `pack build ARGS` with the [`shared_cache_dir`]; it must succeed.
+#[track_caller]
+pub fn pack_build(args: &[&str]) {
+    let out = pack()
+        .env("PACK_CACHE_DIR", shared_cache_dir())
+        .arg("build")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pack build {args:?}: {}",
+        stderr(&out)
+    );
+}
+
+/// `pack push LAYOUT REFERENCE` (the layout's `latest` tag); it must succeed.
+#[track_caller]
+pub fn pack_push(layout: &Path, reference: &str) {
+    let out = pack()
+        .args(["push", s(layout), reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack push: {}", stderr(&out));
+}
+
+/// An unencrypted key pair from `pack key generate` in `dir`: (`<name>.key`, `<name>.pub`).
+#[track_caller]
+pub fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    generate_key(dir, name, None)
+}
+
+/// A key pair from `pack key generate` in `dir`, its private key encrypted with
+/// `password`: (`<name>.key`, `<name>.pub`).
+#[track_caller]
+pub fn encrypted_key_pair(dir: &Path, name: &str, password: &str) -> (PathBuf, PathBuf) {
+    generate_key(dir, name, Some(password))
+}
+
+#[track_caller]
+fn generate_key(dir: &Path, name: &str, password: Option<&str>) -> (PathBuf, PathBuf) {
+    let mut cmd = pack_in(dir);
+    cmd.args(["key", "generate", "--output-prefix", name]);
+    match password {
+        Some(password) => cmd.env("PACK_KEY_PASSWORD", password),
+        None => cmd.arg("--no-password"),
+    };
+    assert_exit(&cmd.output().unwrap(), 0);
+    (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pub")),
+    )
+}
+
+/// Asserts that `out`'s stderr contains `text` (the panic shows the stderr).
+#[track_caller]
+pub fn assert_stderr_has(out: &std::process::Output, text: impl AsRef<str>) {
+    let stderr = stderr(out);
+    assert!(stderr.contains(text.as_ref()), "{stderr}");
+}
+
+/// Asserts that `out`'s stdout contains `text` (the panic shows the stdout).
+#[track_caller]
+pub fn assert_stdout_has(out: &std::process::Output, text: impl AsRef<str>) {
+    let stdout = stdout(out);
+    assert!(stdout.contains(text.as_ref()), "{stdout}");
+}
+
 /// Asserts that `out` exited with `code`, showing its stdout and stderr when not.
 #[track_caller]
 pub fn assert_exit(out: &std::process::Output, code: i32) {
@@ -79,6 +154,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), target).unwrap();
         }
+    }
+}
+
+/// A copy of the OCI layout `from` at `to` (to damage or to check permissions on):
+/// directories 0755 and files 0644 whatever this process's umask, writable by their
+/// owner only (pack refuses what others can write).
+pub fn copy_layout(from: &Path, to: &Path) {
+    for dir in [to.to_path_buf(), to.join("blobs"), to.join("blobs/sha256")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut files = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
+    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
+        files.push(Path::new("blobs/sha256").join(entry.unwrap().file_name()));
+    }
+    for file in files {
+        std::fs::copy(from.join(&file), to.join(&file)).unwrap();
+        std::fs::set_permissions(to.join(&file), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
 }
 
@@ -202,16 +295,71 @@ pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
     path
 }
 
-/// The digest a tag of an OCI layout points at (from its `index.json`).
-pub fn index_digest(layout: &Path, tag: &str) -> String {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+/// The SHA-256 of `bytes` in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The OCI digest of `bytes`: `sha256:<hex>`.
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// A JSON file, parsed (the panic names the file).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// An OCI layout's `index.json`.
+pub fn layout_index(layout: &Path) -> serde_json::Value {
+    read_json(&layout.join("index.json"))
+}
+
+/// A blob of an OCI layout (`sha256:<hex>`), parsed as JSON.
+pub fn blob_json(layout: &Path, digest: &str) -> serde_json::Value {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    read_json(&layout.join("blobs/sha256").join(hex))
+}
+
+/// The entries of an index's (or a `--json` summary's) `manifests`.
+pub fn manifests(index: &serde_json::Value) -> &[serde_json::Value] {
     index["manifests"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no manifests in {index}"))
+}
+
+/// The first entry of `manifests` that `pick` chooses (the panic shows the index).
+pub fn entry_where(
+    index: &serde_json::Value,
+    pick: impl Fn(&serde_json::Value) -> bool,
+) -> &serde_json::Value {
+    manifests(index)
         .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no tag {tag} in {}", layout.display()))["digest"]
+        .find(|m| pick(m))
+        .unwrap_or_else(|| panic!("no such entry in {index}"))
+}
+
+/// The tag of an index entry (its `org.opencontainers.image.ref.name`), if it has one.
+pub fn tag_of(entry: &serde_json::Value) -> Option<&str> {
+    entry["annotations"]["org.opencontainers.image.ref.name"].as_str()
+}
+
+/// The entry of an index tagged `tag`, if any.
+pub fn tagged<'a>(index: &'a serde_json::Value, tag: &str) -> Option<&'a serde_json::Value> {
+    manifests(index).iter().find(|m| tag_of(m) == Some(tag))
+}
+
+/// The tags of an index's entries, in order.
+pub fn tags(index: &serde_json::Value) -> Vec<&str> {
+    manifests(index).iter().filter_map(tag_of).collect()
+}
+
+/// The digest a tag of an OCI layout points at (from its `index.json`).
+pub fn index_digest(layout: &Path, tag: &str) -> String {
+    let index = layout_index(layout);
+    tagged(&index, tag).unwrap_or_else(|| panic!("no tag {tag} in {}", layout.display()))["digest"]
         .as_str()
         .unwrap()
         .to_string()
@@ -280,6 +428,15 @@ pub fn here() -> &'static str {
     }
 }
 
+/// Another Linux platform than [`here`]: its bundles are foreign to this machine.
+pub fn elsewhere() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    }
+}
+
 /// `GET path` over HTTP/1.1 to `addr`: (status, body; a chunked body joined).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     http_get_host(addr, addr, path)
@@ -323,4 +480,98 @@ pub fn http_get_host(addr: &str, host: &str, path: &str) -> (u16, String) {
         body.to_string()
     };
     (status, body)
+}
+
+/// For the tests' own HTTP servers and proxies: reads an HTTP head (up to the blank line,
+/// at most 64 KiB) byte by byte; `None` at the end of the stream.
+pub fn read_head(stream: &mut impl Read) -> std::io::Result<Option<String>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Ok(None);
+        }
+        head.push(byte[0]);
+        if head.len() > 64 * 1024 {
+            return Err(std::io::Error::other("an HTTP head of more than 64 KiB"));
+        }
+    }
+    Ok(Some(String::from_utf8_lossy(&head).into_owned()))
+}
+
+/// The method and the path (without its query) of an HTTP request head.
+pub fn request_line(head: &str) -> (String, String) {
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    let method = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default().to_string();
+    (method, path)
+}
+
+/// The `.cwasm` layer of the native manifest for `platform` (`os/arch`) that `tag` of
+/// `layout` points to: the layer's digest, and the path of its content (the layer's blob,
+/// or the uncompressed copy a content store keeps beside a compressed layer).
+pub fn cwasm_layer(layout: &Path, tag: &str, platform: &str) -> (String, PathBuf) {
+    let l = pack_packager::Layout::open(layout).unwrap();
+    let index = l.read_image_index(&l.resolve(tag).unwrap()).unwrap();
+    let entry = index
+        .manifests()
+        .iter()
+        .find(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| pack_packager::bundle::platform_string(p) == platform)
+        })
+        .unwrap_or_else(|| panic!("no {platform} manifest in {}:{tag}", layout.display()));
+    let manifest = l.read_manifest(entry).unwrap();
+    let cwasm = manifest
+        .layers()
+        .iter()
+        .find(|l| {
+            pack_packager::compression::plain_media_type(l.media_type().as_ref())
+                == pack_packager::media_types::CWASM_LAYER
+        })
+        .unwrap();
+    // A compressed layer's content, when the layout keeps it (the content store does).
+    let config: pack_packager::NativeConfig =
+        l.read_json(manifest.config(), "native config").unwrap();
+    if let Some(content) = config.uncompressed_of(cwasm).unwrap() {
+        let digest = pack_packager::layout::parse_sha256(&content.digest).unwrap();
+        if l.has_blob(&digest) {
+            return (cwasm.digest().to_string(), l.blob_path(&digest).unwrap());
+        }
+    }
+    (
+        cwasm.digest().to_string(),
+        l.blob_path(cwasm.digest()).unwrap(),
+    )
+}
+
+/// Spawns `cmd` with stdin and stdout closed and stderr piped, and a thread that sends
+/// each line of its stderr, as `parse` makes of it, to the receiver returned.
+pub fn spawn_reading_stderr<T: Send + 'static>(
+    cmd: &mut std::process::Command,
+    parse: impl Fn(String) -> T + Send + 'static,
+) -> (std::process::Child, std::sync::mpsc::Receiver<T>) {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(parse(line)).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
 }

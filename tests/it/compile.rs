@@ -43,10 +43,6 @@ fn compile(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::proce
         .unwrap()
 }
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 fn artifacts(report: &Value) -> &Vec<Value> {
     report["artifacts"].as_array().unwrap()
 }
@@ -79,7 +75,7 @@ fn compiled_all(name: &'static str) -> Option<(PathBuf, PathBuf, Value)> {
     let dir = scratch();
     let (out, cache) = (dir.join("out"), dir.join("cache"));
     let output = compile(&input, &out, &cache, &["--target", "all", "--jobs", "2"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_exit(&output, 0);
     let report = read_json(&out.join("compile.json"));
     done.push((name, out.clone(), cache.clone(), report.clone()));
     Some((out, cache, report))
@@ -128,7 +124,7 @@ fn check_all_targets(name: &'static str) {
         assert_eq!(a["cacheHit"], false);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(a["size"], bytes.len() as u64);
-        assert_eq!(a["sha256"], sha256(&bytes));
+        assert_eq!(a["sha256"], sha256_hex(&bytes));
         assert_eq!(
             Engine::detect_precompiled(&bytes),
             Some(Precompiled::Component),
@@ -156,11 +152,6 @@ fn check_all_targets(name: &'static str) {
         artifact(&report, "linux/amd64")["cpu"]["flags"],
         Value::Array(vec![])
     );
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[test]
@@ -191,7 +182,7 @@ fn artifacts_are_reproducible() {
         &cache,
         &["--target", "all", "--jobs", "1"],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_exit(&output, 0);
     assert!(stdout(&output).contains("cached"));
     let warm = read_json(&warm_out.join("compile.json"));
     for a in artifacts(&warm) {
@@ -214,7 +205,7 @@ fn artifacts_are_reproducible() {
         &["--target", "linux/amd64", "--no-cache", "--jobs", "1"],
     );
     // (PACK_CACHE_DIR is set, and --no-cache still wins.)
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_exit(&output, 0);
     assert!(!dir.join("unused").exists(), "--no-cache wrote a cache");
     let fresh = read_json(&fresh_out.join("compile.json"));
     let (f, c) = (
@@ -281,7 +272,7 @@ fn x86_64_artifacts_run() {
         &dir.join("cache"),
         &["--target", "linux/amd64"],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_exit(&output, 0);
     let engine = Engine::default();
     let (ok, text) = run_precompiled(
         &engine,
@@ -335,7 +326,7 @@ fn stock_wasmtime_cli_runs_the_artifact() {
         &dir.join("cache"),
         &["--target", "linux/amd64"],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_exit(&output, 0);
     let run = std::process::Command::new(&wasmtime)
         .args(["run", "--allow-precompiled"])
         .arg(out.join("c-cli.linux-amd64.cwasm"))
@@ -364,7 +355,7 @@ fn artifacts_for_other_cpu_features_do_not_load() {
         &dir.join("cache"),
         &["--target", "linux/amd64", "--cpu", "x86-64-v4"],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_exit(&output, 0);
     let report = read_json(&out.join("compile.json"));
     let a = artifact(&report, "linux/amd64/v4");
     assert_eq!(a["file"], "c-cli.linux-amd64-v4.cwasm");
@@ -425,7 +416,7 @@ fn artifacts_for_other_cpu_features_do_not_load() {
         &dir.join("cache"),
         &["--target", "linux/amd64"],
     );
-    assert_eq!(output.status.code(), Some(0));
+    assert_exit(&output, 0);
     unsafe { Component::deserialize_file(&engine, out.join("c-cli.linux-amd64.cwasm")) }.unwrap();
 }
 
@@ -452,7 +443,7 @@ fn artifacts_of_another_profile_do_not_load() {
         .arg("--no-cache")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_exit(&output, 0);
     let report = read_json(&out.join("compile.json"));
     let a = artifact(&report, "linux/amd64");
     assert_eq!(a["profile"]["name"], "epoch");
@@ -511,7 +502,7 @@ fn a_failing_target_does_not_hide_the_others() {
             "--json",
         ],
     );
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_exit(&output, 1);
     let report: Value = json_stdout(&output);
     assert_eq!(
         report,
@@ -553,7 +544,7 @@ fn unknown_targets_and_presets_are_usage_errors() {
         &dir.join("cache"),
         &["--target", "linux/mips"],
     );
-    assert_eq!(output.status.code(), Some(2));
+    assert_exit(&output, 2);
     let err = stderr(&output);
     assert!(err.contains("unknown target `linux/mips`"), "{err}");
     for supported in [
@@ -573,8 +564,8 @@ fn unknown_targets_and_presets_are_usage_errors() {
         &dir.join("cache"),
         &["-t", "linux/arm64", "--cpu", "x86-64-v3"],
     );
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("armv8.4-a"), "{}", stderr(&output));
+    assert_exit(&output, 2);
+    assert_stderr_has(&output, "armv8.4-a");
     assert!(
         !dir.join("out").exists(),
         "nothing is written on a usage error"
@@ -640,7 +631,7 @@ fn profile_errors_name_the_key_and_the_file() {
         &dir.join("cache"),
         &["-t", "linux/amd64", "--profile"],
     );
-    assert_eq!(output.status.code(), Some(2));
+    assert_exit(&output, 2);
     let output = pack()
         .arg("compile")
         .arg(&input)
@@ -648,7 +639,7 @@ fn profile_errors_name_the_key_and_the_file() {
         .arg(&profile)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    assert_exit(&output, 2);
     let err = stderr(&output);
     assert!(
         err.contains("bad.toml") && err.contains("epoch") && err.contains("line 2"),
@@ -711,7 +702,7 @@ fn the_cache_is_shared_safely_and_managed() {
             .arg(&cache)
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_exit(&output, 0);
         output
     };
     let info: Value = json_stdout(&cache_cmd(&["info", "--json"]));
@@ -726,7 +717,7 @@ fn the_cache_is_shared_safely_and_managed() {
         &cache,
         &["--target", "all,pulley64"],
     );
-    assert_eq!(output.status.code(), Some(0));
+    assert_exit(&output, 0);
     let again = read_json(&dir.join("again/compile.json"));
     assert!(
         artifacts(&again).iter().all(|a| a["cacheHit"] == true),
@@ -757,7 +748,7 @@ fn the_cache_is_shared_safely_and_managed() {
         .args(["cache", "prune", "--older-than", "soon"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    assert_exit(&output, 2);
 }
 
 #[test]
@@ -768,7 +759,7 @@ fn help_has_examples_and_exit_status() {
         &["cache", "prune", "--help"],
     ] {
         let output = pack().args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(0));
+        assert_exit(&output, 0);
         let text = stdout(&output);
         assert!(
             text.contains("Examples:") && text.contains("Exit status:"),

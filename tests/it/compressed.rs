@@ -9,7 +9,6 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::common::*;
 use crate::registry::{Registry, oci_ref, require, skopeo};
@@ -20,54 +19,41 @@ const RAN: &str = "hello from pack fixture";
 /// A key pair and the hello-cli fixture built (compressed, the default) for this
 /// machine's platform and signed, once.
 struct Built {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    public: PathBuf,
+    private: PathBuf,
     layout: PathBuf,
-}
-
-impl Built {
-    fn public(&self) -> PathBuf {
-        self.dir.path().join("k.pub")
-    }
-    fn private(&self) -> PathBuf {
-        self.dir.path().join("k.key")
-    }
 }
 
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let dir = shared_tempdir();
-        let out = pack()
-            .args(["key", "generate", "--no-password", "--output-prefix"])
-            .arg(dir.path().join("k"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
         let layout = dir.path().join("hello");
-        let out = pack()
-            .arg("build")
-            .arg(fixture("components/hello-cli.wasm"))
-            .args(["-t", here(), "-o", s(&layout), "--no-cache", "--sign-key"])
-            .arg(dir.path().join("k.key"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pack build: {}", stderr(&out));
-        Built { dir, layout }
+        let (private, public) = key_pair(dir.path(), "k");
+        let hello = fixture("components/hello-cli.wasm");
+        pack_build(&[
+            s(&hello),
+            "-t",
+            here(),
+            "-o",
+            s(&layout),
+            "--sign-key",
+            s(&private),
+        ]);
+        Built {
+            _dir: dir,
+            public,
+            private,
+            layout,
+        }
     })
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 fn blob(layout: &Path, digest: &str) -> PathBuf {
     layout
         .join("blobs/sha256")
         .join(digest.strip_prefix("sha256:").unwrap())
-}
-
-fn read_json(layout: &Path, digest: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(blob(layout, digest)).unwrap()).unwrap()
 }
 
 fn put(layout: &Path, bytes: &[u8]) -> (String, u64) {
@@ -78,41 +64,19 @@ fn put(layout: &Path, bytes: &[u8]) -> (String, u64) {
     (digest, bytes.len() as u64)
 }
 
-/// The digest of the image index `latest` points to.
-fn index_of(layout: &Path, tag: &str) -> String {
-    index_digest(layout, tag)
-}
-
 /// (index, native manifest entry position, manifest, config) of this host's platform.
 fn native(layout: &Path) -> (Value, usize, Value, Value) {
-    let index = read_json(layout, &index_of(layout, "latest"));
-    let position = index["manifests"]
-        .as_array()
-        .unwrap()
+    let index = blob_json(layout, &index_digest(layout, "latest"));
+    let position = manifests(&index)
         .iter()
         .position(|m| m["platform"]["os"] == "linux")
         .unwrap();
-    let manifest = read_json(
+    let manifest = blob_json(
         layout,
         index["manifests"][position]["digest"].as_str().unwrap(),
     );
-    let config = read_json(layout, manifest["config"]["digest"].as_str().unwrap());
+    let config = blob_json(layout, manifest["config"]["digest"].as_str().unwrap());
     (index, position, manifest, config)
-}
-
-fn copy_layout(from: &Path, to: &Path) {
-    for dir in [to.to_path_buf(), to.join("blobs"), to.join("blobs/sha256")] {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let mut files = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
-    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
-        files.push(Path::new("blobs/sha256").join(entry.unwrap().file_name()));
-    }
-    for file in files {
-        std::fs::copy(from.join(&file), to.join(&file)).unwrap();
-        std::fs::set_permissions(to.join(&file), std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
 }
 
 /// Replaces the `.cwasm` layer of this host's native manifest with `frame`, keeping what
@@ -156,7 +120,7 @@ fn replace_cwasm_frame(layout: &Path, frame: &[u8]) {
         .arg("sign")
         .arg(format!("{}:latest", s(layout)))
         .arg("--key")
-        .arg(built().private())
+        .arg(&built().private)
         .output()
         .unwrap();
     assert!(out.status.success(), "pack sign: {}", stderr(&out));
@@ -167,14 +131,14 @@ fn run(bundle: &str, extra: &[&str]) -> Output {
         .arg("run")
         .arg(bundle)
         .arg("--key")
-        .arg(built().public())
+        .arg(&built().public)
         .args(extra)
         .output()
         .unwrap()
 }
 
 fn refused(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+    assert_exit(&out, 2);
     assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
     assert!(
         stderr(out).contains(needle),
@@ -248,7 +212,10 @@ fn build_writes_zstd_layers_only_in_native_manifests() {
         layout
     };
     let again = build("again", &[]);
-    assert_eq!(index_of(&again, "latest"), index_of(&b.layout, "latest"));
+    assert_eq!(
+        index_digest(&again, "latest"),
+        index_digest(&b.layout, "latest")
+    );
     let plain = build("plain", &["--no-compression"]);
     let (_, _, manifest, config) = native(&plain);
     assert_eq!(
@@ -274,7 +241,7 @@ fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
         return;
     };
     let b = built();
-    let digest = index_of(&b.layout, "latest");
+    let digest = index_digest(&b.layout, "latest");
     let reference = format!("{}/team/hello:v1", registry.addr());
     let out = pack()
         .args(["push", s(&b.layout), &reference])
@@ -292,7 +259,7 @@ fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
         &registry.docker_ref("team/hello:v1"),
         &oci_ref(&back, "latest"),
     ]);
-    assert_eq!(index_of(&back, "latest"), digest);
+    assert_eq!(index_digest(&back, "latest"), digest);
     let (_, _, manifest, _) = native(&back);
     assert_eq!(
         manifest["layers"][0]["mediaType"],
@@ -308,8 +275,8 @@ fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
     // decompressed artifact there (read-only), named by the digest the config records.
     let store = dir.path().join("store");
     let out = run(&reference, &["--store", s(&store)]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains(RAN), "{}", stdout(&out));
+    assert_exit(&out, 0);
+    assert_stdout_has(&out, RAN);
     let content = cwasm_content(&b.layout);
     let kept = blob(&store, &sha256(&content));
     assert_eq!(std::fs::read(&kept).unwrap(), content);
@@ -317,8 +284,8 @@ fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
     assert_eq!(mode & 0o222 & !0o200, 0, "{mode:o}");
     // And runs it from there again.
     let out = run(&reference, &["--store", s(&store)]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains(RAN), "{}", stdout(&out));
+    assert_exit(&out, 0);
+    assert_stdout_has(&out, RAN);
 }
 
 #[test]
@@ -379,8 +346,7 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let content = sha256(&cwasm_content(&b.layout));
-    let record: Value =
-        serde_json::from_slice(&std::fs::read(store.join("verified.json")).unwrap()).unwrap();
+    let record = read_json(&store.join("verified.json"));
     let identity = &record["blobs"][&content];
     let kept = blob(&store, &content);
     assert_eq!(
@@ -406,15 +372,15 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
 
 /// Every layer digest of `layout`'s `latest` bundle, with the `os/arch` of its manifest.
 fn layers(layout: &Path) -> Vec<(String, String)> {
-    let index = read_json(layout, &index_of(layout, "latest"));
+    let index = blob_json(layout, &index_digest(layout, "latest"));
     let mut out = Vec::new();
-    for entry in index["manifests"].as_array().unwrap() {
+    for entry in manifests(&index) {
         let platform = format!(
             "{}/{}",
             entry["platform"]["os"].as_str().unwrap(),
             entry["platform"]["architecture"].as_str().unwrap()
         );
-        let manifest = read_json(layout, entry["digest"].as_str().unwrap());
+        let manifest = blob_json(layout, entry["digest"].as_str().unwrap());
         for layer in manifest["layers"].as_array().unwrap() {
             out.push((
                 platform.clone(),
@@ -432,11 +398,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     };
     let b = built();
     let dir = tempfile::tempdir().unwrap();
-    let elsewhere = if here() == "linux/amd64" {
-        "linux/arm64"
-    } else {
-        "linux/amd64"
-    };
+    let elsewhere = elsewhere();
     let build = |name: &str, targets: &[&str]| {
         let layout = dir.path().join(name);
         let mut cmd = pack();
@@ -445,13 +407,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
             cmd.args(["-t", t]);
         }
         let out = cmd
-            .args([
-                "-o",
-                s(&layout),
-                "--no-cache",
-                "--sign-key",
-                s(&b.private()),
-            ])
+            .args(["-o", s(&layout), "--no-cache", "--sign-key", s(&b.private)])
             .output()
             .unwrap();
         assert!(out.status.success(), "pack build: {}", stderr(&out));
@@ -497,7 +453,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     let pull = |extra: &[&str]| {
         let out = pack()
             .args(["pull", &reference, "-o", s(&pulled), "--platform", here()])
-            .args(["--key", s(&b.public()), "--json"])
+            .args(["--key", s(&b.public), "--json"])
             .args(extra)
             .output()
             .unwrap();
@@ -506,21 +462,15 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     };
     let summary = pull(&[]);
     let native_layers: Vec<String> = {
-        let index = read_json(&pulled, &index_of(&pulled, "v1"));
-        let entry = index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| {
-                format!(
-                    "{}/{}",
-                    m["platform"]["os"].as_str().unwrap(),
-                    m["platform"]["architecture"].as_str().unwrap()
-                ) == here()
-            })
-            .unwrap()
-            .clone();
-        let manifest = read_json(&pulled, entry["digest"].as_str().unwrap());
+        let index = blob_json(&pulled, &index_digest(&pulled, "v1"));
+        let entry = entry_where(&index, |m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            ) == here()
+        });
+        let manifest = blob_json(&pulled, entry["digest"].as_str().unwrap());
         manifest["layers"]
             .as_array()
             .unwrap()
@@ -550,7 +500,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
             "verify",
             &format!("{}:v1", s(&pulled)),
             "--key",
-            s(&b.public()),
+            s(&b.public),
         ])
         .arg("--json")
         .output()
@@ -572,11 +522,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     let store = dir.path().join("store-2");
     let out = run(&reference, &["--store", s(&store), "--allow-jit"]);
     assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("fetched the fallback layer"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "fetched the fallback layer");
     for (platform, digest) in layers(&layout) {
         let fetched = stored(&store, &digest);
         assert_eq!(
@@ -598,7 +544,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
         &first_reference,
         &["--store", s(&first_store), "--retries", "0"],
     );
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_exit(&out, 4);
     let empty = dir.path().join("store-empty");
     refused(
         &run(&first_reference, &["--store", s(&empty), "--pull", "never"]),

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::read_head;
+
 /// What the proxy does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -161,19 +163,6 @@ impl Drop for FaultProxy {
         self.shared.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(&self.addr);
     }
-}
-
-/// Reads an HTTP head (up to the blank line) byte by byte; `None` at end of stream.
-fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
-            return Ok(None);
-        }
-        head.push(byte[0]);
-    }
-    Ok(Some(String::from_utf8_lossy(&head).into_owned()))
 }
 
 fn content_length(head: &str) -> Option<u64> {

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use pack_packager::oci_spec::image::{Arch, Os, PlatformBuilder};
 use pack_packager::{BlobSource, BundleInput, Compilation, NativeArtifact, PortableConfig};
 use serde_json::Value;
-use sha2::Digest as _;
 
 use crate::common::*;
 use crate::faultproxy::{Fault, FaultProxy, Request};
@@ -97,10 +96,6 @@ fn big() -> &'static Path {
     path
 }
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 /// `pack` with its own docker config, no registry credentials, and the given timeout.
 fn pack_cmd(home: &Path) -> Command {
     pack_std_in(home)
@@ -108,10 +103,6 @@ fn pack_cmd(home: &Path) -> Command {
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The blobs of a layout: name -> size.
@@ -153,16 +144,10 @@ fn assert_consistent(layout: &Path) -> Vec<String> {
     if !layout.join("index.json").exists() {
         return Vec::new();
     }
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index = layout_index(layout);
     let mut tags = Vec::new();
-    for entry in index["manifests"].as_array().unwrap() {
-        tags.push(
-            entry["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        );
+    for entry in manifests(&index) {
+        tags.push(tag_of(entry).unwrap_or("").to_string());
         let mut queue = vec![entry.clone()];
         while let Some(d) = queue.pop() {
             let hex = d["digest"].as_str().unwrap().trim_start_matches("sha256:");
@@ -170,7 +155,7 @@ fn assert_consistent(layout: &Path) -> Vec<String> {
             assert!(path.is_file(), "a tag points at missing content {hex}");
             let media = d["mediaType"].as_str().unwrap_or("");
             if media.contains("index") || media.contains("manifest") {
-                let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                let doc = read_json(&path);
                 for key in ["manifests", "layers"] {
                     if let Some(list) = doc[key].as_array() {
                         queue.extend(list.iter().cloned());
@@ -854,7 +839,7 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
     {
-        let meta: Value = serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+        let meta = read_json(record);
         let artifact = record.with_extension("cwasm");
         let bytes = std::fs::read(&artifact).unwrap();
         let text = meta.to_string();

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::registry::Registry;
-use crate::shared_cache::{key_pair, sources, summary};
+use crate::shared_cache::{sources, summary};
 
 /// `pack compile` with its own cache directory (`None`: no cache at all).
 fn compile(input: &Path, targets: &str, out: &Path, cache: Option<&Path>) -> Value {
@@ -24,7 +24,7 @@ fn compile(input: &Path, targets: &str, out: &Path, cache: Option<&Path>) -> Val
         None => cmd.arg("--no-cache"),
     };
     let output = cmd.output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_exit(&output, 0);
     json_stdout(&output)
 }
 
@@ -108,11 +108,7 @@ fn the_next_version_of_an_app_compiles_only_what_changed_into_the_same_bytes() {
         .arg(&cache)
         .output()
         .unwrap();
-    assert!(
-        stdout(&out).contains("and the function cache of 1 target(s)"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, "and the function cache of 1 target(s)");
     let info = pack()
         .args(["cache", "info", "--json", "--cache-dir"])
         .arg(&cache)
@@ -168,8 +164,7 @@ fn tamper_with_segments(registry: &Registry, repo: &str) -> usize {
             continue;
         }
         let manifest = std::fs::read_to_string(tag.join("current/link")).unwrap();
-        let manifest: Value =
-            serde_json::from_slice(&std::fs::read(blob(manifest.trim())).unwrap()).unwrap();
+        let manifest = read_json(&blob(manifest.trim()));
         let data = blob(manifest["layers"][0]["digest"].as_str().unwrap());
         let mut bytes = std::fs::read(&data).unwrap();
         let middle = bytes.len() / 2;
@@ -236,11 +231,7 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
     for platform in json["platforms"].as_array().unwrap().iter().skip(1) {
         assert_eq!(platform["functions"]["cached"], 0, "{platform}");
     }
-    assert!(
-        stderr(&out).contains("ignoring the shared function cache of linux/arm64"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "ignoring the shared function cache of linux/arm64");
     assert_eq!(json["digest"], two["digest"]);
 
     // Another key's segment is refused, and every function compiled.
@@ -275,11 +266,7 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
     for platform in json["platforms"].as_array().unwrap().iter().skip(1) {
         assert_eq!(platform["functions"]["cached"], 0, "{platform}");
     }
-    assert!(
-        stderr(&out).contains("ignoring the shared function cache of linux/amd64"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "ignoring the shared function cache of linux/amd64");
     assert_eq!(json["digest"], two["digest"]);
 }
 

@@ -29,7 +29,7 @@ const COMMANDS: &[&[&str]] = &[
 ];
 
 #[test]
-fn every_help_has_an_example_and_the_exit_statuses_and_is_what_the_snapshot_says() {
+fn every_help_has_an_example_json_and_the_exit_statuses_and_is_what_the_snapshot_says() {
     let listed = stdout(&pack().arg("help").output().unwrap());
     for command in COMMANDS.iter().filter(|c| c.len() == 1) {
         assert!(
@@ -56,6 +56,7 @@ fn every_help_has_an_example_and_the_exit_statuses_and_is_what_the_snapshot_says
             format!("pack {}", command.join(" "))
         };
         assert!(help.contains("Example"), "`{name} --help` has no example");
+        assert!(help.contains("--json"), "`{name} --help` has no --json");
         assert!(
             help.contains("Exit status"),
             "`{name} --help` gives no exit statuses"

@@ -8,7 +8,7 @@
 //! manifests and blobs from a table; anything else is a 404 in the distribution format.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use crate::common::*;
 
@@ -153,28 +152,10 @@ impl Drop for HostileRegistry {
 }
 
 fn serve(mut conn: TcpStream, state: &State) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-        if head.len() > 64 * 1024 {
-            return;
-        }
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let line = text.lines().next().unwrap_or_default().to_string();
-    let mut parts = line.split(' ');
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts
-        .next()
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let Ok(Some(head)) = read_head(&mut conn) else {
+        return;
+    };
+    let (method, path) = request_line(&head);
     state
         .requests
         .lock()
@@ -246,14 +227,6 @@ fn serve(mut conn: TcpStream, state: &State) {
             }
         }
     }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// `pack pull` of `addr/app:<tag>` into `dir/out`, with no credentials around.
@@ -410,11 +383,7 @@ fn an_index_with_100000_entries_is_refused_and_one_with_2000_fetches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = pull(dir.path(), registry.addr(), "v1");
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("more than the 4194304 bytes"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "more than the 4194304 bytes");
     assert_nothing_pulled(dir.path());
 
     // 2,000 entries fit in the byte limit but not in the entry limit: refused before
@@ -426,10 +395,9 @@ fn an_index_with_100000_entries_is_refused_and_one_with_2000_fetches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = pull(dir.path(), registry.addr(), "v1");
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("it lists 2000 manifests, more than the 1024 pack follows"),
-        "{}",
-        stderr(&out)
+    assert_stderr_has(
+        &out,
+        "it lists 2000 manifests, more than the 1024 pack follows",
     );
     let fetched: Vec<_> = registry
         .requests()
@@ -648,10 +616,9 @@ fn layouts_with_oversized_or_endless_files_are_refused() {
         .unwrap();
     let out = inspect(&layout);
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("is 104857600 bytes, more than the 67108864 bytes pack reads for a layout's `index.json`"),
-        "{}",
-        stderr(&out)
+    assert_stderr_has(
+        &out,
+        "is 104857600 bytes, more than the 67108864 bytes pack reads for a layout's `index.json`",
     );
 
     // index.json and oci-layout as symlinks to an endless device: cut at the limit.
@@ -661,11 +628,7 @@ fn layouts_with_oversized_or_endless_files_are_refused() {
         std::os::unix::fs::symlink("/dev/zero", &index_json).unwrap();
         let out = inspect(&layout);
         assert_exit(&out, 2);
-        assert!(
-            stderr(&out).contains("more than the 67108864 bytes pack reads"),
-            "{}",
-            stderr(&out)
-        );
+        assert_stderr_has(&out, "more than the 67108864 bytes pack reads");
         std::fs::remove_file(&index_json).unwrap();
         std::fs::write(&index_json, &saved).unwrap();
         let marker = layout.join("oci-layout");
@@ -673,10 +636,9 @@ fn layouts_with_oversized_or_endless_files_are_refused() {
         std::os::unix::fs::symlink("/dev/zero", &marker).unwrap();
         let out = inspect(&layout);
         assert_exit(&out, 2);
-        assert!(
-            stderr(&out).contains("more than the 4096 bytes pack reads for an `oci-layout` file"),
-            "{}",
-            stderr(&out)
+        assert_stderr_has(
+            &out,
+            "more than the 4096 bytes pack reads for an `oci-layout` file",
         );
     }
 }
@@ -713,23 +675,16 @@ fn layout_documents_with_hostile_descriptors_are_refused() {
     retag(&layout, &index, Some(1 << 30));
     let out = inspect(&layout);
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains(
-            "is 1073741824 bytes, more than the 4194304 bytes pack reads for an image index"
-        ),
-        "{}",
-        stderr(&out)
+    assert_stderr_has(
+        &out,
+        "is 1073741824 bytes, more than the 4194304 bytes pack reads for an image index",
     );
 
     // A blob whose size differs from its descriptor.
     retag(&layout, &index, Some(index.len() as u64 + 1));
     let out = inspect(&layout);
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("but its descriptor says"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "but its descriptor says");
 
     // 2,000 entries.
     let entry = json!({"mediaType": MANIFEST, "digest": sha256(&manifest), "size": manifest.len()});
@@ -737,10 +692,9 @@ fn layout_documents_with_hostile_descriptors_are_refused() {
     retag(&layout, &many, None);
     let out = inspect(&layout);
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("lists 2000 manifests, more than the 1024 pack follows"),
-        "{}",
-        stderr(&out)
+    assert_stderr_has(
+        &out,
+        "lists 2000 manifests, more than the 1024 pack follows",
     );
 
     // Unknown digest algorithms, in the index and in a manifest.
@@ -978,11 +932,7 @@ fn a_valid_signature_moved_to_another_tag_does_not_verify() {
         .output()
         .unwrap();
     assert_exit(&out, 1);
-    assert!(
-        stdout(&out).contains(&format!("signs another digest, {digest}")),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, &format!("signs another digest, {digest}"));
 }
 
 #[test]
@@ -1007,7 +957,7 @@ fn key_files_with_the_wrong_password_or_curve_are_refused() {
         .output()
         .unwrap();
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
+    assert_stderr_has(&out, "wrong password");
     assert!(!stderr(&out).contains("Wrong-Pw-4410"), "{}", stderr(&out));
     assert!(
         pack_packager::signing::signature_tags(&layout)
@@ -1048,10 +998,10 @@ fn key_files_with_the_wrong_password_or_curve_are_refused() {
         .output()
         .unwrap();
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("P-256"), "{}", stderr(&out));
+    assert_stderr_has(&out, "P-256");
     let out = verify(&layout, &p384_pub);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("P-256"), "{}", stderr(&out));
+    assert_stderr_has(&out, "P-256");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1115,19 +1065,9 @@ fn secrets_appear_in_no_output_and_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let Some(()) = crate::registry::require("htpasswd") else {
-        return;
-    };
-    let out = std::process::Command::new("htpasswd")
-        .args(["-Bbn", USER, REGISTRY_PASSWORD])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let htpasswd = write(dir.path(), "htpasswd", out.stdout);
-    let Some(registry) = crate::registry::Registry::start_with(&crate::registry::Options {
-        htpasswd: Some(htpasswd),
-        ..Default::default()
-    }) else {
+    let Some(registry) =
+        crate::registry::Registry::start_with_login(dir.path(), USER, REGISTRY_PASSWORD)
+    else {
         return;
     };
     let addr = registry.addr().to_string();
@@ -1173,11 +1113,7 @@ fn secrets_appear_in_no_output_and_no_file() {
         ("PACK_REGISTRY_USERNAME", USER),
         ("PACK_REGISTRY_PASSWORD", WRONG_REGISTRY_PASSWORD),
     ];
-    let target = if cfg!(target_arch = "aarch64") {
-        "linux/arm64"
-    } else {
-        "linux/amd64"
-    };
+    let target = here();
     let hello = fixture("components/hello-cli.wasm");
     let reference = format!("{addr}/app:v1");
 
@@ -1346,7 +1282,7 @@ fn oversized_signature_payloads_are_not_read() {
             .output()
             .unwrap();
         assert_exit(&out, 2);
-        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+        assert_stderr_has(&out, expected);
         let sent = registry.sent(&format!("/v2/app/blobs/{payload_digest}"));
         assert!(sent < SLACK, "pack read {sent} bytes of the payload");
         assert_nothing_pulled(work.path());
@@ -1371,10 +1307,6 @@ fn a_component_that_crashes_the_wit_decoder_is_an_error() {
         .output()
         .unwrap();
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("cannot read the WIT interface of")
-            && stderr(&out).contains("wit-parser failed on this valid component"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "cannot read the WIT interface of");
+    assert_stderr_has(&out, "wit-parser failed on this valid component");
 }

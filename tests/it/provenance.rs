@@ -7,8 +7,7 @@
 //! whose native code is another component's) is built by hand and must pass the
 //! signature checks, then fail the rebuild.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 use pack_packager::bundle::{BlobSource, BundleInput, Compilation, NativeArtifact, PortableConfig};
 use pack_packager::{Bundle, Layout};
@@ -28,36 +27,13 @@ fn pack_in(dir: &Path) -> assert_cmd::Command {
     cmd
 }
 
-#[track_caller]
-fn code(out: &Output, expected: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(expected),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-}
-
-fn key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let out = pack_output(
-        dir,
-        &["key", "generate", "--no-password", "--output-prefix", name],
-    );
-    code(&out, 0);
-    (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.pub")),
-    )
-}
-
 fn build(dir: &Path, component: &str, layout: &str, extra: &[&str]) {
     let out = pack_in(dir)
         .args(["build", s(&fixture(component)), "-t", here(), "-o", layout])
         .args(extra)
         .output()
         .unwrap();
-    code(&out, 0);
+    assert_exit(&out, 0);
 }
 
 fn platform() -> String {
@@ -71,8 +47,8 @@ fn platform() -> String {
 fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (a_key, a_pub) = key(d, "a");
-    let (b_key, b_pub) = key(d, "b");
+    let (a_key, a_pub) = key_pair(d, "a");
+    let (b_key, b_pub) = key_pair(d, "b");
     build(
         d,
         "components/hello-cli.wasm",
@@ -81,22 +57,10 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
     );
 
     let out = pack_output(d, &["inspect", "out", "--key", s(&a_pub), "--json"]);
-    code(&out, 0);
+    assert_exit(&out, 0);
     let json = json_stdout(&out);
-    let component = json["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "portable")
-        .unwrap()["component"]["digest"]
-        .clone();
-    let native = json["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "native")
-        .unwrap()
-        .clone();
+    let component = entry_where(&json, |m| m["kind"] == "portable")["component"]["digest"].clone();
+    let native = entry_where(&json, |m| m["kind"] == "native").clone();
     let provenance = json["provenance"].as_array().unwrap();
     assert_eq!(provenance.len(), 1, "{json}");
     let p = &provenance[0];
@@ -131,7 +95,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
         "{json}"
     );
     let out = pack_output(d, &["inspect", "out"]);
-    code(&out, 0);
+    assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(text.contains("provenance"), "{text}");
     assert!(text.contains("not verified (pass --key)"), "{text}");
@@ -145,19 +109,15 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
         cmd.output().unwrap()
     };
     let out = verify("out", &[&a_pub]);
-    code(&out, 0);
-    assert!(
-        stdout(&out).contains(&format!("{}: compile provenance by key", platform())),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 0);
+    assert_stdout_has(&out, &format!("{}: compile provenance by key", platform()));
 
     // Signed without provenance: refused, naming the platform.
     build(d, "components/hello-cli.wasm", "bare", &[]);
     let out = pack_output(d, &["sign", "bare", "--key", s(&a_key), "--no-provenance"]);
-    code(&out, 0);
+    assert_exit(&out, 0);
     let out = verify("bare", &[&a_pub]);
-    code(&out, 1);
+    assert_exit(&out, 1);
     let text = stdout(&out);
     assert!(
         text.contains(&format!("{} has no compile provenance", platform())),
@@ -165,17 +125,17 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
     );
     // Provenance by key b does not count for a verifier who trusts only key a.
     let out = pack_output(d, &["sign", "bare", "--key", s(&b_key), "--json"]);
-    code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["provenance"].as_array().unwrap().len(), 1);
     let out = verify("bare", &[&a_pub]);
-    code(&out, 1);
+    assert_exit(&out, 1);
     let text = stdout(&out);
     assert!(
         text.contains(&format!("{} has no valid compile provenance", platform()))
             && text.contains("made by another key"),
         "{text}"
     );
-    code(&verify("bare", &[&a_pub, &b_pub]), 0);
+    assert_exit(&verify("bare", &[&a_pub, &b_pub]), 0);
 }
 
 /// Builds, by hand, the bundle a compromised builder would sign: the component of
@@ -239,9 +199,9 @@ fn forge(honest: &Path, other: &Path, forged: &Path) {
 fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (release_key, release_pub) = key(d, "release");
-    let (farm_key, farm_pub) = key(d, "farm");
-    let (_, other_pub) = key(d, "other");
+    let (release_key, release_pub) = key_pair(d, "release");
+    let (farm_key, farm_pub) = key_pair(d, "farm");
+    let (_, other_pub) = key_pair(d, "other");
     build(
         d,
         "components/hello-cli.wasm",
@@ -251,7 +211,7 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     build(d, "components/calc.wasm", "calc", &[]);
     forge(&d.join("honest"), &d.join("calc"), &d.join("forged"));
     let out = pack_output(d, &["sign", "forged", "--key", s(&release_key)]);
-    code(&out, 0);
+    assert_exit(&out, 0);
 
     let verify = |layout: &str, extra: &[&str]| {
         pack_in(d)
@@ -269,15 +229,15 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     };
 
     // Signatures and provenance: both say yes.
-    code(&verify("honest", &[]), 0);
-    code(&verify("forged", &[]), 0);
+    assert_exit(&verify("honest", &[]), 0);
+    assert_exit(&verify("forged", &[]), 0);
 
     // The rebuild: the honest bundle is reproduced and attested by the farm's key.
     let out = verify(
         "honest",
         &["--rebuild", "--attest-key", s(&farm_key), "--json"],
     );
-    code(&out, 0);
+    assert_exit(&out, 0);
     let json = json_stdout(&out);
     let rebuilt = &json["rebuild"][0];
     assert_eq!(rebuilt["platform"], platform().as_str(), "{json}");
@@ -286,14 +246,14 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     assert!(rebuilt["attestation"].is_string(), "{json}");
     // The forged one differs: exit 1, naming the platform; nothing is attested.
     let out = verify("forged", &["--rebuild", "--attest-key", s(&farm_key)]);
-    code(&out, 1);
+    assert_exit(&out, 1);
     let text = stdout(&out);
     assert!(
         text.contains(&format!("{}: the rebuild differs", platform())),
         "{text}"
     );
     let out = pack_output(d, &["inspect", "forged", "--key", s(&farm_pub), "--json"]);
-    code(&out, 0);
+    assert_exit(&out, 0);
     let json = json_stdout(&out);
     assert_eq!(
         json["rebuilds"][0]["attestations"]
@@ -315,14 +275,10 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     // The host: the honest bundle runs with the farm's attestation; the forged one is
     // refused before anything is loaded, naming what is missing.
     let out = run("honest", &["--rebuilt-by", s(&farm_pub), "--", "x"]);
-    code(&out, 0);
-    assert!(
-        stdout(&out).contains("hello from pack fixture"),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 0);
+    assert_stdout_has(&out, "hello from pack fixture");
     let out = run("forged", &["--rebuilt-by", s(&farm_pub)]);
-    code(&out, 2);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains(&platform()) && err.contains("rebuild attestation"),
@@ -331,7 +287,7 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     // An attestation by a key not in --rebuilt-by does not count, nor does one key
     // twice when two are required.
     let out = run("honest", &["--rebuilt-by", s(&other_pub)]);
-    code(&out, 2);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains("0 of the 1 rebuild attestation(s)") && err.contains("made by another key"),
@@ -348,20 +304,12 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
             "2",
         ],
     );
-    code(&out, 2);
-    assert!(
-        stderr(&out).contains("1 of the 2 rebuild attestation(s)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "1 of the 2 rebuild attestation(s)");
     // More required than keys given is a usage error, before anything is read.
     let out = run("honest", &["--rebuilt-by", s(&farm_pub), "--rebuilds", "2"]);
-    code(&out, 2);
-    assert!(
-        stderr(&out).contains("more rebuilders than the 1 --rebuilt-by key(s)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "more rebuilders than the 1 --rebuilt-by key(s)");
 }
 
 /// Provenance and rebuild attestations are referrers of the native manifests: a push
@@ -374,8 +322,8 @@ fn provenance_and_attestations_survive_push_and_pull() {
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (release_key, release_pub) = key(d, "release");
-    let (farm_key, farm_pub) = key(d, "farm");
+    let (release_key, release_pub) = key_pair(d, "release");
+    let (farm_key, farm_pub) = key_pair(d, "farm");
     build(
         d,
         "components/hello-cli.wasm",
@@ -387,10 +335,10 @@ fn provenance_and_attestations_survive_push_and_pull() {
         .args(["--attest-key", s(&farm_key)])
         .output()
         .unwrap();
-    code(&out, 0);
+    assert_exit(&out, 0);
     let target = format!("{}/team/app:v1", registry.addr());
     let out = pack_output(d, &["push", "out", &target, "--json"]);
-    code(&out, 0);
+    assert_exit(&out, 0);
     // Signature (index), provenance and attestation (native manifest).
     let pushed = json_stdout(&out);
     let out = pack_in(d)
@@ -398,7 +346,7 @@ fn provenance_and_attestations_survive_push_and_pull() {
         .args(["--key", s(&release_pub)])
         .output()
         .unwrap();
-    code(&out, 0);
+    assert_exit(&out, 0);
     let pulled = json_stdout(&out);
     assert_eq!(
         pulled["referrers"].as_array().unwrap().len(),
@@ -409,14 +357,14 @@ fn provenance_and_attestations_survive_push_and_pull() {
         d,
         &["verify", "pulled:v1", "--key", s(&release_pub), "--json"],
     );
-    code(&out, 0);
+    assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["provenance"][0]["verified"], true);
     let out = pack_in(d)
         .args(["run", "pulled:v1", "--key", s(&release_pub)])
         .args(["--rebuilt-by", s(&farm_pub)])
         .output()
         .unwrap();
-    code(&out, 0);
+    assert_exit(&out, 0);
     // The host's own pull from the registry takes them along too.
     let out = pack_in(d)
         .args([
@@ -429,5 +377,5 @@ fn provenance_and_attestations_survive_push_and_pull() {
         .args(["--rebuilt-by", s(&farm_pub)])
         .output()
         .unwrap();
-    code(&out, 0);
+    assert_exit(&out, 0);
 }

@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use serde_json::Value;
-
 use crate::common::*;
 use crate::faultproxy::{Fault, FaultProxy};
-use crate::registry::{Options, Registry, htpasswd, oci_ref, require, skopeo};
+use crate::registry::{Options, Registry, oci_ref, require, skopeo};
 
 const PASSWORD: &str = "pack-key-password";
 
@@ -19,35 +17,34 @@ fn bundle() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
     static BUNDLE: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
     BUNDLE.get_or_init(|| {
         let dir = shared_tempdir();
-        let prefix = dir.path().join("release");
-        let out = pack()
-            .env("PACK_KEY_PASSWORD", PASSWORD)
-            .args(["key", "generate", "--output-prefix", s(&prefix)])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        let (private, public) = encrypted_key_pair(dir.path(), "release", PASSWORD);
         let layout = dir.path().join("app");
         let out = pack()
             .env("PACK_KEY_PASSWORD", PASSWORD)
             .arg("build")
             .arg(fixture("components/hello-cli.wasm"))
             .args(["-t", "linux/amd64", "-t", "linux/arm64", "-o", s(&layout)])
-            .args([
-                "--tag",
-                "v1",
-                "--sign-key",
-                s(&prefix.with_extension("key")),
-            ])
+            .args(["--tag", "v1", "--sign-key", s(&private)])
             .output()
             .unwrap();
         assert!(out.status.success(), "pack build: {}", stderr(&out));
-        let public = prefix.with_extension("pub");
         (dir, layout, public)
     })
 }
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
+/// A registry holding the shared [`bundle`] pushed as `app:v1`, and a home directory
+/// for the test: (registry, `ADDR/app:v1`, home). `None` (skip) without
+/// `docker-registry` outside CI.
+fn registry_with_bundle() -> Option<(Registry, String, tempfile::TempDir)> {
+    let registry = Registry::start()?;
+    let (_, layout, _) = bundle();
+    let home = tempfile::tempdir().unwrap();
+    let target = format!("{}/app:v1", registry.addr());
+    let source = format!("{}:v1", s(layout));
+    let out = pack_output(home.path(), &["push", &source, &target]);
+    assert_exit(&out, 0);
+    assert_stdout_has(&out, "pushed");
+    Some((registry, target, home))
 }
 
 fn blob_names(layout: &Path) -> Vec<String> {
@@ -113,11 +110,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
         ],
     );
     assert_exit(&out, 0);
-    assert!(
-        stdout(&out).contains("signature verified"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, "signature verified");
     assert_eq!(index_digest(&pulled, "v1"), index_digest(layout, "v1"));
     // Every blob, byte for byte (the layout checks digests on read too).
     assert_eq!(blob_names(&pulled), blob_names(layout));
@@ -164,45 +157,20 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
 
 #[test]
 fn pull_checks_keys_platforms_and_tags() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, target, home)) = registry_with_bundle() else {
         return;
     };
-    let (_keep, layout, _public) = bundle();
-    let home = tempfile::tempdir().unwrap();
-    let target = format!("{}/app:v1", registry.addr());
-    let out = pack_output(
-        home.path(),
-        &["push", &format!("{}:v1", s(layout)), &target],
-    );
-    assert_exit(&out, 0);
-    assert!(stdout(&out).contains("pushed"), "{}", stdout(&out));
+    let (_, layout, _) = bundle();
 
     // Another key: exit 1, and nothing is written.
-    let other = home.path().join("other");
-    let generated = pack()
-        .env("PACK_KEY_PASSWORD", PASSWORD)
-        .args(["key", "generate", "--output-prefix", s(&other)])
-        .output()
-        .unwrap();
-    assert!(generated.status.success());
+    let (_, other_public) = encrypted_key_pair(home.path(), "other", PASSWORD);
     let dest = home.path().join("unverified");
     let out = pack_output(
         home.path(),
-        &[
-            "pull",
-            &target,
-            "-o",
-            s(&dest),
-            "--key",
-            s(&other.with_extension("pub")),
-        ],
+        &["pull", &target, "-o", s(&dest), "--key", s(&other_public)],
     );
     assert_exit(&out, 1);
-    assert!(
-        stderr(&out).contains("no valid signature"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "no valid signature");
     assert!(!dest.exists());
 
     // One platform: the index is whole, only that platform's manifest is there.
@@ -227,7 +195,7 @@ fn pull_checks_keys_platforms_and_tags() {
         &["pull", &target, "-o", s(&dest), "--platform", "linux/s390x"],
     );
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("linux/amd64"), "{}", stderr(&out));
+    assert_stderr_has(&out, "linux/amd64");
 
     // An unknown tag names the registry's code.
     let out = pack_output(
@@ -240,16 +208,8 @@ fn pull_checks_keys_platforms_and_tags() {
         ],
     );
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("MANIFEST_UNKNOWN"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("hint: check the tag"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "MANIFEST_UNKNOWN");
+    assert_stderr_has(&out, "hint: check the tag");
 
     // Nothing listens there: a network error.
     let out = pack_output(home.path(), &["pull", "127.0.0.1:9/app:v1", "-o", s(&dest)]);
@@ -258,17 +218,10 @@ fn pull_checks_keys_platforms_and_tags() {
 
 #[test]
 fn damaged_blobs_are_refused_and_leave_nothing_behind() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, target, home)) = registry_with_bundle() else {
         return;
     };
-    let (_keep, layout, _public) = bundle();
-    let home = tempfile::tempdir().unwrap();
-    let target = format!("{}/app:v1", registry.addr());
-    let out = pack_output(
-        home.path(),
-        &["push", &format!("{}:v1", s(layout)), &target],
-    );
-    assert_exit(&out, 0);
+    let (_, layout, _) = bundle();
     // Flip bytes of the largest blob in the registry's storage (same length).
     let biggest = blob_names(layout)
         .into_iter()
@@ -292,12 +245,8 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
     let dest = home.path().join("pulled");
     let out = pack_output(home.path(), &["pull", &target, "-o", s(&dest)]);
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("does not match its digest"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(stderr(&out).contains(&biggest), "{}", stderr(&out));
+    assert_stderr_has(&out, "does not match its digest");
+    assert_stderr_has(&out, &biggest);
     assert!(!dest.join("blobs/sha256").join(&biggest).exists());
     let leftovers: Vec<_> = std::fs::read_dir(&dest)
         .unwrap()
@@ -312,13 +261,7 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
 #[test]
 fn basic_auth_from_every_source() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(file) = htpasswd(dir.path()) else {
-        return;
-    };
-    let Some(registry) = Registry::start_with(&Options {
-        htpasswd: Some(file),
-        ..Options::default()
-    }) else {
+    let Some(registry) = Registry::start_with_login(dir.path(), "alice", "wonderland") else {
         return;
     };
     let (_keep, layout, _public) = bundle();
@@ -329,8 +272,8 @@ fn basic_auth_from_every_source() {
     // Missing credentials: exit 3.
     let out = pack_output(home, &["push", &source, &target]);
     assert_exit(&out, 3);
-    assert!(stderr(&out).contains("anonymous"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    assert_stderr_has(&out, "anonymous");
+    assert_stderr_has(&out, "hint:");
 
     // Wrong password: exit 3, and the password is nowhere in the output.
     let out = pack_in(home)
@@ -347,7 +290,7 @@ fn basic_auth_from_every_source() {
         .output()
         .unwrap();
     assert_exit(&out, 3);
-    assert!(stderr(&out).contains("--username"), "{}", stderr(&out));
+    assert_stderr_has(&out, "--username");
     for text in [stdout(&out), stderr(&out)] {
         assert!(!text.contains("not-the-password"), "{text}");
     }
@@ -394,8 +337,7 @@ fn basic_auth_from_every_source() {
         .output()
         .unwrap();
     assert_exit(&out, 0);
-    let config: Value =
-        serde_json::from_slice(&std::fs::read(home.join("docker/config.json")).unwrap()).unwrap();
+    let config = read_json(&home.join("docker/config.json"));
     assert_eq!(
         config["auths"][registry.addr()]["auth"],
         "YWxpY2U6d29uZGVybGFuZA=="
@@ -570,7 +512,7 @@ fn tls_with_a_test_ca() {
     // Not trusted without the CA, even on a loopback address.
     let out = pack_output(home, &["push", &source, &target]);
     assert_exit(&out, 4);
-    assert!(stderr(&out).contains("--ca-cert"), "{}", stderr(&out));
+    assert_stderr_has(&out, "--ca-cert");
 
     let out = pack_output(
         home,
@@ -736,14 +678,14 @@ fn transient_failures_are_retried() {
         &["push", &format!("{}:v1", s(layout)), &target],
     );
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
+    assert_stderr_has(&out, "retrying");
     let dest = home.path().join("pulled");
     let out = pack_output(
         home.path(),
         &["pull", &target, "-o", s(&dest), "--key", s(public)],
     );
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
+    assert_stderr_has(&out, "retrying");
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
 }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
-use crate::registry::{Options, Registry, htpasswd};
+use crate::registry::Registry;
 
 /// A line that is a progress bar on a terminal: `linux/amd64: compiling`, `linux/amd64:
 /// compiled in 1.2 s: 316 functions compiled, 0 from the function cache`.
@@ -116,13 +116,7 @@ fn matches(expected: &[String], actual: &[String]) -> bool {
 #[test]
 fn the_readme_examples_print_what_the_readme_says() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(passwords) = htpasswd(dir.path()) else {
-        return;
-    };
-    let Some(registry) = Registry::start_with(&Options {
-        htpasswd: Some(passwords),
-        tls: None,
-    }) else {
+    let Some(registry) = Registry::start_with_login(dir.path(), "alice", "wonderland") else {
         return;
     };
     let home = dir.path().join("home");

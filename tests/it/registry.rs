@@ -55,6 +55,16 @@ impl Registry {
         Self::start_with(&Options::default())
     }
 
+    /// [`Registry::start`] requiring basic auth as `user`:`password` (an htpasswd file
+    /// written in `dir`); `None` also when `htpasswd` is missing outside CI.
+    pub fn start_with_login(dir: &Path, user: &str, password: &str) -> Option<Self> {
+        let htpasswd = htpasswd_for(dir, user, password)?;
+        Self::start_with(&Options {
+            htpasswd: Some(htpasswd),
+            ..Options::default()
+        })
+    }
+
     /// [`Registry::start`] with basic auth and/or TLS.
     pub fn start_with(options: &Options) -> Option<Self> {
         require("docker-registry")?;
@@ -156,9 +166,15 @@ impl Drop for Registry {
 
 /// `alice:wonderland` in a bcrypt htpasswd file, for [`Options::htpasswd`].
 pub fn htpasswd(dir: &Path) -> Option<std::path::PathBuf> {
+    htpasswd_for(dir, "alice", "wonderland")
+}
+
+/// `user:password` in a bcrypt htpasswd file in `dir`; `None` when `htpasswd` is missing
+/// outside CI.
+pub fn htpasswd_for(dir: &Path, user: &str, password: &str) -> Option<std::path::PathBuf> {
     require("htpasswd")?;
     let out = Command::new("htpasswd")
-        .args(["-Bbn", "alice", "wonderland"])
+        .args(["-Bbn", user, password])
         .output()
         .unwrap();
     assert!(out.status.success());

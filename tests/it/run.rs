@@ -2,9 +2,8 @@
 //! from a layout and through a real registry, with output compared to the stock wasmtime
 //! CLI; and every refusal, each before the artifact is deserialized.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -14,15 +13,6 @@ use pack_packager::signing::signature_tag;
 
 use crate::common::*;
 use crate::registry::Registry;
-
-/// This machine's platform and another one, as `pack build --target` takes them.
-fn platforms() -> (&'static str, &'static str) {
-    if cfg!(target_arch = "aarch64") {
-        ("linux/arm64", "linux/amd64")
-    } else {
-        ("linux/amd64", "linux/arm64")
-    }
-}
 
 /// Keys and bundles built once with `pack build` and shared read-only by the tests.
 struct Fixtures {
@@ -59,25 +49,6 @@ impl Fixtures {
     }
 }
 
-/// The compile cache the run tests share across runs (compiling py-cli takes seconds).
-fn cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pack-run-cache")
-}
-
-fn pack_build(args: &[&str]) {
-    let out = pack()
-        .env("PACK_CACHE_DIR", cache_dir())
-        .arg("build")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pack build {args:?}: {}",
-        stderr(&out)
-    );
-}
-
 fn fixtures() -> Option<&'static Fixtures> {
     static FIXTURES: OnceLock<Option<Fixtures>> = OnceLock::new();
     FIXTURES
@@ -89,15 +60,10 @@ fn fixtures() -> Option<&'static Fixtures> {
             );
             let dir = shared_tempdir();
             for name in ["trusted", "other"] {
-                let out = pack()
-                    .args(["key", "generate", "--no-password", "--output-prefix"])
-                    .arg(dir.path().join(name))
-                    .output()
-                    .unwrap();
-                assert!(out.status.success(), "{}", stderr(&out));
+                key_pair(dir.path(), name);
             }
             let key = dir.path().join("trusted.key");
-            let (here, elsewhere) = platforms();
+            let (here, elsewhere) = (here(), elsewhere());
             let v3 = format!("{here}/v3");
             let mut c_targets = vec!["-t", here, "-t", elsewhere];
             if cfg!(target_arch = "x86_64") {
@@ -179,9 +145,9 @@ fn c_cli_runs_like_wasmtime_run() {
     let expected = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
         "linux/amd64/v3 artifact"
     } else {
-        platforms().0
+        here()
     };
-    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    assert_stderr_has(&out, expected);
 }
 
 #[test]
@@ -189,7 +155,7 @@ fn a_trap_prints_the_wasm_backtrace_and_exits_1() {
     let Some(f) = fixtures() else { return };
     // c-cli without an argument reads out of bounds.
     let out = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted)]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     let err = stderr(&out);
     assert!(err.contains("out of bounds memory access"), "{err}");
     assert!(err.contains("wasm backtrace:"), "{err}");
@@ -217,7 +183,7 @@ fn args_env_dirs_and_exit_codes_reach_the_component() {
     pack_build(&[
         s(&hello),
         "-t",
-        platforms().0,
+        here(),
         "-o",
         s(&layout),
         "--sign-key",
@@ -239,11 +205,7 @@ fn args_env_dirs_and_exit_codes_reach_the_component() {
         .args(["--env", "GREETING"])
         .output()
         .unwrap();
-    assert!(
-        stdout(&out).contains("greeting: from the host"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, "greeting: from the host");
     // Nothing is inherited unasked.
     let out = pack()
         .env("GREETING", "from the host")
@@ -251,11 +213,7 @@ fn args_env_dirs_and_exit_codes_reach_the_component() {
         .args(run)
         .output()
         .unwrap();
-    assert!(
-        stdout(&out).contains("greeting: <unset>"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, "greeting: <unset>");
     // Exit statuses are the component's, as wasmtime reports them.
     for args in [&["0"][..], &["3"], &["a", "b"]] {
         same_as_wasmtime(&run, "hello", &hello, args);
@@ -264,16 +222,12 @@ fn args_env_dirs_and_exit_codes_reach_the_component() {
     // A directory that does not exist is refused before anything runs; one that does is
     // given.
     let out = pack_run(&[&run[..], &["--dir", "/nonexistent/dir::/data"]].concat());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("/nonexistent/dir"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "/nonexistent/dir");
     assert!(stdout(&out).is_empty());
     let data = format!("{}::/data", dir.path().display());
     let out = pack_run(&[&run[..], &["--dir", &data]].concat());
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
 }
 
 /// A server process that is stopped on drop.
@@ -286,19 +240,7 @@ struct Server {
 impl Server {
     /// Starts `cmd` and waits for a stderr line with `http://ADDR/`.
     fn start(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let (mut child, rx) = spawn_reading_stderr(&mut cmd, |line| line);
         let mut seen = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(60)) {
@@ -384,21 +326,6 @@ fn js_http_proxy_serves_like_wasmtime_serve() {
     serve_and_compare(&[s(&f.js_http), "--key", s(&f.trusted)]);
 }
 
-/// A copy of `layout` to damage.
-fn copy_layout(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.join("blobs/sha256")).unwrap();
-    for name in ["oci-layout", "index.json"] {
-        std::fs::copy(from.join(name), to.join(name)).unwrap();
-    }
-    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join("blobs/sha256").join(entry.file_name());
-        std::fs::copy(entry.path(), &dest).unwrap();
-        // Writable by its owner only (the host refuses what others can write).
-        owner_writable(&dest);
-    }
-}
-
 /// Makes `file` writable by its owner (only: `set_readonly(false)` would let everyone
 /// write it).
 fn owner_writable(file: &Path) {
@@ -441,35 +368,7 @@ fn cwasm_blob_of(layout: &Path, tag: Option<&str>, platform: &str) -> PathBuf {
                 .name
         }
     };
-    let index = l.read_image_index(&l.resolve(&tag).unwrap()).unwrap();
-    let entry = index
-        .manifests()
-        .iter()
-        .find(|d| {
-            d.platform()
-                .as_ref()
-                .is_some_and(|p| pack_packager::bundle::platform_string(p) == platform)
-        })
-        .unwrap();
-    let manifest = l.read_manifest(entry).unwrap();
-    let cwasm = manifest
-        .layers()
-        .iter()
-        .find(|l| {
-            pack_packager::compression::plain_media_type(l.media_type().as_ref())
-                == pack_packager::media_types::CWASM_LAYER
-        })
-        .unwrap();
-    // A compressed layer's content, when the layout keeps it (the content store does).
-    let config: pack_packager::NativeConfig =
-        l.read_json(manifest.config(), "native config").unwrap();
-    if let Some(content) = config.uncompressed_of(cwasm).unwrap() {
-        let digest = pack_packager::layout::parse_sha256(&content.digest).unwrap();
-        if l.has_blob(&digest) {
-            return l.blob_path(&digest).unwrap();
-        }
-    }
-    l.blob_path(cwasm.digest()).unwrap()
+    cwasm_layer(layout, &tag, platform).1
 }
 
 fn cwasm_blob(layout: &Path, platform: &str) -> PathBuf {
@@ -486,7 +385,7 @@ fn flip_text_byte(cwasm: &Path) {
 }
 
 fn refused(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+    assert_exit(&out, 2);
     assert!(
         stderr(out).contains(needle),
         "missing {needle:?} in\n{}",
@@ -502,7 +401,7 @@ fn refuses_a_flipped_byte_in_the_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("c-cli");
     copy_layout(&f.c_cli, &layout);
-    let here = platforms().0;
+    let here = here();
     for platform in [format!("{here}/v3"), here.to_string()] {
         if platform.ends_with("/v3") && !cfg!(target_arch = "x86_64") {
             continue;
@@ -522,7 +421,7 @@ fn refuses_a_swapped_manifest() {
     // The host platform's manifest blob now holds the other platform's manifest.
     let l = Layout::open(&layout).unwrap();
     let bundle = pack_packager::Bundle::read(&l, "latest").unwrap();
-    let (here, elsewhere) = platforms();
+    let (here, elsewhere) = (here(), elsewhere());
     let find = |p: &str| {
         bundle
             .natives
@@ -548,17 +447,13 @@ fn refuses_unsigned_bundles_and_foreign_signatures() {
     let c = corpus("c-cli").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let unsigned = dir.path().join("unsigned");
-    pack_build(&[s(&c), "-t", platforms().0, "-o", s(&unsigned)]);
+    pack_build(&[s(&c), "-t", here(), "-o", s(&unsigned)]);
     let out = pack_run(&[s(&unsigned), "--key", s(&f.trusted), "--", "2"]);
     refused(&out, "is unsigned");
     // Loudly, it runs when verification is skipped on purpose.
     let out = pack_run(&[s(&unsigned), "--insecure-skip-verify", "--", "2"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("warning: --insecure-skip-verify"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
+    assert_stderr_has(&out, "warning: --insecure-skip-verify");
     assert!(stdout(&out).contains("primes<=2"));
     // No key at all is a usage error.
     let out = pack_run(&[s(&f.c_cli), "--", "2"]);
@@ -577,7 +472,7 @@ fn refuses_unsigned_bundles_and_foreign_signatures() {
         "--",
         "2",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
 }
 
 #[test]
@@ -587,7 +482,7 @@ fn refuses_a_signature_over_another_digest() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("app");
     // Two bundles in one layout; only `b` is signed.
-    let (here, elsewhere) = platforms();
+    let (here, elsewhere) = (here(), elsewhere());
     pack_build(&[s(&c), "-t", here, "-o", s(&layout), "--tag", "a"]);
     pack_build(&[
         s(&c),
@@ -623,7 +518,7 @@ fn refuses_a_signature_over_another_digest() {
         "--",
         "2",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
 }
 
 #[test]
@@ -632,7 +527,7 @@ fn refuses_a_bundle_without_an_artifact_for_this_machine() {
     let c = corpus("c-cli").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("c-cli");
-    let (_, elsewhere) = platforms();
+    let elsewhere = elsewhere();
     pack_build(&[
         s(&c),
         "-t",
@@ -644,18 +539,17 @@ fn refuses_a_bundle_without_an_artifact_for_this_machine() {
     ]);
     let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
     refused(&out, &format!("{elsewhere}: built for another platform"));
-    assert!(stderr(&out).contains("--allow-jit"), "{}", stderr(&out));
+    assert_stderr_has(&out, "--allow-jit");
 
     // With --allow-jit the portable component is compiled, with a warning that says why.
     let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--allow-jit", "--", "2"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("warning: --allow-jit: compiling the portable component"),
-        "{}",
-        stderr(&out)
+    assert_exit(&out, 0);
+    assert_stderr_has(
+        &out,
+        "warning: --allow-jit: compiling the portable component",
     );
     assert!(stderr(&out).contains("built for another platform"));
-    assert!(stdout(&out).contains("primes<=2: 1"), "{}", stdout(&out));
+    assert_stdout_has(&out, "primes<=2: 1");
 }
 
 #[test]
@@ -669,7 +563,7 @@ fn engine_profiles_are_adopted_or_refused() {
     pack_build(&[
         s(&c),
         "-t",
-        platforms().0,
+        here(),
         "--profile",
         s(&epoch),
         "-o",
@@ -680,7 +574,7 @@ fn engine_profiles_are_adopted_or_refused() {
     // By default the engine is configured for the artifact's profile, and its
     // compatibility hash matches the recorded one.
     let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(stdout(&out).contains("primes<=2: 1"));
     // A host that insists on the default profile passes it over.
     let out = pack_run(&[
@@ -700,7 +594,7 @@ fn engine_profiles_are_adopted_or_refused() {
     // Far from the defaults: the hash still matches (the engine is configured exactly as
     // the compiler's), the store gets fuel and a deadline, and the output is the same.
     let out = pack_run(&[s(&f.c_cli_profiled), "--key", s(&f.trusted), "--", "2"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let plain = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
     assert_eq!(
         stdout(&out).split(' ').next(),
@@ -716,15 +610,6 @@ fn engine_profiles_are_adopted_or_refused() {
     refused(&out, "with consume fuel");
 }
 
-/// Pushes `layout` (tag `latest`) to `reference`.
-fn push(layout: &Path, reference: &str) {
-    let out = pack()
-        .args(["push", s(layout), reference])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pack push: {}", stderr(&out));
-}
-
 #[test]
 fn runs_bundles_pulled_from_a_registry() {
     let Some(f) = fixtures() else { return };
@@ -734,9 +619,9 @@ fn runs_bundles_pulled_from_a_registry() {
     let store = tempfile::tempdir().unwrap();
     let store_arg = ["--store", s(store.path())];
     let reference = |name: &str| format!("{}/team/{name}:v1", registry.addr());
-    push(&f.c_cli, &reference("c-cli"));
-    push(&f.py_cli, &reference("py-cli"));
-    push(&f.js_http, &reference("js-http-proxy-sm"));
+    pack_push(&f.c_cli, &reference("c-cli"));
+    pack_push(&f.py_cli, &reference("py-cli"));
+    pack_push(&f.js_http, &reference("js-http-proxy-sm"));
 
     let c_ref = reference("c-cli");
     let key = ["--key", s(&f.trusted)];
@@ -759,8 +644,8 @@ fn runs_bundles_pulled_from_a_registry() {
     // The store is one OCI layout shared by every reference: pulling again fetches
     // nothing, and a byte flipped in the stored artifact is refused.
     let out = pack_run(&[&[c_ref.as_str()], &key[..], &store_arg[..], &["--", "2"]].concat());
-    assert!(stderr(&out).contains("0 blobs fetched"), "{}", stderr(&out));
-    let here = platforms().0;
+    assert_stderr_has(&out, "0 blobs fetched");
+    let here = here();
     let platform = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
         format!("{here}/v3")
     } else {
@@ -784,7 +669,7 @@ fn runs_bundles_pulled_from_a_registry() {
     let dir = tempfile::tempdir().unwrap();
     let unsigned = dir.path().join("unsigned");
     pack_build(&[s(&corpus("c-cli").unwrap()), "-t", here, "-o", s(&unsigned)]);
-    push(&unsigned, &reference("unsigned"));
+    pack_push(&unsigned, &reference("unsigned"));
     let fresh = tempfile::tempdir().unwrap();
     let out = pack_run(&[
         &reference("unsigned"),
@@ -862,7 +747,7 @@ fn the_runtime_only_host_has_no_compiler() {
         .args([s(&f.c_cli), "--key", s(&f.trusted), "--", "2"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let expected = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
     assert_eq!(stdout(&out), stdout(&expected));
     // `--verbose` names the artifact chosen and the manifests passed over.
@@ -870,10 +755,10 @@ fn the_runtime_only_host_has_no_compiler() {
         .args([s(&f.c_cli), "--verbose", "--key", s(&f.trusted), "--", "2"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert_eq!(stdout(&out), stdout(&expected));
     let err = stderr(&out);
-    let (here, elsewhere) = platforms();
+    let (here, elsewhere) = (here(), elsewhere());
     assert!(
         err.contains(&format!(
             "passed over {elsewhere}: built for another platform"
@@ -887,18 +772,14 @@ fn the_runtime_only_host_has_no_compiler() {
         .args([s(&f.c_cli_profiled), "--key", s(&f.trusted), "--", "2"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(stdout(&out).starts_with("primes<=2: 1"), "{}", stdout(&out));
     let out = Command::new(&binary)
         .args([s(&f.c_cli), "--key", s(&f.other)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("made by another key"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "made by another key");
 }
 
 /// A registry pull behind the fault proxy: transient faults are retried (each a warning,
@@ -914,7 +795,7 @@ fn registry_pulls_retry_transient_faults_and_say_so() {
     let Some(registry) = Registry::start() else {
         return;
     };
-    push(&f.c_cli, &format!("{}/team/c-cli:v1", registry.addr()));
+    pack_push(&f.c_cli, &format!("{}/team/c-cli:v1", registry.addr()));
     let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
     let state = faults.clone();
     let proxy = FaultProxy::start(registry.addr(), move |r: &Request| {
@@ -937,7 +818,7 @@ fn registry_pulls_retry_transient_faults_and_say_so() {
 
     // Two faults, two warnings, then the component's own output.
     let out = run_after(vec![Fault::ResetMidBody, Fault::Status(503, Some(0))], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(stdout(&out).starts_with("primes<=2: 1"), "{}", stdout(&out));
     let warnings: Vec<_> = stderr(&out)
         .lines()
@@ -953,7 +834,7 @@ fn registry_pulls_retry_transient_faults_and_say_so() {
         vec![Fault::Status(500, None)],
         &["--json", "--retries", "1"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let events: Vec<serde_json::Value> = stderr(&out)
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -972,7 +853,7 @@ fn registry_pulls_retry_transient_faults_and_say_so() {
         vec![Fault::Status(503, None)],
         &["--retries", "0", "--timeout", "5"],
     );
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_exit(&out, 4);
     assert!(!stdout(&out).contains("primes"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("503"), "{}", stderr(&out));
+    assert_stderr_has(&out, "503");
 }

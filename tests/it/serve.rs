@@ -3,9 +3,8 @@
 //! answer, concurrency caps (503), memory caps, unbounded artifacts refused, metrics,
 //! SIGTERM draining, and releases followed through a real registry.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -28,34 +27,12 @@ struct Fixtures {
     js: Option<PathBuf>,
 }
 
-fn build(args: &[&str]) {
-    let out = pack()
-        .env(
-            "PACK_CACHE_DIR",
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pack-run-cache"),
-        )
-        .arg("build")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pack build {args:?}: {}",
-        stderr(&out)
-    );
-}
-
 fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(|| {
         let dir = shared_tempdir();
         for name in ["trusted", "other"] {
-            let out = pack()
-                .args(["key", "generate", "--no-password", "--output-prefix"])
-                .arg(dir.path().join(name))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", stderr(&out));
+            key_pair(dir.path(), name);
         }
         let key = dir.path().join("trusted.key");
         let other = dir.path().join("other.key");
@@ -64,7 +41,7 @@ fn fixtures() -> &'static Fixtures {
         let signed = |wasm: &Path, out: &Path, key: &Path, extra: &[&str]| {
             let mut args = vec![s(wasm), "-t", here(), "-o", s(out), "--sign-key", s(key)];
             args.extend(extra);
-            build(&args);
+            pack_build(&args);
         };
         signed(&hello_wasm, &p("hello"), &key, &[]);
         // Another release (another index digest), signed by the other key.
@@ -124,7 +101,7 @@ fn python() -> Option<&'static (PathBuf, PathBuf)> {
             let f = fixtures();
             let bundle = f._dir.path().join("python");
             let key = f._dir.path().join("trusted.key");
-            build(&[
+            pack_build(&[
                 s(&wasm),
                 "-t",
                 here(),
@@ -151,22 +128,9 @@ impl Server {
     /// Starts `cmd`, and waits for its address: a `listening` event, or (wasmtime) a
     /// line with `http://ADDR/`.
     fn start(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let value = match line.starts_with('{') {
-                    true => json_str(&line),
-                    false => serde_json::json!({"event": "text", "line": line}),
-                };
-                let _ = tx.send(value);
-            }
+        let (child, rx) = spawn_reading_stderr(&mut cmd, |line| match line.starts_with('{') {
+            true => json_str(&line),
+            false => serde_json::json!({"event": "text", "line": line}),
         });
         let mut server = Server {
             child,
@@ -640,24 +604,15 @@ fn configuration_errors_name_the_file_line_and_key() {
         .args(["serve", "--config", s(&config)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(err.contains("serve.toml:6: unknown key `tiemout`"), "{err}");
     let out = pack()
         .args(["serve", "--app", "nothing", "--key", "x.pub"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("ROUTE=BUNDLE"), "{}", stderr(&out));
-}
-
-/// Pushes `layout` (tag `latest`) to `reference`.
-fn push(layout: &Path, reference: &str) {
-    let out = pack()
-        .args(["push", s(layout), reference])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pack push: {}", stderr(&out));
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "ROUTE=BUNDLE");
 }
 
 #[test]
@@ -669,7 +624,7 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
     };
     let store = tempfile::tempdir().unwrap();
     let reference = format!("{}/team/app:live", registry.addr());
-    push(&f.hello, &reference);
+    pack_push(&f.hello, &reference);
     let app = format!("/app={reference}");
     let mut server = Server::start(pack_serve(&[
         "--app",
@@ -699,7 +654,7 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
         })
     };
     std::thread::sleep(Duration::from_millis(200));
-    push(js, &reference);
+    pack_push(js, &reference);
     // Within a poll (500 ms) and the pull of the new release.
     let swap = server.wait_for(Duration::from_secs(10), |e| e["event"] == "swap");
     let new_digest = swap["to"].as_str().unwrap().to_string();
@@ -712,7 +667,7 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
     );
 
     // A release signed by an untrusted key is refused; the old one keeps serving.
-    push(&f.hello_other, &reference);
+    pack_push(&f.hello_other, &reference);
     let refusal = server.wait_for(Duration::from_secs(10), |e| e["event"] == "refusal");
     assert_eq!(refusal["serving"], new_digest.as_str());
     std::thread::sleep(Duration::from_millis(700));

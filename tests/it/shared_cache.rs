@@ -1,7 +1,7 @@
 //! `pack build --cache-repo`: a compile cache shared through a real registry. Two
 //! directories stand for two CI runners, each with its own local compile cache.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
@@ -51,7 +51,7 @@ impl Runner {
 }
 
 pub(crate) fn summary(out: &Output) -> Value {
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
+    assert_exit(&out, 0);
     json_stdout(out)
 }
 
@@ -64,20 +64,6 @@ pub(crate) fn sources(json: &Value) -> Vec<String> {
         .filter(|p| !p["source"].is_null())
         .map(|p| p["source"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// A key pair `<name>.key` / `<name>.pub` in `dir`.
-pub(crate) fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let out = pack()
-        .current_dir(dir)
-        .args(["key", "generate", "--no-password", "--output-prefix", name])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.pub")),
-    )
 }
 
 #[test]
@@ -228,20 +214,16 @@ fn an_unreachable_cache_is_a_warning() {
 
     // Bad flags are usage errors, before anything is compiled.
     let out = runner.build(&hello, "linux/amd64", &format!("{addr}/cache:v1"), &key);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("names a tag or digest"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "names a tag or digest");
     let out = runner.build(
         &hello,
         "linux/amd64",
         &format!("{addr}/cache"),
         &keys.path().join("missing.key"),
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("missing.key"), "{}", stderr(&out));
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "missing.key");
 }
 
 #[test]
@@ -266,7 +248,7 @@ fn a_cache_registry_behind_a_private_ca_is_used_with_its_certificate() {
     let json = summary(&out);
     assert_eq!(sources(&json), ["compiled"]);
     assert_eq!(json["cachePushed"], 0);
-    assert!(stderr(&out).contains("--cache-ca-cert"), "{}", stderr(&out));
+    assert_stderr_has(&out, "--cache-ca-cert");
 
     // With the CA: runner 1 pushes, runner 2 compiles nothing.
     let ca_arg = ["--cache-ca-cert", ca.to_str().unwrap()];
@@ -283,20 +265,10 @@ fn a_cache_registry_behind_a_private_ca_is_used_with_its_certificate() {
 /// The hex digest of the `.cwasm` of the only native manifest of `layout`'s bundle (its
 /// content's, when the layer is compressed).
 pub(crate) fn cwasm_digest(layout: &Path) -> String {
-    let read = |digest: &str| -> Value {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
-            .unwrap()
-    };
-    let top: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let read = |digest: &str| blob_json(layout, digest);
+    let top = layout_index(layout);
     let index = read(top["manifests"][0]["digest"].as_str().unwrap());
-    let native = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["platform"]["architecture"] == "amd64")
-        .unwrap();
+    let native = entry_where(&index, |m| m["platform"]["architecture"] == "amd64");
     let manifest = read(native["digest"].as_str().unwrap());
     let layer = &manifest["layers"][0];
     let digest = match layer["mediaType"].as_str().unwrap() {

@@ -314,16 +314,8 @@ fn openssl_verifies_the_signature() {
         )
         .unwrap()
     };
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let sig_tag = format!("sha256-{}.sig", summary.index.digest().digest());
-    let entry = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == sig_tag.as_str())
-        .unwrap();
-    let manifest: Value = serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+    let manifest = blob_json(&layout, &index_digest(&layout, &sig_tag));
     let layer = &manifest["layers"][0];
     let payload = blob(layer["digest"].as_str().unwrap());
     let payload_json: Value = serde_json::from_slice(&payload).unwrap();
@@ -424,18 +416,8 @@ fn openssl_keys_sign_and_verify() {
     let (code, out, err) = run(pack().args(["verify", &s(&layout), "--key", &s(&public)]));
     assert_eq!(code, 0, "{out}{err}");
     // --recursive signed the three manifests too.
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let sig_tags = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .is_some_and(|t| t.ends_with(".sig"))
-        })
-        .count();
+    let index = layout_index(&layout);
+    let sig_tags = tags(&index).iter().filter(|t| t.ends_with(".sig")).count();
     assert_eq!(sig_tags, 4);
 
     let ed = dir.path().join("ed.key");

@@ -6,11 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use serde_json::Value;
-
 use crate::common::*;
 use crate::registry::Registry;
-use crate::shared_cache::{cwasm_digest, key_pair, sources, summary};
+use crate::shared_cache::{cwasm_digest, sources, summary};
 
 const TARGET: &str = "linux/amd64";
 
@@ -54,18 +52,13 @@ fn only_entry(cache: &Path) -> (PathBuf, PathBuf) {
     (cwasm, json)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
 /// A copy of `cache` whose only entry holds `payload` instead, with the digests of its
 /// `.json` fixed up to match (what a writer of the cache directory can do).
 fn poisoned_copy(cache: &Path, to: &Path, payload: &[u8]) {
     copy_dir(cache, to);
     let (cwasm, json) = only_entry(to);
     std::fs::write(&cwasm, payload).unwrap();
-    let mut meta: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let mut meta = read_json(&json);
     meta["sha256"] = sha256_hex(payload).into();
     meta["size"] = payload.len().into();
     std::fs::write(&json, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
@@ -197,7 +190,7 @@ fn the_same_secret_hits_and_an_unusable_secret_is_reported() {
             .args(["-t", TARGET, "-o", "out", "--json"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_exit(&out, 0);
         (
             json_stdout(&out)["artifacts"][0]["cacheHit"].clone(),
             stderr(&out),
@@ -231,7 +224,7 @@ fn the_same_secret_hits_and_an_unusable_secret_is_reported() {
         .args(["-t", TARGET, "-o", "out"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains("PACK_CACHE_SECRET is 7 bytes long") && err.contains("hint:"),
@@ -272,7 +265,7 @@ fn compile_outputs_are_copies_not_links_into_the_cache() {
             .args(["-t", TARGET, "-o", "out", "--json"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_exit(&out, 0);
         let report = json_stdout(&out);
         let artifact = &report["artifacts"][0];
         (
@@ -389,15 +382,11 @@ fn read_only_runners_trust_public_keys_and_nothing_else() {
 
     // --cache-trust takes public keys only; --cache-repo needs a key of either kind.
     let out = runner_build(&repo, &[t, &builder]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("is not a public key"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "is not a public key");
     let out = runner_build(&repo, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--cache-trust"), "{}", stderr(&out));
+    assert_exit(&out, 2);
+    assert_stderr_has(&out, "--cache-trust");
 
     // `[cache] trust` in pack.toml does the same as the flag.
     let home = tempfile::tempdir().unwrap();

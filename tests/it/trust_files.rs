@@ -16,80 +16,45 @@ use crate::registry::Registry;
 /// What the hello-cli fixture prints when it runs.
 const RAN: &str = "hello from pack fixture";
 
-/// This machine's platform and another one.
-fn platforms() -> (&'static str, &'static str) {
-    if cfg!(target_arch = "aarch64") {
-        ("linux/arm64", "linux/amd64")
-    } else {
-        ("linux/amd64", "linux/arm64")
-    }
-}
-
 /// A key pair and two signed bundles of the hello-cli fixture, built once: `native`
 /// (this machine's platform) and `foreign` (only another platform's).
 struct Bundles {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    public: PathBuf,
+    private: PathBuf,
     native: PathBuf,
     foreign: PathBuf,
-}
-
-impl Bundles {
-    fn public(&self) -> PathBuf {
-        self.dir.path().join("trust.pub")
-    }
-    fn private(&self) -> PathBuf {
-        self.dir.path().join("trust.key")
-    }
 }
 
 fn bundles() -> &'static Bundles {
     static BUNDLES: OnceLock<Bundles> = OnceLock::new();
     BUNDLES.get_or_init(|| {
         let dir = shared_tempdir();
-        let out = pack()
-            .args(["key", "generate", "--no-password", "--output-prefix"])
-            .arg(dir.path().join("trust"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let (here, elsewhere) = platforms();
-        let key = dir.path().join("trust.key");
+        let (private, public) = key_pair(dir.path(), "trust");
+        let (here, elsewhere) = (here(), elsewhere());
+        let hello = fixture("components/hello-cli.wasm");
         let build = |target: &str, name: &str| {
             let layout = dir.path().join(name);
-            let out = pack()
-                .arg("build")
-                .arg(fixture("components/hello-cli.wasm"))
-                .args(["-t", target, "-o", s(&layout), "--sign-key", s(&key)])
-                .arg("--cache-dir")
-                .arg(dir.path().join("cache"))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "pack build: {}", stderr(&out));
+            pack_build(&[
+                s(&hello),
+                "-t",
+                target,
+                "-o",
+                s(&layout),
+                "--sign-key",
+                s(&private),
+            ]);
             layout
         };
+        let (native, foreign) = (build(here, "native"), build(elsewhere, "foreign"));
         Bundles {
-            native: build(here, "native"),
-            foreign: build(elsewhere, "foreign"),
-            dir,
+            public,
+            private,
+            native,
+            foreign,
+            _dir: dir,
         }
     })
-}
-
-/// A copy of `from` at `to`, directories 0755 and files 0644 whatever this process's
-/// umask.
-fn copy_layout(from: &Path, to: &Path) {
-    for dir in [to.to_path_buf(), to.join("blobs"), to.join("blobs/sha256")] {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let mut files = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
-    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap() {
-        files.push(Path::new("blobs/sha256").join(entry.unwrap().file_name()));
-    }
-    for file in files {
-        std::fs::copy(from.join(&file), to.join(&file)).unwrap();
-        std::fs::set_permissions(to.join(&file), std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
 }
 
 /// The blob of the first layer of `media_type` in the manifests of `layout`'s `latest`
@@ -117,27 +82,21 @@ fn run(layout: &Path, extra: &[&str]) -> Output {
         .arg("run")
         .arg(layout)
         .arg("--key")
-        .arg(bundles().public())
+        .arg(&bundles().public)
         .args(extra)
         .output()
         .unwrap()
 }
 
 fn runs(out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
-    assert!(stdout(out).contains(RAN), "{}", stdout(out));
+    assert_exit(&out, 0);
+    assert_stdout_has(out, RAN);
 }
 
 /// Refused (exit 2, a bundle that cannot be trusted), nothing ran, and stderr names
 /// `path` and says `needle`.
 fn refused(out: &Output, path: &Path, needle: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
+    assert_exit(&out, 2);
     assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
     let err = stderr(out);
     assert!(
@@ -167,11 +126,7 @@ fn a_blob_swapped_for_a_symbolic_link_is_refused() {
     std::os::unix::fs::symlink(&outside, &blob).unwrap();
     let out = run(&layout, &[]);
     refused(&out, &blob, "is a symbolic link");
-    assert!(
-        stderr(&out).contains("hint: replace the link"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "hint: replace the link");
 
     // The same for a linked directory on the way, and for a linked `index.json`.
     std::fs::remove_file(&blob).unwrap();
@@ -216,11 +171,7 @@ fn a_blob_or_directory_others_can_write_is_refused() {
         chmod(&path, mode);
         let out = run(&layout, &[]);
         refused(&out, &path, "writable by");
-        assert!(
-            stderr(&out).contains(&format!("chmod go-w {}", path.display())),
-            "{}",
-            stderr(&out)
-        );
+        assert_stderr_has(&out, &format!("chmod go-w {}", path.display()));
         chmod(&path, good);
     }
     runs(&run(&layout, &[]));
@@ -245,10 +196,9 @@ fn allow_jit_compiles_the_checked_portable_component() {
     // Nothing fits this machine: with --allow-jit the portable component runs.
     let out = run(&layout, &["--allow-jit"]);
     runs(&out);
-    assert!(
-        stderr(&out).contains("warning: --allow-jit: compiling the portable component"),
-        "{}",
-        stderr(&out)
+    assert_stderr_has(
+        &out,
+        "warning: --allow-jit: compiling the portable component",
     );
     // The component it compiles is read through the same checks: a link is refused.
     let wasm = layer_blob(&layout, pack_packager::media_types::WASM_LAYER);
@@ -295,7 +245,7 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
     let b = bundles();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let here = platforms().0;
+    let here = here();
     let hello = fixture("components/hello-cli.wasm");
 
     // The umask really is 000 for the child.
@@ -316,7 +266,7 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
         .args(["-t", here, "-o"])
         .arg(d.join("out/deep/app"))
         .arg("--sign-key")
-        .arg(b.private())
+        .arg(&b.private)
         .arg("--cache-dir")
         .arg(d.join("build-cache"))
         .output()
@@ -351,13 +301,13 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
         .unwrap();
     assert!(out.status.success(), "pack push: {}", stderr(&out));
     let out = pack_umask_000()
-        .args(["run", &reference, "--key", s(&b.public()), "--store"])
+        .args(["run", &reference, "--key", s(&b.public), "--store"])
         .arg(d.join("data/pack/store"))
         .output()
         .unwrap();
     runs(&out);
     let out = pack_umask_000()
-        .args(["pull", &reference, "--key", s(&b.public()), "-o"])
+        .args(["pull", &reference, "--key", s(&b.public), "-o"])
         .arg(d.join("pulled/app"))
         .output()
         .unwrap();
@@ -372,7 +322,7 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
     let store = d.join("data/pack/store");
     chmod(&store, 0o777);
     let out = pack()
-        .args(["run", &reference, "--key", s(&b.public()), "--store"])
+        .args(["run", &reference, "--key", s(&b.public), "--store"])
         .arg(&store)
         .output()
         .unwrap();

@@ -22,10 +22,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use crate::common::*;
-use crate::registry::{Options, Registry, htpasswd};
+use crate::registry::Registry;
 
 const USER: &str = "alice";
 const SECRET: &str = "wonderland";
@@ -175,28 +174,10 @@ fn serve(
     served: &Mutex<HashMap<String, u64>>,
 ) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-        if head.len() > 64 * 1024 {
-            return;
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts
-        .next()
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let Ok(Some(head)) = read_head(&mut conn) else {
+        return;
+    };
+    let (method, path) = request_line(&head);
     let request = Request { method, path, head };
     // A request body (none is expected) is read and dropped.
     if let Some(length) = request
@@ -253,14 +234,6 @@ fn serve(
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
 /// `pack` with its own home, docker config and store, none of the caller's settings, and
 /// no retries.
 fn pack_in(home: &Path) -> assert_cmd::Command {
@@ -307,17 +280,6 @@ fn no_secret_in_output(out: &Output) {
             "the output shows the password:\n{text}"
         );
     }
-}
-
-/// A key pair from `pack key generate` in `dir`: (private, public).
-fn key(dir: &Path) -> (PathBuf, PathBuf) {
-    let out = pack_in(dir)
-        .env("PACK_KEY_PASSWORD", KEY_PASSWORD)
-        .args(["key", "generate", "--output-prefix", s(&dir.join("k"))])
-        .output()
-        .unwrap();
-    assert_exit(&out, 0);
-    (dir.join("k.key"), dir.join("k.pub"))
 }
 
 fn put_blob(layout: &Path, bytes: &[u8]) -> Value {
@@ -387,20 +349,11 @@ fn signed_layout(dir: &Path, name: &str, private: &Path, reference: &str) -> (Pa
 
 /// The tags of a layout's `index.json`: name -> digest.
 fn layout_tags(layout: &Path) -> HashMap<String, String> {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
+    manifests(&layout_index(layout))
         .iter()
         .map(|d| {
-            (
-                d["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                d["digest"].as_str().unwrap().to_string(),
-            )
+            let tag = tag_of(d).unwrap_or_else(|| panic!("an untagged entry {d}"));
+            (tag.to_string(), d["digest"].as_str().unwrap().to_string())
         })
         .collect()
 }
@@ -474,16 +427,10 @@ fn assert_nothing_pulled(out: &Path) {
 fn environment_credentials_reach_only_the_registry_they_are_for() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let Some(htpasswd) = htpasswd(d) else {
+    let Some(real) = Registry::start_with_login(d, "alice", "wonderland") else {
         return;
     };
-    let Some(real) = Registry::start_with(&Options {
-        htpasswd: Some(htpasswd),
-        ..Options::default()
-    }) else {
-        return;
-    };
-    let (private, public) = key(d);
+    let (private, public) = encrypted_key_pair(d, "k", KEY_PASSWORD);
     let (layout, _) = signed_layout(d, "app", &private, &format!("{}/app", real.addr()));
 
     // Two fakes that want credentials: one with a Basic challenge, one with a Bearer
@@ -572,7 +519,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
         with_credentials(&mut cmd, Some(real.addr()));
         let out = cmd.args(["login", &fake.addr]).output().unwrap();
         assert_exit(&out, 2);
-        assert!(stderr(&out).contains("PACK_REGISTRY"), "{}", stderr(&out));
+        assert_stderr_has(&out, "PACK_REGISTRY");
         assert_eq!(fake.requests().len(), before, "login contacted the fake");
         assert!(!d.join("docker/config.json").exists());
     }
@@ -587,11 +534,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
         .output()
         .unwrap();
     assert_exit(&out, 3);
-    assert!(
-        stderr(&out).contains("not sending them to"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "not sending them to");
 }
 
 #[test]
@@ -714,7 +657,7 @@ fn manifest_route(bytes: &[u8]) -> Response {
 fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, public) = key(d);
+    let (private, public) = encrypted_key_pair(d, "k", KEY_PASSWORD);
     let routes = Arc::new(Mutex::new(HashMap::new()));
     let fake = content_fake(routes.clone());
     let (layout, manifest_digest) =

@@ -13,34 +13,12 @@ use std::time::{Duration, Instant};
 use pack_packager::Layout;
 use pack_packager::signing::signature_tag;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 use crate::common::*;
 use crate::registry::Registry;
 
 fn run(cmd: &mut assert_cmd::Command) -> Output {
     cmd.output().unwrap()
-}
-
-#[track_caller]
-/// An unencrypted key pair `<dir>/<name>.key` (mode 0600) and `.pub`.
-fn key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let prefix = dir.join(name);
-    assert_exit(
-        &run(pack_in(dir).args([
-            "key",
-            "generate",
-            "--no-password",
-            "--output-prefix",
-            s(&prefix),
-        ])),
-        0,
-    );
-    (prefix.with_extension("key"), prefix.with_extension("pub"))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn hello() -> PathBuf {
@@ -88,7 +66,7 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, public) = key(d, "release");
+    let (private, public) = key_pair(d, "release");
     let layout = d.join("out");
     // Another index the attacker wants signed, already in the layout.
     let decoy = build_unsigned(d, &fixture("components/calc.wasm"), &layout, "decoy");
@@ -165,14 +143,10 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
         !has_tag(&layout, &sig(&decoy)),
         "the index the tag was swapped to got signed"
     );
-    assert!(
-        stderr(&out).contains("no longer points to the index this build wrote"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "no longer points to the index this build wrote");
     let out = run(pack_in(d).args(["verify", "out:v1", "--key", s(&public)]));
     assert_exit(&out, 1);
-    assert!(stdout(&out).contains("is unsigned"), "{}", stdout(&out));
+    assert_stdout_has(&out, "is unsigned");
     // Point a tag at the built index to check its signature and its blobs.
     let blob = pack_packager::layout::parse_sha256(&built).unwrap();
     let size = std::fs::metadata(l.blob_path(&blob).unwrap())
@@ -206,7 +180,7 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
 fn build_refuses_an_output_layout_others_can_write() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, _) = key(d, "release");
+    let (private, _) = key_pair(d, "release");
     let layout = d.join("out");
     build_unsigned(d, &hello(), &layout, "v1");
     let signed_build = |tag: &str| {
@@ -323,7 +297,7 @@ fn a_signature_is_bound_to_its_repository() {
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, public) = key(d, "release");
+    let (private, public) = key_pair(d, "release");
     let app_a = format!("{}/team/app-a", registry.addr());
     let app_b = format!("{}/team/app-b", registry.addr());
     let out = run(pack_in(d).args([
@@ -362,11 +336,7 @@ fn a_signature_is_bound_to_its_repository() {
         .args(["pull", &format!("{app_b}:v1"), "-o", "pulled"])
         .args(key));
     assert_exit(&out, 1);
-    assert!(
-        stderr(&out).contains(&format!("signed for `{app_a}`")),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, &format!("signed for `{app_a}`"));
     assert!(!d.join("pulled").exists());
 
     // Allowed explicitly (a mirror), exactly or by pattern.
@@ -412,11 +382,7 @@ fn a_signature_is_bound_to_its_repository() {
     assert_exit(&verify(&app_a), 0);
     let out = verify(&app_b);
     assert_exit(&out, 1);
-    assert!(
-        stdout(&out).contains(&format!("signed for `{app_a}`")),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, &format!("signed for `{app_a}`"));
     let out = run(pack_in(d)
         .args(["run", "./out:v1", "--reference", &app_b])
         .args(key));
@@ -429,34 +395,6 @@ fn a_signature_is_bound_to_its_repository() {
     );
 }
 
-/// The platform's `.cwasm` layer of `layout:tag`.
-fn cwasm_blob(layout: &Path, tag: &str) -> (String, PathBuf) {
-    let l = Layout::open(layout).unwrap();
-    let index = l.read_image_index(&l.resolve(tag).unwrap()).unwrap();
-    let entry = index
-        .manifests()
-        .iter()
-        .find(|d| {
-            d.platform()
-                .as_ref()
-                .is_some_and(|p| p.os().to_string() == "linux")
-        })
-        .unwrap();
-    let manifest = l.read_manifest(entry).unwrap();
-    let cwasm = manifest
-        .layers()
-        .iter()
-        .find(|l| {
-            pack_packager::compression::plain_media_type(l.media_type().as_ref())
-                == pack_packager::media_types::CWASM_LAYER
-        })
-        .unwrap();
-    (
-        cwasm.digest().to_string(),
-        l.blob_path(cwasm.digest()).unwrap(),
-    )
-}
-
 /// `pack verify` on a bundle whose signature holds but one of whose layers was damaged
 /// (one byte flipped, file name kept): exit 1, naming the blob; `--signature-only` keeps
 /// the quick check of the signature alone.
@@ -464,7 +402,7 @@ fn cwasm_blob(layout: &Path, tag: &str) -> (String, PathBuf) {
 fn verify_names_a_damaged_blob() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, public) = key(d, "release");
+    let (private, public) = key_pair(d, "release");
     let out = run(pack_in(d).args([
         "build",
         s(&hello()),
@@ -487,7 +425,7 @@ fn verify_names_a_damaged_blob() {
     assert_eq!(json["verified"], true, "{json}");
     assert!(json["tree"]["intact"].as_u64().unwrap() >= 6, "{json}");
 
-    let (digest, path) = cwasm_blob(&d.join("out"), "latest");
+    let (digest, path) = cwasm_layer(&d.join("out"), "latest", here());
     mode(&path, 0o644);
     let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 2;
@@ -514,7 +452,7 @@ fn verify_names_a_damaged_blob() {
     std::fs::remove_file(&path).unwrap();
     let out = verify(&[]);
     assert_exit(&out, 1);
-    assert!(stdout(&out).contains("missing"), "{}", stdout(&out));
+    assert_stdout_has(&out, "missing");
 }
 
 /// A private key that group or others can read is warned about, once, as ssh would
@@ -523,7 +461,7 @@ fn verify_names_a_damaged_blob() {
 fn a_private_key_others_can_read_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (private, _) = key(d, "release");
+    let (private, _) = key_pair(d, "release");
     build_unsigned(d, &hello(), &d.join("out"), "v1");
     let sign = || run(pack_in(d).args(["sign", "out:v1", "--key", s(&private)]));
     let out = sign();
@@ -559,5 +497,5 @@ fn a_private_key_others_can_read_is_warned_about() {
         s(&private),
     ]));
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    assert_stderr_has(&out, "chmod 600");
 }

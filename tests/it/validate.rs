@@ -155,24 +155,14 @@ fn conforming_component_exits_zero() {
         "app",
     );
     let out = validate(&c, &s.host, Some("app"), &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stdout(&out).contains("conforms to fixtures:host/app"),
-        "{}",
-        stdout(&out)
-    );
+    assert_exit(&out, 0);
+    assert_stdout_has(&out, "conforms to fixtures:host/app");
     // The world may be named fully qualified too.
     let out = validate(&c, &s.host, Some("fixtures:host/app"), &[]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     // Exact names: also conforms with --strict.
     let out = validate(&c, &s.host, Some("app"), &["--strict"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
 }
 
 #[test]
@@ -229,7 +219,7 @@ fn import_not_provided() {
     );
     let c = component(s.dir.path(), "extra", &wit, "app");
     let out = validate(&c, &s.host, Some("app"), &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     let text = stdout(&out);
     assert!(text.contains("import not provided"), "{text}");
     assert!(text.contains("fixtures:extra/log@1.0.0"), "{text}");
@@ -277,7 +267,7 @@ fn type_mismatches_name_the_path() {
         "app",
     );
     let out = validate(&c, &s.host, Some("app"), &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     let text = stdout(&out);
     for expected in [
         "export fixtures:calc/calculator@0.1.0#add > param a: expected u64, found u32",
@@ -442,13 +432,7 @@ fn json_report_shape() {
 
 fn bad(component: &Path, wit: &Path, world: Option<&str>) -> String {
     let out = validate(component, wit, world, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
     assert!(out.stdout.is_empty(), "nothing on stdout for bad input");
     stderr(&out)
 }
@@ -548,10 +532,10 @@ fn bad_input_wit_and_world() {
 #[test]
 fn usage_errors_exit_two() {
     let out = pack().args(["validate", "x.wasm"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("--wit"));
     let out = pack().args(["validate", "--help"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     assert!(stdout(&out).contains("Examples:") && stdout(&out).contains("Exit status:"));
 }
 
@@ -618,7 +602,7 @@ fn py_cli_links_through_semver_notes() {
     };
     let wit = corpus_wit("wasi-wit-0.2.12").unwrap();
     let out = validate(&component, &wit, Some("cli"), &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
         text.contains("`wasi:io/poll@0.2.9` is provided by the world's `wasi:io/poll@0.2.12`"),
