@@ -79,6 +79,22 @@ pub fn pack_build(args: &[&str]) {
     );
 }
 
+/// The hello-cli fixture built for `target` into `layout`, signed with `key` (through
+/// the [`shared_cache_dir`]).
+#[track_caller]
+pub fn build_hello(target: &str, layout: &Path, key: &Path) {
+    let hello = fixture("components/hello-cli.wasm");
+    pack_build(&[
+        s(&hello),
+        "-t",
+        target,
+        "-o",
+        s(layout),
+        "--sign-key",
+        s(key),
+    ]);
+}
+
 /// `pack push LAYOUT REFERENCE` (the layout's `latest` tag); it must succeed.
 #[track_caller]
 pub fn pack_push(layout: &Path, reference: &str) {

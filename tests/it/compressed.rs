@@ -31,16 +31,7 @@ fn built() -> &'static Built {
         let dir = shared_tempdir();
         let layout = dir.path().join("hello");
         let (private, public) = key_pair(dir.path(), "k");
-        let hello = fixture("components/hello-cli.wasm");
-        pack_build(&[
-            s(&hello),
-            "-t",
-            here(),
-            "-o",
-            s(&layout),
-            "--sign-key",
-            s(&private),
-        ]);
+        build_hello(here(), &layout, &private);
         Built {
             _dir: dir,
             public,

@@ -180,15 +180,7 @@ fn args_env_dirs_and_exit_codes_reach_the_component() {
     let hello = fixture("components/hello-cli.wasm");
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("hello");
-    pack_build(&[
-        s(&hello),
-        "-t",
-        here(),
-        "-o",
-        s(&layout),
-        "--sign-key",
-        s(&f.key("trusted.key")),
-    ]);
+    build_hello(here(), &layout, &f.key("trusted.key"));
     let run = [s(&layout), "--key", s(&f.trusted)];
     // `--env K=V`, and `--env K` for this process's value, like `wasmtime run --env`.
     let out = pack_run(&[&run[..], &["--env", "GREETING=hi", "--", "a", "b"]].concat());

@@ -32,18 +32,9 @@ fn bundles() -> &'static Bundles {
         let dir = shared_tempdir();
         let (private, public) = key_pair(dir.path(), "trust");
         let (here, elsewhere) = (here(), elsewhere());
-        let hello = fixture("components/hello-cli.wasm");
         let build = |target: &str, name: &str| {
             let layout = dir.path().join(name);
-            pack_build(&[
-                s(&hello),
-                "-t",
-                target,
-                "-o",
-                s(&layout),
-                "--sign-key",
-                s(&private),
-            ]);
+            build_hello(target, &layout, &private);
             layout
         };
         let (native, foreign) = (build(here, "native"), build(elsewhere, "foreign"));
