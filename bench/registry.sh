@@ -23,7 +23,8 @@ repeat=3
 value_options=(repeat)
 arguments=()
 parse_options "$@"
-component="${arguments[-1]:-py-cli}"
+component=py-cli
+[[ ${#arguments[@]} -eq 0 ]] || component="${arguments[-1]}"
 
 corpus=$(corpus_dir)
 input="$corpus/components/$component.component.wasm"

@@ -287,7 +287,7 @@ fn a_bundle_listed_for_another_digest_does_not_count() {
         .output()
         .unwrap();
     assert_exit(&out, 1);
-    assert_stdout_has(&out, &format!("its subject is {}", other.index.digest()));
+    assert_stdout_has(&out, format!("its subject is {}", other.index.digest()));
 }
 
 // ---------------------------------------------------------------------------------------

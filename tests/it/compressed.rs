@@ -129,7 +129,7 @@ fn run(bundle: &str, extra: &[&str]) -> Output {
 }
 
 fn refused(out: &Output, needle: &str) {
-    assert_exit(&out, 2);
+    assert_exit(out, 2);
     assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
     assert!(
         stderr(out).contains(needle),

@@ -932,7 +932,7 @@ fn a_valid_signature_moved_to_another_tag_does_not_verify() {
         .output()
         .unwrap();
     assert_exit(&out, 1);
-    assert_stdout_has(&out, &format!("signs another digest, {digest}"));
+    assert_stdout_has(&out, format!("signs another digest, {digest}"));
 }
 
 #[test]

@@ -110,7 +110,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
     };
     let out = verify("out", &[&a_pub]);
     assert_exit(&out, 0);
-    assert_stdout_has(&out, &format!("{}: compile provenance by key", platform()));
+    assert_stdout_has(&out, format!("{}: compile provenance by key", platform()));
 
     // Signed without provenance: refused, naming the platform.
     build(d, "components/hello-cli.wasm", "bare", &[]);

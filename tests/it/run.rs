@@ -377,7 +377,7 @@ fn flip_text_byte(cwasm: &Path) {
 }
 
 fn refused(out: &Output, needle: &str) {
-    assert_exit(&out, 2);
+    assert_exit(out, 2);
     assert!(
         stderr(out).contains(needle),
         "missing {needle:?} in\n{}",

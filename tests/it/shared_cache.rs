@@ -51,7 +51,7 @@ impl Runner {
 }
 
 pub(crate) fn summary(out: &Output) -> Value {
-    assert_exit(&out, 0);
+    assert_exit(out, 0);
     json_stdout(out)
 }
 

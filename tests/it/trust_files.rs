@@ -80,14 +80,14 @@ fn run(layout: &Path, extra: &[&str]) -> Output {
 }
 
 fn runs(out: &Output) {
-    assert_exit(&out, 0);
+    assert_exit(out, 0);
     assert_stdout_has(out, RAN);
 }
 
 /// Refused (exit 2, a bundle that cannot be trusted), nothing ran, and stderr names
 /// `path` and says `needle`.
 fn refused(out: &Output, path: &Path, needle: &str) {
-    assert_exit(&out, 2);
+    assert_exit(out, 2);
     assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
     let err = stderr(out);
     assert!(
@@ -162,7 +162,7 @@ fn a_blob_or_directory_others_can_write_is_refused() {
         chmod(&path, mode);
         let out = run(&layout, &[]);
         refused(&out, &path, "writable by");
-        assert_stderr_has(&out, &format!("chmod go-w {}", path.display()));
+        assert_stderr_has(&out, format!("chmod go-w {}", path.display()));
         chmod(&path, good);
     }
     runs(&run(&layout, &[]));

@@ -336,7 +336,7 @@ fn a_signature_is_bound_to_its_repository() {
         .args(["pull", &format!("{app_b}:v1"), "-o", "pulled"])
         .args(key));
     assert_exit(&out, 1);
-    assert_stderr_has(&out, &format!("signed for `{app_a}`"));
+    assert_stderr_has(&out, format!("signed for `{app_a}`"));
     assert!(!d.join("pulled").exists());
 
     // Allowed explicitly (a mirror), exactly or by pattern.
@@ -382,7 +382,7 @@ fn a_signature_is_bound_to_its_repository() {
     assert_exit(&verify(&app_a), 0);
     let out = verify(&app_b);
     assert_exit(&out, 1);
-    assert_stdout_has(&out, &format!("signed for `{app_a}`"));
+    assert_stdout_has(&out, format!("signed for `{app_a}`"));
     let out = run(pack_in(d)
         .args(["run", "./out:v1", "--reference", &app_b])
         .args(key));
