@@ -306,16 +306,10 @@ fn sigstore_js() -> Option<PathBuf> {
     if dir.join("node_modules/@sigstore/verify").is_dir() {
         return Some(dir);
     }
-    assert!(
-        !in_ci(),
+    skip(format_args!(
         "the npm sigstore packages are missing at {} (scripts/setup.sh installs them)",
         dir.display()
-    );
-    eprintln!(
-        "skipping: the npm sigstore packages are not at {}",
-        dir.display()
-    );
-    None
+    ))
 }
 
 /// Verifies a bundle with sigstore-js: the public key as trust material (by its hint),

@@ -240,6 +240,15 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// What a test does when something it needs is `missing`: outside CI it says so and
+/// skips (`None`); in CI, where `.ci/run` installs everything the tests need, it fails.
+#[track_caller]
+pub fn skip<T>(missing: impl std::fmt::Display) -> Option<T> {
+    assert!(!in_ci(), "{missing}; CI must not skip this test");
+    eprintln!("skipping: {missing}");
+    None
+}
+
 /// The shared corpus of third-party components, from `PACK_CORPUS` (or `../shared/corpus`
 /// beside the checkout). Returns `None` (the caller skips) when it is missing outside
 /// CI; in CI a missing corpus fails the test.
@@ -250,16 +259,10 @@ pub fn corpus_dir() -> Option<PathBuf> {
     if dir.join("components").is_dir() {
         return Some(dir);
     }
-    assert!(
-        !in_ci(),
-        "the corpus is missing at {} (set PACK_CORPUS); CI must not skip corpus tests",
+    skip(format_args!(
+        "the corpus is missing at {} (set PACK_CORPUS)",
         dir.display()
-    );
-    eprintln!(
-        "skipping: corpus not found at {} (set PACK_CORPUS)",
-        dir.display()
-    );
-    None
+    ))
 }
 
 /// A component of the corpus, e.g. `corpus("c-cli")`.
@@ -284,11 +287,7 @@ pub fn tool(name: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     });
-    if found.is_none() {
-        assert!(!in_ci(), "`{name}` is not on PATH; .ci/run must install it");
-        eprintln!("skipping: `{name}` is not on PATH");
-    }
-    found
+    found.or_else(|| skip(format_args!("`{name}` is not on PATH")))
 }
 
 /// stdout of a finished command as a string.
