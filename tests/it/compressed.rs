@@ -234,11 +234,7 @@ fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
     let b = built();
     let digest = index_digest(&b.layout, "latest");
     let reference = format!("{}/team/hello:v1", registry.addr());
-    let out = pack()
-        .args(["push", s(&b.layout), &reference])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pack push: {}", stderr(&out));
+    pack_push(&b.layout, &reference);
 
     // skopeo reads it back byte for byte.
     let dir = tempfile::tempdir().unwrap();
@@ -320,11 +316,7 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
     };
     let b = built();
     let reference = format!("{}/team/hello-store:v1", registry.addr());
-    let out = pack()
-        .args(["push", s(&b.layout), &reference])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pack push: {}", stderr(&out));
+    pack_push(&b.layout, &reference);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let store_arg = ["--store", s(&store)];
@@ -403,11 +395,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
             .unwrap();
         assert!(out.status.success(), "pack build: {}", stderr(&out));
         let reference = format!("{}/team/{name}:v1", registry.addr());
-        let out = pack()
-            .args(["push", s(&layout), &reference])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pack push: {}", stderr(&out));
+        pack_push(&layout, &reference);
         (layout, reference)
     };
     let stored = |store: &Path, digest: &str| blob(store, digest).exists();

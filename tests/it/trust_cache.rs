@@ -64,12 +64,18 @@ fn poisoned_copy(cache: &Path, to: &Path, payload: &[u8]) {
     std::fs::write(&json, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
 }
 
+/// Two users' homes in `dir`, `h1` and `h2`, each with a cache of its own.
+fn two_homes(dir: &Path) -> (PathBuf, PathBuf) {
+    let homes = (dir.join("h1"), dir.join("h2"));
+    std::fs::create_dir_all(&homes.0).unwrap();
+    std::fs::create_dir_all(&homes.1).unwrap();
+    homes
+}
+
 #[test]
 fn a_poisoned_cache_from_elsewhere_is_compiled_again_and_never_signed() {
     let dir = tempfile::tempdir().unwrap();
-    let (h1, h2) = (dir.path().join("h1"), dir.path().join("h2"));
-    std::fs::create_dir_all(&h1).unwrap();
-    std::fs::create_dir_all(&h2).unwrap();
+    let (h1, h2) = two_homes(dir.path());
     let (sign_key, _) = key_pair(dir.path(), "release");
     let a = fixture("components/hello-cli.wasm");
     let b = fixture("components/calc.wasm");
@@ -178,9 +184,7 @@ fn a_poisoned_cache_from_elsewhere_is_compiled_again_and_never_signed() {
 #[test]
 fn the_same_secret_hits_and_an_unusable_secret_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let (h1, h2) = (dir.path().join("h1"), dir.path().join("h2"));
-    std::fs::create_dir_all(&h1).unwrap();
-    std::fs::create_dir_all(&h2).unwrap();
+    let (h1, h2) = two_homes(dir.path());
     let hello = fixture("components/hello-cli.wasm");
     let cache = dir.path().join("cache");
     let compile = |cmd: &mut assert_cmd::Command| {

@@ -286,11 +286,7 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
         return;
     };
     let reference = format!("{}/team/hello:v1", registry.addr());
-    let out = pack()
-        .args(["push", s(&b.native), &reference])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pack push: {}", stderr(&out));
+    pack_push(&b.native, &reference);
     let out = pack_umask_000()
         .args(["run", &reference, "--key", s(&b.public), "--store"])
         .arg(d.join("data/pack/store"))
