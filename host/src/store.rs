@@ -96,7 +96,7 @@ pub fn pull(
     allow_references: &[pack_packager::signing::ReferencePattern],
     options: &RegistryOptions,
 ) -> Result<(Layout, String, pack_registry_client::TransferSummary)> {
-    use pack_registry_client::{NoReporter, PlatformSpec, PullOptions, Registry, auth};
+    use pack_registry_client::{PlatformSpec, PullOptions};
 
     let (parsed, _) = pack_registry_client::parse_reference(reference)?;
     let tag = tag_for(reference);
@@ -123,50 +123,23 @@ pub fn pull(
             pack_packager::provenance::REBUILD_PREDICATE,
         ]),
     };
-    let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
-        Some(reporter) => reporter.as_ref(),
-        None => &NoReporter,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Store {
-            path: store.root.clone(),
-            source,
-        })?;
-    let summary = runtime
-        .block_on(async {
-            // The environment's credentials only for the registry the caller scoped them
-            // to (PACK_REGISTRY, or the reference the user gave).
-            let env = options
-                .credentials
-                .clone()
-                .unwrap_or_else(auth::AuthEnv::from_process);
-            let credentials = auth::resolve(parsed.registry(), None, &env)?;
-            let registry = Registry::connect(&parsed, credentials, &options.connect).await?;
-            pack_registry_client::pull(
-                &registry,
-                &parsed,
-                layout.root(),
-                &tag,
-                &pull_options,
-                reporter,
-            )
-            .await
-        })
-        .map_err(|e| match e {
-            // Refused before anything but the signatures was fetched: the host's refusal.
-            pack_registry_client::Error::Unverified {
-                reference,
-                digest,
-                reasons,
-            } => Error::Unverified {
-                bundle: reference,
-                digest,
-                reasons,
-            },
-            other => other.into(),
-        })?;
+    let summary = on_registry(store, &parsed, options, async |registry, reporter| {
+        let root = layout.root();
+        pack_registry_client::pull(registry, &parsed, root, &tag, &pull_options, reporter).await
+    })?
+    .map_err(|e| match e {
+        // Refused before anything but the signatures was fetched: the host's refusal.
+        pack_registry_client::Error::Unverified {
+            reference,
+            digest,
+            reasons,
+        } => Error::Unverified {
+            bundle: reference,
+            digest,
+            reasons,
+        },
+        other => other.into(),
+    })?;
     Ok((layout, tag, summary))
 }
 
@@ -179,10 +152,31 @@ pub fn fetch_layers(
     layers: &[pack_packager::oci_spec::image::Descriptor],
     options: &RegistryOptions,
 ) -> Result<u64> {
-    use pack_registry_client::{NoReporter, Registry, auth};
-
     let (parsed, _) = pack_registry_client::parse_reference(reference)?;
     let layout = store.layout()?;
+    let fetched = on_registry(store, &parsed, options, async |registry, reporter| {
+        pack_registry_client::fetch_blobs(registry, &parsed, layout.root(), layers, reporter).await
+    })??;
+    Ok(fetched)
+}
+
+/// Runs `transfer` on a current-thread runtime against the registry of `reference`,
+/// connected with `options` and the credentials the environment holds for that registry
+/// only (the caller's scoped ones, else the process's: `PACK_REGISTRY`, or the reference
+/// the user gave), telling `options.reporter` of its progress. The outer error is the
+/// store's (no runtime); the inner one is the registry's.
+#[cfg(feature = "registry")]
+fn on_registry<T>(
+    store: &ContentStore,
+    reference: &pack_registry_client::Reference,
+    options: &RegistryOptions,
+    transfer: impl AsyncFnOnce(
+        &pack_registry_client::Registry,
+        &dyn pack_registry_client::Reporter,
+    ) -> pack_registry_client::Result<T>,
+) -> Result<pack_registry_client::Result<T>> {
+    use pack_registry_client::{NoReporter, Registry, auth};
+
     let reporter: &dyn pack_registry_client::Reporter = match &options.reporter {
         Some(reporter) => reporter.as_ref(),
         None => &NoReporter,
@@ -194,16 +188,15 @@ pub fn fetch_layers(
             path: store.root.clone(),
             source,
         })?;
-    let fetched = runtime.block_on(async {
+    Ok(runtime.block_on(async {
         let env = options
             .credentials
             .clone()
             .unwrap_or_else(auth::AuthEnv::from_process);
-        let credentials = auth::resolve(parsed.registry(), None, &env)?;
-        let registry = Registry::connect(&parsed, credentials, &options.connect).await?;
-        pack_registry_client::fetch_blobs(&registry, &parsed, layout.root(), layers, reporter).await
-    })?;
-    Ok(fetched)
+        let credentials = auth::resolve(reference.registry(), None, &env)?;
+        let registry = Registry::connect(reference, credentials, &options.connect).await?;
+        transfer(&registry, reporter).await
+    }))
 }
 
 /// How to reach registries.

@@ -231,16 +231,15 @@ pub async fn push(
     }
 
     // 2. Manifests by digest, children first.
-    let mut next_id = plan.blobs.len();
+    let mut manifests = Manifests {
+        registry,
+        repository,
+        reporter,
+        next_id: plan.blobs.len(),
+    };
     for doc in &plan.manifests {
         let digest = doc.descriptor.digest().to_string();
-        let sent = put_document(registry, repository, &digest, doc, next_id, reporter).await?;
-        next_id += 1;
-        if sent {
-            summary.manifests_transferred += 1;
-        } else {
-            summary.manifests_skipped += 1;
-        }
+        manifests.put(&digest, doc, &mut summary).await?;
     }
     // 3. Referrers: each manifest by digest, then listed among the referrers of its
     // subject (by the registry itself when it has the referrers API, else in the
@@ -248,13 +247,7 @@ pub async fn push(
     let transport = RegistryTransport { registry, reporter };
     for (subject, entry, doc) in &plan.referrers {
         let digest = doc.descriptor.digest().to_string();
-        let sent = put_document(registry, repository, &digest, doc, next_id, reporter).await?;
-        next_id += 1;
-        if sent {
-            summary.manifests_transferred += 1;
-        } else {
-            summary.manifests_skipped += 1;
-        }
+        manifests.put(&digest, doc, &mut summary).await?;
         let invalid = |reason: String| Error::InvalidContent {
             operation: Box::new(
                 registry
@@ -268,24 +261,10 @@ pub async fn push(
     }
     // 4. Signatures under their tags; 5. the index under its tag.
     for (sig_tag, doc) in &plan.signatures {
-        let sent = put_document(registry, repository, sig_tag, doc, next_id, reporter).await?;
-        next_id += 1;
-        if sent {
-            summary.manifests_transferred += 1;
-        } else {
-            summary.manifests_skipped += 1;
-        }
+        manifests.put(sig_tag, doc, &mut summary).await?;
         summary.signatures.push(sig_tag.clone());
     }
-    let sent = put_document(
-        registry, repository, target_tag, &plan.root, next_id, reporter,
-    )
-    .await?;
-    if sent {
-        summary.manifests_transferred += 1;
-    } else {
-        summary.manifests_skipped += 1;
-    }
+    manifests.put(target_tag, &plan.root, &mut summary).await?;
     summary.duration = started.elapsed();
     Ok(summary)
 }
@@ -335,6 +314,34 @@ async fn push_blob(
     reporter.on_progress(id, blob.size());
     reporter.on_complete(id, Outcome::Transferred);
     Ok((Outcome::Transferred, blob.size()))
+}
+
+/// Puts a push's documents one after the other: each a reporter item numbered after the
+/// blobs, and counted in the summary as sent or already there.
+struct Manifests<'a> {
+    registry: &'a Registry,
+    repository: &'a str,
+    reporter: &'a dyn Reporter,
+    next_id: usize,
+}
+
+impl Manifests<'_> {
+    async fn put(
+        &mut self,
+        reference: &str,
+        doc: &Doc,
+        summary: &mut TransferSummary,
+    ) -> Result<()> {
+        let (registry, repository) = (self.registry, self.repository);
+        let id = self.next_id;
+        self.next_id += 1;
+        if put_document(registry, repository, reference, doc, id, self.reporter).await? {
+            summary.manifests_transferred += 1;
+        } else {
+            summary.manifests_skipped += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Puts a document under `reference` unless the registry has it there already; returns
