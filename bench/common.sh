@@ -99,6 +99,67 @@ corpus_dir() {
   echo "$corpus"
 }
 
+# cwasm_file LAYOUT PLATFORM OUT: writes to OUT the .cwasm that LAYOUT's `latest` bundle
+# has for PLATFORM (`os/arch[/variant]`), decompressed when its layer is zstd (pack's
+# default, `application/vnd.pack.cwasm.v1+zstd`): what `wasmtime run --allow-precompiled`
+# loads.
+cwasm_file() {
+  local blob media
+  read -r blob media < <(python3 - "$1" "$2" <<'EOF'
+import json, sys, os
+layout, platform = sys.argv[1], sys.argv[2]
+blob = lambda d: os.path.join(layout, "blobs", "sha256", d.split(":")[1])
+index = json.load(open(os.path.join(layout, "index.json")))
+tagged = next(m for m in index["manifests"]
+              if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "latest")
+for m in json.load(open(blob(tagged["digest"])))["manifests"]:
+    p = m.get("platform", {})
+    if "/".join(filter(None, [p.get("os"), p.get("architecture"), p.get("variant")])) == platform:
+        manifest = json.load(open(blob(m["digest"])))
+        layer = next(l for l in manifest["layers"]
+                     if l["mediaType"].startswith("application/vnd.pack.cwasm.v1"))
+        print(blob(layer["digest"]), layer["mediaType"])
+EOF
+  )
+  case "$media" in
+    application/vnd.pack.cwasm.v1) cp "$blob" "$3" ;;
+    application/vnd.pack.cwasm.v1+zstd) zstd -q -d -f "$blob" -o "$3" ;;
+    *) die "no .cwasm for $2 in $1" ;;
+  esac
+}
+
+# start_registry DIR: a fresh docker-registry (storage in DIR, a random loopback port),
+# stopping the one started before. Sets `addr` (host:port), `registry_pid` and
+# `registry_log`; exits 2 when it does not come up. Scripts call stop_registry on exit.
+registry_pid=""
+start_registry() {
+  stop_registry
+  local dir=$1
+  mkdir -p "$dir"
+  printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:0\n' \
+    "$dir/data" >"$dir/config.yml"
+  registry_log="$dir/registry.log"
+  REGISTRY_HTTP_SECRET=bench docker-registry serve "$dir/config.yml" >/dev/null 2>"$registry_log" &
+  registry_pid=$!
+  addr=""
+  for _ in $(seq 100); do
+    addr=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$registry_log" | head -1 | sed 's/listening on //') || true
+    [[ -n "$addr" ]] && return 0
+    sleep 0.1
+  done
+  cat "$registry_log" >&2
+  die "the registry did not start"
+}
+
+# stop_registry: stops the registry start_registry started, if any.
+stop_registry() {
+  if [[ -n "$registry_pid" ]]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+    registry_pid=""
+  fi
+}
+
 # wasmtime_cli: the wasmtime CLI the comparisons run ($WASMTIME, else `wasmtime` on
 # PATH); exits 2 unless it is 48.0.8, the version pack embeds.
 wasmtime_cli() {

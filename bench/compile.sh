@@ -238,19 +238,8 @@ print("same" if a == b and len(a) == 4 else "DIFF")' "$work/fc-v2.json" "$work/f
 
     # Through a registry: two runners, each with an empty local cache.
     if command -v docker-registry >/dev/null; then
-        mkdir -p "$work/registry"
-        printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:0\n' \
-            "$work/registry/data" >"$work/registry/config.yml"
-        REGISTRY_HTTP_SECRET=bench docker-registry serve "$work/registry/config.yml" >/dev/null 2>"$work/registry/log" &
-        registry_pid=$!
-        trap 'kill "$registry_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-        addr=""
-        for _ in $(seq 100); do
-            addr=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$work/registry/log" | head -1 | sed 's/listening on //') || true
-            [[ -n "$addr" ]] && break
-            sleep 0.1
-        done
-        [[ -n "$addr" ]] || { echo "error: the registry did not start" >&2; cat "$work/registry/log" >&2; exit 2; }
+        trap 'stop_registry; rm -rf "$work"' EXIT
+        start_registry "$work/registry"
         (cd "$work" && "$PACK" key generate --no-password --output-prefix cache >/dev/null)
         rb() { # rb OUT_VAR RUNNER INPUT EXTRA...: pack build --target all in a fresh runner
             local __v="$1" runner="$work/$2" input="$3"; shift 3
@@ -276,7 +265,7 @@ print("same" if digest(sys.argv[1]) == digest(sys.argv[2]) else "DIFF")' "$work/
         fn_row py-app reg-r1 "${R1% *}s" "$(mib "${R1#* }")" - - - "(info)"
         fn_row py-app reg-r2 "${R2% *}s" "$(mib "${R2#* }")" "$r2_fns" "${r_reg}x" "$(check "$r_reg" ">=" 3)" ">=3x faster than reg-cold"
         fn_row py-app reg-r2=cold - - - - "$bundle_same" "reg-r2's bundle digest is reg-cold's"
-        kill "$registry_pid" 2>/dev/null || true
+        stop_registry
     else
         echo "warning: docker-registry is not installed; skipping the registry rows" >&2
     fi

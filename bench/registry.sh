@@ -34,7 +34,6 @@ pack=$(pack_release)
 skopeo="${SKOPEO:-skopeo}"
 
 work=$(mktemp -d)
-registry_pid=""
 cleanup() {
     stop_registry
     rm -rf "$work"
@@ -51,37 +50,9 @@ size=$(du -sb "$work/bundle/blobs" | cut -f1)
 # and would mount them from an earlier repository of the same registry instead of sending
 # them.
 registry_seq=0
-start_registry() {
-    stop_registry
+fresh_registry() {
     registry_seq=$((registry_seq + 1))
-    local dir="$work/registry-$registry_seq"
-    mkdir -p "$dir"
-    cat >"$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $dir/data
-http:
-  addr: 127.0.0.1:0
-EOF
-    REGISTRY_HTTP_SECRET=bench docker-registry serve "$dir/config.yml" >/dev/null 2>"$dir/registry.log" &
-    registry_pid=$!
-    addr=""
-    for _ in $(seq 100); do
-        addr=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$dir/registry.log" | head -1 | sed 's/listening on //') || true
-        [[ -n "$addr" ]] && return 0
-        sleep 0.1
-    done
-    echo "error: the registry did not start:" >&2; cat "$dir/registry.log" >&2; exit 2
-}
-stop_registry() {
-    if [[ -n "$registry_pid" ]]; then
-        kill "$registry_pid" 2>/dev/null || true
-        wait "$registry_pid" 2>/dev/null || true
-        registry_pid=""
-    fi
+    start_registry "$work/registry-$registry_seq"
 }
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -100,10 +71,10 @@ pull_pack() { time_ms "$pack" pull "$addr/app:v1" -o "$work/pulled-pack" --quiet
 pull_skopeo() { time_ms "$skopeo" copy --all --quiet --src-tls-verify=false "docker://$addr/app:v1" "oci:$work/pulled-skopeo:v1"; }
 for i in $(seq "$repeat"); do
     echo "run $i/$repeat ..." >&2
-    start_registry
+    fresh_registry
     skopeo_cold+=("$(time_ms "$skopeo" copy --all --quiet --dest-tls-verify=false "oci:$work/bundle:v1" "docker://$addr/app:v1")")
     skopeo_noop+=("$(time_ms "$skopeo" copy --all --quiet --dest-tls-verify=false "oci:$work/bundle:v1" "docker://$addr/app:v1")")
-    start_registry
+    fresh_registry
     pack_cold+=("$(time_ms "$pack" push "$work/bundle:v1" "$addr/app:v1" --quiet)")
     pack_noop+=("$(time_ms "$pack" push "$work/bundle:v1" "$addr/app:v1" --quiet)")
     # Both pull what pack pushed, into empty layouts, alternating who goes first.

@@ -55,33 +55,6 @@ esac
 "$pack" key generate --no-password --output-prefix "$work/key" >/dev/null 2>&1
 hello="$here/fixtures/components/hello-http.wasm"
 
-# The .cwasm a bundle has for this platform, written to $2 (pack compresses layers with
-# zstd by default: `application/vnd.pack.cwasm.v1+zstd`).
-cwasm_of() {
-    local blob media
-    read -r blob media < <(python3 - "$1" "$platform" <<'EOF'
-import json, sys, os
-layout, platform = sys.argv[1], sys.argv[2]
-blob = lambda d: os.path.join(layout, "blobs", "sha256", d.split(":")[1])
-index = json.load(open(os.path.join(layout, "index.json")))
-tagged = next(m for m in index["manifests"]
-              if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "latest")
-for m in json.load(open(blob(tagged["digest"])))["manifests"]:
-    p = m.get("platform", {})
-    if "/".join(filter(None, [p.get("os"), p.get("architecture"), p.get("variant")])) == platform:
-        manifest = json.load(open(blob(m["digest"])))
-        layer = next(l for l in manifest["layers"]
-                     if l["mediaType"].startswith("application/vnd.pack.cwasm.v1"))
-        print(blob(layer["digest"]), layer["mediaType"])
-EOF
-    )
-    case "$media" in
-        application/vnd.pack.cwasm.v1) cp "$blob" "$2" ;;
-        application/vnd.pack.cwasm.v1+zstd) zstd -q -d -f "$blob" -o "$2" ;;
-        *) echo "error: no .cwasm for $platform in $1" >&2; exit 1 ;;
-    esac
-}
-
 # start LOG CMD...: starts a server in the background (stderr to LOG), and sets
 # `addr` once it has printed its address.
 start() {
@@ -129,7 +102,7 @@ load_start="$(loadavg)"
 echo "one app: building hello-http..." >&2
 "$pack" build "$hello" -t "$platform" -o "$work/hello" --sign-key "$work/key.key" >/dev/null 2>&1
 cwasm="$work/hello.cwasm"
-cwasm_of "$work/hello" "$cwasm"
+cwasm_file "$work/hello" "$platform" "$cwasm"
 start "$work/pack.log" "$pack" serve --app "/=$work/hello" --key "$work/key.pub" \
     --listen 127.0.0.1:0 --json
 echo "one app: wrk on pack serve (${seconds}s)..." >&2

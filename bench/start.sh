@@ -34,6 +34,7 @@ parse_options "$@"
 
 corpus=$(corpus_dir)
 wasmtime=$(wasmtime_cli)
+require_tools python3 zstd
 
 pack=$(release_binary pack)
 pack_host=$(release_binary pack-host pack-host)
@@ -60,24 +61,6 @@ for name in c-cli py-cli js-http-proxy-sm; do
     "$pack" build "$corpus/components/$name.component.wasm" -t "$platform" -o "$work/$name" \
         --sign-key "$work/key.key" >/dev/null
 done
-
-# The .cwasm a bundle has for this platform.
-cwasm_of() {
-    python3 - "$1" "$platform" <<'EOF'
-import json, sys, os
-layout, platform = sys.argv[1], sys.argv[2]
-blob = lambda d: os.path.join(layout, "blobs", "sha256", d.split(":")[1])
-index = json.load(open(os.path.join(layout, "index.json")))
-tagged = next(m for m in index["manifests"]
-              if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "latest")
-for m in json.load(open(blob(tagged["digest"])))["manifests"]:
-    p = m.get("platform", {})
-    if "/".join(filter(None, [p.get("os"), p.get("architecture"), p.get("variant")])) == platform:
-        manifest = json.load(open(blob(m["digest"])))
-        print(blob(next(l["digest"] for l in manifest["layers"]
-                        if l["mediaType"] == "application/vnd.pack.cwasm.v1")))
-EOF
-}
 
 # median_us RUNS CMD...: median wall time in microseconds over RUNS runs (after one
 # warm-up run); a failing run aborts, with its output.
@@ -150,7 +133,8 @@ done
 
 # Whole process.
 echo "measuring whole processes ($repeat runs each)..." >&2
-c_cwasm="$(cwasm_of "$work/c-cli")"
+c_cwasm="$work/c-cli.cwasm"
+cwasm_file "$work/c-cli" "$platform" "$c_cwasm"
 read -r p w < <(interleaved "$repeat" "$pack" run "$work/c-cli" --key "$work/key.pub" -- 2 \
     ::: "$wasmtime" run --allow-precompiled "$c_cwasm" 2)
 r="$(ratio "$p" "$w")"
@@ -168,7 +152,8 @@ row py-cli "pack run" "$(ms "$p")" "$(ms "$w")" "${r}x" "$(check "$r" ">=" 100)"
 # HTTP.
 echo "measuring HTTP (${seconds}s of load, $connections connections)..." >&2
 js_wasm="$corpus/components/js-http-proxy-sm.component.wasm"
-js_cwasm="$(cwasm_of "$work/js-http-proxy-sm")"
+js_cwasm="$work/js-http-proxy-sm.cwasm"
+cwasm_file "$work/js-http-proxy-sm" "$platform" "$js_cwasm"
 read -r _ pf prps perr < <("$start" serve "$seconds" "$connections" -- \
     "$pack" run "$work/js-http-proxy-sm" --key "$work/key.pub" --listen 127.0.0.1:0)
 read -r _ wf wrps werr < <("$start" serve "$seconds" "$connections" -- \

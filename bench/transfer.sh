@@ -46,35 +46,15 @@ case "$(uname -m)" in
 esac
 
 work=$(mktemp -d)
-registry_pid=""
 cleanup() {
-    if [[ -n "$registry_pid" ]]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
+    stop_registry
     rm -rf "$work"
 }
 trap cleanup EXIT
 export PACK_CACHE_DIR="${PACK_CACHE_DIR:-$HOME/.cache/pack}"
 
-mkdir -p "$work/registry"
-cat >"$work/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $work/registry/data
-http:
-  addr: 127.0.0.1:0
-EOF
-log="$work/registry/registry.log"
-REGISTRY_HTTP_SECRET=bench docker-registry serve "$work/registry/config.yml" >/dev/null 2>"$log" &
-registry_pid=$!
-addr=""
-for _ in $(seq 100); do
-    addr=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$log" | head -1 | sed 's/listening on //') || true
-    [[ -n "$addr" ]] && break
-    sleep 0.1
-done
-[[ -n "$addr" ]] || { echo "error: the registry did not start" >&2; cat "$log" >&2; exit 2; }
+start_registry "$work/registry"
+log="$registry_log"
 
 # Bytes the registry wrote in responses since log line $1.
 sent_since() {

@@ -598,13 +598,8 @@ pub async fn verify_remote(
     keys: &[PublicKey],
     reporter: &dyn Reporter,
 ) -> Result<Verdict> {
-    let sig_tag = signature_tag(digest);
-    let mut verdict = Verdict {
-        digest: digest.to_string(),
-        signature_tag: sig_tag.clone(),
-        referrers_tag: pack_packager::referrers::referrers_tag(digest),
-        signatures: Vec::new(),
-    };
+    let mut verdict = Verdict::new(digest);
+    let sig_tag = verdict.signature_tag.clone();
     let what = format!("manifest {sig_tag}");
     let legacy = match with_retry(registry, &what, reporter, || {
         registry.get_manifest(repository, &sig_tag, &MANIFEST_TYPES[1..2])
@@ -653,12 +648,8 @@ pub async fn verify_remote(
     )
     .await?;
     for (entry, checked) in checks {
-        let claimed_key = signing::claimed_key(&entry);
-        let (layer, outcome) = match checked {
-            Err(problem) => (
-                entry.digest().to_string(),
-                Err(Rejection::MalformedSignature { detail: problem }),
-            ),
+        let bundle = match &checked {
+            Err(problem) => Err(problem.clone()),
             Ok((_, manifest)) => {
                 let layer = &manifest.layers()[0];
                 let what = format!("blob {}", layer.digest());
@@ -666,18 +657,11 @@ pub async fn verify_remote(
                     registry.get_blob(repository, layer)
                 })
                 .await?;
-                (
-                    layer.digest().to_string(),
-                    signing::verify_bundle(&bytes, digest, keys),
-                )
+                Ok((layer, bytes))
             }
         };
-        verdict.signatures.push(SignatureCheck {
-            format: SignatureKind::SigstoreBundle,
-            layer,
-            claimed_key,
-            outcome,
-        });
+        let check = SignatureCheck::sigstore_bundle(&entry, bundle, digest, keys);
+        verdict.signatures.push(check);
     }
     Ok(verdict)
 }

@@ -606,7 +606,47 @@ pub struct Verdict {
     pub signatures: Vec<SignatureCheck>,
 }
 
+impl SignatureCheck {
+    /// The check of the sigstore bundle referrer `entry` of `digest`: `bundle` is the
+    /// bundle layer and its bytes, or why the referrer's manifest is not a proper one (one
+    /// bundle layer, `subject` = `digest`), in which case nothing of it was fetched.
+    pub fn sigstore_bundle(
+        entry: &Descriptor,
+        bundle: std::result::Result<(&Descriptor, Vec<u8>), String>,
+        digest: &Digest,
+        keys: &[PublicKey],
+    ) -> Self {
+        let (layer, outcome) = match bundle {
+            Err(problem) => (
+                entry.digest().to_string(),
+                Err(Rejection::MalformedSignature { detail: problem }),
+            ),
+            Ok((layer, bytes)) => (
+                layer.digest().to_string(),
+                verify_bundle(&bytes, digest, keys),
+            ),
+        };
+        SignatureCheck {
+            format: SignatureKind::SigstoreBundle,
+            layer,
+            claimed_key: claimed_key(entry),
+            outcome,
+        }
+    }
+}
+
 impl Verdict {
+    /// The verdict on `digest` before any signature is checked: its signature and
+    /// referrers tags, no signatures yet.
+    pub fn new(digest: &Digest) -> Self {
+        Verdict {
+            digest: digest.to_string(),
+            signature_tag: signature_tag(digest),
+            referrers_tag: referrers_tag(digest),
+            signatures: Vec::new(),
+        }
+    }
+
     /// Whether at least one signature by one of the keys covers the digest.
     pub fn is_verified(&self) -> bool {
         self.signatures.iter().any(|s| s.outcome.is_ok())
@@ -670,13 +710,8 @@ pub fn verify(layout: &Layout, tag: &str, keys: &[PublicKey]) -> Result<Verdict>
 /// the legacy `sha256-<hex>.sig` manifest and the sigstore bundles among the referrers
 /// of `digest`. The signed content itself is not read.
 pub fn verify_digest(layout: &Layout, digest: &Digest, keys: &[PublicKey]) -> Result<Verdict> {
-    let signature_tag = signature_tag(digest);
-    let mut verdict = Verdict {
-        digest: digest.to_string(),
-        signature_tag: signature_tag.clone(),
-        referrers_tag: referrers_tag(digest),
-        signatures: Vec::new(),
-    };
+    let mut verdict = Verdict::new(digest);
+    let signature_tag = verdict.signature_tag.clone();
     if let Some(entry) = layout.tags()?.into_iter().find(|t| t.name == signature_tag) {
         let manifest = layout.read_manifest(&entry.descriptor)?;
         for layer in manifest.layers() {
@@ -705,32 +740,20 @@ pub fn verify_digest(layout: &Layout, digest: &Digest, keys: &[PublicKey]) -> Re
     let bundles = signature_referrers(layout.root(), referrers::referrers(layout, digest)?)?;
     for entry in bundles {
         let manifest = layout.read_manifest(&entry)?;
-        let claimed_key = claimed_key(&entry);
-        let (layer, outcome) = match referrers::referrer_problem(
+        let bundle = match referrers::referrer_problem(
             &manifest,
             digest,
             BUNDLE_MEDIA_TYPE,
             BUNDLE_MEDIA_TYPE,
         ) {
-            Some(problem) => (
-                entry.digest().to_string(),
-                Err(Rejection::MalformedSignature { detail: problem }),
-            ),
+            Some(problem) => Err(problem),
             None => {
                 let layer = &manifest.layers()[0];
-                let bytes = layout.read_document(layer, "a sigstore bundle")?;
-                (
-                    layer.digest().to_string(),
-                    verify_bundle(&bytes, digest, keys),
-                )
+                Ok((layer, layout.read_document(layer, "a sigstore bundle")?))
             }
         };
-        verdict.signatures.push(SignatureCheck {
-            format: SignatureKind::SigstoreBundle,
-            layer,
-            claimed_key,
-            outcome,
-        });
+        let check = SignatureCheck::sigstore_bundle(&entry, bundle, digest, keys);
+        verdict.signatures.push(check);
     }
     Ok(verdict)
 }
