@@ -236,28 +236,24 @@ fn verification_does_not_read_the_signed_content() {
     );
 }
 
+/// Signs `layout:latest` with a key made for the purpose.
+fn sign_by_a_new_key(
+    layout: &Layout,
+    options: &SignOptions,
+) -> pack_packager::Result<pack_packager::signing::SignSummary> {
+    sign_index(layout, "latest", &PrivateKey::generate(), options)
+}
+
 #[test]
 fn signing_stops_at_the_number_of_signatures_a_host_follows() {
     let dir = tempfile::tempdir().unwrap();
     let layout = bundle(dir.path());
     let limit = pack_packager::limits::MAX_SIGNATURE_LAYERS;
     for _ in 0..limit {
-        sign_index(
-            &layout,
-            "latest",
-            &PrivateKey::generate(),
-            &SignOptions::default(),
-        )
-        .unwrap();
+        sign_by_a_new_key(&layout, &SignOptions::default()).unwrap();
     }
     let before = fs::read(layout.root().join("index.json")).unwrap();
-    let err = sign_index(
-        &layout,
-        "latest",
-        &PrivateKey::generate(),
-        &SignOptions::default(),
-    )
-    .unwrap_err();
+    let err = sign_by_a_new_key(&layout, &SignOptions::default()).unwrap_err();
     assert!(
         matches!(err, pack_packager::Error::TooMany { count, limit: l, .. } if count == limit + 1 && l == limit),
         "{err:?}"
@@ -278,16 +274,10 @@ fn signing_stops_at_the_number_of_signatures_a_host_follows() {
         ..Default::default()
     };
     for _ in 0..limit {
-        sign_index(&layout, "latest", &PrivateKey::generate(), &bundles).unwrap();
+        sign_by_a_new_key(&layout, &bundles).unwrap();
     }
     let before = fs::read(layout.root().join("index.json")).unwrap();
-    let err = sign_index(
-        &layout,
-        "latest",
-        &PrivateKey::generate(),
-        &SignOptions::default(),
-    )
-    .unwrap_err();
+    let err = sign_by_a_new_key(&layout, &SignOptions::default()).unwrap_err();
     assert!(
         matches!(err, pack_packager::Error::TooMany { limit: l, .. } if l == limit),
         "{err:?}"

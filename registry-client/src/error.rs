@@ -488,11 +488,16 @@ impl Context<'_> {
         if let Some(status) = error.status() {
             return self.status_error(status.as_u16(), Vec::new());
         }
-        let tls = is_tls_error(&error);
+        self.network_error(error)
+    }
+
+    /// `error` as this operation's failure to reach the registry (in the TLS handshake or
+    /// not, as its chain of causes tells).
+    fn network_error(&self, error: impl std::error::Error + Send + Sync + 'static) -> Error {
         Error::Network {
             operation: Box::new(self.operation.clone()),
             scheme: self.scheme,
-            tls,
+            tls: is_tls_error(&error),
             source: Box::new(error),
         }
     }
@@ -509,13 +514,7 @@ impl Context<'_> {
                 .expect("checked above");
             return self.digest_error(*digest_error);
         }
-        let tls = is_tls_error(&error);
-        Error::Network {
-            operation: Box::new(self.operation.clone()),
-            scheme: self.scheme,
-            tls,
-            source: Box::new(error),
-        }
+        self.network_error(error)
     }
 
     fn digest_error(&self, error: oci_client::errors::DigestError) -> Error {
