@@ -39,6 +39,16 @@ log() { printf '[cross] %s\n' "$*" >&2; }
 die() { printf '[cross] error: %s\n' "$*" >&2; exit 2; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# capture NAME CMD...: runs CMD with no input, its stdout and stderr in $work/NAME.out
+# and $work/NAME.err, and sets `rc` to its exit status (a failure does not stop here).
+capture() {
+  local name=$1
+  shift
+  set +e
+  "$@" </dev/null >"$work/$name.out" 2>"$work/$name.err"
+  rc=$?
+  set -e
+}
 
 failures=()
 fail() { failures+=("$*"); printf '[cross] FAIL: %s\n' "$*" >&2; }
@@ -150,12 +160,8 @@ for c in "${cases[@]}"; do
   IFS='|' read -r name bundle want text args <<<"$c"
   id=${name//[^a-z0-9]/_}
   t1=$(now)
-  set +e
   # shellcheck disable=SC2086 # args are words
-  "$pack" run "$work/$bundle" --key "$pub" $args </dev/null \
-    >"$work/$id.x86_64.out" 2>"$work/$id.x86_64.err"
-  rc=$?
-  set -e
+  capture "$id.x86_64" "$pack" run "$work/$bundle" --key "$pub" $args
   echo "$rc" >"$work/$id.x86_64.rc"
   # The reference must itself be right: the amd64 artifact, the expected status, output.
   if ! grep -q "linux/amd64 artifact" "$work/$id.x86_64.err" || [ "$rc" != "$want" ] ||
@@ -177,12 +183,9 @@ for a in "${arches[@]}"; do
     IFS='|' read -r name bundle want text args <<<"$c"
     id=${name//[^a-z0-9]/_}
     t1=$(now)
-    set +e
-    # shellcheck disable=SC2086
-    timeout 900 "$qemu" -L "$sysroot" "${qemu_cpu[@]}" "${host_bin[$a]}" --verbose \
-      --key "$pub" "$work/$bundle" $args </dev/null >"$work/$id.$a.out" 2>"$work/$id.$a.err"
-    rc=$?
-    set -e
+    # shellcheck disable=SC2086 # args are words
+    capture "$id.$a" timeout 900 "$qemu" -L "$sysroot" "${qemu_cpu[@]}" "${host_bin[$a]}" \
+      --verbose --key "$pub" "$work/$bundle" $args
     took=$(since "$t1")
     chosen=$(grep -o "linux/$oci[/a-z0-9.]* artifact" "$work/$id.$a.err" | head -1)
     chosen=${chosen% artifact} equal=equal
@@ -214,11 +217,7 @@ refused() { # ARCH WHAT EXPECTED-TEXT QEMU-ARGS... -- HOST-ARGS...
   shift
   local t1 rc
   t1=$(now)
-  set +e
-  timeout 900 "$qemu" -L "$sysroot" "${qargs[@]}" "${host_bin[$a]}" --key "$pub" "$@" \
-    </dev/null >"$work/refused.out" 2>"$work/refused.err"
-  rc=$?
-  set -e
+  capture refused timeout 900 "$qemu" -L "$sysroot" "${qargs[@]}" "${host_bin[$a]}" --key "$pub" "$@"
   if [ "$rc" = 2 ] && [ ! -s "$work/refused.out" ] && grep -qF "$expect" "$work/refused.err"; then
     results+=("$(printf '%-8s %-14s %-24s %-10s %-5s %6ss' "$a" "$what" refused "" "$rc" "$(since "$t1")")")
   else
