@@ -157,6 +157,19 @@ pub struct ServeOptions {
 
 const ERROR_BODY: &str = "500 Internal Server Error\n";
 
+/// A listening socket on `addr`, as servers open one: `SO_REUSEADDR` (but on Windows,
+/// where it means something else), so that a restarted server binds at once; a backlog
+/// of 1024.
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }?;
+    socket.set_reuseaddr(!cfg!(windows))?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Serves `pre` on `options.addr` until `shutdown` completes.
 pub async fn serve(
     pre: HttpPre,
@@ -168,14 +181,7 @@ pub async fn serve(
         addr: addr.to_string(),
         source,
     };
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-    }
-    .map_err(serve_error)?;
-    socket.set_reuseaddr(!cfg!(windows)).map_err(serve_error)?;
-    socket.bind(addr).map_err(serve_error)?;
-    let listener = socket.listen(1024).map_err(serve_error)?;
+    let listener = listen(addr).map_err(serve_error)?;
     let local = listener.local_addr().map_err(serve_error)?;
     if let Some(on_listening) = &options.on_listening {
         on_listening(local);

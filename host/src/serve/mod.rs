@@ -34,16 +34,17 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use tokio::sync::Semaphore;
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::EngineSettings;
+use crate::wasi::HostState;
 use crate::{Artifact, Error, Host, HostOptions, Kind, Resolved, Source, Trust};
 use config::{AppConfig, ConfigError, ServeConfig};
 use event::{Event, Reporter};
@@ -112,30 +113,22 @@ impl Default for ServerOptions {
     }
 }
 
-/// A store's data for one request.
+/// A store's data for one request: what `pack run` gives a component, and the app's
+/// memory limit.
 struct State {
-    ctx: WasiCtx,
-    table: ResourceTable,
-    http: WasiHttpCtx,
+    host: HostState,
     limits: StoreLimits,
 }
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
+        self.host.ctx()
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: Default::default(),
-        }
+        self.host.http()
     }
 }
 
@@ -533,18 +526,10 @@ impl Server {
 }
 
 fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
-    let error = |source| ServeError::Listen {
+    crate::http::listen(addr).map_err(|source| ServeError::Listen {
         addr: addr.to_string(),
         source,
-    };
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-    }
-    .map_err(error)?;
-    socket.set_reuseaddr(!cfg!(windows)).map_err(error)?;
-    socket.bind(addr).map_err(error)?;
-    socket.listen(1024).map_err(error)
+    })
 }
 
 impl Shared {
@@ -944,9 +929,7 @@ async fn serve_app(
     let mut store = Store::new(
         release.pre.engine(),
         State {
-            ctx,
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            host: HostState::new(ctx),
             limits: limits.build(),
         },
     );
