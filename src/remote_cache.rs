@@ -434,10 +434,6 @@ impl RemoteCache {
         }
     }
 
-    /// Pushes what the staging layout holds under `tag` to the cache repository, once
-    /// `written` (the entry's preparation there) succeeded; a failure of either is a
-    /// warning naming `what`. A network or credentials failure gives up the registry for
-    /// the rest of the build.
     /// The one way entries reach the shared cache: `write` stages an entry into the
     /// staging layout, signed with the publishing key for the repository's name, and
     /// returns its tag (`None`: nothing to publish); the tag is then pushed. Nothing

@@ -332,10 +332,18 @@ impl Manifests<'_> {
         doc: &Doc,
         summary: &mut TransferSummary,
     ) -> Result<()> {
-        let (registry, repository) = (self.registry, self.repository);
         let id = self.next_id;
         self.next_id += 1;
-        if put_document(registry, repository, reference, doc, id, self.reporter).await? {
+        if put_document(
+            self.registry,
+            self.repository,
+            reference,
+            doc,
+            id,
+            self.reporter,
+        )
+        .await?
+        {
             summary.manifests_transferred += 1;
         } else {
             summary.manifests_skipped += 1;
