@@ -590,3 +590,121 @@ pub fn spawn_reading_stderr<T: Send + 'static>(
     });
     (child, rx)
 }
+
+/// A process the test started (a server), killed and waited for when dropped.
+pub struct Spawned(pub std::process::Child);
+
+impl Spawned {
+    /// Sends it the signal `name` (`-INT`, `-TERM`, `-HUP`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let pid = self.0.id().to_string();
+        std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+    }
+
+    /// Its exit code, waiting up to `within` for it to end; `None` while it runs on (or
+    /// when a signal ended it).
+    pub fn exit_code_within(&mut self, within: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Asserts that a pull into `layout` that failed on the blob `hex` left nothing of it
+/// behind: not that blob, no temporary file, and no `v1` tag in `index.json` (blobs that
+/// arrived whole may stay, for a later pull to resume from).
+#[track_caller]
+pub fn assert_failed_pull_left_nothing(layout: &Path, hex: &str) {
+    let blob = layout.join("blobs/sha256").join(hex);
+    assert!(!blob.exists(), "{} was kept", blob.display());
+    let temporary: Vec<String> = std::fs::read_dir(layout)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".pack-tmp"))
+        .collect();
+    assert!(temporary.is_empty(), "{temporary:?}");
+    let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+    assert!(!index.contains("\"v1\""), "{index}");
+}
+
+/// A registry for a test that also runs skopeo; `None` (the caller skips) when either is
+/// missing outside CI.
+pub fn registry_with_skopeo() -> Option<crate::registry::Registry> {
+    crate::registry::require("skopeo")?;
+    crate::registry::Registry::start()
+}
+
+/// skopeo copies `repo_tag` (every platform) from `registry` into the OCI layout `layout`,
+/// tagged `tag`.
+pub fn skopeo_pull(registry: &crate::registry::Registry, repo_tag: &str, layout: &Path, tag: &str) {
+    crate::registry::skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &registry.docker_ref(repo_tag),
+        &crate::registry::oci_ref(layout, tag),
+    ]);
+}
+
+/// A registry and a temporary directory for the test's files (a home, keys); `None` (the
+/// caller skips) when `docker-registry` is missing outside CI.
+pub fn registry_and_tempdir() -> Option<(crate::registry::Registry, tempfile::TempDir)> {
+    let registry = crate::registry::Registry::start()?;
+    Some((registry, tempfile::tempdir().unwrap()))
+}
+
+/// The string `key` of each object of the JSON array `items`, in order (the panic shows
+/// what is not there).
+pub fn strings_of<'a>(items: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {items}"))
+        .iter()
+        .map(|item| {
+            item[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no string `{key}` in {item}"))
+        })
+        .collect()
+}
+
+/// The names of the entries of the directory `dir`.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Every file under `dir`, at any depth (none when `dir` does not exist, and a directory
+/// that vanishes while it is read is passed over: the tree may be written at the time).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}

@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -18,7 +18,6 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::faultproxy::{Fault, FaultProxy, Request};
-use crate::registry::Registry;
 
 const MIB: usize = 1 << 20;
 
@@ -84,6 +83,12 @@ fn small() -> &'static Path {
     path
 }
 
+/// A small bundle other than [`small`] (two 3 MiB natives, for amd64 and s390x), in
+/// `dir/other`, made of `seed`.
+fn other_small(dir: &Path, seed: u64) -> PathBuf {
+    synthetic_bundle(&dir.join("other"), &[Arch::Amd64, Arch::s390x], 3, seed)
+}
+
 /// A 150 MB bundle (four natives of 37 MiB: each goes up in two chunks), built once.
 fn big() -> &'static Path {
     static BIG: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -96,11 +101,7 @@ fn big() -> &'static Path {
     path
 }
 
-/// `pack` with its own docker config, no registry credentials, and the given timeout.
-fn pack_cmd(home: &Path) -> Command {
-    pack_std_in(home)
-}
-
+/// Runs `cmd` to its end: its status and output.
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
@@ -123,8 +124,9 @@ fn blobs(layout: &Path) -> Vec<(String, u64)> {
     out
 }
 
-fn temp_files(layout: &Path) -> Vec<String> {
-    std::fs::read_dir(layout)
+/// The temporary files (`.pack-tmp-*`) in the directory `dir` (none when it does not exist).
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -132,6 +134,17 @@ fn temp_files(layout: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Asserts that no temporary file stays in `dir` after `what` ran.
+#[track_caller]
+fn assert_no_temp_files(dir: &Path, what: &str) {
+    let left = temp_files(dir);
+    assert!(
+        left.is_empty(),
+        "{what}: stale temporary files stay in {}: {left:?}",
+        dir.display()
+    );
 }
 
 /// Every blob file hashes to its name, `index.json` parses, and everything a tag points
@@ -252,14 +265,59 @@ fn retries(out: &Output) -> Vec<String> {
         .collect()
 }
 
+/// `pack push <layout>:v1 <target>` as the user `home`; callers add flags.
+fn push(home: &Path, layout: &Path, target: &str) -> Command {
+    let mut cmd = pack_std_in(home);
+    cmd.args(["push", &format!("{}:v1", s(layout)), target]);
+    cmd
+}
+
+/// `pack pull <reference> -o <dest>` as the user `home` (`dest` is a layout, or
+/// `LAYOUT:TAG`); callers add flags.
+fn pull(home: &Path, reference: &str, dest: &str) -> Command {
+    let mut cmd = pack_std_in(home);
+    cmd.args(["pull", reference, "-o", dest]);
+    cmd
+}
+
+/// [`push`] with nothing in the way; it must succeed.
+fn push_ok(home: &Path, layout: &Path, target: &str) {
+    assert_exit(&run(&mut push(home, layout, target)), 0);
+}
+
+/// [`pull`] into the new layout `dest` with nothing in the way; it must succeed and leave
+/// `dest` consistent.
+fn pull_ok(home: &Path, reference: &str, dest: &Path) {
+    assert_exit(&run(&mut pull(home, reference, s(dest))), 0);
+    assert_consistent(dest);
+}
+
+/// Starts `cmd` with its output captured.
+fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` to end; it must succeed.
+fn wait_ok(child: Child) {
+    assert_exit(&child.wait_with_output().unwrap(), 0);
+}
+
+/// Kills `child` with SIGKILL, and checks that the signal is what ended it.
+fn kill_9(child: &mut Child) {
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().code(), None, "pack was not killed");
+}
+
 /// Each kind of request meets each of its faults once, in turn; the transfer succeeds
 /// and every retry is in the log.
 #[test]
 fn transient_faults_are_retried_and_logged() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
     let layout = small();
     // (request kind, faults to inject one after the other), for the push then the pull.
     let push_plan: Vec<(&str, Vec<Fault>)> = vec![
@@ -294,7 +352,6 @@ fn transient_faults_are_retried_and_logged() {
         ),
     ];
     let dest = home.path().join("pulled");
-    let target = |proxy: &FaultProxy| format!("{}/app:v1", proxy.addr);
     let started = Instant::now();
     let mut injected = 0;
     let mut all = Vec::new();
@@ -318,12 +375,12 @@ fn transient_faults_are_retried_and_logged() {
                 _ => Fault::Pass,
             }
         });
-        let mut cmd = pack_cmd(home.path());
-        if pushing {
-            cmd.args(["push", &format!("{}:v1", s(layout)), &target(&proxy)]);
+        let target = format!("{}/app:v1", proxy.addr);
+        let mut cmd = if pushing {
+            push(home.path(), layout, &target)
         } else {
-            cmd.args(["pull", &target(&proxy), "-o", s(&dest)]);
-        }
+            pull(home.path(), &target, s(&dest))
+        };
         let out = run(cmd.args(["--json", "--timeout", "2"]));
         assert_exit(&out, 0);
         let lines = retries(&out);
@@ -360,7 +417,7 @@ fn transient_faults_are_retried_and_logged() {
     }
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
     assert_consistent(&dest);
-    assert!(temp_files(&dest).is_empty());
+    assert_no_temp_files(&dest, "the pull with faults");
     // Bounded: four stalls of 2 s, a Retry-After of 1 s, backoffs of about 0.5 s.
     assert!(
         started.elapsed() < Duration::from_secs(60),
@@ -373,21 +430,20 @@ fn transient_faults_are_retried_and_logged() {
 /// what failed, exits with the documented status, writes no tag and leaves no partial file.
 #[test]
 fn permanent_faults_fail_clearly_and_leave_nothing_behind() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
     let layout = small();
-    let source = format!("{}:v1", s(layout));
-    let out =
-        run(pack_cmd(home.path()).args(["push", &source, &format!("{}/app:v1", registry.addr())]));
-    assert_exit(&out, 0);
+    push_ok(home.path(), layout, &format!("{}/app:v1", registry.addr()));
     let biggest = blobs(layout).into_iter().max_by_key(|(_, n)| *n).unwrap().0;
 
     struct Case {
         name: &'static str,
         push: bool,
-        fault: fn(&Request, &str) -> Fault,
+        /// The requests that meet `fault`, given the hex digest of the biggest blob; the
+        /// others pass.
+        when: fn(&Request, &str) -> bool,
+        fault: Fault,
         status: i32,
         says: &'static [&'static str],
     }
@@ -395,207 +451,133 @@ fn permanent_faults_fail_clearly_and_leave_nothing_behind() {
         Case {
             name: "push: 500 on every upload",
             push: true,
-            fault: |r, _| {
-                if r.method == "POST" {
-                    Fault::Status(500, None)
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, _| r.method == "POST",
+            fault: Fault::Status(500, None),
             status: 4,
             says: &["HTTP 500", "still failing after 3 attempts"],
         },
         Case {
             name: "push: 429 on every manifest",
             push: true,
-            fault: |r, _| {
-                if r.method == "PUT" && r.is_manifest() {
-                    Fault::Status(429, Some(0))
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, _| r.method == "PUT" && r.is_manifest(),
+            fault: Fault::Status(429, Some(0)),
             status: 4,
             says: &["HTTP 429", "still failing after 3 attempts"],
         },
         Case {
             name: "push: the registry stalls",
             push: true,
-            fault: |r, _| {
-                if r.path != "/v2/" {
-                    Fault::Stall
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, _| r.path != "/v2/",
+            fault: Fault::Stall,
             status: 4,
             says: &["timed out", "still failing after 3 attempts"],
         },
         Case {
             name: "push: blob bytes damaged on the way (the registry refuses the digest)",
             push: true,
-            fault: |r, _| {
-                if r.method == "PUT" && r.is_upload() {
-                    Fault::CorruptUpload
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, _| r.method == "PUT" && r.is_upload(),
+            fault: Fault::CorruptUpload,
             status: 2,
             says: &["DIGEST_INVALID"],
         },
         Case {
             name: "pull: blob always cut short",
             push: false,
-            fault: |r, big| {
-                if r.is_blob_get() && r.path.contains(big) {
-                    Fault::Truncate
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, big| r.is_blob_get() && r.path.contains(big),
+            fault: Fault::Truncate,
             status: 4,
             says: &["still failing after 3 attempts"],
         },
         Case {
             name: "pull: blob stalls",
             push: false,
-            fault: |r, big| {
-                if r.is_blob_get() && r.path.contains(big) {
-                    Fault::StallAfter(1000)
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, big| r.is_blob_get() && r.path.contains(big),
+            fault: Fault::StallAfter(1000),
             status: 4,
             says: &["timed out", "still failing after 3 attempts"],
         },
         Case {
             name: "pull: blob body does not match its digest",
             push: false,
-            fault: |r, big| {
-                if r.is_blob_get() && r.path.contains(big) {
-                    Fault::Corrupt
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, big| r.is_blob_get() && r.path.contains(big),
+            fault: Fault::Corrupt,
             status: 2,
             says: &["does not match its digest"],
         },
         Case {
             name: "pull: manifest does not match its digest",
             push: false,
-            fault: |r, _| {
-                if r.method == "GET" && r.path.contains("/manifests/sha256:") {
-                    Fault::Corrupt
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, _| r.method == "GET" && r.path.contains("/manifests/sha256:"),
+            fault: Fault::Corrupt,
             status: 2,
             says: &["does not match its digest"],
         },
         Case {
             name: "pull: blob answers 404",
             push: false,
-            fault: |r, big| {
-                if r.is_blob_get() && r.path.contains(big) {
-                    Fault::Status(404, None)
-                } else {
-                    Fault::Pass
-                }
-            },
+            when: |r, big| r.is_blob_get() && r.path.contains(big),
+            fault: Fault::Status(404, None),
             status: 2,
             says: &["not found"],
         },
     ];
     for (i, case) in cases.iter().enumerate() {
-        let big = biggest.clone();
-        let fault = case.fault;
-        let proxy = FaultProxy::start(registry.addr(), move |r| fault(r, &big));
+        let name = case.name;
+        let (big, when, fault) = (biggest.clone(), case.when, case.fault);
+        let proxy = FaultProxy::start(registry.addr(), move |r| {
+            if when(r, &big) { fault } else { Fault::Pass }
+        });
         let started = Instant::now();
         let dest = home.path().join(format!("pulled-{i}"));
         let repo = format!("case{i}");
-        let out = if case.push {
-            run(pack_cmd(home.path())
-                .args(["push", &source, &format!("{}/{repo}:v1", proxy.addr)])
-                .args(["--timeout", "1", "--retries", "2"]))
+        let mut cmd = if case.push {
+            push(home.path(), layout, &format!("{}/{repo}:v1", proxy.addr))
         } else {
-            run(pack_cmd(home.path())
-                .args(["pull", &format!("{}/app:v1", proxy.addr), "-o", s(&dest)])
-                .args(["--timeout", "1", "--retries", "2"]))
+            pull(home.path(), &format!("{}/app:v1", proxy.addr), s(&dest))
         };
+        let out = run(cmd.args(["--timeout", "1", "--retries", "2"]));
         let elapsed = started.elapsed();
         eprintln!(
-            "{}: exit {:?} in {elapsed:?}\n{}",
-            case.name,
+            "{name}: exit {:?} in {elapsed:?}\n{}",
             out.status.code(),
             stderr(&out)
         );
-        assert!(proxy.injected() > 0, "{}: no fault injected", case.name);
+        assert!(proxy.injected() > 0, "{name}: no fault injected");
         assert_exit(&out, case.status);
+        let err = stderr(&out);
         for needle in case.says {
-            assert!(
-                stderr(&out).contains(needle),
-                "{}: no `{needle}` in {}",
-                case.name,
-                stderr(&out)
-            );
+            assert!(err.contains(needle), "{name}: no `{needle}` in {err}");
         }
-        assert!(stderr(&out).starts_with("error: ") || stderr(&out).contains("\nerror: "));
-        // Bounded: 3 attempts of at most 1 s reads plus backoff.
         assert!(
-            elapsed < Duration::from_secs(30),
-            "{}: {elapsed:?}",
-            case.name
+            err.starts_with("error: ") || err.contains("\nerror: "),
+            "{name}: {err}"
         );
+        // Bounded: 3 attempts of at most 1 s reads plus backoff.
+        assert!(elapsed < Duration::from_secs(30), "{name}: {elapsed:?}");
         drop(proxy);
         if case.push {
             assert_eq!(
                 assert_tag_complete(registry.addr(), &repo, "v1"),
                 None,
-                "{}",
-                case.name
+                "{name}"
             );
         } else {
             let tags = assert_consistent(&dest);
             assert!(
                 !tags.contains(&"v1".to_string()),
-                "{}: the tag was written",
-                case.name
+                "{name}: the tag was written"
             );
-            assert!(
-                !dest.join("blobs/sha256").join(&biggest).exists(),
-                "{}",
-                case.name
-            );
-            assert!(
-                temp_files(&dest).is_empty(),
-                "{}: {:?}",
-                case.name,
-                temp_files(&dest)
-            );
+            assert!(!dest.join("blobs/sha256").join(&biggest).exists(), "{name}");
+            assert_no_temp_files(&dest, name);
         }
     }
 }
 
-/// Starts `pack` with `args`, output captured.
-fn spawn(home: &Path, args: &[&str]) -> std::process::Child {
-    pack_cmd(home)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
     let layout = big();
     let layers = layer_blobs(layout);
     let pushed: Vec<(String, u64)> = blobs(layout)
@@ -620,30 +602,14 @@ fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
         }
         Fault::Pass
     });
-    let source = format!("{}:v1", s(layout));
-    let mut child = spawn(
-        home.path(),
-        &[
-            "push",
-            &source,
-            &format!("{}/big:v1", proxy.addr),
-            "--jobs",
-            "1",
-        ],
-    );
+    let mut child =
+        spawn(push(home.path(), layout, &format!("{}/big:v1", proxy.addr)).args(["--jobs", "1"]));
     // Until the push is stuck halfway, the tag never resolves (to incomplete content).
-    let start = Instant::now();
-    while proxy.stalled() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the push did not stall"
-        );
+    proxy.wait_for("the push to stall", Duration::from_secs(120), |p| {
         assert_eq!(assert_tag_complete(registry.addr(), "big", "v1"), None);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), None, "pack was not killed");
+        p.stalled() > 0
+    });
+    kill_9(&mut child);
     proxy.wait_idle();
     drop(proxy);
     assert_eq!(assert_tag_complete(registry.addr(), "big", "v1"), None);
@@ -665,10 +631,7 @@ fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
 
     // The same command again, through a proxy that only counts, while the tag is polled.
     let proxy = FaultProxy::start(registry.addr(), |_| Fault::Pass);
-    let child = spawn(
-        home.path(),
-        &["push", &source, &format!("{}/big:v1", proxy.addr), "--json"],
-    );
+    let child = spawn(push(home.path(), layout, &format!("{}/big:v1", proxy.addr)).arg("--json"));
     let done = Arc::new(AtomicBool::new(false));
     let poller = {
         let (done, addr) = (done.clone(), registry.addr().to_string());
@@ -694,30 +657,17 @@ fn kill_9_of_push_halfway_then_the_same_push_sends_only_what_is_missing() {
     let digest = assert_tag_complete(registry.addr(), "big", "v1").unwrap();
     assert_eq!(digest, index_digest(layout, "v1"));
     let dest = home.path().join("pulled");
-    let out = run(pack_cmd(home.path()).args([
-        "pull",
-        &format!("{}/big:v1", registry.addr()),
-        "-o",
-        s(&dest),
-    ]));
-    assert_exit(&out, 0);
+    pull_ok(home.path(), &format!("{}/big:v1", registry.addr()), &dest);
     assert_eq!(blobs(&dest), blobs(layout));
-    assert_consistent(&dest);
 }
 
 #[test]
 fn kill_9_of_pull_halfway_leaves_a_consistent_layout_and_a_rerun_finishes() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
     let layout = big();
-    let out = run(pack_cmd(home.path()).args([
-        "push",
-        &format!("{}:v1", s(layout)),
-        &format!("{}/big:v1", registry.addr()),
-    ]));
-    assert_exit(&out, 0);
+    push_ok(home.path(), layout, &format!("{}/big:v1", registry.addr()));
     // Small blobs pass; each large one stops halfway, once.
     let proxy = FaultProxy::start(registry.addr(), |r| {
         if r.is_blob_get() && r.count == 1 {
@@ -729,20 +679,15 @@ fn kill_9_of_pull_halfway_leaves_a_consistent_layout_and_a_rerun_finishes() {
     // Into a layout that holds another bundle already.
     let dest = home.path().join("store");
     synthetic_bundle(&dest, &[Arch::Amd64], 1, 9);
-    let mut child = spawn(
-        home.path(),
-        &[
-            "pull",
-            &format!("{}/big:v1", proxy.addr),
-            "-o",
-            &format!("{}:big", s(&dest)),
-        ],
+    let (source, into) = (
+        format!("{}/big:v1", proxy.addr),
+        format!("{}:big", s(&dest)),
     );
+    let mut child = spawn(&mut pull(home.path(), &source, &into));
     proxy.wait_for("the pull to stall halfway", Duration::from_secs(120), |p| {
         p.stalled() >= 2 && p.downloaded() >= 32 * MIB as u64
     });
-    child.kill().unwrap();
-    assert_eq!(child.wait().unwrap().code(), None, "pack was not killed");
+    kill_9(&mut child);
     proxy.wait_idle();
     // Every file present is complete; the tag was not written; what the killed writers
     // had begun are temporary files nobody reads.
@@ -755,13 +700,7 @@ fn kill_9_of_pull_halfway_leaves_a_consistent_layout_and_a_rerun_finishes() {
         .count();
     assert!(!temp_files(&dest).is_empty(), "the kill came too late");
 
-    let out = run(pack_cmd(home.path()).args([
-        "pull",
-        &format!("{}/big:v1", proxy.addr),
-        "-o",
-        &format!("{}:big", s(&dest)),
-        "--json",
-    ]));
+    let out = run(pull(home.path(), &source, &into).arg("--json"));
     assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert_eq!(
@@ -772,11 +711,7 @@ fn kill_9_of_pull_halfway_leaves_a_consistent_layout_and_a_rerun_finishes() {
     assert!(had < layers.len(), "nothing was left to fetch");
     assert_eq!(assert_consistent(&dest), ["v1", "big"]);
     assert_eq!(index_digest(&dest, "big"), index_digest(layout, "v1"));
-    assert!(
-        temp_files(&dest).is_empty(),
-        "stale temporary files stay: {:?}",
-        temp_files(&dest)
-    );
+    assert_no_temp_files(&dest, "the pull run again");
 }
 
 #[test]
@@ -797,24 +732,9 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
         "--cache-dir",
         s(&cache),
     ];
-    let mut child = spawn(home.path(), &args);
-    let entries = |dir: &Path| {
-        let mut found = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    found.push(p);
-                }
-            }
-        }
-        found
-    };
+    let mut child = spawn(pack_std_in(home.path()).args(args));
     let start = Instant::now();
-    while !entries(&cache)
+    while !files_under(&cache)
         .iter()
         .any(|p| p.extension().is_some_and(|e| e == "json"))
     {
@@ -825,15 +745,14 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
         assert!(child.try_wait().unwrap().is_none(), "the build ended early");
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill().unwrap();
-    assert_eq!(child.wait().unwrap().code(), None);
+    kill_9(&mut child);
     // No output layout (it is renamed into place when complete), and every cache entry
     // with its record is complete.
     assert!(
         !out_dir.exists(),
         "a layout appeared before the build finished"
     );
-    let files = entries(&cache);
+    let files = files_under(&cache);
     let mut complete = 0;
     for record in files
         .iter()
@@ -853,7 +772,7 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
     }
     assert!((1..5).contains(&complete), "{complete}");
 
-    let out = run(pack_cmd(home.path()).args(args).arg("--json"));
+    let out = run(pack_std_in(home.path()).args(args).arg("--json"));
     assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert!(
@@ -861,12 +780,7 @@ fn kill_9_of_build_halfway_leaves_the_cache_and_output_consistent() {
         "{summary}"
     );
     assert_consistent(&out_dir);
-    let parent: Vec<String> = std::fs::read_dir(home.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".pack-tmp-"))
-        .collect();
-    assert!(parent.is_empty(), "{parent:?}");
+    assert_no_temp_files(home.path(), "the build run again");
 }
 
 /// A rule that holds the first request matching `pick` of each of two processes until
@@ -889,66 +803,40 @@ fn rendezvous(pick: fn(&Request) -> bool) -> impl Fn(&Request) -> Fault + Send +
 
 #[test]
 fn two_pushes_to_one_tag_end_on_one_complete_bundle() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    let other = synthetic_bundle(
-        &home.path().join("other"),
-        &[Arch::Amd64, Arch::s390x],
-        3,
-        3,
-    );
+    let other = other_small(home.path(), 3);
     // Both tag writes meet in the proxy.
     let proxy = FaultProxy::start(
         registry.addr(),
         rendezvous(|r| r.method == "PUT" && r.path.ends_with("/manifests/v1")),
     );
     let target = format!("{}/app:v1", proxy.addr);
-    let a = spawn(
-        home.path(),
-        &["push", &format!("{}:v1", s(small())), &target],
-    );
-    let b = spawn(
-        home.path(),
-        &["push", &format!("{}:v1", s(&other)), &target],
-    );
-    assert_exit(&a.wait_with_output().unwrap(), 0);
-    assert_exit(&b.wait_with_output().unwrap(), 0);
+    let a = spawn(&mut push(home.path(), small(), &target));
+    let b = spawn(&mut push(home.path(), &other, &target));
+    wait_ok(a);
+    wait_ok(b);
     let digest = assert_tag_complete(registry.addr(), "app", "v1").unwrap();
     let candidates = HashSet::from([index_digest(small(), "v1"), index_digest(&other, "v1")]);
     assert!(candidates.contains(&digest), "{digest}");
     let dest = home.path().join("pulled");
-    let out = run(pack_cmd(home.path()).args([
-        "pull",
-        &format!("{}/app:v1", registry.addr()),
-        "-o",
-        s(&dest),
-    ]));
-    assert_exit(&out, 0);
+    pull_ok(home.path(), &format!("{}/app:v1", registry.addr()), &dest);
     assert_eq!(index_digest(&dest, "v1"), digest);
-    assert_consistent(&dest);
 }
 
 #[test]
 fn two_pulls_into_one_new_layout_at_once_lose_nothing() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    let other = synthetic_bundle(
-        &home.path().join("other"),
-        &[Arch::Amd64, Arch::s390x],
-        3,
-        4,
-    );
+    let other = other_small(home.path(), 4);
     for (layout, repo) in [(small(), "a"), (other.as_path(), "b")] {
-        let out = run(pack_cmd(home.path()).args([
-            "push",
-            &format!("{}:v1", s(layout)),
+        push_ok(
+            home.path(),
+            layout,
             &format!("{}/{repo}:v1", registry.addr()),
-        ]));
-        assert_exit(&out, 0);
+        );
     }
     // Both fetch their first blob at the same time, into a layout neither has created yet;
     // the bundles share the component's blob.
@@ -957,36 +845,21 @@ fn two_pulls_into_one_new_layout_at_once_lose_nothing() {
         rendezvous(|r| r.method == "GET" && r.path.contains("/manifests/v1")),
     );
     let store = home.path().join("store");
-    let a = spawn(
-        home.path(),
-        &[
-            "pull",
-            &format!("{}/a:v1", proxy.addr),
-            "-o",
-            &format!("{}:a", s(&store)),
-        ],
-    );
-    let b = spawn(
-        home.path(),
-        &[
-            "pull",
-            &format!("{}/b:v1", proxy.addr),
-            "-o",
-            &format!("{}:b", s(&store)),
-        ],
-    );
-    assert_exit(&a.wait_with_output().unwrap(), 0);
-    assert_exit(&b.wait_with_output().unwrap(), 0);
+    let start_pull = |repo: &str| {
+        let (source, into) = (
+            format!("{}/{repo}:v1", proxy.addr),
+            format!("{}:{repo}", s(&store)),
+        );
+        spawn(&mut pull(home.path(), &source, &into))
+    };
+    let (a, b) = (start_pull("a"), start_pull("b"));
+    wait_ok(a);
+    wait_ok(b);
     let mut tags = assert_consistent(&store);
     tags.sort();
     assert_eq!(tags, ["a", "b"]);
     assert_eq!(index_digest(&store, "a"), index_digest(small(), "v1"));
     assert_eq!(index_digest(&store, "b"), index_digest(&other, "v1"));
-    assert!(temp_files(&store).is_empty());
-    let siblings: Vec<String> = std::fs::read_dir(home.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".pack-tmp-"))
-        .collect();
-    assert!(siblings.is_empty(), "{siblings:?}");
+    assert_no_temp_files(&store, "two pulls");
+    assert_no_temp_files(home.path(), "two pulls");
 }

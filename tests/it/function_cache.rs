@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::registry::Registry;
-use crate::shared_cache::{sources, summary};
+use crate::shared_cache::{cache_info, flip_middle_byte, sources, stored_blob, summary};
 
 /// `pack compile` with its own cache directory (`None`: no cache at all).
 fn compile(input: &Path, targets: &str, out: &Path, cache: Option<&Path>) -> Value {
@@ -92,12 +92,7 @@ fn the_next_version_of_an_app_compiles_only_what_changed_into_the_same_bytes() {
     }
 
     // `pack cache` counts the segments, and `prune --older-than` removes unused ones.
-    let info = pack()
-        .args(["cache", "info", "--json", "--cache-dir"])
-        .arg(&cache)
-        .output()
-        .unwrap();
-    let info = json_stdout(&info);
+    let info = cache_info(&cache);
     assert_eq!(info["functionSegments"], 1, "{info}");
     assert!(
         info["functionBytes"].as_u64().unwrap() > 1_000_000,
@@ -109,12 +104,7 @@ fn the_next_version_of_an_app_compiles_only_what_changed_into_the_same_bytes() {
         .output()
         .unwrap();
     assert_stdout_has(&out, "and the function cache of 1 target(s)");
-    let info = pack()
-        .args(["cache", "info", "--json", "--cache-dir"])
-        .arg(&cache)
-        .output()
-        .unwrap();
-    assert_eq!(json_stdout(&info)["functionSegments"], 0);
+    assert_eq!(cache_info(&cache)["functionSegments"], 0);
 }
 
 /// `hello-cli` with a custom section appended: another component (another artifact
@@ -139,19 +129,25 @@ fn build(home: &Path, component: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`build`] with `--json` through the shared cache `repo`, with `key_flag`
+/// (`--cache-key` or `--cache-trust`) `key`.
+fn build_through(home: &Path, component: &Path, repo: &str, key_flag: &str, key: &Path) -> Output {
+    build(
+        home,
+        component,
+        &["--json", "--cache-repo", repo, key_flag, s(key)],
+    )
+}
+
 /// The segment layer of every function cache entry of `repo` in the registry's storage,
 /// with bytes flipped in its middle (same length): the signature over the manifest
 /// still verifies, the layer no longer matches its digest.
 fn tamper_with_segments(registry: &Registry, repo: &str) -> usize {
-    let v2 = registry.storage().join("docker/registry/v2");
-    let blob = |digest: &str| {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        v2.join("blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    };
-    let tags = v2.join("repositories").join(repo).join("_manifests/tags");
+    let tags = registry
+        .storage()
+        .join("docker/registry/v2/repositories")
+        .join(repo)
+        .join("_manifests/tags");
     let mut tampered = 0;
     for tag in std::fs::read_dir(&tags).unwrap() {
         let tag = tag.unwrap().path();
@@ -164,15 +160,28 @@ fn tamper_with_segments(registry: &Registry, repo: &str) -> usize {
             continue;
         }
         let manifest = std::fs::read_to_string(tag.join("current/link")).unwrap();
-        let manifest = read_json(&blob(manifest.trim()));
-        let data = blob(manifest["layers"][0]["digest"].as_str().unwrap());
-        let mut bytes = std::fs::read(&data).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0xff;
-        std::fs::write(&data, &bytes).unwrap();
+        let manifest = read_json(&stored_blob(registry, manifest.trim()));
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+        flip_middle_byte(&stored_blob(registry, layer));
         tampered += 1;
     }
     tampered
+}
+
+/// Asserts that the build that gave `out` took no function from the shared function cache,
+/// warned that it ignored the function cache of `platform`, and made the bundle `digest`.
+#[track_caller]
+fn assert_segments_refused(out: &Output, platform: &str, digest: &Value) {
+    let json = summary(out);
+    assert_eq!(json["functionSegmentsFetched"], 0, "{json}");
+    for native in json["platforms"].as_array().unwrap().iter().skip(1) {
+        assert_eq!(native["functions"]["cached"], 0, "{native}");
+    }
+    assert_stderr_has(
+        out,
+        format!("ignoring the shared function cache of {platform}"),
+    );
+    assert_eq!(&json["digest"], digest);
 }
 
 /// Runner 2, with an empty local cache, builds v2 after runner 1 built v1: it fetches
@@ -181,30 +190,22 @@ fn tamper_with_segments(registry: &Registry, repo: &str) -> usize {
 /// used.
 #[test]
 fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, dir)) = registry_and_tempdir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let (key, public) = key_pair(dir.path(), "cache");
     let (other_key, _) = key_pair(dir.path(), "other");
     let v1 = fixture("components/hello-cli.wasm");
     let v2 = next_version(dir.path());
     let repo = format!("{}/team/pack-cache", registry.addr());
-    let run = |home: &Path, component: &Path, key: &Path| {
-        let key = key.to_str().unwrap();
-        build(
-            home,
-            component,
-            &["--json", "--cache-repo", &repo, "--cache-key", key],
-        )
-    };
+    let k = "--cache-key";
 
     let runner1 = tempfile::tempdir().unwrap();
-    let one = summary(&run(runner1.path(), &v1, &key));
+    let one = summary(&build_through(runner1.path(), &v1, &repo, k, &key));
     assert_eq!(one["functionSegmentsPushed"], 2, "{one}");
 
     let runner2 = tempfile::tempdir().unwrap();
-    let out = run(runner2.path(), &v2, &public);
+    let out = build_through(runner2.path(), &v2, &repo, k, &public);
     let two = summary(&out);
     assert_eq!(two["functionSegmentsFetched"], 2, "{two}");
     assert_eq!(sources(&two), ["compiled", "compiled"], "{two}");
@@ -225,49 +226,17 @@ fn a_runner_with_an_empty_cache_takes_the_functions_another_runner_compiled() {
     // Changed in the registry: refused, every function compiled, the same bundle.
     assert_eq!(tamper_with_segments(&registry, "team/pack-cache"), 2);
     let runner3 = tempfile::tempdir().unwrap();
-    let out = run(runner3.path(), &v2, &public);
-    let json = summary(&out);
-    assert_eq!(json["functionSegmentsFetched"], 0, "{json}");
-    for platform in json["platforms"].as_array().unwrap().iter().skip(1) {
-        assert_eq!(platform["functions"]["cached"], 0, "{platform}");
-    }
-    assert_stderr_has(&out, "ignoring the shared function cache of linux/arm64");
-    assert_eq!(json["digest"], two["digest"]);
+    let out = build_through(runner3.path(), &v2, &repo, k, &public);
+    assert_segments_refused(&out, "linux/arm64", &two["digest"]);
 
     // Another key's segment is refused, and every function compiled.
     let repo2 = format!("{}/team/other-cache", registry.addr());
     let theirs = tempfile::tempdir().unwrap();
-    let pushed = build(
-        theirs.path(),
-        &v1,
-        &[
-            "--json",
-            "--cache-repo",
-            &repo2,
-            "--cache-key",
-            other_key.to_str().unwrap(),
-        ],
-    );
+    let pushed = build_through(theirs.path(), &v1, &repo2, k, &other_key);
     assert_eq!(summary(&pushed)["functionSegmentsPushed"], 2);
     let victim = tempfile::tempdir().unwrap();
-    let out = build(
-        victim.path(),
-        &v2,
-        &[
-            "--json",
-            "--cache-repo",
-            &repo2,
-            "--cache-trust",
-            public.to_str().unwrap(),
-        ],
-    );
-    let json = summary(&out);
-    assert_eq!(json["functionSegmentsFetched"], 0, "{json}");
-    for platform in json["platforms"].as_array().unwrap().iter().skip(1) {
-        assert_eq!(platform["functions"]["cached"], 0, "{platform}");
-    }
-    assert_stderr_has(&out, "ignoring the shared function cache of linux/amd64");
-    assert_eq!(json["digest"], two["digest"]);
+    let out = build_through(victim.path(), &v2, &repo2, "--cache-trust", &public);
+    assert_segments_refused(&out, "linux/amd64", &two["digest"]);
 }
 
 /// What the function cache did is in the CI log and the human summary.

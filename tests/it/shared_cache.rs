@@ -1,7 +1,7 @@
 //! `pack build --cache-repo`: a compile cache shared through a real registry. Two
 //! directories stand for two CI runners, each with its own local compile cache.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
@@ -66,15 +66,56 @@ pub(crate) fn sources(json: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `pack cache info --json` of the local compile cache `cache`.
+pub(crate) fn cache_info(cache: &Path) -> Value {
+    let out = pack()
+        .args(["cache", "info", "--json", "--cache-dir"])
+        .arg(cache)
+        .output()
+        .unwrap();
+    json_stdout(&out)
+}
+
+/// Asserts that the build that gave `out` warned that it ignored the shared cache entry
+/// for linux/amd64, saying `why`.
+#[track_caller]
+pub(crate) fn assert_amd64_entry_ignored(out: &Output, why: &str) {
+    let err = stderr(out);
+    assert!(
+        err.contains("warning: ignoring the shared cache entry for linux/amd64")
+            && err.contains(why),
+        "no `{why}` in the warning: {err}"
+    );
+}
+
+/// The file that holds the blob `digest` (`sha256:<hex>`, or the hex alone) in
+/// `registry`'s storage.
+pub(crate) fn stored_blob(registry: &Registry, digest: &str) -> PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    registry
+        .storage()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data")
+}
+
+/// Flips the bits of the middle byte of the file `path` (its length stays).
+pub(crate) fn flip_middle_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(path, &bytes).unwrap();
+}
+
 #[test]
 fn a_second_runner_compiles_nothing_and_builds_the_same_bundle() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, keys)) = registry_and_tempdir() else {
         return;
     };
     let Some(py) = corpus("py-cli") else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
     let (key, _) = key_pair(keys.path(), "cache");
     let repo = format!("{}/team/pack-cache", registry.addr());
     // Two architectures keep the test short on a 2-core machine; every target goes
@@ -108,11 +149,10 @@ fn a_second_runner_compiles_nothing_and_builds_the_same_bundle() {
 
 #[test]
 fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, keys)) = registry_and_tempdir() else {
         return;
     };
     let hello = fixture("components/hello-cli.wasm");
-    let keys = tempfile::tempdir().unwrap();
     let (ours, ours_public) = key_pair(keys.path(), "ours");
     let (theirs, _) = key_pair(keys.path(), "theirs");
     let repo = format!("{}/pack-cache", registry.addr());
@@ -130,12 +170,7 @@ fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
     let json = summary(&out);
     assert_eq!(sources(&json), ["compiled"], "{json}");
     assert_eq!(json["digest"], made["digest"]);
-    let err = stderr(&out);
-    assert!(
-        err.contains("warning: ignoring the shared cache entry for linux/amd64")
-            && err.contains("made by another key"),
-        "{err}"
-    );
+    assert_amd64_entry_ignored(&out, "made by another key");
     assert_eq!(json["cachePushed"], 1);
     let reader = Runner::new();
     let json = summary(&reader.build(&hello, target, &repo, &ours_public));
@@ -156,16 +191,7 @@ fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
     // Flip bytes of the artifact in the registry's storage (same length): the signature
     // still verifies, the layer does not match its digest, and the target is compiled.
     let cwasm = cwasm_digest(&runner.path().join("out/app"));
-    let data = registry
-        .storage()
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&cwasm[..2])
-        .join(&cwasm)
-        .join("data");
-    let mut bytes = std::fs::read(&data).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    std::fs::write(&data, &bytes).unwrap();
+    flip_middle_byte(&stored_blob(&registry, &cwasm));
 
     let victim = Runner::new();
     let out = victim.build(&hello, target, &repo, &ours);
@@ -175,19 +201,9 @@ fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
         json["digest"], made["digest"],
         "the tampered bytes were not used"
     );
-    let err = stderr(&out);
-    assert!(
-        err.contains("warning: ignoring the shared cache entry for linux/amd64")
-            && err.contains(&cwasm),
-        "{err}"
-    );
+    assert_amd64_entry_ignored(&out, &cwasm);
     // Nothing of the tampered entry reached the local cache.
-    let info = pack()
-        .env("PACK_CACHE_DIR", victim.path().join("cache"))
-        .args(["cache", "info", "--json"])
-        .output()
-        .unwrap();
-    let info: Value = json_stdout(&info);
+    let info = cache_info(&victim.path().join("cache"));
     assert_eq!(info["entries"], 1, "only the compiled artifact: {info}");
 }
 

@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use serde_json::Value;
+
 use crate::common::*;
-use crate::registry::Registry;
-use crate::shared_cache::{cwasm_digest, sources, summary};
+use crate::shared_cache::{assert_amd64_entry_ignored, cwasm_digest, sources, summary};
 
 const TARGET: &str = "linux/amd64";
 
@@ -31,20 +32,28 @@ fn build_signed(cmd: &mut assert_cmd::Command, component: &Path, out: &str, key:
         .unwrap()
 }
 
+/// `pack compile <component> -t linux/amd64 -o <out> --json` by `cmd`; it must succeed:
+/// the report's artifact, and the stderr.
+fn compile_artifact(cmd: &mut assert_cmd::Command, component: &Path, out: &str) -> (Value, String) {
+    let output = cmd
+        .arg("compile")
+        .arg(component)
+        .args(["-t", TARGET, "-o", out, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    (
+        json_stdout(&output)["artifacts"][0].clone(),
+        stderr(&output),
+    )
+}
+
 /// The only entry of a cache directory: `(.cwasm, .json)`.
 fn only_entry(cache: &Path) -> (PathBuf, PathBuf) {
-    let mut found = Vec::new();
-    let mut stack = vec![cache.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "cwasm") {
-                found.push(path);
-            }
-        }
-    }
+    let mut found: Vec<PathBuf> = files_under(cache)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
     assert_eq!(found.len(), 1, "{found:?}");
     let cwasm = found.remove(0);
     let json = cwasm.with_extension("json");
@@ -91,18 +100,8 @@ fn a_poisoned_cache_from_elsewhere_is_compiled_again_and_never_signed() {
     assert_eq!(sources(&cold), ["compiled"], "{cold}");
     let a_cwasm = cwasm_digest(&h1.join("out/cold"));
     // B's artifact for the same target, from another cache.
-    let out = as_user(&h1, &h1.join("cache-b"))
-        .arg("compile")
-        .arg(&b)
-        .args(["-t", TARGET, "-o", "b", "--json"])
-        .output()
-        .unwrap();
-    let report = json_stdout(&out);
-    let b_bytes = std::fs::read(
-        h1.join("b")
-            .join(report["artifacts"][0]["file"].as_str().unwrap()),
-    )
-    .unwrap();
+    let (b_artifact, _) = compile_artifact(&mut as_user(&h1, &h1.join("cache-b")), &b, "b");
+    let b_bytes = std::fs::read(h1.join("b").join(b_artifact["file"].as_str().unwrap())).unwrap();
     assert_ne!(sha256_hex(&b_bytes), a_cwasm);
 
     // Poisoned copies of C, each used once: by user 2 (another secret), by user 1 with
@@ -187,18 +186,10 @@ fn the_same_secret_hits_and_an_unusable_secret_is_reported() {
     let (h1, h2) = two_homes(dir.path());
     let hello = fixture("components/hello-cli.wasm");
     let cache = dir.path().join("cache");
+    // Whether the compile was a cache hit, and its stderr.
     let compile = |cmd: &mut assert_cmd::Command| {
-        let out = cmd
-            .arg("compile")
-            .arg(&hello)
-            .args(["-t", TARGET, "-o", "out", "--json"])
-            .output()
-            .unwrap();
-        assert_exit(&out, 0);
-        (
-            json_stdout(&out)["artifacts"][0]["cacheHit"].clone(),
-            stderr(&out),
-        )
+        let (artifact, err) = compile_artifact(cmd, &hello, "out");
+        (artifact["cacheHit"].clone(), err)
     };
 
     // The same user: a miss, then a hit.
@@ -262,16 +253,9 @@ fn compile_outputs_are_copies_not_links_into_the_cache() {
     let home = dir.path();
     let cache = home.join("cache");
     let hello = fixture("components/hello-cli.wasm");
+    // Whether the compile was a cache hit, and its output file.
     let compile = || {
-        let out = as_user(home, &cache)
-            .arg("compile")
-            .arg(&hello)
-            .args(["-t", TARGET, "-o", "out", "--json"])
-            .output()
-            .unwrap();
-        assert_exit(&out, 0);
-        let report = json_stdout(&out);
-        let artifact = &report["artifacts"][0];
+        let (artifact, _) = compile_artifact(&mut as_user(home, &cache), &hello, "out");
         (
             artifact["cacheHit"].as_bool().unwrap(),
             home.join("out").join(artifact["file"].as_str().unwrap()),
@@ -340,10 +324,9 @@ fn runner_build(repo: &str, args: &[&str]) -> Output {
 
 #[test]
 fn read_only_runners_trust_public_keys_and_nothing_else() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, keys)) = registry_and_tempdir() else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
     let (builder, builder_pub) = key_pair(keys.path(), "builder");
     let (stranger, stranger_pub) = key_pair(keys.path(), "stranger");
     let repo = format!("{}/team/pack-cache", registry.addr());
@@ -377,12 +360,7 @@ fn read_only_runners_trust_public_keys_and_nothing_else() {
     assert_eq!(sources(&json), ["compiled"], "{json}");
     assert_eq!(json["cachePushed"], 0, "read-only");
     assert_eq!(json["digest"], made["digest"]);
-    let err = stderr(&out);
-    assert!(
-        err.contains("warning: ignoring the shared cache entry for linux/amd64")
-            && err.contains("another key"),
-        "{err}"
-    );
+    assert_amd64_entry_ignored(&out, "another key");
 
     // --cache-trust takes public keys only; --cache-repo needs a key of either kind.
     let out = runner_build(&repo, &[t, &builder]);
