@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use pack_compiler::compile::Profile;
 use serde_json::Value;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Precompiled, Store};
@@ -41,6 +42,11 @@ fn compile(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::proce
         .args(extra)
         .output()
         .unwrap()
+}
+
+/// [`compile`] into `DIR/out`, with the cache `DIR/cache`.
+fn compile_in(dir: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
+    compile(input, &dir.join("out"), &dir.join("cache"), extra)
 }
 
 fn artifacts(report: &Value) -> &Vec<Value> {
@@ -73,19 +79,19 @@ fn compiled_all(name: &'static str) -> Option<(PathBuf, PathBuf, Value)> {
         return Some((out.clone(), cache.clone(), report.clone()));
     }
     let dir = scratch();
-    let (out, cache) = (dir.join("out"), dir.join("cache"));
-    let output = compile(&input, &out, &cache, &["--target", "all", "--jobs", "2"]);
+    let output = compile_in(&dir, &input, &["--target", "all", "--jobs", "2"]);
     assert_exit(&output, 0);
+    let (out, cache) = (dir.join("out"), dir.join("cache"));
     let report = read_json(&out.join("compile.json"));
     done.push((name, out.clone(), cache.clone(), report.clone()));
     Some((out, cache, report))
 }
 
-/// The engine configuration pack uses for `target` with the default profile.
-fn engine_for(target: &str) -> Engine {
-    use pack_compiler::compile::{Profile, Target, engine_config};
+/// The engine configuration pack uses for `target` with `profile`.
+fn engine_for(target: &str, profile: &Profile) -> Engine {
+    use pack_compiler::compile::{Target, engine_config};
     let target = Target::parse(target).unwrap().remove(0);
-    Engine::new(&engine_config(&target, &Profile::default()).unwrap()).unwrap()
+    Engine::new(&engine_config(&target, profile).unwrap()).unwrap()
 }
 
 /// Every target of `--target all`: an artifact wasmtime recognises, for an engine
@@ -130,7 +136,7 @@ fn check_all_targets(name: &'static str) {
             Some(Precompiled::Component),
             "{target}"
         );
-        let engine = engine_for(target);
+        let engine = engine_for(target, &Profile::default());
         assert_eq!(
             a["compatibilityHash"],
             pack_compiler::compile::compatibility_hash(&engine),
@@ -265,21 +271,10 @@ fn run_precompiled(
 fn x86_64_artifacts_run() {
     let Some(c_cli) = corpus("c-cli") else { return };
     let dir = scratch();
-    let out = dir.join("out");
-    let output = compile(
-        &c_cli,
-        &out,
-        &dir.join("cache"),
-        &["--target", "linux/amd64"],
-    );
-    assert_exit(&output, 0);
+    assert_exit(&compile_in(&dir, &c_cli, &["--target", "linux/amd64"]), 0);
     let engine = Engine::default();
-    let (ok, text) = run_precompiled(
-        &engine,
-        &out.join("c-cli.linux-amd64.cwasm"),
-        &["c-cli", "2"],
-    )
-    .unwrap();
+    let cwasm = dir.join("out/c-cli.linux-amd64.cwasm");
+    let (ok, text) = run_precompiled(&engine, &cwasm, &["c-cli", "2"]).unwrap();
     assert!(ok && text.starts_with("primes<=2: 1 argv-hash="), "{text}");
 
     // The shared py-cli build's x86_64 artifact runs too.
@@ -319,17 +314,10 @@ fn stock_wasmtime_cli_runs_the_artifact() {
         "wasmtime 48 is needed, found {version}"
     );
     let dir = scratch();
-    let out = dir.join("out");
-    let output = compile(
-        &c_cli,
-        &out,
-        &dir.join("cache"),
-        &["--target", "linux/amd64"],
-    );
-    assert_exit(&output, 0);
+    assert_exit(&compile_in(&dir, &c_cli, &["--target", "linux/amd64"]), 0);
     let run = std::process::Command::new(&wasmtime)
         .args(["run", "--allow-precompiled"])
-        .arg(out.join("c-cli.linux-amd64.cwasm"))
+        .arg(dir.join("out/c-cli.linux-amd64.cwasm"))
         .arg("2")
         .output()
         .unwrap();
@@ -348,14 +336,13 @@ fn stock_wasmtime_cli_runs_the_artifact() {
 fn artifacts_for_other_cpu_features_do_not_load() {
     let Some(c_cli) = corpus("c-cli") else { return };
     let dir = scratch();
-    let out = dir.join("out");
-    let output = compile(
+    let output = compile_in(
+        &dir,
         &c_cli,
-        &out,
-        &dir.join("cache"),
         &["--target", "linux/amd64", "--cpu", "x86-64-v4"],
     );
     assert_exit(&output, 0);
+    let out = dir.join("out");
     let report = read_json(&out.join("compile.json"));
     let a = artifact(&report, "linux/amd64/v4");
     assert_eq!(a["file"], "c-cli.linux-amd64-v4.cwasm");
@@ -410,13 +397,7 @@ fn artifacts_for_other_cpu_features_do_not_load() {
     assert!(named.is_some_and(|f| f.starts_with("has_avx512")), "{text}");
 
     // The baseline artifact of the same input loads on that engine.
-    let output = compile(
-        &c_cli,
-        &out,
-        &dir.join("cache"),
-        &["--target", "linux/amd64"],
-    );
-    assert_exit(&output, 0);
+    assert_exit(&compile_in(&dir, &c_cli, &["--target", "linux/amd64"]), 0);
     unsafe { Component::deserialize_file(&engine, out.join("c-cli.linux-amd64.cwasm")) }.unwrap();
 }
 
@@ -432,18 +413,13 @@ fn artifacts_of_another_profile_do_not_load() {
         "epoch.toml",
         "# interrupt long runs\nepoch_interruption = true\n",
     );
-    let out = dir.join("out");
-    let output = pack()
-        .arg("compile")
-        .arg(&c_cli)
-        .args(["-t", "linux/amd64", "-o"])
-        .arg(&out)
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--no-cache")
-        .output()
-        .unwrap();
+    let output = compile_in(
+        &dir,
+        &c_cli,
+        &["-t", "linux/amd64", "--profile", s(&profile), "--no-cache"],
+    );
     assert_exit(&output, 0);
+    let out = dir.join("out");
     let report = read_json(&out.join("compile.json"));
     let a = artifact(&report, "linux/amd64");
     assert_eq!(a["profile"]["name"], "epoch");
@@ -451,10 +427,7 @@ fn artifacts_of_another_profile_do_not_load() {
         a["profile"]["settings"],
         serde_json::json!({"epoch_interruption": true})
     );
-    assert_ne!(
-        a["profile"]["sha256"],
-        pack_compiler::compile::Profile::default().sha256()
-    );
+    assert_ne!(a["profile"]["sha256"], Profile::default().sha256());
     let path = artifact_path(&out, a);
 
     let err = unsafe { Component::deserialize_file(&Engine::default(), &path) }
@@ -471,15 +444,10 @@ fn artifacts_of_another_profile_do_not_load() {
     config.epoch_interruption(true);
     let engine = Engine::new(&config).unwrap();
     unsafe { Component::deserialize_file(&engine, &path) }.unwrap();
+    let engine = engine_for("linux/amd64", &Profile::load(&profile).unwrap());
     assert_eq!(
         a["compatibilityHash"],
-        pack_compiler::compile::compatibility_hash(&{
-            let target = pack_compiler::compile::Target::parse("linux/amd64")
-                .unwrap()
-                .remove(0);
-            let profile = pack_compiler::compile::Profile::load(&profile).unwrap();
-            Engine::new(&pack_compiler::compile::engine_config(&target, &profile).unwrap()).unwrap()
-        })
+        pack_compiler::compile::compatibility_hash(&engine)
     );
 }
 
@@ -490,10 +458,9 @@ fn a_failing_target_does_not_hide_the_others() {
     let Some(c_cli) = corpus("c-cli") else { return };
     let dir = scratch();
     let out = dir.join("out");
-    let output = compile(
+    let output = compile_in(
+        &dir,
         &c_cli,
-        &out,
-        &dir.join("cache"),
         &[
             "-t",
             "linux/riscv64/rva20u64",
@@ -538,12 +505,7 @@ fn a_failing_target_does_not_hide_the_others() {
 fn unknown_targets_and_presets_are_usage_errors() {
     let dir = scratch();
     let input = write(&dir, "m.wasm", wat::parse_str("(module)").unwrap());
-    let output = compile(
-        &input,
-        &dir.join("out"),
-        &dir.join("cache"),
-        &["--target", "linux/mips"],
-    );
+    let output = compile_in(&dir, &input, &["--target", "linux/mips"]);
     assert_exit(&output, 2);
     let err = stderr(&output);
     assert!(err.contains("unknown target `linux/mips`"), "{err}");
@@ -558,12 +520,7 @@ fn unknown_targets_and_presets_are_usage_errors() {
     ] {
         assert!(err.contains(supported), "{supported} missing from: {err}");
     }
-    let output = compile(
-        &input,
-        &dir.join("out"),
-        &dir.join("cache"),
-        &["-t", "linux/arm64", "--cpu", "x86-64-v3"],
-    );
+    let output = compile_in(&dir, &input, &["-t", "linux/arm64", "--cpu", "x86-64-v3"]);
     assert_exit(&output, 2);
     assert_stderr_has(&output, "armv8.4-a");
     assert!(
@@ -589,12 +546,7 @@ fn bad_input_is_reported_like_validate() {
         dir.join("missing.wasm"),
     ];
     for input in cases {
-        let output = compile(
-            &input,
-            &dir.join("out"),
-            &dir.join("cache"),
-            &["-t", "linux/amd64"],
-        );
+        let output = compile_in(&dir, &input, &["-t", "linux/amd64"]);
         assert_eq!(output.status.code(), Some(2), "{}", input.display());
         let validate = pack()
             .arg("validate")
@@ -625,20 +577,14 @@ fn profile_errors_name_the_key_and_the_file() {
     let dir = scratch();
     let input = write(&dir, "m.wasm", wat::parse_str("(module)").unwrap());
     let profile = write(&dir, "bad.toml", "opt_level = \"speed\"\nepoch = true\n");
-    let output = compile(
-        &input,
-        &dir.join("out"),
-        &dir.join("cache"),
-        &["-t", "linux/amd64", "--profile"],
-    );
+    // `--profile` without its file is a usage error too.
+    let output = compile_in(&dir, &input, &["-t", "linux/amd64", "--profile"]);
     assert_exit(&output, 2);
-    let output = pack()
-        .arg("compile")
-        .arg(&input)
-        .args(["-t", "linux/amd64", "--no-cache", "--profile"])
-        .arg(&profile)
-        .output()
-        .unwrap();
+    let output = compile_in(
+        &dir,
+        &input,
+        &["-t", "linux/amd64", "--no-cache", "--profile", s(&profile)],
+    );
     assert_exit(&output, 2);
     let err = stderr(&output);
     assert!(
@@ -685,8 +631,7 @@ fn the_cache_is_shared_safely_and_managed() {
         }
     }
     for i in 0..3 {
-        for entry in std::fs::read_dir(dir.join(format!("out{i}"))).unwrap() {
-            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        for name in file_names(&dir.join(format!("out{i}"))) {
             assert!(
                 name == "compile.json" || name.ends_with(".cwasm"),
                 "left over: {name}"

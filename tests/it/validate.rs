@@ -134,6 +134,24 @@ const GOOD_CALC: &str = "
     midpoint: func(a: point, b: point) -> point;
     area: func(s: shape) -> result<f64, string>;";
 
+/// Asserts that a `pack validate --json` run that exited `code` with the report `json`
+/// found exactly the `expected` (kind, item) mismatches, in any order, and so exited 1
+/// (0 when none are expected).
+#[track_caller]
+fn assert_mismatches(code: i32, json: &Value, expected: &[(&str, &str)]) {
+    let what = format!("{} against {}", json["component"], json["world"]);
+    let mut found = mismatches(json);
+    let mut expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|&(kind, item)| (kind.to_string(), item.to_string()))
+        .collect();
+    found.sort();
+    expected.sort();
+    assert_eq!(found, expected, "{what}");
+    assert_eq!(code, if expected.is_empty() { 0 } else { 1 }, "{what}");
+}
+
+/// A test's directory, with HOST_WIT written in it.
 struct Setup {
     dir: tempfile::TempDir,
     host: PathBuf,
@@ -145,23 +163,45 @@ fn setup() -> Setup {
     Setup { dir, host }
 }
 
+impl Setup {
+    /// A component of the `app` world of `wit`, `name.wasm` in the test's directory.
+    fn component(&self, name: &str, wit: &str) -> PathBuf {
+        component(self.dir.path(), name, wit, "app")
+    }
+
+    /// `good.wasm`: a component that matches HOST_WIT's `app` exactly.
+    fn good_component(&self) -> PathBuf {
+        self.component("good", &app_wit("0.1.9", GOOD_DEP, GOOD_CALC))
+    }
+
+    /// `pack validate COMPONENT --wit HOST --world app EXTRA`.
+    fn validate(&self, component: &Path, extra: &[&str]) -> std::process::Output {
+        validate(component, &self.host, Some("app"), extra)
+    }
+
+    /// [`Setup::validate`] with `--json`: (exit code, report).
+    fn validate_json(&self, component: &Path, extra: &[&str]) -> (i32, Value) {
+        validate_json(component, &self.host, Some("app"), extra)
+    }
+
+    /// The message of `pack validate` for `component`, which it must reject as bad input.
+    fn bad(&self, component: &Path) -> String {
+        bad(component, &self.host, Some("app"))
+    }
+}
+
 #[test]
 fn conforming_component_exits_zero() {
     let s = setup();
-    let c = component(
-        s.dir.path(),
-        "good",
-        &app_wit("0.1.9", GOOD_DEP, GOOD_CALC),
-        "app",
-    );
-    let out = validate(&c, &s.host, Some("app"), &[]);
+    let c = s.good_component();
+    let out = s.validate(&c, &[]);
     assert_exit(&out, 0);
     assert_stdout_has(&out, "conforms to fixtures:host/app");
     // The world may be named fully qualified too.
     let out = validate(&c, &s.host, Some("fixtures:host/app"), &[]);
     assert_exit(&out, 0);
     // Exact names: also conforms with --strict.
-    let out = validate(&c, &s.host, Some("app"), &["--strict"]);
+    let out = s.validate(&c, &["--strict"]);
     assert_exit(&out, 0);
 }
 
@@ -173,37 +213,26 @@ fn missing_export() {
         world app { import fixtures:dep/api@0.1.9; }
         package fixtures:dep@0.1.9 { interface api { record entry { key: string, value: u64 } get: func(key: string) -> option<entry>; } }
     "#;
-    let c = component(s.dir.path(), "noexport", wit, "app");
-    let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
-    assert_eq!(code, 1);
-    assert_eq!(json["verdict"], "does-not-conform");
-    assert_eq!(
-        mismatches(&json),
-        vec![(
-            "missing-export".into(),
-            "fixtures:calc/calculator@0.1.0".into()
-        )]
+    let c = s.component("noexport", wit);
+    let (code, json) = s.validate_json(&c, &[]);
+    assert_mismatches(
+        code,
+        &json,
+        &[("missing-export", "fixtures:calc/calculator@0.1.0")],
     );
+    assert_eq!(json["verdict"], "does-not-conform");
 }
 
 #[test]
 fn missing_function_in_exported_interface() {
     let s = setup();
     let calc = GOOD_CALC.replace("sum: func(values: list<s64>) -> s64;", "");
-    let c = component(
-        s.dir.path(),
-        "nosum",
-        &app_wit("0.1.9", GOOD_DEP, &calc),
-        "app",
-    );
-    let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
-    assert_eq!(code, 1);
-    assert_eq!(
-        mismatches(&json),
-        vec![(
-            "missing-export".into(),
-            "fixtures:calc/calculator@0.1.0#sum".into()
-        )]
+    let c = s.component("nosum", &app_wit("0.1.9", GOOD_DEP, &calc));
+    let (code, json) = s.validate_json(&c, &[]);
+    assert_mismatches(
+        code,
+        &json,
+        &[("missing-export", "fixtures:calc/calculator@0.1.0#sum")],
     );
 }
 
@@ -217,8 +246,8 @@ fn import_not_provided() {
             "import fixtures:dep/api@0.1.9;\n    import fixtures:extra/log@1.0.0;"
         )
     );
-    let c = component(s.dir.path(), "extra", &wit, "app");
-    let out = validate(&c, &s.host, Some("app"), &[]);
+    let c = s.component("extra", &wit);
+    let out = s.validate(&c, &[]);
     assert_exit(&out, 1);
     let text = stdout(&out);
     assert!(text.contains("import not provided"), "{text}");
@@ -231,17 +260,12 @@ fn item_missing_from_worlds_version() {
     // The component was built against a newer 0.1.x that has `put`; the world's 0.1.9 does
     // not, so linking fails on that one item although the name matches.
     let dep = "get: func(key: string) -> option<entry>;\n put: func(e: entry);";
-    let c = component(
-        s.dir.path(),
-        "newer",
-        &app_wit("0.1.12", dep, GOOD_CALC),
-        "app",
-    );
-    let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
-    assert_eq!(code, 1);
-    assert_eq!(
-        mismatches(&json),
-        vec![("item-missing".into(), "fixtures:dep/api@0.1.12#put".into())]
+    let c = s.component("newer", &app_wit("0.1.12", dep, GOOD_CALC));
+    let (code, json) = s.validate_json(&c, &[]);
+    assert_mismatches(
+        code,
+        &json,
+        &[("item-missing", "fixtures:dep/api@0.1.12#put")],
     );
     let notes = json["notes"].as_array().unwrap();
     assert!(
@@ -260,13 +284,8 @@ fn type_mismatches_name_the_path() {
         sum: func(values: list<s32>) -> s64;
         midpoint: func(a: point, b: point) -> tuple<s64, s64>;
         area: func(s: shape) -> result<f32, string>;";
-    let c = component(
-        s.dir.path(),
-        "types",
-        &app_wit("0.1.9", GOOD_DEP, calc),
-        "app",
-    );
-    let out = validate(&c, &s.host, Some("app"), &[]);
+    let c = s.component("types", &app_wit("0.1.9", GOOD_DEP, calc));
+    let out = s.validate(&c, &[]);
     assert_exit(&out, 1);
     let text = stdout(&out);
     for expected in [
@@ -292,16 +311,10 @@ fn record_field_and_variant_case_mismatches() {
             "record entry { key: string, value: u64 }",
             "record entry { key: string, val: u64 }",
         );
-    let c = component(s.dir.path(), "fields", &wit, "app");
-    let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
+    let c = s.component("fields", &wit);
+    let (code, json) = s.validate_json(&c, &[]);
     assert_eq!(code, 1);
-    let messages: Vec<&str> = json["mismatches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["message"].as_str().unwrap())
-        .collect();
-    let all = messages.join("\n");
+    let all = strings_of(&json["mismatches"], "message").join("\n");
     assert!(all.contains("import fixtures:dep/api@0.1.9#entry: expected record with fields (key, value), found record with fields (key, val)"), "{all}");
     assert!(
         all.contains(
@@ -323,13 +336,11 @@ fn record_field_and_variant_case_mismatches() {
 fn semver_compatible_versions_link_both_ways() {
     let s = setup();
     for version in ["0.1.5", "0.1.9", "0.1.30"] {
-        let c = component(
-            s.dir.path(),
+        let c = s.component(
             &format!("v{version}"),
             &app_wit(version, GOOD_DEP, GOOD_CALC),
-            "app",
         );
-        let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
+        let (code, json) = s.validate_json(&c, &[]);
         assert_eq!(code, 0, "{version}: {json}");
         if version != "0.1.9" {
             let note = json["notes"][0].as_str().unwrap();
@@ -338,32 +349,18 @@ fn semver_compatible_versions_link_both_ways() {
                 "{note}"
             );
             // --strict: exact names only, as wasm-tools component targets.
-            let (code, json) = validate_json(&c, &s.host, Some("app"), &["--strict"]);
-            assert_eq!(code, 1);
-            assert_eq!(
-                mismatches(&json),
-                vec![(
-                    "import-not-provided".into(),
-                    format!("fixtures:dep/api@{version}")
-                )]
-            );
+            let (code, json) = s.validate_json(&c, &["--strict"]);
+            let api = format!("fixtures:dep/api@{version}");
+            assert_mismatches(code, &json, &[("import-not-provided", &api)]);
         }
     }
     // 0.2.x is not compatible with 0.1.x.
-    let c = component(
-        s.dir.path(),
-        "v0.2",
-        &app_wit("0.2.0", GOOD_DEP, GOOD_CALC),
-        "app",
-    );
-    let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
-    assert_eq!(code, 1);
-    assert_eq!(
-        mismatches(&json),
-        vec![(
-            "import-not-provided".into(),
-            "fixtures:dep/api@0.2.0".into()
-        )]
+    let c = s.component("v0.2", &app_wit("0.2.0", GOOD_DEP, GOOD_CALC));
+    let (code, json) = s.validate_json(&c, &[]);
+    assert_mismatches(
+        code,
+        &json,
+        &[("import-not-provided", "fixtures:dep/api@0.2.0")],
     );
 }
 
@@ -381,8 +378,8 @@ fn every_mismatch_is_reported() {
         package fixtures:other@2.0.0 { interface thing { f: func(); } }
         package fixtures:calc@0.1.0 { interface calculator { add: func(a: u64, b: u64) -> u64; } }
     "#;
-    let c = component(s.dir.path(), "many", wit, "app");
-    let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
+    let c = s.component("many", wit);
+    let (code, json) = s.validate_json(&c, &[]);
     assert_eq!(code, 1);
     let found = mismatches(&json);
     for expected in [
@@ -404,13 +401,8 @@ fn every_mismatch_is_reported() {
 #[test]
 fn json_report_shape() {
     let s = setup();
-    let c = component(
-        s.dir.path(),
-        "good",
-        &app_wit("0.1.9", GOOD_DEP, GOOD_CALC),
-        "app",
-    );
-    let (code, json) = validate_json(&c, &s.host, Some("app"), &[]);
+    let c = s.good_component();
+    let (code, json) = s.validate_json(&c, &[]);
     assert_eq!(code, 0);
     assert_eq!(json["verdict"], "conforms");
     assert_eq!(json["conforms"], true);
@@ -442,14 +434,14 @@ fn bad_input_component_files() {
     let s = setup();
     let d = s.dir.path();
     let missing = d.join("nope.wasm");
-    let err = bad(&missing, &s.host, Some("app"));
+    let err = s.bad(&missing);
     assert!(
         err.contains("cannot read") && err.contains("nope.wasm"),
         "{err}"
     );
 
     let text = write(d, "notes.wasm", "hello there\nthis is text\n");
-    let err = bad(&text, &s.host, Some("app"));
+    let err = s.bad(&text);
     assert!(
         err.contains("notes.wasm")
             && err.contains("is not a WebAssembly binary")
@@ -458,13 +450,13 @@ fn bad_input_component_files() {
     );
 
     let png = write(d, "image.wasm", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
-    assert!(bad(&png, &s.host, Some("app")).contains("PNG image"));
+    assert!(s.bad(&png).contains("PNG image"));
 
     let wat = write(d, "text.wasm", "(component)");
-    assert!(bad(&wat, &s.host, Some("app")).contains("WebAssembly text"));
+    assert!(s.bad(&wat).contains("WebAssembly text"));
 
     let module = write(d, "core.wasm", wat::parse_str("(module (func))").unwrap());
-    let err = bad(&module, &s.host, Some("app"));
+    let err = s.bad(&module);
     assert!(
         err.contains("core.wasm") && err.contains("core WebAssembly module, not a component"),
         "{err}"
@@ -476,7 +468,7 @@ fn bad_input_component_files() {
         "invalid.wasm",
         wat::parse_str("(component (core module (func (result i32) i64.const 0)))").unwrap(),
     );
-    let err = bad(&invalid, &s.host, Some("app"));
+    let err = s.bad(&invalid);
     assert!(
         err.contains("invalid.wasm") && err.contains("not valid WebAssembly"),
         "{err}"
@@ -486,11 +478,10 @@ fn bad_input_component_files() {
         "{err}"
     );
 
-    let good = component(d, "good", &app_wit("0.1.9", GOOD_DEP, GOOD_CALC), "app");
-    let mut truncated = std::fs::read(&good).unwrap();
+    let mut truncated = std::fs::read(s.good_component()).unwrap();
     truncated.truncate(truncated.len() / 2);
     let truncated = write(d, "truncated.wasm", truncated);
-    let err = bad(&truncated, &s.host, Some("app"));
+    let err = s.bad(&truncated);
     assert!(
         err.contains("truncated.wasm") && err.contains("at offset"),
         "{err}"
@@ -501,7 +492,7 @@ fn bad_input_component_files() {
 fn bad_input_wit_and_world() {
     let s = setup();
     let d = s.dir.path();
-    let c = component(d, "good", &app_wit("0.1.9", GOOD_DEP, GOOD_CALC), "app");
+    let c = s.good_component();
 
     let broken = write(
         d,
@@ -652,11 +643,7 @@ fn strict_agrees_with_wasm_tools() {
             app_wit("0.1.9", GOOD_DEP, GOOD_CALC).replace("x: s64, y: s64", "x: s64, y: s32"),
         ),
     ] {
-        cases.push((
-            component(s.dir.path(), name, &wit, "app"),
-            s.host.clone(),
-            Some("app".into()),
-        ));
+        cases.push((s.component(name, &wit), s.host.clone(), Some("app".into())));
     }
     for (component, wit, world) in cases {
         let ours = validate(&component, &wit, world.as_deref(), &["--strict"])
@@ -787,15 +774,7 @@ fn mismatch_fixtures() {
     for (file, wit, world, expected) in cases {
         let component = fixture(&format!("mismatch/{file}.wasm"));
         let (code, json) = validate_json(&component, &fixture(wit), Some(world), &[]);
-        let mut found = mismatches(&json);
-        let mut expected: Vec<(String, String)> = expected
-            .iter()
-            .map(|(k, i)| (k.to_string(), i.to_string()))
-            .collect();
-        found.sort();
-        expected.sort();
-        assert_eq!(found, expected, "{file} against {world}");
-        assert_eq!(code, if expected.is_empty() { 0 } else { 1 }, "{file}");
+        assert_mismatches(code, &json, expected);
     }
 }
 
