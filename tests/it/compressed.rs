@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::registry::{Registry, oci_ref, require, skopeo};
+use crate::registry::Registry;
 
 /// What the hello-cli fixture prints when it runs.
 const RAN: &str = "hello from pack fixture";
@@ -128,6 +128,39 @@ fn run(bundle: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Asserts that the fixture ran: its greeting is on `out`'s stdout (the panic shows the
+/// stderr).
+#[track_caller]
+fn assert_ran(out: &Output) {
+    assert!(stdout(out).contains(RAN), "{}", stderr(out));
+}
+
+/// `pack run` of `layout` without verifying it.
+fn run_unverified(layout: &Path) -> Output {
+    pack()
+        .args(["run", s(layout), "--insecure-skip-verify"])
+        .output()
+        .unwrap()
+}
+
+/// `pack build` of the hello-cli fixture for `targets` into `layout`, with `extra`
+/// arguments and without the compile cache; it must succeed.
+#[track_caller]
+fn build_hello_uncached(layout: &Path, targets: &[&str], extra: &[&str]) {
+    let mut cmd = pack();
+    cmd.arg("build").arg(fixture("components/hello-cli.wasm"));
+    for target in targets {
+        cmd.args(["-t", target]);
+    }
+    let out = cmd
+        .args(["-o", s(layout), "--no-cache"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack build: {}", stderr(&out));
+}
+
+#[track_caller]
 fn refused(out: &Output, needle: &str) {
     assert_exit(out, 2);
     assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
@@ -190,24 +223,14 @@ fn build_writes_zstd_layers_only_in_native_manifests() {
     // The same build again gives the same index (reproducible frames), and without
     // compression another one whose `.cwasm` layer is that content.
     let dir = tempfile::tempdir().unwrap();
-    let build = |name: &str, extra: &[&str]| {
-        let layout = dir.path().join(name);
-        let out = pack()
-            .arg("build")
-            .arg(fixture("components/hello-cli.wasm"))
-            .args(["-t", here(), "-o", s(&layout), "--no-cache"])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pack build: {}", stderr(&out));
-        layout
-    };
-    let again = build("again", &[]);
+    let again = dir.path().join("again");
+    build_hello_uncached(&again, &[here()], &[]);
     assert_eq!(
         index_digest(&again, "latest"),
         index_digest(&b.layout, "latest")
     );
-    let plain = build("plain", &["--no-compression"]);
+    let plain = dir.path().join("plain");
+    build_hello_uncached(&plain, &[here()], &["--no-compression"]);
     let (_, _, manifest, config) = native(&plain);
     assert_eq!(
         manifest["layers"][0]["mediaType"],
@@ -216,19 +239,12 @@ fn build_writes_zstd_layers_only_in_native_manifests() {
     assert_eq!(manifest["layers"][1]["mediaType"], "application/wasm");
     assert_eq!(manifest["layers"][0]["digest"], cwasm["uncompressedDigest"]);
     assert!(config.get("uncompressed").is_none(), "{config}");
-    let out = pack()
-        .args(["run", s(&plain), "--insecure-skip-verify"])
-        .output()
-        .unwrap();
-    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert_ran(&run_unverified(&plain));
 }
 
 #[test]
 fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
-    if require("skopeo").is_none() {
-        return;
-    }
-    let Some(registry) = Registry::start() else {
+    let Some(registry) = registry_with_skopeo() else {
         return;
     };
     let b = built();
@@ -239,24 +255,14 @@ fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
     // skopeo reads it back byte for byte.
     let dir = tempfile::tempdir().unwrap();
     let back = dir.path().join("back");
-    skopeo(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        &registry.docker_ref("team/hello:v1"),
-        &oci_ref(&back, "latest"),
-    ]);
+    skopeo_pull(&registry, "team/hello:v1", &back, "latest");
     assert_eq!(index_digest(&back, "latest"), digest);
     let (_, _, manifest, _) = native(&back);
     assert_eq!(
         manifest["layers"][0]["mediaType"],
         "application/vnd.pack.cwasm.v1+zstd"
     );
-    let out = pack()
-        .args(["run", s(&back), "--insecure-skip-verify"])
-        .output()
-        .unwrap();
-    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert_ran(&run_unverified(&back));
 
     // The host pulls it into its store, verifies and runs it, and keeps the
     // decompressed artifact there (read-only), named by the digest the config records.
@@ -281,11 +287,16 @@ fn a_frame_that_ends_early_or_expands_too_far_is_refused() {
     let content = cwasm_content(&b.layout);
     let frame = pack_packager::compression::compress(&content, 3).unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // A copy of the built layout at `dir/<name>` whose `.cwasm` layer is `frame`.
+    let with_frame = |name: &str, frame: &[u8]| {
+        let layout = dir.path().join(name);
+        copy_layout(&b.layout, &layout);
+        replace_cwasm_frame(&layout, frame);
+        layout
+    };
 
     // The frame cut short.
-    let truncated = dir.path().join("truncated");
-    copy_layout(&b.layout, &truncated);
-    replace_cwasm_frame(&truncated, &frame[..frame.len() - 100]);
+    let truncated = with_frame("truncated", &frame[..frame.len() - 100]);
     refused(&run(s(&truncated), &[]), "ends after");
 
     // A frame that expands to the content and then 64 MiB of zeros: cut at the size the
@@ -294,19 +305,14 @@ fn a_frame_that_ends_early_or_expands_too_far_is_refused() {
     bomb.resize(content.len() + (64 << 20), 0);
     let bomb = pack_packager::compression::compress(&bomb, 1).unwrap();
     assert!(bomb.len() < 4 << 20, "{}", bomb.len());
-    let expanding = dir.path().join("bomb");
-    copy_layout(&b.layout, &expanding);
-    replace_cwasm_frame(&expanding, &bomb);
+    let expanding = with_frame("bomb", &bomb);
     let out = run(s(&expanding), &[]);
     refused(&out, "expands past");
     refused(&out, "compressed layer");
 
     // The honest frame, rewritten the same way, runs.
-    let honest = dir.path().join("honest");
-    copy_layout(&b.layout, &honest);
-    replace_cwasm_frame(&honest, &frame);
-    let out = run(s(&honest), &[]);
-    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    let honest = with_frame("honest", &frame);
+    assert_ran(&run(s(&honest), &[]));
 }
 
 #[test]
@@ -324,8 +330,7 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
     // The first start pulls and decompresses; the next one hashes the decompressed
     // artifact and records it (its file is settled by then); the one after runs it.
     for _ in 0..2 {
-        let out = run(&reference, &store_arg);
-        assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+        assert_ran(&run(&reference, &store_arg));
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let content = sha256(&cwasm_content(&b.layout));
@@ -337,8 +342,7 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
         Some(std::fs::metadata(&kept).unwrap().len()),
         "{record}"
     );
-    let out = run(&reference, &store_arg);
-    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert_ran(&run(&reference, &store_arg));
 
     // The owner changes one byte of it in place (same size, same inode): the record no
     // longer matches, so it is hashed, and refused.
@@ -353,22 +357,33 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
     refused(&run(&reference, &store_arg), "does not match its digest");
 }
 
+/// The `os/arch` of an index entry.
+fn platform_of(entry: &Value) -> String {
+    let platform = &entry["platform"];
+    format!(
+        "{}/{}",
+        platform["os"].as_str().unwrap(),
+        platform["architecture"].as_str().unwrap()
+    )
+}
+
+/// The layer digests of the manifest an index entry of `layout` points at.
+fn layer_digests(layout: &Path, entry: &Value) -> Vec<String> {
+    let manifest = blob_json(layout, entry["digest"].as_str().unwrap());
+    let layers = manifest["layers"].as_array().unwrap();
+    layers
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Every layer digest of `layout`'s `latest` bundle, with the `os/arch` of its manifest.
 fn layers(layout: &Path) -> Vec<(String, String)> {
     let index = blob_json(layout, &index_digest(layout, "latest"));
     let mut out = Vec::new();
     for entry in manifests(&index) {
-        let platform = format!(
-            "{}/{}",
-            entry["platform"]["os"].as_str().unwrap(),
-            entry["platform"]["architecture"].as_str().unwrap()
-        );
-        let manifest = blob_json(layout, entry["digest"].as_str().unwrap());
-        for layer in manifest["layers"].as_array().unwrap() {
-            out.push((
-                platform.clone(),
-                layer["digest"].as_str().unwrap().to_string(),
-            ));
+        for digest in layer_digests(layout, entry) {
+            out.push((platform_of(entry), digest));
         }
     }
     out
@@ -384,16 +399,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     let elsewhere = elsewhere();
     let build = |name: &str, targets: &[&str]| {
         let layout = dir.path().join(name);
-        let mut cmd = pack();
-        cmd.arg("build").arg(fixture("components/hello-cli.wasm"));
-        for t in targets {
-            cmd.args(["-t", t]);
-        }
-        let out = cmd
-            .args(["-o", s(&layout), "--no-cache", "--sign-key", s(&b.private)])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pack build: {}", stderr(&out));
+        build_hello_uncached(&layout, targets, &["--sign-key", s(&b.private)]);
         let reference = format!("{}/team/{name}:v1", registry.addr());
         pack_push(&layout, &reference);
         (layout, reference)
@@ -405,7 +411,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     let (layout, reference) = build("everything", &[here(), "pulley64"]);
     let store = dir.path().join("store-1");
     let out = run(&reference, &["--store", s(&store)]);
-    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert_ran(&out);
     assert!(!stderr(&out).contains("fallback"), "{}", stderr(&out));
     let (first_reference, first_store) = (reference.clone(), store.clone());
     let all = layers(&layout);
@@ -440,23 +446,9 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
         json_stdout(&out)
     };
     let summary = pull(&[]);
-    let native_layers: Vec<String> = {
-        let index = blob_json(&pulled, &index_digest(&pulled, "v1"));
-        let entry = entry_where(&index, |m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            ) == here()
-        });
-        let manifest = blob_json(&pulled, entry["digest"].as_str().unwrap());
-        manifest["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["digest"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let index = blob_json(&pulled, &index_digest(&pulled, "v1"));
+    let native = entry_where(&index, |m| platform_of(m) == here());
+    let native_layers = layer_digests(&pulled, native);
     assert_eq!(
         native_layers.len(),
         2,
@@ -474,22 +466,16 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
             "{platform} layer {digest}: {summary}"
         );
     }
+    let pulled_v1 = format!("{}:v1", s(&pulled));
     let out = pack()
-        .args([
-            "verify",
-            &format!("{}:v1", s(&pulled)),
-            "--key",
-            s(&b.public),
-        ])
-        .arg("--json")
+        .args(["verify", &pulled_v1, "--key", s(&b.public), "--json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "pack verify: {}", stdout(&out));
     let tree = &json_stdout(&out)["tree"];
     assert_eq!(tree["unfetched"], json!([native_layers[1]]), "{tree}");
     assert_eq!(tree["damaged"], json!([]), "{tree}");
-    let out = run(&format!("{}:v1", s(&pulled)), &[]);
-    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert_ran(&run(&pulled_v1, &[]));
     // --all-layers fetches the fallback too, and nothing else.
     let summary = pull(&["--all-layers"]);
     assert_eq!(summary["blobsTransferred"], 1, "{summary}");
@@ -500,7 +486,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     let (layout, reference) = build("foreign", &[elsewhere]);
     let store = dir.path().join("store-2");
     let out = run(&reference, &["--store", s(&store), "--allow-jit"]);
-    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert_ran(&out);
     assert_stderr_has(&out, "fetched the fallback layer");
     for (platform, digest) in layers(&layout) {
         let fetched = stored(&store, &digest);
@@ -518,7 +504,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
         &first_reference,
         &["--store", s(&first_store), "--pull", "missing"],
     );
-    assert!(stdout(&out).contains(RAN), "{}", stderr(&out));
+    assert_ran(&out);
     let out = run(
         &first_reference,
         &["--store", s(&first_store), "--retries", "0"],

@@ -63,6 +63,19 @@ impl Route {
     fn blob(bytes: Vec<u8>) -> Self {
         Self::json("application/octet-stream", bytes)
     }
+
+    /// `status` with a body that never ends: `prefix` then spaces, with `Content-Length:
+    /// length` when given, else chunked.
+    fn endless(status: u16, content_type: &str, prefix: &[u8], length: Option<u64>) -> Self {
+        Route {
+            status,
+            content_type: content_type.to_string(),
+            body: Body::Endless {
+                prefix: prefix.to_vec(),
+                length,
+            },
+        }
+    }
 }
 
 #[derive(Default)]
@@ -137,9 +150,14 @@ impl HostileRegistry {
             .unwrap_or(0)
     }
 
-    /// Request lines (`GET /v2/...`) received so far.
-    pub fn requests(&self) -> Vec<String> {
-        self.state.requests.lock().unwrap().clone()
+    /// Request lines (`GET /v2/...`) received so far that contain `text`.
+    pub fn requests_with(&self, text: &str) -> Vec<String> {
+        let requests = self.state.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter(|r| r.contains(text))
+            .cloned()
+            .collect()
     }
 }
 
@@ -229,17 +247,15 @@ fn serve(mut conn: TcpStream, state: &State) {
     }
 }
 
-/// `pack pull` of `addr/app:<tag>` into `dir/out`, with no credentials around.
-fn pull(dir: &Path, addr: &str, tag: &str) -> Output {
-    pack_output(
-        dir,
-        &[
-            "pull",
-            &format!("{addr}/app:{tag}"),
-            "-o",
-            s(&dir.join("out")),
-        ],
-    )
+/// `pack pull` of `app:v1` from `registry` (with `extra` arguments) into `out` of a new
+/// directory, with no credentials around: (that directory, pack's output).
+fn pull(registry: &HostileRegistry, extra: &[&str]) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = format!("{}/app:v1", registry.addr());
+    let out = dir.path().join("out");
+    let args = [&["pull", &reference, "-o", s(&out)][..], extra].concat();
+    let output = pack_output(dir.path(), &args);
+    (dir, output)
 }
 
 /// Nothing was written: no layout, or one without the tag and without blobs.
@@ -259,25 +275,35 @@ fn assert_nothing_pulled(dir: &Path) {
 /// (index bytes, manifest bytes, [(digest, blob)]) of an image.
 type Image = (Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>);
 
-/// A small valid image: config, one layer (with `layer_annotations`), manifest, index.
-fn image(layer: &[u8], layer_annotations: Value) -> Image {
-    let config = b"{}".to_vec();
-    let manifest = serde_json::to_vec(&json!({
+/// An image manifest whose config is `config_digest` (`config_size` bytes) and whose
+/// layers are `layers`.
+fn manifest_of(config_digest: &str, config_size: usize, layers: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST,
         "config": {
             "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": sha256(&config),
-            "size": config.len(),
+            "digest": config_digest,
+            "size": config_size,
         },
-        "layers": [{
+        "layers": layers,
+    }))
+    .unwrap()
+}
+
+/// A small valid image: config, one layer (with `layer_annotations`), manifest, index.
+fn image(layer: &[u8], layer_annotations: Value) -> Image {
+    let config = b"{}".to_vec();
+    let manifest = manifest_of(
+        &sha256(&config),
+        config.len(),
+        json!([{
             "mediaType": "application/octet-stream",
             "digest": sha256(layer),
             "size": layer.len(),
             "annotations": layer_annotations,
-        }],
-    }))
-    .unwrap();
+        }]),
+    );
     let index = index_of(&[json!({
         "mediaType": MANIFEST,
         "digest": sha256(&manifest),
@@ -311,59 +337,41 @@ fn serve_image(
     }
 }
 
+/// The start of an index that never ends.
+const ENDLESS_INDEX: &[u8] = br#"{"schemaVersion":2,"manifests":["#;
+
+/// Pulls `v1` from a registry whose manifest `v1` is `route` (a body without end): pack
+/// exits 2 and writes nothing. Returns pack's output and how many bytes of the manifest
+/// left the server.
+fn pull_endless_manifest(route: Route) -> (Output, u64) {
+    let registry = HostileRegistry::start();
+    registry.manifest("v1", route);
+    let (dir, out) = pull(&registry, &[]);
+    assert_exit(&out, 2);
+    assert_nothing_pulled(dir.path());
+    (out, registry.sent("/v2/app/manifests/v1"))
+}
+
 #[test]
 fn a_1_gib_manifest_is_refused_by_its_length_before_it_is_read() {
-    let registry = HostileRegistry::start();
-    registry.manifest(
-        "v1",
-        Route {
-            status: 200,
-            content_type: INDEX.to_string(),
-            body: Body::Endless {
-                prefix: br#"{"schemaVersion":2,"manifests":["#.to_vec(),
-                length: Some(ENDLESS_CAP),
-            },
-        },
+    let route = Route::endless(200, INDEX, ENDLESS_INDEX, Some(ENDLESS_CAP));
+    let (out, sent) = pull_endless_manifest(route);
+    assert_stderr_has(
+        &out,
+        "a manifest of 1073741824 bytes, more than the 4194304 bytes",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let out = pull(dir.path(), registry.addr(), "v1");
-    assert_exit(&out, 2);
-    let err = stderr(&out);
-    assert!(
-        err.contains("a manifest of 1073741824 bytes, more than the 4194304 bytes")
-            && err.contains("refused before reading it"),
-        "{err}"
-    );
-    let sent = registry.sent("/v2/app/manifests/v1");
+    assert_stderr_has(&out, "refused before reading it");
     assert!(sent < LIMIT + SLACK, "pack read {sent} bytes of it");
-    assert_nothing_pulled(dir.path());
 }
 
 #[test]
 fn an_endless_chunked_manifest_is_cut_at_the_limit() {
-    let registry = HostileRegistry::start();
-    registry.manifest(
-        "v1",
-        Route {
-            status: 200,
-            content_type: INDEX.to_string(),
-            body: Body::Endless {
-                prefix: br#"{"schemaVersion":2,"manifests":["#.to_vec(),
-                length: None,
-            },
-        },
+    let (out, sent) = pull_endless_manifest(Route::endless(200, INDEX, ENDLESS_INDEX, None));
+    assert_stderr_has(
+        &out,
+        "more than the 4194304 bytes pack reads for one; stopped reading there",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let out = pull(dir.path(), registry.addr(), "v1");
-    assert_exit(&out, 2);
-    let err = stderr(&out);
-    assert!(
-        err.contains("more than the 4194304 bytes pack reads for one; stopped reading there"),
-        "{err}"
-    );
-    let sent = registry.sent("/v2/app/manifests/v1");
     assert!(sent < LIMIT + SLACK, "pack read {sent} bytes of it");
-    assert_nothing_pulled(dir.path());
 }
 
 #[test]
@@ -380,8 +388,7 @@ fn an_index_with_100000_entries_is_refused_and_one_with_2000_fetches_nothing() {
     assert!(huge.len() as u64 > LIMIT);
     let registry = HostileRegistry::start();
     registry.manifest("v1", Route::json(INDEX, huge));
-    let dir = tempfile::tempdir().unwrap();
-    let out = pull(dir.path(), registry.addr(), "v1");
+    let (dir, out) = pull(&registry, &[]);
     assert_exit(&out, 2);
     assert_stderr_has(&out, "more than the 4194304 bytes");
     assert_nothing_pulled(dir.path());
@@ -392,18 +399,13 @@ fn an_index_with_100000_entries_is_refused_and_one_with_2000_fetches_nothing() {
     assert!((many.len() as u64) < LIMIT);
     let registry = HostileRegistry::start();
     registry.manifest("v1", Route::json(INDEX, many));
-    let dir = tempfile::tempdir().unwrap();
-    let out = pull(dir.path(), registry.addr(), "v1");
+    let (dir, out) = pull(&registry, &[]);
     assert_exit(&out, 2);
     assert_stderr_has(
         &out,
         "it lists 2000 manifests, more than the 1024 pack follows",
     );
-    let fetched: Vec<_> = registry
-        .requests()
-        .into_iter()
-        .filter(|r| r.contains("/manifests/sha256:"))
-        .collect();
+    let fetched = registry.requests_with("/manifests/sha256:");
     assert!(fetched.is_empty(), "{fetched:?}");
     assert_nothing_pulled(dir.path());
 }
@@ -417,19 +419,9 @@ fn a_blob_longer_than_its_descriptor_is_refused_and_not_kept() {
     for length in [Some(ENDLESS_CAP), None] {
         let registry = HostileRegistry::start();
         serve_image(&registry, &index, &manifest, &blobs);
-        registry.blob(
-            &layer_digest,
-            Route {
-                status: 200,
-                content_type: "application/octet-stream".to_string(),
-                body: Body::Endless {
-                    prefix: layer.clone(),
-                    length,
-                },
-            },
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let out = pull(dir.path(), registry.addr(), "v1");
+        let route = Route::endless(200, "application/octet-stream", &layer, length);
+        registry.blob(&layer_digest, route);
+        let (dir, out) = pull(&registry, &[]);
         assert_exit(&out, 2);
         let err = stderr(&out);
         let expected = match length {
@@ -439,18 +431,7 @@ fn a_blob_longer_than_its_descriptor_is_refused_and_not_kept() {
         assert!(err.contains(expected), "{err}");
         let sent = registry.sent(&layer_path);
         assert!(sent < SLACK, "pack read {sent} bytes of it");
-        // Blobs that arrived whole may stay (a later pull resumes from them); the bad
-        // one, its temporary file and the tag do not.
-        let out = dir.path().join("out");
-        assert!(!out.join("blobs/sha256").join(&layer_digest[7..]).exists());
-        let index = std::fs::read_to_string(out.join("index.json")).unwrap();
-        assert!(!index.contains("\"v1\""), "{index}");
-        let leftovers: Vec<_> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".pack-tmp-"))
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert_failed_pull_left_nothing(&dir.path().join("out"), &layer_digest[7..]);
     }
 }
 
@@ -463,24 +444,11 @@ fn a_dot_dot_title_is_never_a_path() {
     );
     let registry = HostileRegistry::start();
     serve_image(&registry, &index, &manifest, &blobs);
-    let dir = tempfile::tempdir().unwrap();
-    let out = pull(dir.path(), registry.addr(), "v1");
+    let (dir, out) = pull(&registry, &[]);
     assert_exit(&out, 0);
     // Everything landed under blobs/sha256/<hex>; no file took the title's name.
-    let mut files = Vec::new();
-    let mut stack = vec![dir.path().to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
     let layout = dir.path().join("out");
-    for f in &files {
+    for f in &files_under(dir.path()) {
         assert!(!f.to_string_lossy().contains("escaped"), "{}", f.display());
         let rel = f.strip_prefix(&layout).unwrap_or_else(|_| {
             panic!("a file outside the layout: {}", f.display());
@@ -506,34 +474,25 @@ fn unknown_digest_algorithms_are_refused_before_they_are_fetched() {
         ("md5:d41d8cd98f00b204e9800998ecf8427e".to_string(), true),
     ] {
         let registry = HostileRegistry::start();
-        let dir = tempfile::tempdir().unwrap();
         if in_layer {
-            let manifest = serde_json::to_vec(&json!({
-                "schemaVersion": 2,
-                "mediaType": MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": sha256(b"{}"), "size": 2},
-                "layers": [{"mediaType": "application/octet-stream", "digest": digest, "size": 1}],
-            }))
-            .unwrap();
+            let manifest = manifest_of(
+                &sha256(b"{}"),
+                2,
+                json!([{"mediaType": "application/octet-stream", "digest": digest, "size": 1}]),
+            );
             registry.manifest("v1", Route::json(MANIFEST, manifest));
         } else {
             let index = index_of(&[json!({"mediaType": MANIFEST, "digest": digest, "size": 10})]);
             registry.manifest("v1", Route::json(INDEX, index));
         }
-        let out = pull(dir.path(), registry.addr(), "v1");
+        let (dir, out) = pull(&registry, &[]);
         assert_exit(&out, 2);
-        let err = stderr(&out);
-        assert!(
-            err.contains(&format!("descriptor {digest} uses the digest algorithm"))
-                && err.contains("pack reads only sha256"),
-            "{err}"
+        assert_stderr_has(
+            &out,
+            format!("descriptor {digest} uses the digest algorithm"),
         );
-        let followed: Vec<_> = registry
-            .requests()
-            .into_iter()
-            .filter(|r| r.contains(&digest))
-            .collect();
+        assert_stderr_has(&out, "pack reads only sha256");
+        let followed = registry.requests_with(&digest);
         assert!(followed.is_empty(), "{followed:?}");
         assert_nothing_pulled(dir.path());
     }
@@ -541,109 +500,16 @@ fn unknown_digest_algorithms_are_refused_before_they_are_fetched() {
 
 #[test]
 fn an_endless_error_body_is_not_read_to_its_end() {
-    let registry = HostileRegistry::start();
-    registry.manifest(
-        "v1",
-        Route {
-            status: 404,
-            content_type: "application/json".to_string(),
-            body: Body::Endless {
-                prefix: br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"#.to_vec(),
-                length: None,
-            },
-        },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let out = pull(dir.path(), registry.addr(), "v1");
-    assert_exit(&out, 2);
-    let sent = registry.sent("/v2/app/manifests/v1");
+    let prefix = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"#;
+    let (_, sent) = pull_endless_manifest(Route::endless(404, "application/json", prefix, None));
     assert!(sent < SLACK, "pack read {sent} bytes of the error");
-    assert_nothing_pulled(dir.path());
 }
 
 // ---------------------------------------------------------------------------------------
 // Layouts on disk.
 
-/// A layout holding `image(...)` under tag `v1`, written by hand.
-fn layout_with(dir: &Path, index: &[u8], blobs: &[(String, Vec<u8>)]) -> PathBuf {
-    let layout = dir.join("layout");
-    write(&layout, "oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#);
-    for (digest, bytes) in blobs {
-        write(&layout, &format!("blobs/sha256/{}", &digest[7..]), bytes);
-    }
-    write(
-        &layout,
-        &format!("blobs/sha256/{}", &sha256(index)[7..]),
-        index,
-    );
-    let root = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": INDEX,
-        "manifests": [{
-            "mediaType": INDEX,
-            "digest": sha256(index),
-            "size": index.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "v1"},
-        }],
-    }))
-    .unwrap();
-    write(&layout, "index.json", root);
-    layout
-}
-
-fn inspect(layout: &Path) -> Output {
-    pack()
-        .args(["inspect", &format!("{}:v1", s(layout))])
-        .output()
-        .unwrap()
-}
-
-#[test]
-fn layouts_with_oversized_or_endless_files_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (index, manifest, mut blobs) = image(b"x", json!({}));
-    blobs.push((sha256(&manifest), manifest));
-    let layout = layout_with(dir.path(), &index, &blobs);
-
-    // index.json of 100 MiB (sparse): refused by its size, not read.
-    let index_json = layout.join("index.json");
-    let saved = std::fs::read(&index_json).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&index_json)
-        .unwrap()
-        .set_len(100 * 1024 * 1024)
-        .unwrap();
-    let out = inspect(&layout);
-    assert_exit(&out, 2);
-    assert_stderr_has(
-        &out,
-        "is 104857600 bytes, more than the 67108864 bytes pack reads for a layout's `index.json`",
-    );
-
-    // index.json and oci-layout as symlinks to an endless device: cut at the limit.
-    #[cfg(unix)]
-    {
-        std::fs::remove_file(&index_json).unwrap();
-        std::os::unix::fs::symlink("/dev/zero", &index_json).unwrap();
-        let out = inspect(&layout);
-        assert_exit(&out, 2);
-        assert_stderr_has(&out, "more than the 67108864 bytes pack reads");
-        std::fs::remove_file(&index_json).unwrap();
-        std::fs::write(&index_json, &saved).unwrap();
-        let marker = layout.join("oci-layout");
-        std::fs::remove_file(&marker).unwrap();
-        std::os::unix::fs::symlink("/dev/zero", &marker).unwrap();
-        let out = inspect(&layout);
-        assert_exit(&out, 2);
-        assert_stderr_has(
-            &out,
-            "more than the 4096 bytes pack reads for an `oci-layout` file",
-        );
-    }
-}
-
-/// Rewrites the `v1` entry of `index.json` to point at `index` (stored as a blob).
+/// Writes `index` as a blob of `layout` and points the tag `v1` of `index.json` at it,
+/// with `size` in its descriptor (by default, the index's own).
 fn retag(layout: &Path, index: &[u8], size: Option<u64>) {
     write(
         layout,
@@ -664,75 +530,129 @@ fn retag(layout: &Path, index: &[u8], size: Option<u64>) {
     write(layout, "index.json", root);
 }
 
+/// A layout holding `image(...)` under tag `v1`, written by hand.
+fn layout_with(dir: &Path, index: &[u8], blobs: &[(String, Vec<u8>)]) -> PathBuf {
+    let layout = dir.join("layout");
+    write(&layout, "oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#);
+    for (digest, bytes) in blobs {
+        write(&layout, &format!("blobs/sha256/{}", &digest[7..]), bytes);
+    }
+    retag(&layout, index, None);
+    layout
+}
+
+/// `pack inspect` of `layout:v1` exits 2 and its stderr has `expected` (`what` names
+/// the case).
+#[track_caller]
+fn assert_inspect_refused(layout: &Path, what: &str, expected: &str) {
+    let out = pack()
+        .args(["inspect", &format!("{}:v1", s(layout))])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert!(err.contains(expected), "{what}: no {expected:?} in {err}");
+}
+
+#[test]
+fn layouts_with_oversized_or_endless_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, manifest, mut blobs) = image(b"x", json!({}));
+    blobs.push((sha256(&manifest), manifest));
+    let layout = layout_with(dir.path(), &index, &blobs);
+
+    // index.json of 100 MiB (sparse): refused by its size, not read.
+    let index_json = layout.join("index.json");
+    let saved = std::fs::read(&index_json).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&index_json)
+        .unwrap()
+        .set_len(100 * 1024 * 1024)
+        .unwrap();
+    assert_inspect_refused(
+        &layout,
+        "an index.json of 100 MiB",
+        "is 104857600 bytes, more than the 67108864 bytes pack reads for a layout's `index.json`",
+    );
+    std::fs::write(&index_json, &saved).unwrap();
+
+    // index.json and oci-layout, each in turn a symlink to an endless device: cut at the
+    // limit.
+    #[cfg(unix)]
+    for (name, expected) in [
+        ("index.json", "more than the 67108864 bytes pack reads"),
+        (
+            "oci-layout",
+            "more than the 4096 bytes pack reads for an `oci-layout` file",
+        ),
+    ] {
+        let file = layout.join(name);
+        let saved = std::fs::read(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &file).unwrap();
+        assert_inspect_refused(&layout, &format!("{name} from /dev/zero"), expected);
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, saved).unwrap();
+    }
+}
+
 #[test]
 fn layout_documents_with_hostile_descriptors_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (index, manifest, mut blobs) = image(b"x", json!({}));
     blobs.push((sha256(&manifest), manifest.clone()));
     let layout = layout_with(dir.path(), &index, &blobs);
-
-    // A descriptor that says 1 GiB: refused before the blob is opened.
-    retag(&layout, &index, Some(1 << 30));
-    let out = inspect(&layout);
-    assert_exit(&out, 2);
-    assert_stderr_has(
-        &out,
-        "is 1073741824 bytes, more than the 4194304 bytes pack reads for an image index",
-    );
-
-    // A blob whose size differs from its descriptor.
-    retag(&layout, &index, Some(index.len() as u64 + 1));
-    let out = inspect(&layout);
-    assert_exit(&out, 2);
-    assert_stderr_has(&out, "but its descriptor says");
-
-    // 2,000 entries.
     let entry = json!({"mediaType": MANIFEST, "digest": sha256(&manifest), "size": manifest.len()});
-    let many = index_of(&vec![entry; 2000]);
-    retag(&layout, &many, None);
-    let out = inspect(&layout);
-    assert_exit(&out, 2);
-    assert_stderr_has(
-        &out,
-        "lists 2000 manifests, more than the 1024 pack follows",
-    );
-
-    // Unknown digest algorithms, in the index and in a manifest.
-    let odd = index_of(&[
-        json!({"mediaType": MANIFEST, "digest": format!("sha999:{}", "b".repeat(64)), "size": 10}),
-    ]);
-    retag(&layout, &odd, None);
-    let out = inspect(&layout);
-    assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("uses the digest algorithm `sha999`; pack reads only sha256"),
-        "{}",
-        stderr(&out)
-    );
-    let md5_manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": "md5:d41d8cd98f00b204e9800998ecf8427e", "size": 2},
-        "layers": [],
-    }))
-    .unwrap();
+    let md5_manifest = manifest_of("md5:d41d8cd98f00b204e9800998ecf8427e", 2, json!([]));
     write(
         &layout,
         &format!("blobs/sha256/{}", &sha256(&md5_manifest)[7..]),
         &md5_manifest,
     );
-    let with_md5 = index_of(&[
-        json!({"mediaType": MANIFEST, "digest": sha256(&md5_manifest), "size": md5_manifest.len()}),
-    ]);
-    retag(&layout, &with_md5, None);
-    let out = inspect(&layout);
-    assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("uses the digest algorithm `md5`; pack reads only sha256"),
-        "{}",
-        stderr(&out)
-    );
+    let sha999 = format!("sha999:{}", "b".repeat(64));
+
+    // (case, the index `v1` points at, the size its descriptor says, what pack says)
+    let cases: [(&str, Vec<u8>, Option<u64>, &str); 5] = [
+        (
+            "a descriptor that says 1 GiB (refused before the blob is opened)",
+            index.clone(),
+            Some(1 << 30),
+            "is 1073741824 bytes, more than the 4194304 bytes pack reads for an image index",
+        ),
+        (
+            "a blob whose size differs from its descriptor",
+            index.clone(),
+            Some(index.len() as u64 + 1),
+            "but its descriptor says",
+        ),
+        (
+            "2,000 entries",
+            index_of(&vec![entry; 2000]),
+            None,
+            "lists 2000 manifests, more than the 1024 pack follows",
+        ),
+        (
+            "an unknown digest algorithm in the index",
+            index_of(&[json!({"mediaType": MANIFEST, "digest": sha999, "size": 10})]),
+            None,
+            "uses the digest algorithm `sha999`; pack reads only sha256",
+        ),
+        (
+            "an unknown digest algorithm in a manifest",
+            index_of(&[json!({
+                "mediaType": MANIFEST,
+                "digest": sha256(&md5_manifest),
+                "size": md5_manifest.len(),
+            })]),
+            None,
+            "uses the digest algorithm `md5`; pack reads only sha256",
+        ),
+    ];
+    for (what, index, size, expected) in cases {
+        retag(&layout, &index, size);
+        assert_inspect_refused(&layout, what, expected);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -751,6 +671,13 @@ fn signed_layout(dir: &Path) -> (Layout, String) {
     (layout, blob.digest.to_string())
 }
 
+/// A new signing key, and its public key written to `dir/key.pub`.
+fn signing_key(dir: &Path) -> (PrivateKey, PathBuf) {
+    let key = PrivateKey::generate();
+    let public = write(dir, "key.pub", key.public_key().to_pem());
+    (key, public)
+}
+
 /// Replaces the signatures of `digest` with one manifest holding `layers` (payload,
 /// signature annotation).
 fn put_signatures(layout: &Layout, digest: &str, layers: &[(Vec<u8>, String)]) {
@@ -767,14 +694,7 @@ fn put_signatures(layout: &Layout, digest: &str, layers: &[(Vec<u8>, String)]) {
             })
         })
         .collect();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config.digest.to_string(), "size": config.size},
-        "layers": layers,
-    }))
-    .unwrap();
+    let manifest = manifest_of(config.digest.as_ref(), config.size as usize, json!(layers));
     let blob = layout.put_bytes(&manifest).unwrap();
     let tag = format!("sha256-{}.sig", &digest[7..]);
     layout.set_tag(&tag, &blob.descriptor(MANIFEST)).unwrap();
@@ -795,31 +715,34 @@ fn sign(key: &PrivateKey, payload: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(key.sign(payload))
 }
 
-fn verify(layout: &Layout, public: &Path) -> Output {
+/// `pack verify` of `layout:<tag>` with the key `public`.
+fn verify(layout: &Layout, tag: &str, public: &Path) -> Output {
+    let reference = format!("{}:{tag}", s(layout.root()));
     pack()
-        .args([
-            "verify",
-            &format!("{}:v1", s(layout.root())),
-            "--key",
-            s(public),
-        ])
+        .args(["verify", &reference, "--key", s(public)])
         .output()
         .unwrap()
+}
+
+/// `pack sign` of `layout:v1` with the private key `key`, to run.
+fn sign_v1(layout: &Layout, key: &Path) -> assert_cmd::Command {
+    let mut cmd = pack();
+    cmd.args(["sign", &format!("{}:v1", s(layout.root())), "--key", s(key)]);
+    cmd
 }
 
 #[test]
 fn hostile_signature_payloads_do_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, digest) = signed_layout(dir.path());
-    let key = PrivateKey::generate();
-    let public = write(dir.path(), "key.pub", key.public_key().to_pem());
+    let (key, public) = signing_key(dir.path());
     let other_key = PrivateKey::generate();
     let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
 
     // The reference case verifies, so each refusal below is the change it makes.
     let good = bytes(&payload(&digest, SIGNATURE_TYPE));
     put_signatures(&layout, &digest, &[(good.clone(), sign(&key, &good))]);
-    assert_exit(&verify(&layout, &public), 0);
+    assert_exit(&verify(&layout, "v1", &public), 0);
 
     let mut extra_top = payload(&digest, SIGNATURE_TYPE);
     extra_top["extra"] = json!("x");
@@ -887,7 +810,7 @@ fn hostile_signature_payloads_do_not_verify() {
     for (what, payload, signature, reason) in cases {
         let signature = signature.unwrap_or_else(|| sign(&key, &payload));
         put_signatures(&layout, &digest, &[(payload, signature)]);
-        let out = verify(&layout, &public);
+        let out = verify(&layout, "v1", &public);
         assert_exit(&out, 1);
         assert!(stdout(&out).contains(reason), "{what}: {}", stdout(&out));
     }
@@ -901,15 +824,14 @@ fn hostile_signature_payloads_do_not_verify() {
         &digest,
         &[(extra_optional.clone(), sign(&key, &extra_optional))],
     );
-    assert_exit(&verify(&layout, &public), 0);
+    assert_exit(&verify(&layout, "v1", &public), 0);
 }
 
 #[test]
 fn a_valid_signature_moved_to_another_tag_does_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, digest) = signed_layout(dir.path());
-    let key = PrivateKey::generate();
-    let public = write(dir.path(), "key.pub", key.public_key().to_pem());
+    let (key, public) = signing_key(dir.path());
     // `v2` points at another index; the signature of `v1` is copied under its tag.
     let other = layout
         .put_bytes(&index_of(&[
@@ -921,16 +843,8 @@ fn a_valid_signature_moved_to_another_tag_does_not_verify() {
     let signature = sign(&key, &good);
     put_signatures(&layout, &digest, &[(good.clone(), signature.clone())]);
     put_signatures(&layout, other.digest.as_ref(), &[(good, signature)]);
-    assert_exit(&verify(&layout, &public), 0);
-    let out = pack()
-        .args([
-            "verify",
-            &format!("{}:v2", s(layout.root())),
-            "--key",
-            s(&public),
-        ])
-        .output()
-        .unwrap();
+    assert_exit(&verify(&layout, "v1", &public), 0);
+    let out = verify(&layout, "v2", &public);
     assert_exit(&out, 1);
     assert_stdout_has(&out, format!("signs another digest, {digest}"));
 }
@@ -939,21 +853,9 @@ fn a_valid_signature_moved_to_another_tag_does_not_verify() {
 fn key_files_with_the_wrong_password_or_curve_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, _) = signed_layout(dir.path());
-    let prefix = dir.path().join("k");
-    let out = pack()
-        .env("PACK_KEY_PASSWORD", "Right-Pw-7731")
-        .args(["key", "generate", "--output-prefix", s(&prefix)])
-        .output()
-        .unwrap();
-    assert_exit(&out, 0);
-    let out = pack()
+    let (private, _) = encrypted_key_pair(dir.path(), "k", "Right-Pw-7731");
+    let out = sign_v1(&layout, &private)
         .env("PACK_KEY_PASSWORD", "Wrong-Pw-4410")
-        .args([
-            "sign",
-            &format!("{}:v1", s(layout.root())),
-            "--key",
-            &format!("{}.key", s(&prefix)),
-        ])
         .output()
         .unwrap();
     assert_exit(&out, 2);
@@ -968,38 +870,31 @@ fn key_files_with_the_wrong_password_or_curve_are_refused() {
     if tool("openssl").is_none() {
         return;
     }
-    let p384 = dir.path().join("p384.key");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-384",
-            "-out",
-            s(&p384),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let p384_pub = dir.path().join("p384.pub");
-    let out = std::process::Command::new("openssl")
-        .args(["pkey", "-in", s(&p384), "-pubout", "-out", s(&p384_pub)])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = pack()
-        .args([
-            "sign",
-            &format!("{}:v1", s(layout.root())),
-            "--key",
-            s(&p384),
-        ])
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    let curve = "ec_paramgen_curve:P-384";
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        curve,
+        "-out",
+        "p384.key",
+    ]);
+    openssl(&["pkey", "-in", "p384.key", "-pubout", "-out", "p384.pub"]);
+    let out = sign_v1(&layout, &dir.path().join("p384.key"))
         .output()
         .unwrap();
     assert_exit(&out, 2);
     assert_stderr_has(&out, "P-256");
-    let out = verify(&layout, &p384_pub);
+    let out = verify(&layout, "v1", &dir.path().join("p384.pub"));
     assert_exit(&out, 2);
     assert_stderr_has(&out, "P-256");
 }
@@ -1044,17 +939,11 @@ fn assert_no_secret(what: &str, text: &[u8]) {
 /// Every file under `dir` but the docker config, whose job is to hold the credentials
 /// `pack login` stores.
 fn assert_no_secret_in_files(dir: &Path) {
-    let mut stack = vec![dir.to_path_buf()];
     let mut seen = 0;
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n != "config.json") {
-                assert_no_secret(&p.display().to_string(), &std::fs::read(&p).unwrap());
-                seen += 1;
-            }
+    for p in files_under(dir) {
+        if p.file_name().is_some_and(|n| n != "config.json") {
+            assert_no_secret(&p.display().to_string(), &std::fs::read(&p).unwrap());
+            seen += 1;
         }
     }
     assert!(seen > 10, "only {seen} files were looked at");
@@ -1117,71 +1006,22 @@ fn secrets_appear_in_no_output_and_no_file() {
     let hello = fixture("components/hello-cli.wasm");
     let reference = format!("{addr}/app:v1");
 
-    // Keys and signing.
-    run(
-        &["key", "generate", "--output-prefix", "k"],
-        &key_pw,
-        None,
-        0,
-    );
-    run(
-        &["key", "generate", "--output-prefix", "j", "--json"],
-        &key_pw,
-        None,
-        0,
-    );
-    run(
-        &[
-            "build",
-            s(&hello),
-            "-t",
-            target,
-            "-o",
-            "app",
-            "--tag",
-            "v1",
-            "--sign-key",
-            "k.key",
-        ],
-        &key_pw,
-        None,
-        0,
-    );
-    run(
-        &[
-            "build",
-            s(&hello),
-            "-t",
-            target,
-            "-o",
-            "app2",
-            "--sign-key",
-            "k.key",
-            "--json",
-        ],
-        &wrong_key_pw,
-        None,
-        2,
-    );
-    run(&["sign", "app:v1", "--key", "j.key"], &key_pw, None, 0);
-    run(
-        &["sign", "app:v1", "--key", "j.key", "--json"],
-        &key_pw,
-        None,
-        0,
-    );
-    run(
-        &["sign", "app:v1", "--key", "j.key"],
-        &wrong_key_pw,
-        None,
-        2,
-    );
-    run(
-        &["sign", "app:v1", "--key", "j.key", "--json"],
-        &wrong_key_pw,
-        None,
-        2,
-    );
+    // Keys and signing, plain and with --json; with a wrong key password, building
+    // and signing fail.
+    for (prefix, flag) in [("k", &[][..]), ("j", &["--json"])] {
+        let generate = [&["key", "generate", "--output-prefix", prefix][..], flag].concat();
+        run(&generate, &key_pw, None, 0);
+    }
+    let build = ["build", s(&hello), "-t", target, "--sign-key", "k.key"];
+    let build_app = [&build[..], &["-o", "app", "--tag", "v1"]].concat();
+    run(&build_app, &key_pw, None, 0);
+    let build_app2 = [&build[..], &["-o", "app2", "--json"]].concat();
+    run(&build_app2, &wrong_key_pw, None, 2);
+    for flag in [&[][..], &["--json"]] {
+        let sign = [&["sign", "app:v1", "--key", "j.key"][..], flag].concat();
+        run(&sign, &key_pw, None, 0);
+        run(&sign, &wrong_key_pw, None, 2);
+    }
 
     // Registry credentials: wrong ones, then right ones, from stdin and the environment.
     for json in [false, true] {
@@ -1226,24 +1066,20 @@ fn secrets_appear_in_no_output_and_no_file() {
 #[test]
 fn oversized_signature_payloads_are_not_read() {
     let (index, manifest, blobs) = image(b"layer", json!({}));
-    let key = PrivateKey::generate();
     let dir = tempfile::tempdir().unwrap();
-    let public = write(dir.path(), "key.pub", key.public_key().to_pem());
+    let (_, public) = signing_key(dir.path());
     let payload_digest = sha256(b"payload");
     let sig_manifest = |size: u64| {
-        serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": sha256(b"{}"), "size": 2},
-            "layers": [{
+        manifest_of(
+            &sha256(b"{}"),
+            2,
+            json!([{
                 "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
                 "digest": payload_digest,
                 "size": size,
                 "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="},
-            }],
-        }))
-        .unwrap()
+            }]),
+        )
     };
     let sig_tag = format!("sha256-{}.sig", &sha256(&index)[7..]);
     for (size, expected) in [
@@ -1259,28 +1095,9 @@ fn oversized_signature_payloads_are_not_read() {
         let registry = HostileRegistry::start();
         serve_image(&registry, &index, &manifest, &blobs);
         registry.manifest(&sig_tag, Route::json(MANIFEST, sig_manifest(size)));
-        registry.blob(
-            &payload_digest,
-            Route {
-                status: 200,
-                content_type: "application/octet-stream".to_string(),
-                body: Body::Endless {
-                    prefix: b"payload".to_vec(),
-                    length: None,
-                },
-            },
-        );
-        let work = tempfile::tempdir().unwrap();
-        let out = pack()
-            .env("DOCKER_CONFIG", work.path().join("docker"))
-            .env("HOME", work.path())
-            .env_remove("PACK_REGISTRY_USERNAME")
-            .env_remove("PACK_REGISTRY_PASSWORD")
-            .args(["pull", &format!("{}/app:v1", registry.addr()), "-o"])
-            .arg(work.path().join("out"))
-            .args(["--key", s(&public)])
-            .output()
-            .unwrap();
+        let route = Route::endless(200, "application/octet-stream", b"payload", None);
+        registry.blob(&payload_digest, route);
+        let (work, out) = pull(&registry, &["--key", s(&public)]);
         assert_exit(&out, 2);
         assert_stderr_has(&out, expected);
         let sent = registry.sent(&format!("/v2/app/blobs/{payload_digest}"));

@@ -37,14 +37,32 @@ fn bundle() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
 /// `docker-registry` outside CI.
 fn registry_with_bundle() -> Option<(Registry, String, tempfile::TempDir)> {
     let registry = Registry::start()?;
-    let (_, layout, _) = bundle();
     let home = tempfile::tempdir().unwrap();
     let target = format!("{}/app:v1", registry.addr());
-    let source = format!("{}:v1", s(layout));
-    let out = pack_output(home.path(), &["push", &source, &target]);
+    let out = push(home.path(), &target, &[]);
     assert_exit(&out, 0);
     assert_stdout_has(&out, "pushed");
     Some((registry, target, home))
+}
+
+/// `pack push` of the shared [`bundle`]'s `v1` to `reference`, with `extra` arguments,
+/// as a user whose home is `home`.
+fn push(home: &Path, reference: &str, extra: &[&str]) -> std::process::Output {
+    let source = bundle_v1();
+    let args = [&["push", &source, reference][..], extra].concat();
+    pack_output(home, &args)
+}
+
+/// The shared [`bundle`]'s `v1`, as `pack push` takes it.
+fn bundle_v1() -> String {
+    format!("{}:v1", s(&bundle().1))
+}
+
+/// `pack pull` of `reference` into `dest`, with `extra` arguments, as a user whose home
+/// is `home`.
+fn pull(home: &Path, reference: &str, dest: &Path, extra: &[&str]) -> std::process::Output {
+    let args = [&["pull", reference, "-o", s(dest)][..], extra].concat();
+    pack_output(home, &args)
 }
 
 fn blob_names(layout: &Path) -> Vec<String> {
@@ -56,6 +74,16 @@ fn blob_names(layout: &Path) -> Vec<String> {
     names
 }
 
+/// The name (hex digest) of the largest blob of `layout`.
+fn biggest_blob(layout: &Path) -> String {
+    let size = |name: &String| {
+        std::fs::metadata(layout.join("blobs/sha256").join(name))
+            .unwrap()
+            .len()
+    };
+    blob_names(layout).into_iter().max_by_key(size).unwrap()
+}
+
 #[test]
 fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
     let Some(registry) = Registry::start() else {
@@ -63,15 +91,14 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
     };
     let (_keep, layout, public) = bundle();
     let home = tempfile::tempdir().unwrap();
+    // A target without a tag takes the source's, `v1`.
     let target = format!("{}/team/app", registry.addr());
+    let reference = format!("{target}:v1");
 
-    let out = pack_output(
-        home.path(),
-        &["push", &format!("{}:v1", s(layout)), &target, "--json"],
-    );
+    let out = push(home.path(), &target, &["--json"]);
     assert_exit(&out, 0);
     let first = json_stdout(&out);
-    assert_eq!(first["reference"], format!("{target}:v1"));
+    assert_eq!(first["reference"], reference);
     assert_eq!(first["digest"], index_digest(layout, "v1"));
     assert_eq!(first["scheme"], "http");
     assert_eq!(first["credentials"]["kind"], "anonymous");
@@ -80,15 +107,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
     assert_eq!(first["signatures"].as_array().unwrap().len(), 1);
 
     // Nothing changed: no blob byte is sent again.
-    let out = pack_output(
-        home.path(),
-        &[
-            "push",
-            &format!("{}:v1", s(layout)),
-            &format!("{target}:v1"),
-            "--json",
-        ],
-    );
+    let out = push(home.path(), &reference, &["--json"]);
     assert_exit(&out, 0);
     let second = json_stdout(&out);
     assert_eq!(second["bytesTransferred"], 0, "{second}");
@@ -98,17 +117,7 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
 
     // Pull, verifying the signature first.
     let pulled = home.path().join("pulled");
-    let out = pack_output(
-        home.path(),
-        &[
-            "pull",
-            &format!("{target}:v1"),
-            "-o",
-            s(&pulled),
-            "--key",
-            s(public),
-        ],
-    );
+    let out = pull(home.path(), &reference, &pulled, &["--key", s(public)]);
     assert_exit(&out, 0);
     assert_stdout_has(&out, "signature verified");
     assert_eq!(index_digest(&pulled, "v1"), index_digest(layout, "v1"));
@@ -129,24 +138,12 @@ fn push_then_pull_round_trips_and_a_second_push_sends_nothing() {
 
     // An interrupted pull (a blob and the tag missing) finishes without fetching again
     // what arrived.
-    let biggest = blob_names(&pulled)
-        .into_iter()
-        .max_by_key(|n| {
-            std::fs::metadata(pulled.join("blobs/sha256").join(n))
-                .unwrap()
-                .len()
-        })
-        .unwrap();
+    let biggest = biggest_blob(&pulled);
     std::fs::remove_file(pulled.join("blobs/sha256").join(&biggest)).unwrap();
+    let into_again = format!("{}:again", s(&pulled));
     let out = pack_output(
         home.path(),
-        &[
-            "pull",
-            &format!("{target}:v1"),
-            "-o",
-            &format!("{}:again", s(&pulled)),
-            "--json",
-        ],
+        &["pull", &reference, "-o", &into_again, "--json"],
     );
     assert_exit(&out, 0);
     let again = json_stdout(&out);
@@ -165,54 +162,35 @@ fn pull_checks_keys_platforms_and_tags() {
     // Another key: exit 1, and nothing is written.
     let (_, other_public) = encrypted_key_pair(home.path(), "other", PASSWORD);
     let dest = home.path().join("unverified");
-    let out = pack_output(
-        home.path(),
-        &["pull", &target, "-o", s(&dest), "--key", s(&other_public)],
-    );
+    let out = pull(home.path(), &target, &dest, &["--key", s(&other_public)]);
     assert_exit(&out, 1);
     assert_stderr_has(&out, "no valid signature");
     assert!(!dest.exists());
 
     // One platform: the index is whole, only that platform's manifest is there.
     let dest = home.path().join("arm");
-    let out = pack_output(
+    let out = pull(
         home.path(),
-        &[
-            "pull",
-            &target,
-            "-o",
-            s(&dest),
-            "--platform",
-            "linux/arm64",
-            "--json",
-        ],
+        &target,
+        &dest,
+        &["--platform", "linux/arm64", "--json"],
     );
     assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
     assert!(blob_names(&dest).len() < blob_names(layout).len());
-    let out = pack_output(
-        home.path(),
-        &["pull", &target, "-o", s(&dest), "--platform", "linux/s390x"],
-    );
+    let out = pull(home.path(), &target, &dest, &["--platform", "linux/s390x"]);
     assert_exit(&out, 2);
     assert_stderr_has(&out, "linux/amd64");
 
     // An unknown tag names the registry's code.
-    let out = pack_output(
-        home.path(),
-        &[
-            "pull",
-            &format!("{}/app:nope", registry.addr()),
-            "-o",
-            s(&dest),
-        ],
-    );
+    let nope = format!("{}/app:nope", registry.addr());
+    let out = pull(home.path(), &nope, &dest, &[]);
     assert_exit(&out, 2);
     assert_stderr_has(&out, "MANIFEST_UNKNOWN");
     assert_stderr_has(&out, "hint: check the tag");
 
     // Nothing listens there: a network error.
-    let out = pack_output(home.path(), &["pull", "127.0.0.1:9/app:v1", "-o", s(&dest)]);
+    let out = pull(home.path(), "127.0.0.1:9/app:v1", &dest, &[]);
     assert_exit(&out, 4);
 }
 
@@ -223,14 +201,7 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
     };
     let (_, layout, _) = bundle();
     // Flip bytes of the largest blob in the registry's storage (same length).
-    let biggest = blob_names(layout)
-        .into_iter()
-        .max_by_key(|n| {
-            std::fs::metadata(layout.join("blobs/sha256").join(n))
-                .unwrap()
-                .len()
-        })
-        .unwrap();
+    let biggest = biggest_blob(layout);
     let stored = registry
         .storage()
         .join("docker/registry/v2/blobs/sha256")
@@ -243,19 +214,11 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
     std::fs::write(&stored, bytes).unwrap();
 
     let dest = home.path().join("pulled");
-    let out = pack_output(home.path(), &["pull", &target, "-o", s(&dest)]);
+    let out = pull(home.path(), &target, &dest, &[]);
     assert_exit(&out, 2);
     assert_stderr_has(&out, "does not match its digest");
     assert_stderr_has(&out, &biggest);
-    assert!(!dest.join("blobs/sha256").join(&biggest).exists());
-    let leftovers: Vec<_> = std::fs::read_dir(&dest)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".pack-tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    let index = std::fs::read_to_string(dest.join("index.json")).unwrap();
-    assert!(!index.contains("\"v1\""), "{index}");
+    assert_failed_pull_left_nothing(&dest, &biggest);
 }
 
 #[test]
@@ -264,31 +227,41 @@ fn basic_auth_from_every_source() {
     let Some(registry) = Registry::start_with_login(dir.path(), "alice", "wonderland") else {
         return;
     };
-    let (_keep, layout, _public) = bundle();
-    let source = format!("{}:v1", s(layout));
     let target = format!("{}/app:v1", registry.addr());
     let home = dir.path();
+    // `pack ARGS` with `input` on its stdin.
+    let with_stdin = |args: &[&str], input: &str| {
+        pack_in(home)
+            .args(args)
+            .write_stdin(format!("{input}\n"))
+            .output()
+            .unwrap()
+    };
+    // `pack pull --json` of the target into `home/<dest>`, to run.
+    let pull_json = |dest: &str| {
+        let mut cmd = pack_in(home);
+        cmd.args(["pull", &target, "-o", s(&home.join(dest)), "--json"]);
+        cmd
+    };
 
     // Missing credentials: exit 3.
-    let out = pack_output(home, &["push", &source, &target]);
+    let out = push(home, &target, &[]);
     assert_exit(&out, 3);
     assert_stderr_has(&out, "anonymous");
     assert_stderr_has(&out, "hint:");
 
     // Wrong password: exit 3, and the password is nowhere in the output.
-    let out = pack_in(home)
-        .args([
-            "push",
-            &source,
-            &target,
-            "-u",
-            "alice",
-            "--password-stdin",
-            "--json",
-        ])
-        .write_stdin("not-the-password\n")
-        .output()
-        .unwrap();
+    let source = bundle_v1();
+    let push_stdin = [
+        "push",
+        &source,
+        &target,
+        "-u",
+        "alice",
+        "--password-stdin",
+        "--json",
+    ];
+    let out = with_stdin(&push_stdin, "not-the-password");
     assert_exit(&out, 3);
     assert_stderr_has(&out, "--username");
     for text in [stdout(&out), stderr(&out)] {
@@ -296,62 +269,33 @@ fn basic_auth_from_every_source() {
     }
 
     // Right password on stdin.
-    let out = pack_in(home)
-        .args([
-            "push",
-            &source,
-            &target,
-            "-u",
-            "alice",
-            "--password-stdin",
-            "--json",
-        ])
-        .write_stdin("wonderland\n")
-        .output()
-        .unwrap();
+    let out = with_stdin(&push_stdin, "wonderland");
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "command-line");
     assert!(!stdout(&out).contains("wonderland"));
 
     // The environment.
-    let out = pack_in(home)
+    let out = pull_json("from-env")
         .env("PACK_REGISTRY_USERNAME", "alice")
         .env("PACK_REGISTRY_PASSWORD", "wonderland")
-        .args(["pull", &target, "-o", s(&home.join("from-env")), "--json"])
         .output()
         .unwrap();
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "environment");
 
     // A docker config file, written by `pack login`.
-    let out = pack_in(home)
-        .args(["login", registry.addr(), "-u", "alice", "--password-stdin"])
-        .write_stdin("wrong\n")
-        .output()
-        .unwrap();
+    let login = ["login", registry.addr(), "-u", "alice", "--password-stdin"];
+    let out = with_stdin(&login, "wrong");
     assert_exit(&out, 3);
     assert!(!home.join("docker/config.json").exists());
-    let out = pack_in(home)
-        .args(["login", registry.addr(), "-u", "alice", "--password-stdin"])
-        .write_stdin("wonderland\n")
-        .output()
-        .unwrap();
+    let out = with_stdin(&login, "wonderland");
     assert_exit(&out, 0);
     let config = read_json(&home.join("docker/config.json"));
     assert_eq!(
         config["auths"][registry.addr()]["auth"],
         "YWxpY2U6d29uZGVybGFuZA=="
     );
-    let out = pack_output(
-        home,
-        &[
-            "pull",
-            &target,
-            "-o",
-            s(&home.join("from-config")),
-            "--json",
-        ],
-    );
+    let out = pull_json("from-config").output().unwrap();
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "docker-config");
 
@@ -387,20 +331,13 @@ fn basic_auth_from_every_source() {
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
     )
     .unwrap();
-    let out = pack_in(home)
+    let out = pull_json("from-helper")
         .env("PATH", &path)
         // Secrets pack reads from the environment, none of which a helper may see.
         .env("PACK_KEY_PASSWORD", "helper-must-not-see-1")
         .env("PACK_SIGN_KEY_PEM", "helper-must-not-see-2")
         .env("PACK_CACHE_SECRET", "helper-must-not-see-3")
         .env("HELPER_MAY_SEE", "ordinary")
-        .args([
-            "pull",
-            &target,
-            "-o",
-            s(&home.join("from-helper")),
-            "--json",
-        ])
         .output()
         .unwrap();
     assert_exit(&out, 0);
@@ -505,57 +442,34 @@ fn tls_with_a_test_ca() {
         return;
     };
     let (_keep, layout, public) = bundle();
-    let source = format!("{}:v1", s(layout));
     let target = format!("{}/app:v1", registry.addr());
     let home = dir.path();
 
     // Not trusted without the CA, even on a loopback address.
-    let out = pack_output(home, &["push", &source, &target]);
+    let out = push(home, &target, &[]);
     assert_exit(&out, 4);
     assert_stderr_has(&out, "--ca-cert");
 
-    let out = pack_output(
-        home,
-        &["push", &source, &target, "--ca-cert", s(&ca), "--json"],
-    );
+    let out = push(home, &target, &["--ca-cert", s(&ca), "--json"]);
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["scheme"], "https");
     let dest = home.join("pulled");
-    let out = pack_output(
+    let out = pull(
         home,
-        &[
-            "pull",
-            &target,
-            "-o",
-            s(&dest),
-            "--ca-cert",
-            s(&ca),
-            "--key",
-            s(public),
-        ],
+        &target,
+        &dest,
+        &["--ca-cert", s(&ca), "--key", s(public)],
     );
     assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
     // --insecure accepts the certificate without the CA.
-    let out = pack_output(
-        home,
-        &[
-            "pull",
-            &target,
-            "-o",
-            s(&home.join("insecure")),
-            "--insecure",
-        ],
-    );
+    let out = pull(home, &target, &home.join("insecure"), &["--insecure"]);
     assert_exit(&out, 0);
 }
 
 #[test]
 fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
-    if require("skopeo").is_none() {
-        return;
-    }
-    let Some(registry) = Registry::start() else {
+    let Some(registry) = registry_with_skopeo() else {
         return;
     };
     let (_keep, layout, public) = bundle();
@@ -563,23 +477,10 @@ fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
     let digest = index_digest(layout, "v1");
 
     // pack -> registry -> skopeo.
-    let out = pack_output(
-        home.path(),
-        &[
-            "push",
-            &format!("{}:v1", s(layout)),
-            &format!("{}/by-pack:v1", registry.addr()),
-        ],
-    );
+    let out = push(home.path(), &format!("{}/by-pack:v1", registry.addr()), &[]);
     assert_exit(&out, 0);
     let copied = home.path().join("skopeo-copy");
-    skopeo(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        &registry.docker_ref("by-pack:v1"),
-        &oci_ref(&copied, "v1"),
-    ]);
+    skopeo_pull(&registry, "by-pack:v1", &copied, "v1");
     assert_eq!(index_digest(&copied, "v1"), digest);
 
     // skopeo -> registry -> pack (signature included, as a plain tag).
@@ -598,17 +499,8 @@ fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
         &registry.docker_ref(&format!("by-skopeo:{sig_tag}")),
     ]);
     let dest = home.path().join("pulled");
-    let out = pack_output(
-        home.path(),
-        &[
-            "pull",
-            &format!("{}/by-skopeo:v1", registry.addr()),
-            "-o",
-            s(&dest),
-            "--key",
-            s(public),
-        ],
-    );
+    let by_skopeo = format!("{}/by-skopeo:v1", registry.addr());
+    let out = pull(home.path(), &by_skopeo, &dest, &["--key", s(public)]);
     assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), digest);
 }
@@ -618,25 +510,16 @@ fn mount_from_another_repository_sends_nothing() {
     let Some(registry) = Registry::start() else {
         return;
     };
-    let (_keep, layout, _public) = bundle();
     let home = tempfile::tempdir().unwrap();
-    let source = format!("{}:v1", s(layout));
-    let out = pack_output(
+    let out = push(
         home.path(),
-        &[
-            "push",
-            &source,
-            &format!("{}/base:v1", registry.addr()),
-            "--json",
-        ],
+        &format!("{}/base:v1", registry.addr()),
+        &["--json"],
     );
     assert_exit(&out, 0);
     let sent = json_stdout(&out)["blobsTransferred"].clone();
-    let out = pack_in(home.path())
-        .args(["push", &source, &format!("{}/other:v1", registry.addr())])
-        .args(["--mount-from", "base", "--json"])
-        .output()
-        .unwrap();
+    let other = format!("{}/other:v1", registry.addr());
+    let out = push(home.path(), &other, &["--mount-from", "base", "--json"]);
     assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert_eq!(summary["blobsMounted"], sent, "{summary}");
@@ -673,17 +556,11 @@ fn transient_failures_are_retried() {
         }
     });
     let target = format!("{}/app:v1", proxy.addr);
-    let out = pack_output(
-        home.path(),
-        &["push", &format!("{}:v1", s(layout)), &target],
-    );
+    let out = push(home.path(), &target, &[]);
     assert_exit(&out, 0);
     assert_stderr_has(&out, "retrying");
     let dest = home.path().join("pulled");
-    let out = pack_output(
-        home.path(),
-        &["pull", &target, "-o", s(&dest), "--key", s(public)],
-    );
+    let out = pull(home.path(), &target, &dest, &["--key", s(public)]);
     assert_exit(&out, 0);
     assert_stderr_has(&out, "retrying");
     assert_eq!(index_digest(&dest, "v1"), index_digest(layout, "v1"));
@@ -694,7 +571,6 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
     let Some(registry) = Registry::start() else {
         return;
     };
-    let (_keep, layout, _public) = bundle();
     let home = tempfile::tempdir().unwrap();
     // The connection dies for good once the first blob upload has completed.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -709,39 +585,20 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
         }
         Fault::Pass
     });
-    let out = pack_in(home.path())
-        .args([
-            "push",
-            &format!("{}:v1", s(layout)),
-            &format!("{}/app:v1", proxy.addr),
-        ])
-        .args(["--jobs", "1"])
-        .output()
-        .unwrap();
+    let out = push(
+        home.path(),
+        &format!("{}/app:v1", proxy.addr),
+        &["--jobs", "1"],
+    );
     assert_exit(&out, 4);
     assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     drop(proxy);
     // The tag was not written: the index goes last.
-    let out = pack_output(
-        home.path(),
-        &[
-            "pull",
-            &format!("{}/app:v1", registry.addr()),
-            "-o",
-            s(&home.path().join("x")),
-        ],
-    );
+    let target = format!("{}/app:v1", registry.addr());
+    let out = pull(home.path(), &target, &home.path().join("x"), &[]);
     assert_exit(&out, 2);
     // Run again: the blob that arrived is not sent again.
-    let out = pack_output(
-        home.path(),
-        &[
-            "push",
-            &format!("{}:v1", s(layout)),
-            &format!("{}/app:v1", registry.addr()),
-            "--json",
-        ],
-    );
+    let out = push(home.path(), &target, &["--json"]);
     assert_exit(&out, 0);
     let summary = json_stdout(&out);
     assert_eq!(summary["blobsSkipped"], 1, "{summary}");
@@ -817,7 +674,7 @@ fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
         "no PATCH was sent"
     );
     let dest = home.path().join("pulled");
-    let out = pack_output(home.path(), &["pull", &target, "-o", s(&dest)]);
+    let out = pull(home.path(), &target, &dest, &[]);
     assert_exit(&out, 0);
     assert_eq!(index_digest(&dest, "v1"), index_digest(&layout, "v1"));
     assert_eq!(blob_names(&dest), blob_names(&layout));
