@@ -1,9 +1,10 @@
 //! pack as a CI step: `pack.toml`, `pack init`, `--quiet`/`--json` output, the stage
 //! log, the example component, and the workflows of docs/ci.md run verbatim.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -63,18 +64,31 @@ password-env = "MY_PASSWORD"
     project
 }
 
+/// [`pack_in`] `dir` with the secrets that [`project`]'s manifest signs with: the PEM of
+/// `private` in `MY_KEY`, its password (`pw`) in `MY_PASSWORD`.
+fn pack_with_secrets(dir: &Path, private: &Path) -> assert_cmd::Command {
+    let mut cmd = pack_in(dir);
+    cmd.env("MY_KEY", std::fs::read_to_string(private).unwrap())
+        .env("MY_PASSWORD", "pw");
+    cmd
+}
+
+/// Rewrites the pack.toml of `project` with `edit`.
+fn edit_manifest(project: &Path, edit: impl FnOnce(&str) -> String) {
+    let path = project.join("pack.toml");
+    let manifest = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, edit(&manifest)).unwrap();
+}
+
 #[test]
 fn build_reads_pack_toml_with_its_build_command_and_a_key_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (private, public) = encrypted_key_pair(d, "ci", "pw");
-    let pem = std::fs::read_to_string(&private).unwrap();
     let project = project(d);
 
     // From the parent directory: paths in the file are relative to the file.
-    let out = pack_in(d)
-        .env("MY_KEY", &pem)
-        .env("MY_PASSWORD", "pw")
+    let out = pack_with_secrets(d, &private)
         .args(["build", "--manifest", "project/pack.toml", "--json"])
         .args(["-a", "org.opencontainers.image.version=1.0.1"])
         .output()
@@ -164,44 +178,45 @@ fn bad_manifests_and_missing_secrets_are_usage_errors_that_name_the_cause() {
     let d = dir.path();
     let project = project(d);
     let manifest = std::fs::read_to_string(project.join("pack.toml")).unwrap();
+    // `pack build` in `dir`: a usage error (exit 2); its stderr.
+    let usage_error = |case: &str, dir: &Path| {
+        let out = pack_in(dir).arg("build").output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{case}: {err}");
+        err
+    };
 
-    // An unknown key: exit 2, naming the key, the file and the line.
-    write(
-        &project,
-        "pack.toml",
-        manifest.replace("tag = \"v1\"", "tag = \"v1\"\ntargest = [\"all\"]"),
-    );
-    let out = pack_in(&project).arg("build").output().unwrap();
-    assert_exit(&out, 2);
-    let err = stderr(&out);
     let line = manifest.lines().position(|l| l == "tag = \"v1\"").unwrap() + 2;
-    assert!(
-        err.contains(&format!("pack.toml:{line}")) && err.contains("`targest`"),
-        "{err}"
-    );
-    // An unknown table.
-    write(
-        &project,
-        "pack.toml",
-        format!("{manifest}\n[signing]\nkey = \"k\"\n"),
-    );
-    let out = pack_in(&project).arg("build").output().unwrap();
-    assert_exit(&out, 2);
-    assert_stderr_has(&out, "`signing`");
-
-    // key-env names a variable that is not set: exit 2, naming it; nothing is signed
-    // and the key's content is never printed.
-    write(&project, "pack.toml", &manifest);
-    let out = pack_in(&project).arg("build").output().unwrap();
-    assert_exit(&out, 2);
-    assert_stderr_has(&out, "MY_KEY is not set");
+    for (case, text, expected) in [
+        // Naming the key, the file and the line.
+        (
+            "an unknown key",
+            manifest.replace("tag = \"v1\"", "tag = \"v1\"\ntargest = [\"all\"]"),
+            vec![format!("pack.toml:{line}"), "`targest`".to_string()],
+        ),
+        (
+            "an unknown table",
+            format!("{manifest}\n[signing]\nkey = \"k\"\n"),
+            vec!["`signing`".to_string()],
+        ),
+        // Naming the variable; nothing is signed and the key's content is never printed.
+        (
+            "key-env names a variable that is not set",
+            manifest.clone(),
+            vec!["MY_KEY is not set".to_string()],
+        ),
+    ] {
+        write(&project, "pack.toml", text);
+        let err = usage_error(case, &project);
+        for expected in expected {
+            assert!(err.contains(&expected), "{case}: no {expected:?} in {err}");
+        }
+    }
 
     // Nothing to build from: a manifest-less directory says where a value may come from.
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = pack_in(&empty).arg("build").output().unwrap();
-    assert_exit(&out, 2);
-    let err = stderr(&out);
+    let err = usage_error("no manifest", &empty);
     assert!(
         err.contains("PACK_COMPONENT") && err.contains("pack.toml"),
         "{err}"
@@ -212,18 +227,15 @@ fn bad_manifests_and_missing_secrets_are_usage_errors_that_name_the_cause() {
 fn a_failing_build_command_exits_with_5_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let project = project(dir.path());
-    let manifest = std::fs::read_to_string(project.join("pack.toml")).unwrap();
-    let start = manifest.find("build = ").unwrap();
-    let end = start + manifest[start..].find('\n').unwrap();
-    write(
-        &project,
-        "pack.toml",
+    edit_manifest(&project, |manifest| {
+        let start = manifest.find("build = ").unwrap();
+        let end = start + manifest[start..].find('\n').unwrap();
         format!(
             "{}build = \"echo compile error: missing semicolon >&2; exit 3\"{}",
             &manifest[..start],
             &manifest[end..]
-        ),
-    );
+        )
+    });
     let out = pack_output(&project, &["build", "--quiet"]);
     assert_exit(&out, 5);
     let err = stderr(&out);
@@ -238,12 +250,9 @@ fn quiet_prints_only_reference_and_digest_and_ci_logs_each_stage_with_its_time()
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (private, _) = encrypted_key_pair(d, "ci", "pw");
-    let pem = std::fs::read_to_string(&private).unwrap();
     let project = project(d);
     let build = |args: &[&str]| {
-        pack_in(&project)
-            .env("MY_KEY", &pem)
-            .env("MY_PASSWORD", "pw")
+        pack_with_secrets(&project, &private)
             .env("CI", "true")
             .env_remove("NO_COLOR")
             .arg("build")
@@ -304,10 +313,8 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let project = project(d);
-    let manifest = std::fs::read_to_string(project.join("pack.toml")).unwrap();
-    write(
-        &project,
-        "pack.toml",
+    // Unsigned, pushed to the registry.
+    edit_manifest(&project, |manifest| {
         format!(
             "{manifest}\n[push]\nrepository = \"{}/team/hello\"\n",
             registry.addr()
@@ -315,8 +322,8 @@ fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
         .replace(
             "[sign]\nkey-env = \"MY_KEY\"\npassword-env = \"MY_PASSWORD\"\n",
             "",
-        ),
-    );
+        )
+    });
     let out = pack_output(&project, &["build", "--json"]);
     assert_exit(&out, 0);
     let built: Value = json_stdout(&out);
@@ -416,19 +423,6 @@ fn example_project(dir: &Path) -> PathBuf {
     project
 }
 
-/// One HTTP/1.1 request; returns the whole response.
-fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
 #[test]
 fn the_example_builds_from_its_pack_toml_and_serves_http() {
     let dir = tempfile::tempdir().unwrap();
@@ -450,18 +444,20 @@ fn the_example_builds_from_its_pack_toml_and_serves_http() {
     let (reference, _) = line.trim_end().split_once('@').unwrap();
     assert_eq!(reference, "target/pack/hello-http:v0.1.0");
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_pack"))
-        .current_dir(&project)
-        .env("PACK_STORE", d.join("store"))
-        .args(["run", reference, "--key"])
-        .arg(&public)
-        .args(["--listen", "127.0.0.1:0", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut events = BufReader::new(server.stderr.take().unwrap()).lines();
+    let mut server = Spawned(
+        Command::new(env!("CARGO_BIN_EXE_pack"))
+            .current_dir(&project)
+            .env("PACK_STORE", d.join("store"))
+            .args(["run", reference, "--key"])
+            .arg(&public)
+            .args(["--listen", "127.0.0.1:0", "--json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut events = BufReader::new(server.0.stderr.take().unwrap()).lines();
     let mut next = || -> Value {
         let line = events
             .next()
@@ -479,22 +475,19 @@ fn the_example_builds_from_its_pack_toml_and_serves_http() {
     assert_eq!(listening["event"], "listening", "{listening}");
     let addr = listening["address"].as_str().unwrap().to_string();
 
-    let response = http_get(&addr, "/greet?name=ci");
+    let (status, body) = http_get(&addr, "/greet?name=ci");
     let request = next();
 
-    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    server.signal("-TERM");
     let exit = next();
-    let status = server.wait().unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(
-        response.ends_with("\r\n\r\nhello from pack: GET /greet?name=ci\n"),
-        "{response}"
-    );
+    let code = server.exit_code_within(Duration::from_secs(60));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "hello from pack: GET /greet?name=ci\n");
     assert_eq!(request["event"], "request");
     assert_eq!(request["status"], 200);
     assert_eq!(request["uri"], "/greet?name=ci");
     assert_eq!(exit["event"], "exit", "{exit}");
-    assert!(status.success(), "{status:?}");
+    assert_eq!(code, Some(0));
 }
 
 /// The fenced ```yaml block that follows `heading` in docs/ci.md.
@@ -551,14 +544,19 @@ fn github_steps(yaml: &str) -> Vec<(String, String)> {
     steps
 }
 
-/// The keys of the mapping `key:` (e.g. the job's `env:`).
-fn mapping_keys(yaml: &str, key: &str) -> Vec<String> {
+/// The lines below the first line `key:` of `yaml` indented deeper than it, dedented.
+fn block_of(yaml: &str, key: &str) -> Vec<String> {
     let lines: Vec<&str> = yaml.lines().collect();
     let i = lines
         .iter()
         .position(|l| l.trim() == key)
         .unwrap_or_else(|| panic!("no `{key}` in {yaml}"));
     block(&lines, i)
+}
+
+/// The keys of the mapping `key:` (e.g. the job's `env:`).
+fn mapping_keys(yaml: &str, key: &str) -> Vec<String> {
+    block_of(yaml, key)
         .iter()
         .filter(|l| !l.starts_with(' ') && l.contains(':'))
         .map(|l| l.split(':').next().unwrap().to_string())
@@ -567,12 +565,7 @@ fn mapping_keys(yaml: &str, key: &str) -> Vec<String> {
 
 /// The items of the list `key:` (GitLab's `script:`), each a shell command.
 fn list_items(yaml: &str, key: &str) -> Vec<String> {
-    let lines: Vec<&str> = yaml.lines().collect();
-    let i = lines
-        .iter()
-        .position(|l| l.trim() == key)
-        .unwrap_or_else(|| panic!("no `{key}` in {yaml}"));
-    block(&lines, i)
+    block_of(yaml, key)
         .iter()
         .filter_map(|l| l.strip_prefix("- ").map(str::to_string))
         .collect()
@@ -598,6 +591,27 @@ fn run_script(dir: &Path, script: &str, env: &[(&str, String)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
+}
+
+/// Runs `script` as [`run_script`] does; it must succeed (the panic names it as `what`).
+#[track_caller]
+fn run_ci_script(what: &str, dir: &Path, script: &str, env: &[(&str, String)]) {
+    let out = run_script(dir, script, env);
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{script}\nstdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// The value of `key` in `text`, lines of `KEY=VALUE` that a job wrote to `file`.
+#[track_caller]
+fn output_value(text: &str, key: &str, file: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {file}: {text}"))
+        .to_string()
 }
 
 #[test]
@@ -668,22 +682,10 @@ fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
         "0123456789abcdef0123456789abcdef01234567".to_string(),
     ));
     for (name, script) in steps {
-        let out = run_script(&project, script, &env);
-        assert!(
-            out.status.success(),
-            "step `{name}` failed:\n{script}\nstdout:\n{}\nstderr:\n{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        run_ci_script(&format!("step `{name}`"), &project, script, &env);
     }
     let outputs = std::fs::read_to_string(&output).unwrap();
-    let get = |key: &str| {
-        outputs
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("no {key} in GITHUB_OUTPUT: {outputs}"))
-            .to_string()
-    };
+    let get = |key: &str| output_value(&outputs, key, "GITHUB_OUTPUT");
     let (reference, digest) = (get("reference"), get("digest"));
     assert!(is_digest(&digest), "{outputs}");
     assert_eq!(
@@ -706,21 +708,9 @@ fn the_ci_workflows_in_docs_run_verbatim_against_a_registry() {
         "CI_COMMIT_SHA",
         "fedcba9876543210fedcba9876543210fedcba98".to_string(),
     ));
-    let out = run_script(&project, &script, &env);
-    assert!(
-        out.status.success(),
-        "the GitLab job failed:\n{script}\nstdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    run_ci_script("the GitLab job", &project, &script, &env);
     let dotenv = std::fs::read_to_string(project.join("pack.env")).unwrap();
-    let get = |key: &str| {
-        dotenv
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("no {key} in pack.env: {dotenv}"))
-            .to_string()
-    };
+    let get = |key: &str| output_value(&dotenv, key, "pack.env");
     let (reference, digest) = (get("PACK_REFERENCE"), get("PACK_DIGEST"));
     assert_eq!(
         reference,

@@ -3,7 +3,7 @@
 //! CLI; and every refusal, each before the artifact is deserialized.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -47,6 +47,16 @@ impl Fixtures {
     fn key(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// `pack run BUNDLE FLAGS --key trusted.pub -- 2`: c-cli counts the primes up to 2.
+    fn run(&self, bundle: &str, flags: &[&str]) -> Output {
+        pack_run(&[&[bundle], flags, &["--key", s(&self.trusted), "--", "2"]].concat())
+    }
+}
+
+/// `pack build WASM -o LAYOUT --sign-key KEY ARGS` (the targets and profile in `args`).
+fn build_signed(wasm: &Path, layout: &Path, key: &Path, args: &[&str]) {
+    pack_build(&[&[s(wasm), "-o", s(layout), "--sign-key", s(key)], args].concat());
 }
 
 fn fixtures() -> Option<&'static Fixtures> {
@@ -74,24 +84,17 @@ fn fixtures() -> Option<&'static Fixtures> {
                 dir.path().join("py-cli"),
                 dir.path().join("js-http-proxy-sm"),
             );
-            let mut args = vec![s(&c), "-o", s(&c_cli), "--sign-key", s(&key)];
-            args.extend(c_targets);
-            pack_build(&args);
+            build_signed(&c, &c_cli, &key, &c_targets);
             let profile = write(dir.path(), "profile.toml", PROFILE);
             let c_cli_profiled = dir.path().join("c-cli-profiled");
-            pack_build(&[
-                s(&c),
-                "-t",
-                here,
-                "--profile",
-                s(&profile),
-                "-o",
-                s(&c_cli_profiled),
-                "--sign-key",
-                s(&key),
-            ]);
-            pack_build(&[s(&py), "-t", here, "-o", s(&py_cli), "--sign-key", s(&key)]);
-            pack_build(&[s(&js), "-t", here, "-o", s(&js_http), "--sign-key", s(&key)]);
+            build_signed(
+                &c,
+                &c_cli_profiled,
+                &key,
+                &["-t", here, "--profile", s(&profile)],
+            );
+            build_signed(&py, &py_cli, &key, &["-t", here]);
+            build_signed(&js, &js_http, &key, &["-t", here]);
             Some(Fixtures {
                 trusted: dir.path().join("trusted.pub"),
                 other: dir.path().join("other.pub"),
@@ -103,6 +106,16 @@ fn fixtures() -> Option<&'static Fixtures> {
             })
         })
         .as_ref()
+}
+
+/// The most specific platform of the c-cli bundle that this CPU runs: `linux/amd64/v3` on
+/// an x86-64 with AVX2, else [`here`].
+fn best_platform() -> String {
+    if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
+        format!("{}/v3", here())
+    } else {
+        here().to_string()
+    }
 }
 
 fn pack_run(args: &[&str]) -> Output {
@@ -141,11 +154,10 @@ fn c_cli_runs_like_wasmtime_run() {
         same_as_wasmtime(&[s(&f.c_cli), "--key", s(&f.trusted)], "c-cli", &c, &[n]);
     }
     // The most specific artifact this CPU can run is chosen.
-    let out = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
-    let expected = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
-        "linux/amd64/v3 artifact"
-    } else {
-        here()
+    let out = f.run(s(&f.c_cli), &[]);
+    let expected = match best_platform() {
+        v3 if v3.ends_with("/v3") => format!("{v3} artifact"),
+        here => here,
     };
     assert_stderr_has(&out, expected);
 }
@@ -190,21 +202,19 @@ fn args_env_dirs_and_exit_codes_reach_the_component() {
         "{}",
         stderr(&out)
     );
-    let out = pack()
-        .env("GREETING", "from the host")
-        .arg("run")
-        .args(run)
-        .args(["--env", "GREETING"])
-        .output()
-        .unwrap();
+    let with_greeting_set = |flags: &[&str]| {
+        pack()
+            .env("GREETING", "from the host")
+            .arg("run")
+            .args(run)
+            .args(flags)
+            .output()
+            .unwrap()
+    };
+    let out = with_greeting_set(&["--env", "GREETING"]);
     assert_stdout_has(&out, "greeting: from the host");
     // Nothing is inherited unasked.
-    let out = pack()
-        .env("GREETING", "from the host")
-        .arg("run")
-        .args(run)
-        .output()
-        .unwrap();
+    let out = with_greeting_set(&[]);
     assert_stdout_has(&out, "greeting: <unset>");
     // Exit statuses are the component's, as wasmtime reports them.
     for args in [&["0"][..], &["3"], &["a", "b"]] {
@@ -224,7 +234,7 @@ fn args_env_dirs_and_exit_codes_reach_the_component() {
 
 /// A server process that is stopped on drop.
 struct Server {
-    child: Child,
+    child: Spawned,
     addr: String,
     log: mpsc::Receiver<String>,
 }
@@ -232,48 +242,27 @@ struct Server {
 impl Server {
     /// Starts `cmd` and waits for a stderr line with `http://ADDR/`.
     fn start(mut cmd: Command) -> Server {
-        let (mut child, rx) = spawn_reading_stderr(&mut cmd, |line| line);
+        let (child, rx) = spawn_reading_stderr(&mut cmd, |line| line);
+        let child = Spawned(child);
         let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("http://").nth(1) {
-                        let addr = rest.split('/').next().unwrap().to_string();
-                        return Server {
-                            child,
-                            addr,
-                            log: rx,
-                        };
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("the server did not report its address: {seen:?}");
-                }
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+            if let Some(rest) = line.split("http://").nth(1) {
+                let addr = rest.split('/').next().unwrap().to_string();
+                return Server {
+                    child,
+                    addr,
+                    log: rx,
+                };
             }
+            seen.push(line);
         }
+        panic!("the server did not report its address: {seen:?}");
     }
 
     /// Sends SIGINT (Ctrl-C) and returns the exit status.
     fn interrupt(mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.signal("-INT");
+        self.child.exit_code_within(Duration::from_secs(5))
     }
 }
 
@@ -400,7 +389,7 @@ fn refuses_a_flipped_byte_in_the_artifact() {
         }
         flip_text_byte(&cwasm_blob(&layout, &platform));
     }
-    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
+    let out = f.run(s(&layout), &[]);
     refused(&out, "does not match its digest");
 }
 
@@ -429,7 +418,7 @@ fn refuses_a_swapped_manifest() {
     };
     let (ours, theirs) = (find(here), find(elsewhere));
     std::fs::copy(l.blob_path(&theirs).unwrap(), l.blob_path(&ours).unwrap()).unwrap();
-    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
+    let out = f.run(s(&layout), &[]);
     refused(&out, "does not match its digest");
 }
 
@@ -440,7 +429,7 @@ fn refuses_unsigned_bundles_and_foreign_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let unsigned = dir.path().join("unsigned");
     pack_build(&[s(&c), "-t", here(), "-o", s(&unsigned)]);
-    let out = pack_run(&[s(&unsigned), "--key", s(&f.trusted), "--", "2"]);
+    let out = f.run(s(&unsigned), &[]);
     refused(&out, "is unsigned");
     // Loudly, it runs when verification is skipped on purpose.
     let out = pack_run(&[s(&unsigned), "--insecure-skip-verify", "--", "2"]);
@@ -455,15 +444,7 @@ fn refuses_unsigned_bundles_and_foreign_signatures() {
     let out = pack_run(&[s(&f.c_cli), "--key", s(&f.other), "--", "2"]);
     refused(&out, "made by another key");
     // Either of several keys may have signed.
-    let out = pack_run(&[
-        s(&f.c_cli),
-        "--key",
-        s(&f.other),
-        "--key",
-        s(&f.trusted),
-        "--",
-        "2",
-    ]);
+    let out = f.run(s(&f.c_cli), &["--key", s(&f.other)]);
     assert_exit(&out, 0);
 }
 
@@ -476,40 +457,22 @@ fn refuses_a_signature_over_another_digest() {
     // Two bundles in one layout; only `b` is signed.
     let (here, elsewhere) = (here(), elsewhere());
     pack_build(&[s(&c), "-t", here, "-o", s(&layout), "--tag", "a"]);
-    pack_build(&[
-        s(&c),
-        "-t",
-        here,
-        "-t",
-        elsewhere,
-        "-o",
-        s(&layout),
-        "--tag",
-        "b",
-        "--sign-key",
-        s(&f.key("trusted.key")),
-    ]);
+    let key = f.key("trusted.key");
+    build_signed(
+        &c,
+        &layout,
+        &key,
+        &["-t", here, "-t", elsewhere, "--tag", "b"],
+    );
     // b's signature, filed under a's signature tag.
     let l = Layout::open(&layout).unwrap();
     let a = l.resolve("a").unwrap();
     let b = l.resolve("b").unwrap();
     let b_signature = l.resolve(&signature_tag(b.digest())).unwrap();
     l.set_tag(&signature_tag(a.digest()), &b_signature).unwrap();
-    let out = pack_run(&[
-        &format!("{}:a", s(&layout)),
-        "--key",
-        s(&f.trusted),
-        "--",
-        "2",
-    ]);
+    let out = f.run(&format!("{}:a", s(&layout)), &[]);
     refused(&out, "signs another digest");
-    let out = pack_run(&[
-        &format!("{}:b", s(&layout)),
-        "--key",
-        s(&f.trusted),
-        "--",
-        "2",
-    ]);
+    let out = f.run(&format!("{}:b", s(&layout)), &[]);
     assert_exit(&out, 0);
 }
 
@@ -520,21 +483,13 @@ fn refuses_a_bundle_without_an_artifact_for_this_machine() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("c-cli");
     let elsewhere = elsewhere();
-    pack_build(&[
-        s(&c),
-        "-t",
-        elsewhere,
-        "-o",
-        s(&layout),
-        "--sign-key",
-        s(&f.key("trusted.key")),
-    ]);
-    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
+    build_signed(&c, &layout, &f.key("trusted.key"), &["-t", elsewhere]);
+    let out = f.run(s(&layout), &[]);
     refused(&out, &format!("{elsewhere}: built for another platform"));
     assert_stderr_has(&out, "--allow-jit");
 
     // With --allow-jit the portable component is compiled, with a warning that says why.
-    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--allow-jit", "--", "2"]);
+    let out = f.run(s(&layout), &["--allow-jit"]);
     assert_exit(&out, 0);
     assert_stderr_has(
         &out,
@@ -552,32 +507,15 @@ fn engine_profiles_are_adopted_or_refused() {
     let epoch = write(dir.path(), "epoch.toml", "epoch_interruption = true\n");
     let default = write(dir.path(), "default.toml", "");
     let layout = dir.path().join("c-cli");
-    pack_build(&[
-        s(&c),
-        "-t",
-        here(),
-        "--profile",
-        s(&epoch),
-        "-o",
-        s(&layout),
-        "--sign-key",
-        s(&f.key("trusted.key")),
-    ]);
+    let key = f.key("trusted.key");
+    build_signed(&c, &layout, &key, &["-t", here(), "--profile", s(&epoch)]);
     // By default the engine is configured for the artifact's profile, and its
     // compatibility hash matches the recorded one.
-    let out = pack_run(&[s(&layout), "--key", s(&f.trusted), "--", "2"]);
+    let out = f.run(s(&layout), &[]);
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("primes<=2: 1"));
     // A host that insists on the default profile passes it over.
-    let out = pack_run(&[
-        s(&layout),
-        "--key",
-        s(&f.trusted),
-        "--profile",
-        s(&default),
-        "--",
-        "2",
-    ]);
+    let out = f.run(s(&layout), &["--profile", s(&default)]);
     refused(
         &out,
         "compatibility hash differs: profile with epoch interruption",
@@ -585,9 +523,9 @@ fn engine_profiles_are_adopted_or_refused() {
 
     // Far from the defaults: the hash still matches (the engine is configured exactly as
     // the compiler's), the store gets fuel and a deadline, and the output is the same.
-    let out = pack_run(&[s(&f.c_cli_profiled), "--key", s(&f.trusted), "--", "2"]);
+    let out = f.run(s(&f.c_cli_profiled), &[]);
     assert_exit(&out, 0);
-    let plain = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
+    let plain = f.run(s(&f.c_cli), &[]);
     assert_eq!(
         stdout(&out).split(' ').next(),
         stdout(&plain).split(' ').next()
@@ -617,10 +555,11 @@ fn runs_bundles_pulled_from_a_registry() {
 
     let c_ref = reference("c-cli");
     let key = ["--key", s(&f.trusted)];
+    let c = corpus("c-cli").unwrap();
     same_as_wasmtime(
         &[&[c_ref.as_str()], &key[..], &store_arg[..]].concat(),
         "c-cli",
-        &corpus("c-cli").unwrap(),
+        &c,
         &["2"],
     );
     let py_ref = reference("py-cli");
@@ -635,14 +574,9 @@ fn runs_bundles_pulled_from_a_registry() {
 
     // The store is one OCI layout shared by every reference: pulling again fetches
     // nothing, and a byte flipped in the stored artifact is refused.
-    let out = pack_run(&[&[c_ref.as_str()], &key[..], &store_arg[..], &["--", "2"]].concat());
+    let out = f.run(&c_ref, &store_arg);
     assert_stderr_has(&out, "0 blobs fetched");
-    let here = here();
-    let platform = if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
-        format!("{here}/v3")
-    } else {
-        here.to_string()
-    };
+    let platform = best_platform();
     let l = Layout::open(store.path()).unwrap();
     let prefix = format!("{}_team_c-cli", registry.addr().replace(':', "_"));
     let tag = l
@@ -654,13 +588,13 @@ fn runs_bundles_pulled_from_a_registry() {
     let blob = cwasm_blob_of(store.path(), Some(&tag.name), &platform);
     owner_writable(&blob);
     flip_text_byte(&blob);
-    let out = pack_run(&[&[c_ref.as_str()], &key[..], &store_arg[..], &["--", "2"]].concat());
+    let out = f.run(&c_ref, &store_arg);
     refused(&out, "does not match its digest");
 
     // An unsigned bundle is refused before its blobs are fetched.
     let dir = tempfile::tempdir().unwrap();
     let unsigned = dir.path().join("unsigned");
-    pack_build(&[s(&corpus("c-cli").unwrap()), "-t", here, "-o", s(&unsigned)]);
+    pack_build(&[s(&c), "-t", here(), "-o", s(&unsigned)]);
     pack_push(&unsigned, &reference("unsigned"));
     let fresh = tempfile::tempdir().unwrap();
     let out = pack_run(&[
@@ -735,18 +669,14 @@ fn the_runtime_only_host_has_no_compiler() {
         );
     }
 
-    let out = Command::new(&binary)
-        .args([s(&f.c_cli), "--key", s(&f.trusted), "--", "2"])
-        .output()
-        .unwrap();
+    // `pack-host ARGS`, to its end.
+    let host = |args: &[&str]| Command::new(&binary).args(args).output().unwrap();
+    let out = host(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
     assert_exit(&out, 0);
-    let expected = pack_run(&[s(&f.c_cli), "--key", s(&f.trusted), "--", "2"]);
+    let expected = f.run(s(&f.c_cli), &[]);
     assert_eq!(stdout(&out), stdout(&expected));
     // `--verbose` names the artifact chosen and the manifests passed over.
-    let out = Command::new(&binary)
-        .args([s(&f.c_cli), "--verbose", "--key", s(&f.trusted), "--", "2"])
-        .output()
-        .unwrap();
+    let out = host(&[s(&f.c_cli), "--verbose", "--key", s(&f.trusted), "--", "2"]);
     assert_exit(&out, 0);
     assert_eq!(stdout(&out), stdout(&expected));
     let err = stderr(&out);
@@ -760,16 +690,10 @@ fn the_runtime_only_host_has_no_compiler() {
     assert!(err.contains(" artifact sha256:"), "{err}");
     assert!(err.contains(here), "{err}");
     // Artifacts of another profile load too: wasmtime checks their engine metadata.
-    let out = Command::new(&binary)
-        .args([s(&f.c_cli_profiled), "--key", s(&f.trusted), "--", "2"])
-        .output()
-        .unwrap();
+    let out = host(&[s(&f.c_cli_profiled), "--key", s(&f.trusted), "--", "2"]);
     assert_exit(&out, 0);
     assert!(stdout(&out).starts_with("primes<=2: 1"), "{}", stdout(&out));
-    let out = Command::new(&binary)
-        .args([s(&f.c_cli), "--key", s(&f.other)])
-        .output()
-        .unwrap();
+    let out = host(&[s(&f.c_cli), "--key", s(&f.other)]);
     assert_exit(&out, 2);
     assert_stderr_has(&out, "made by another key");
 }
@@ -798,14 +722,12 @@ fn registry_pulls_retry_transient_faults_and_say_so() {
         }
     });
     let reference = format!("{}/team/c-cli:v1", proxy.addr);
-    let key = s(&f.trusted);
 
     // `pack run` of the bundle into a fresh store, with `flags`, after `planned` faults.
     let run_after = |planned: Vec<Fault>, flags: &[&str]| {
         *faults.lock().unwrap() = planned;
         let store = tempfile::tempdir().unwrap();
-        let store_args = [reference.as_str(), "--key", key, "--store", s(store.path())];
-        pack_run(&[&store_args[..], flags, &["--", "2"]].concat())
+        f.run(&reference, &[&["--store", s(store.path())], flags].concat())
     };
 
     // Two faults, two warnings, then the component's own output.

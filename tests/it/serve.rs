@@ -4,7 +4,7 @@
 //! SIGTERM draining, and releases followed through a real registry.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -117,7 +117,7 @@ fn python() -> Option<&'static (PathBuf, PathBuf)> {
 
 /// A `pack serve --json` (or `wasmtime serve`) process, killed on drop.
 struct Server {
-    child: Child,
+    child: Spawned,
     addr: String,
     metrics: Option<String>,
     events: mpsc::Receiver<serde_json::Value>,
@@ -133,7 +133,7 @@ impl Server {
             false => serde_json::json!({"event": "text", "line": line}),
         });
         let mut server = Server {
-            child,
+            child: Spawned(child),
             addr: String::new(),
             metrics: None,
             events: rx,
@@ -205,28 +205,92 @@ impl Server {
         panic!("no such event within {within:?}: {:?}", self.seen);
     }
 
+    /// Waits up to 5 s for an `event` of the app at `route`.
+    fn app_event(&mut self, event: &str, route: &str) -> serde_json::Value {
+        self.wait_for(Duration::from_secs(5), |e| {
+            e["event"] == event && e["app"] == route
+        })
+    }
+
     fn signal(&self, name: &str) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args([name, &pid]).status().unwrap();
+        self.child.signal(name);
     }
 
     /// The exit status, waiting up to `within`.
     fn wait(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        self.child.exit_code_within(within)
+    }
+
+    /// `GET /metrics` on the metrics address: the status and the text.
+    fn scrape(&self) -> (u16, String) {
+        let metrics = self.metrics.as_ref().expect("a metrics address");
+        http_get(metrics, "/metrics")
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Fixtures {
+    /// Writes `dir/serve.toml`: listening on a free port, trusting the trusted key, with
+    /// an `[[app]]` for each (route, bundle, further lines of its table).
+    fn serve_toml(&self, dir: &Path, apps: &[(&str, impl AsRef<Path>, &str)]) -> PathBuf {
+        let mut text = format!(
+            "listen = \"127.0.0.1:0\"\nkeys = [\"{}\"]\n",
+            s(&self.trusted)
+        );
+        for (route, bundle, more) in apps {
+            text.push_str(&format!(
+                "\n[[app]]\nroute = \"{route}\"\nbundle = \"{}\"\n{more}\n",
+                s(bundle.as_ref())
+            ));
+        }
+        write(dir, "serve.toml", text)
+    }
+
+    /// `pack serve --app APP --key trusted.pub --listen 127.0.0.1:0 FLAGS --json`, started.
+    fn serve_app(&self, app: &str, flags: &[&str]) -> Server {
+        let args = [
+            "--app",
+            app,
+            "--key",
+            s(&self.trusted),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        Server::start(pack_serve(&[&args[..], flags].concat()))
+    }
+}
+
+/// `pack serve --config CONFIG --metrics 127.0.0.1:0 --json`, started.
+fn serve_with_metrics(config: &Path) -> Server {
+    Server::start(pack_serve(&[
+        "--config",
+        s(config),
+        "--metrics",
+        "127.0.0.1:0",
+    ]))
+}
+
+/// `GET path` on `addr`: the status, the body, and how long the answer took.
+fn timed_get(addr: &str, path: &str) -> (u16, String, Duration) {
+    let started = Instant::now();
+    let (status, body) = http_get(addr, path);
+    (status, body, started.elapsed())
+}
+
+/// [`timed_get`] on a thread of its own, for a request that takes a while.
+fn timed_get_in_background(
+    addr: &str,
+    path: &'static str,
+) -> std::thread::JoinHandle<(u16, String, Duration)> {
+    let addr = addr.to_string();
+    std::thread::spawn(move || timed_get(&addr, path))
+}
+
+/// Asserts that the metrics `text` has each of `lines`.
+#[track_caller]
+fn assert_metrics_have(text: &str, lines: &[impl AsRef<str>]) {
+    for line in lines {
+        let line = line.as_ref();
+        assert!(text.contains(line), "{line} in:\n{text}");
     }
 }
 
@@ -253,57 +317,18 @@ fn wasmtime_answer(wasm: &Path, path: &str) -> Option<(u16, String)> {
 fn routes_limits_metrics_and_draining() {
     let f = fixtures();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = format!(
-        r#"listen = "127.0.0.1:0"
-keys = ["{trusted}"]
-
-[[app]]
-route = "/hello"
-bundle = "{hello}"
-
-[[app]]
-route = "hello.example.com/"
-bundle = "{hello}"
-env = {{ UNUSED = "1" }}
-
-[[app]]
-route = "/loop"
-bundle = "{looping}"
-timeout = "1s"
-
-[[app]]
-route = "/one"
-bundle = "{looping}"
-timeout = "3s"
-max-concurrency = 1
-
-[[app]]
-route = "/tiny"
-bundle = "{looping}"
-max-memory = "1MiB"
-
-[[app]]
-route = "/unbounded"
-bundle = "{unbounded}"
-"#,
-        trusted = s(&f.trusted),
-        hello = s(&f.hello),
-        looping = s(&f.looping),
-        unbounded = s(&f.hello_unbounded),
-    );
+    let mut apps = vec![
+        ("/hello", &f.hello, ""),
+        ("hello.example.com/", &f.hello, "env = { UNUSED = \"1\" }"),
+        ("/loop", &f.looping, "timeout = \"1s\""),
+        ("/one", &f.looping, "timeout = \"3s\"\nmax-concurrency = 1"),
+        ("/tiny", &f.looping, "max-memory = \"1MiB\""),
+        ("/unbounded", &f.hello_unbounded, ""),
+    ];
     if let Some(js) = &f.js {
-        config.push_str(&format!(
-            "\n[[app]]\nroute = \"/js\"\nbundle = \"{}\"\n",
-            s(js)
-        ));
+        apps.push(("/js", js, ""));
     }
-    let config = write(dir.path(), "serve.toml", config);
-    let mut server = Server::start(pack_serve(&[
-        "--config",
-        s(&config),
-        "--metrics",
-        "127.0.0.1:0",
-    ]));
+    let mut server = serve_with_metrics(&f.serve_toml(dir.path(), &apps));
     let addr = server.addr.clone();
 
     // Longest prefix, the full path seen by the handler, and the answer wasmtime gives.
@@ -315,9 +340,7 @@ bundle = "{unbounded}"
     {
         assert_eq!((status, body.clone()), theirs);
     }
-    let load = server.wait_for(Duration::from_secs(5), |e| {
-        e["event"] == "load" && e["app"] == "/hello"
-    });
+    let load = server.app_event("load", "/hello");
     assert!(load["durationMs"].as_f64().unwrap() > 0.0, "{load}");
     assert_eq!(load["interruption"], "epoch");
     // A Host route, and no route.
@@ -340,21 +363,14 @@ bundle = "{unbounded}"
 
     // A request that never ends is answered 504 at its timeout; meanwhile the other
     // routes answer.
-    let looping = {
-        let addr = addr.clone();
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let answer = http_get(&addr, "/loop");
-            (answer, started.elapsed())
-        })
-    };
+    let looping = timed_get_in_background(&addr, "/loop");
     std::thread::sleep(Duration::from_millis(300));
     for _ in 0..5 {
-        let started = Instant::now();
-        assert_eq!(http_get(&addr, "/hello/x").0, 200);
-        assert!(started.elapsed() < Duration::from_millis(500));
+        let (status, _, took) = timed_get(&addr, "/hello/x");
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_millis(500));
     }
-    let ((status, _), took) = looping.join().unwrap();
+    let (status, _, took) = looping.join().unwrap();
     assert_eq!(status, 504);
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
@@ -362,30 +378,21 @@ bundle = "{unbounded}"
     );
 
     // One instance at most: the second request at once gets 503.
-    let first = {
-        let addr = addr.clone();
-        std::thread::spawn(move || http_get(&addr, "/one").0)
-    };
-    server.wait_for(Duration::from_secs(5), |e| {
-        e["event"] == "load" && e["app"] == "/one"
-    });
+    let first = timed_get_in_background(&addr, "/one");
+    server.app_event("load", "/one");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(http_get(&addr, "/one").0, 503);
-    assert_eq!(first.join().unwrap(), 504);
+    assert_eq!(first.join().unwrap().0, 504);
 
     // 2 MiB of memory do not fit under a 1 MiB cap.
     let (status, _) = http_get(&addr, "/tiny");
     assert_eq!(status, 500);
-    let e = server.wait_for(Duration::from_secs(5), |e| {
-        e["event"] == "request" && e["app"] == "/tiny"
-    });
+    let e = server.app_event("request", "/tiny");
     assert!(e["error"].as_str().unwrap().contains("memory"), "{e}");
 
     // An artifact without epoch interruption or fuel is refused, with the reason.
     assert_eq!(http_get(&addr, "/unbounded").0, 503);
-    let refusal = server.wait_for(Duration::from_secs(5), |e| {
-        e["event"] == "refusal" && e["app"] == "/unbounded"
-    });
+    let refusal = server.app_event("refusal", "/unbounded");
     assert!(
         refusal["reason"]
             .as_str()
@@ -395,31 +402,28 @@ bundle = "{unbounded}"
     );
 
     // Metrics.
-    let metrics = server.metrics.clone().expect("a metrics address");
-    let (status, text) = http_get(&metrics, "/metrics");
+    let (status, text) = server.scrape();
     assert_eq!(status, 200);
-    for needle in [
-        "pack_serve_requests_total{app=\"/hello\",status=\"200\"} 6",
-        "pack_serve_requests_total{app=\"/loop\",status=\"504\"} 1",
-        "pack_serve_requests_total{app=\"\",status=\"404\"} 2",
-        "pack_serve_requests_total{app=\"/one\",status=\"503\"} 1",
-        "pack_serve_refusals_total{app=\"/one\",reason=\"concurrency\"} 1",
-        "pack_serve_refusals_total{app=\"/unbounded\",reason=\"unbounded\"} 1",
-        "pack_serve_cold_starts_total{app=\"/hello\"} 1",
-        "pack_serve_request_duration_seconds_count{app=\"/hello\"} 6",
-        "pack_serve_instances_in_use{app=\"/hello\"} 0",
-    ] {
-        assert!(text.contains(needle), "{needle} in:\n{text}");
-    }
+    assert_metrics_have(
+        &text,
+        &[
+            "pack_serve_requests_total{app=\"/hello\",status=\"200\"} 6",
+            "pack_serve_requests_total{app=\"/loop\",status=\"504\"} 1",
+            "pack_serve_requests_total{app=\"\",status=\"404\"} 2",
+            "pack_serve_requests_total{app=\"/one\",status=\"503\"} 1",
+            "pack_serve_refusals_total{app=\"/one\",reason=\"concurrency\"} 1",
+            "pack_serve_refusals_total{app=\"/unbounded\",reason=\"unbounded\"} 1",
+            "pack_serve_cold_starts_total{app=\"/hello\"} 1",
+            "pack_serve_request_duration_seconds_count{app=\"/hello\"} 6",
+            "pack_serve_instances_in_use{app=\"/hello\"} 0",
+        ],
+    );
 
     // SIGTERM: the request in flight is answered, then the server exits 0.
-    let in_flight = {
-        let addr = addr.clone();
-        std::thread::spawn(move || http_get(&addr, "/loop").0)
-    };
+    let in_flight = timed_get_in_background(&addr, "/loop");
     std::thread::sleep(Duration::from_millis(300));
     server.signal("-TERM");
-    assert_eq!(in_flight.join().unwrap(), 504);
+    assert_eq!(in_flight.join().unwrap().0, 504);
     assert_eq!(server.wait(Duration::from_secs(10)), Some(0));
     let events = server.events().to_vec();
     assert!(
@@ -440,38 +444,15 @@ fn three_languages_behind_three_routes() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = f.serve_toml(
         dir.path(),
-        "serve.toml",
-        format!(
-            r#"listen = "127.0.0.1:0"
-keys = ["{trusted}"]
-
-[[app]]
-route = "/hello"
-bundle = "{hello}"
-
-[[app]]
-route = "/js"
-bundle = "{js}"
-
-[[app]]
-route = "/py"
-bundle = "{python}"
-timeout = "2s"
-"#,
-            trusted = s(&f.trusted),
-            hello = s(&f.hello),
-            js = s(js),
-            python = s(python),
-        ),
+        &[
+            ("/hello", &f.hello, ""),
+            ("/js", js, ""),
+            ("/py", python, "timeout = \"2s\""),
+        ],
     );
-    let mut server = Server::start(pack_serve(&[
-        "--config",
-        s(&config),
-        "--metrics",
-        "127.0.0.1:0",
-    ]));
+    let mut server = serve_with_metrics(&config);
     let addr = server.addr.clone();
 
     let cases = [
@@ -499,38 +480,24 @@ timeout = "2s"
             assert_eq!(ours, theirs, "{path}: pack serve, then wasmtime serve");
         }
     }
-    let load = server.wait_for(Duration::from_secs(5), |e| {
-        e["event"] == "load" && e["app"] == "/py"
-    });
+    let load = server.app_event("load", "/py");
     assert_eq!(load["interruption"], "epoch", "{load}");
 
     // The loop is interrupted at 2 s; meanwhile all three routes answer, Python too.
-    let looping = {
-        let addr = addr.clone();
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let answer = http_get(&addr, "/py/loop?n=1");
-            (answer, started.elapsed())
-        })
-    };
+    let looping = timed_get_in_background(&addr, "/py/loop?n=1");
     std::thread::sleep(Duration::from_millis(200));
     let mut answered = 0;
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
         for (_, path, expected) in &cases {
-            let started = Instant::now();
-            let (status, body) = http_get(&addr, path);
+            let (status, body, took) = timed_get(&addr, path);
             assert_eq!(status, 200, "{path} while /py/loop runs: {body}");
             assert!(body.starts_with(expected), "{path}: {body}");
-            assert!(
-                started.elapsed() < Duration::from_secs(1),
-                "{path}: {:?}",
-                started.elapsed()
-            );
+            assert!(took < Duration::from_secs(1), "{path}: {took:?}");
             answered += 1;
         }
     }
-    let ((status, body), took) = looping.join().unwrap();
+    let (status, body, took) = looping.join().unwrap();
     assert_eq!(status, 504, "{body}");
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
@@ -543,24 +510,24 @@ timeout = "2s"
     assert!(e["error"].as_str().unwrap().contains("timed out"), "{e}");
 
     // The looping instance is gone (interrupted, not left spinning), within moments.
-    let metrics = server.metrics.clone().expect("a metrics address");
     let gone = "pack_serve_instances_in_use{app=\"/py\"} 0\n";
     let deadline = Instant::now() + Duration::from_secs(2);
-    let mut text = http_get(&metrics, "/metrics").1;
+    let mut text = server.scrape().1;
     while !text.contains(gone) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
-        text = http_get(&metrics, "/metrics").1;
+        text = server.scrape().1;
     }
-    for needle in [
-        "pack_serve_requests_total{app=\"/py\",status=\"504\"} 1\n".to_string(),
-        gone.to_string(),
-        format!(
-            "pack_serve_requests_total{{app=\"/py\",status=\"200\"}} {}\n",
-            1 + answered / 3
-        ),
-    ] {
-        assert!(text.contains(&needle), "{needle} in:\n{text}");
-    }
+    assert_metrics_have(
+        &text,
+        &[
+            "pack_serve_requests_total{app=\"/py\",status=\"504\"} 1\n".to_string(),
+            gone.to_string(),
+            format!(
+                "pack_serve_requests_total{{app=\"/py\",status=\"200\"}} {}\n",
+                1 + answered / 3
+            ),
+        ],
+    );
 }
 
 /// With --allow-unbounded, a request past its timeout is answered 504 but its instance
@@ -569,17 +536,7 @@ timeout = "2s"
 fn an_unbounded_instance_running_on_does_not_keep_the_server_from_stopping() {
     let f = fixtures();
     let app = format!("/loop={}", s(&f.looping_unbounded));
-    let mut server = Server::start(pack_serve(&[
-        "--app",
-        &app,
-        "--key",
-        s(&f.trusted),
-        "--listen",
-        "127.0.0.1:0",
-        "--request-timeout",
-        "500ms",
-        "--allow-unbounded",
-    ]));
+    let mut server = f.serve_app(&app, &["--request-timeout", "500ms", "--allow-unbounded"]);
     assert_eq!(http_get(&server.addr, "/loop").0, 504);
     let load = server.wait_for(Duration::from_secs(5), |e| e["event"] == "load");
     assert_eq!(load["interruption"], "none", "{load}");
@@ -600,19 +557,19 @@ fn configuration_errors_name_the_file_line_and_key() {
         "serve.toml",
         "listen = \"127.0.0.1:0\"\n\n[[app]]\nroute = \"/a\"\nbundle = \"out/a\"\ntiemout = \"1s\"\n",
     );
-    let out = pack()
-        .args(["serve", "--config", s(&config)])
-        .output()
-        .unwrap();
-    assert_exit(&out, 2);
-    let err = stderr(&out);
-    assert!(err.contains("serve.toml:6: unknown key `tiemout`"), "{err}");
-    let out = pack()
-        .args(["serve", "--app", "nothing", "--key", "x.pub"])
-        .output()
-        .unwrap();
-    assert_exit(&out, 2);
-    assert_stderr_has(&out, "ROUTE=BUNDLE");
+    // Each a usage error (exit 2) whose message says what is wrong.
+    for (args, expected) in [
+        (
+            &["--config", s(&config)][..],
+            "serve.toml:6: unknown key `tiemout`",
+        ),
+        (&["--app", "nothing", "--key", "x.pub"], "ROUTE=BUNDLE"),
+    ] {
+        let out = pack().arg("serve").args(args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "pack serve {args:?}: {err}");
+        assert!(err.contains(expected), "pack serve {args:?}: {err}");
+    }
 }
 
 #[test]
@@ -626,18 +583,7 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
     let reference = format!("{}/team/app:live", registry.addr());
     pack_push(&f.hello, &reference);
     let app = format!("/app={reference}");
-    let mut server = Server::start(pack_serve(&[
-        "--app",
-        &app,
-        "--key",
-        s(&f.trusted),
-        "--store",
-        s(store.path()),
-        "--listen",
-        "127.0.0.1:0",
-        "--poll",
-        "500ms",
-    ]));
+    let mut server = f.serve_app(&app, &["--store", s(store.path()), "--poll", "500ms"]);
     let addr = server.addr.clone();
     assert_eq!(http_get(&addr, "/app").1, "hello from pack: GET /app\n");
 
@@ -706,17 +652,7 @@ fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
 fn idle_apps_are_unloaded_and_sighup_rereads_the_configuration() {
     let f = fixtures();
     let dir = tempfile::tempdir().unwrap();
-    let config = |routes: &[&str]| {
-        let mut text = format!("listen = \"127.0.0.1:0\"\nkeys = [\"{}\"]\n", s(&f.trusted));
-        for route in routes {
-            text.push_str(&format!(
-                "\n[[app]]\nroute = \"{route}\"\nbundle = \"{}\"\n",
-                s(&f.hello)
-            ));
-        }
-        write(dir.path(), "serve.toml", text)
-    };
-    let file = config(&["/a", "/b"]);
+    let file = f.serve_toml(dir.path(), &[("/a", &f.hello, ""), ("/b", &f.hello, "")]);
     let mut server = Server::start(pack_serve(&["--config", s(&file), "--max-loaded", "1"]));
     let addr = server.addr.clone();
     let loads = |server: &mut Server, app: &str| {
@@ -740,7 +676,7 @@ fn idle_apps_are_unloaded_and_sighup_rereads_the_configuration() {
     assert_eq!(loads(&mut server, "/b"), 1);
 
     // SIGHUP: /b goes, /c comes.
-    config(&["/a", "/c"]);
+    f.serve_toml(dir.path(), &[("/a", &f.hello, ""), ("/c", &f.hello, "")]);
     server.signal("-HUP");
     let reload = server.wait_for(Duration::from_secs(10), |e| e["event"] == "reload");
     assert_eq!(reload["apps"], 2, "{reload}");
