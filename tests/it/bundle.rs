@@ -95,6 +95,17 @@ fn arg(path: &Path) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// Asserts that `pack inspect TARGET` fails with exit 2 and that its stderr says each of
+/// `needles`.
+#[track_caller]
+fn assert_inspect_fails(target: &str, needles: &[&str]) {
+    let (code, _, err) = run(&["inspect", target]);
+    assert_eq!(code, 2, "pack inspect {target}: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in\n{err}");
+    }
+}
+
 #[test]
 fn inspect_shows_the_tree() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,11 +178,9 @@ fn bad_layouts_are_reported_precisely() {
     let (layout, summary) = sample_layout(dir.path(), "app", "latest");
 
     // A tag that does not exist: the tags that do are listed.
-    let (code, _, err) = run(&["inspect", &format!("{}:nope", arg(&layout))]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("no tag `nope`") && err.contains("tags there: latest"),
-        "{err}"
+    assert_inspect_fails(
+        &format!("{}:nope", arg(&layout)),
+        &["no tag `nope`", "tags there: latest"],
     );
 
     // A blob that does not match its digest.
@@ -187,11 +196,14 @@ fn bad_layouts_are_reported_precisely() {
     let mut bytes = std::fs::read(&cwasm).unwrap();
     bytes[10] ^= 0x20;
     std::fs::write(&cwasm, &bytes).unwrap();
-    let (code, _, err) = run(&["inspect", &arg(&layout)]);
-    assert_eq!(code, 2);
-    assert!(err.contains("does not match its digest"), "{err}");
-    assert!(err.contains(&arg(&cwasm)), "{err}");
-    assert!(err.contains("hint: the layout is damaged"), "{err}");
+    assert_inspect_fails(
+        &arg(&layout),
+        &[
+            "does not match its digest",
+            &arg(&cwasm),
+            "hint: the layout is damaged",
+        ],
+    );
 
     // The index itself damaged.
     let index_blob = dir
@@ -199,38 +211,27 @@ fn bad_layouts_are_reported_precisely() {
         .join("app/blobs/sha256")
         .join(summary.index.digest().digest());
     std::fs::write(&index_blob, b"{}").unwrap();
-    let (code, _, err) = run(&["inspect", &arg(&layout)]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains(&format!(
+    assert_inspect_fails(
+        &arg(&layout),
+        &[&format!(
             "has 2 bytes, but its descriptor says {}",
             summary.index.size()
-        )),
-        "{err}"
+        )],
     );
 
     // index.json that is not JSON.
     std::fs::write(layout.join("index.json"), b"{\"manifests\": [").unwrap();
-    let (code, _, err) = run(&["inspect", &arg(&layout)]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("index.json` is not a valid image index"),
-        "{err}"
-    );
+    assert_inspect_fails(&arg(&layout), &["index.json` is not a valid image index"]);
 
     // No oci-layout file.
     std::fs::remove_file(layout.join("oci-layout")).unwrap();
-    let (code, _, err) = run(&["inspect", &arg(&layout)]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("is not an OCI image layout: it has no `oci-layout` file"),
-        "{err}"
+    assert_inspect_fails(
+        &arg(&layout),
+        &["is not an OCI image layout: it has no `oci-layout` file"],
     );
 
     // Not there at all.
-    let (code, _, err) = run(&["inspect", &arg(&dir.path().join("missing"))]);
-    assert_eq!(code, 2);
-    assert!(err.contains("it does not exist"), "{err}");
+    assert_inspect_fails(&arg(&dir.path().join("missing")), &["it does not exist"]);
 }
 
 #[test]
@@ -269,43 +270,12 @@ fn registry_round_trip_keeps_the_index_digest() {
     .unwrap();
 
     // Sign it so the signature travels too.
-    let key = dir.path().join("k");
+    let (key, public) = key_pair(dir.path(), "k");
     pack()
-        .args([
-            "key",
-            "generate",
-            "--no-password",
-            "--output-prefix",
-            &arg(&key),
-        ])
-        .assert()
-        .success();
-    pack()
-        .args([
-            "sign",
-            &format!("{}:v1", arg(&layout)),
-            "--key",
-            &format!("{}.key", arg(&key)),
-        ])
+        .args(["sign", &format!("{}:v1", arg(&layout)), "--key", &arg(&key)])
         .assert()
         .success();
     let sig_tag = format!("sha256-{}.sig", summary.index.digest().digest());
-
-    let remote = registry.docker_ref("pack/app:v1");
-    skopeo(&[
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        &oci_ref(&layout, "v1"),
-        &remote,
-    ]);
-    let remote_sig = registry.docker_ref(&format!("pack/app:{sig_tag}"));
-    skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        &oci_ref(&layout, &sig_tag),
-        &remote_sig,
-    ]);
     // The referrers (the index's signature bundle, each native manifest's compile
     // provenance) travel under their referrers tags, `sha256-<hex>`.
     let index = layout_index(&layout);
@@ -315,18 +285,22 @@ fn registry_round_trip_keeps_the_index_digest() {
         .map(str::to_string)
         .collect();
     assert!(referrer_tags.len() >= 3, "{index}");
-    for tag in &referrer_tags {
+    // The bundle, its signature and its referrers.
+    let mut travelling = vec!["v1".to_string(), sig_tag];
+    travelling.extend(referrer_tags);
+    let remote = |tag: &str| registry.docker_ref(&format!("pack/app:{tag}"));
+    for tag in &travelling {
         skopeo(&[
             "copy",
             "--all",
             "--dest-tls-verify=false",
             &oci_ref(&layout, tag),
-            &registry.docker_ref(&format!("pack/app:{tag}")),
+            &remote(tag),
         ]);
     }
 
     // The registry serves the index byte for byte.
-    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &remote]);
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &remote("v1")]);
     assert_eq!(raw, index_bytes);
     let raw: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
@@ -334,25 +308,12 @@ fn registry_round_trip_keeps_the_index_digest() {
 
     // And back into a new layout: same digest, and pack reads, verifies and signs it.
     let back = dir.path().join("back");
-    skopeo(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        &remote,
-        &oci_ref(&back, "v1"),
-    ]);
-    skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        &remote_sig,
-        &oci_ref(&back, &sig_tag),
-    ]);
-    for tag in &referrer_tags {
+    for tag in &travelling {
         skopeo(&[
             "copy",
             "--all",
             "--src-tls-verify=false",
-            &registry.docker_ref(&format!("pack/app:{tag}")),
+            &remote(tag),
             &oci_ref(&back, tag),
         ]);
     }
@@ -369,7 +330,7 @@ fn registry_round_trip_keeps_the_index_digest() {
         "verify",
         &format!("{}:v1", arg(&back)),
         "--key",
-        &format!("{}.pub", arg(&key)),
+        &arg(&public),
     ]);
     assert_eq!(code, 0, "{err}");
 }

@@ -4,6 +4,7 @@
 //! checked by an implementation pack did not write (the npm `sigstore` verifier).
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -50,6 +51,25 @@ fn referred_bundle(layout: &Path, entry: &Value, subject: &str) -> Value {
     blob_json(layout, layers[0]["digest"].as_str().unwrap())
 }
 
+/// `pack COMMAND LAYOUT:v1 --key KEY EXTRA` in `home`.
+fn with_key(home: &Path, command: &str, layout: &Path, key: &Path, extra: &[&str]) -> Output {
+    pack_in(home)
+        .args([command, &format!("{}:v1", s(layout)), "--key", s(key)])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `pack sign LAYOUT:v1 --key KEY EXTRA` in `home`.
+fn sign(home: &Path, layout: &Path, key: &Path, extra: &[&str]) -> Output {
+    with_key(home, "sign", layout, key, extra)
+}
+
+/// `pack verify LAYOUT:v1 --key KEY EXTRA` in `home`.
+fn verify(home: &Path, layout: &Path, key: &Path, extra: &[&str]) -> Output {
+    with_key(home, "verify", layout, key, extra)
+}
+
 fn statement(bundle: &Value) -> Value {
     let payload = base64::engine::general_purpose::STANDARD
         .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
@@ -69,25 +89,26 @@ fn hint(public: &Path) -> String {
 #[test]
 fn a_bundle_signature_is_a_referrer_of_the_index() {
     let dir = tempfile::tempdir().unwrap();
-    let (layout, summary) = sample_layout(dir.path(), "app", "v1");
+    let d = dir.path();
+    let (layout, summary) = sample_layout(d, "app", "v1");
     let digest = summary.index.digest().to_string();
     let target = format!("{}:v1", s(&layout));
-    let (key, public) = key_pair(dir.path(), "a");
-    let (other_key, other_public) = key_pair(dir.path(), "b");
+    let (key, public) = key_pair(d, "a");
+    let (other_key, other_public) = key_pair(d, "b");
 
     // Bundle only: no legacy tag, one referrer, and it verifies.
-    let out = pack()
-        .args([
-            "sign",
-            &target,
-            "--key",
-            s(&key),
+    let out = sign(
+        d,
+        &layout,
+        &key,
+        &[
             "--signature-format",
             "bundle",
-        ])
-        .args(["--reference", "registry.example.com/team/app", "--json"])
-        .output()
-        .unwrap();
+            "--reference",
+            "registry.example.com/team/app",
+            "--json",
+        ],
+    );
     assert_exit(&out, 0);
     let signed = json_stdout(&out);
     assert!(
@@ -132,10 +153,7 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         digest.strip_prefix("sha256:").unwrap()
     );
 
-    let out = pack()
-        .args(["verify", &target, "--key", s(&public), "--json"])
-        .output()
-        .unwrap();
+    let out = verify(d, &layout, &public, &["--json"]);
     assert_exit(&out, 0);
     let verdict = json_stdout(&out);
     assert_eq!(verdict["signatures"].as_array().unwrap().len(), 1);
@@ -143,25 +161,20 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
     assert_eq!(verdict["signatures"][0]["verified"], true);
     assert_eq!(verdict["referrersTag"], digest.replace(':', "-"));
     // The repository binding holds for bundles as for legacy signatures.
-    let out = pack()
-        .args(["verify", &target, "--key", s(&public)])
-        .args(["--reference", "registry.example.com/team/other"])
-        .output()
-        .unwrap();
+    let out = verify(
+        d,
+        &layout,
+        &public,
+        &["--reference", "registry.example.com/team/other"],
+    );
     assert_exit(&out, 1);
     assert_stdout_has(&out, "signed for `registry.example.com/team/app`");
-    let out = pack()
-        .args(["verify", &target, "--key", s(&other_public)])
-        .output()
-        .unwrap();
+    let out = verify(d, &layout, &other_public, &[]);
     assert_exit(&out, 1);
     assert_stdout_has(&out, "made by another key");
 
     // A second signature (default: both formats) adds a referrer and keeps the first.
-    let out = pack()
-        .args(["sign", &target, "--key", s(&other_key)])
-        .output()
-        .unwrap();
+    let out = sign(d, &layout, &other_key, &[]);
     assert_exit(&out, 0);
     let entries = layout_referrers(&layout, &digest);
     assert_eq!(entries.len(), 2);
@@ -170,17 +183,11 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         &format!("{}.sig", digest.replace(':', "-"))
     ));
     // Signing the same again changes nothing (deterministic signatures).
-    let out = pack()
-        .args(["sign", &target, "--key", s(&other_key), "--json"])
-        .output()
-        .unwrap();
+    let out = sign(d, &layout, &other_key, &["--json"]);
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["signed"][0]["added"], false);
     assert_eq!(layout_referrers(&layout, &digest).len(), 2);
-    let out = pack()
-        .args(["verify", &target, "--key", s(&other_public), "--json"])
-        .output()
-        .unwrap();
+    let out = verify(d, &layout, &other_public, &["--json"]);
     assert_exit(&out, 0);
     let formats: Vec<(String, Value)> = json_stdout(&out)["signatures"]
         .as_array()
@@ -203,10 +210,7 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
     );
 
     // inspect lists every referrer, and the signatures by format.
-    let out = pack()
-        .args(["inspect", &target, "--key", s(&public), "--json"])
-        .output()
-        .unwrap();
+    let out = pack_output(d, &["inspect", &target, "--key", s(&public), "--json"]);
     assert_exit(&out, 0);
     let inspected = json_stdout(&out);
     let referrers = inspected["referrers"].as_array().unwrap();
@@ -218,7 +222,7 @@ fn a_bundle_signature_is_a_referrer_of_the_index() {
         .collect();
     assert_eq!(of_index.len(), 2);
     assert!(referrers.iter().all(|r| r["artifactType"] == BUNDLE));
-    let out = pack().args(["inspect", &target]).output().unwrap();
+    let out = pack_output(d, &["inspect", &target]);
     assert_exit(&out, 0);
     assert_stdout_has(&out, "referrers");
     assert_stdout_has(&out, "sigstore bundle  key");
@@ -231,26 +235,18 @@ fn index_has_tag(layout: &Path, tag: &str) -> bool {
 #[test]
 fn a_bundle_listed_for_another_digest_does_not_count() {
     let dir = tempfile::tempdir().unwrap();
-    let (layout, summary) = sample_layout(dir.path(), "app", "v1");
-    let other_layout = dir.path().join("other");
-    let mut input = crate::bundle::sample_input(dir.path());
+    let d = dir.path();
+    let (layout, summary) = sample_layout(d, "app", "v1");
+    let other_layout = d.join("other");
+    let mut input = crate::bundle::sample_input(d);
     input
         .annotations
         .insert("org.opencontainers.image.version".into(), "2".into());
     let other = pack_packager::build_bundle(&other_layout, "v1", &input).unwrap();
     assert_ne!(summary.index.digest(), other.index.digest());
-    let (key, public) = key_pair(dir.path(), "a");
+    let (key, public) = key_pair(d, "a");
     // A genuine bundle signature of the other bundle...
-    let out = pack()
-        .args([
-            "sign",
-            &format!("{}:v1", s(&other_layout)),
-            "--key",
-            s(&key),
-        ])
-        .args(["--signature-format", "bundle"])
-        .output()
-        .unwrap();
+    let out = sign(d, &other_layout, &key, &["--signature-format", "bundle"]);
     assert_exit(&out, 0);
     // ...listed by someone as a referrer of this one.
     let entry = layout_referrers(&other_layout, other.index.digest().as_ref())[0].clone();
@@ -282,10 +278,7 @@ fn a_bundle_listed_for_another_digest_does_not_count() {
         }));
     write(&layout, "index.json", serde_json::to_vec(&index).unwrap());
 
-    let out = pack()
-        .args(["verify", &format!("{}:v1", s(&layout)), "--key", s(&public)])
-        .output()
-        .unwrap();
+    let out = verify(d, &layout, &public, &[]);
     assert_exit(&out, 1);
     assert_stdout_has(&out, format!("its subject is {}", other.index.digest()));
 }
@@ -354,24 +347,22 @@ fn the_npm_sigstore_verifier_accepts_packs_bundle() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (layout, summary) = sample_layout(dir.path(), "app", "v1");
+    let d = dir.path();
+    let (layout, summary) = sample_layout(d, "app", "v1");
     let digest = summary.index.digest().to_string();
-    let (key, public) = key_pair(dir.path(), "a");
-    let (_, other_public) = key_pair(dir.path(), "b");
-    let out = pack()
-        .args(["sign", &format!("{}:v1", s(&layout)), "--key", s(&key)])
-        .args(["--reference", "registry.example.com/team/app"])
-        .output()
-        .unwrap();
+    let (key, public) = key_pair(d, "a");
+    let (_, other_public) = key_pair(d, "b");
+    let out = sign(
+        d,
+        &layout,
+        &key,
+        &["--reference", "registry.example.com/team/app"],
+    );
     assert_exit(&out, 0);
     let entry = layout_referrers(&layout, &digest)[0].clone();
     let bundle = referred_bundle(&layout, &entry, &digest);
-    let bundle_path = write(
-        dir.path(),
-        "bundle.json",
-        serde_json::to_vec(&bundle).unwrap(),
-    );
-    let script = write(dir.path(), "verify.js", VERIFY_JS);
+    let bundle_path = write(d, "bundle.json", serde_json::to_vec(&bundle).unwrap());
+    let script = write(d, "verify.js", VERIFY_JS);
     let verify = |bundle: &Path, key: &Path, digest: &str| {
         std::process::Command::new(&node)
             .env("SIGSTORE_JS", &modules)
@@ -395,11 +386,7 @@ fn the_npm_sigstore_verifier_accepts_packs_bundle() {
     // Another key, with the (unsigned) hint pointed at it: the signature fails.
     let mut forged = bundle.clone();
     forged["verificationMaterial"]["publicKey"]["hint"] = hint(&other_public).into();
-    let forged_path = write(
-        dir.path(),
-        "forged.json",
-        serde_json::to_vec(&forged).unwrap(),
-    );
+    let forged_path = write(d, "forged.json", serde_json::to_vec(&forged).unwrap());
     let out = verify(&forged_path, &other_public, &digest);
     assert_exit(&out, 1);
     assert_stderr_has(&out, "rejected");
@@ -474,29 +461,23 @@ fn referrers_over_a_registry(auth: bool) {
         .iter()
         .map(|n| key_pair(dir.path(), n))
         .collect();
-    let sign = |layout: &Path, key: &Path| {
-        let out = pack()
-            .args(["sign", &format!("{}:v1", s(layout)), "--key", s(key)])
-            .args(["--reference", &repo])
-            .output()
-            .unwrap();
-        assert_exit(&out, 0);
+    // `pack ARGS` in `home`, with the registry's credentials when it wants them.
+    let pack_out = |args: &[&str]| pack_for(&home, auth).args(args).output().unwrap();
+    let sign_for_repo = |layout: &Path, key: &Path| {
+        assert_exit(&sign(&home, layout, key, &["--reference", &repo]), 0);
     };
     let push = |layout: &Path| {
-        let out = pack_for(&home, auth)
-            .args(["push", &format!("{}:v1", s(layout)), &format!("{repo}:v1")])
-            .arg("--json")
-            .output()
-            .unwrap();
+        let target = format!("{}:v1", s(layout));
+        let out = pack_out(&["push", &target, &format!("{repo}:v1"), "--json"]);
         assert_exit(&out, 0);
         json_stdout(&out)
     };
 
     // Two clients sign copies of the same bundle and push; then the first signs again.
-    sign(&layout, &keys[0].0);
+    sign_for_repo(&layout, &keys[0].0);
     let copy = dir.path().join("copy");
     copy_dir(&layout, &copy);
-    sign(&copy, &keys[1].0);
+    sign_for_repo(&copy, &keys[1].0);
     let first = push(&layout);
     // The index's signature, and the compile provenance of each of the two native
     // manifests.
@@ -512,7 +493,7 @@ fn referrers_over_a_registry(auth: bool) {
         [a.as_str().unwrap()]
     );
     push(&copy);
-    sign(&layout, &keys[2].0);
+    sign_for_repo(&layout, &keys[2].0);
     push(&layout);
     // The fallback index lists all three: nobody's entry was lost.
     let listed = registry_referrers(&registry, "team/app", &digest, auth);
@@ -526,11 +507,15 @@ fn referrers_over_a_registry(auth: bool) {
     // The legacy `.sig` tag, rewritten whole by each push, lost key b's signature; the
     // bundle referrer kept it, so a pull verifying with key b still succeeds.
     let pulled = dir.path().join("pulled");
-    let out = pack_for(&home, auth)
-        .args(["pull", &format!("{repo}:v1"), "-o", s(&pulled), "--json"])
-        .args(["--key", s(&keys[1].1)])
-        .output()
-        .unwrap();
+    let out = pack_out(&[
+        "pull",
+        &format!("{repo}:v1"),
+        "-o",
+        s(&pulled),
+        "--json",
+        "--key",
+        s(&keys[1].1),
+    ]);
     assert_exit(&out, 0);
     let summary_json = json_stdout(&out);
     // Three keys, each a signature of the index and a provenance per native manifest.
@@ -539,17 +524,12 @@ fn referrers_over_a_registry(auth: bool) {
         3 * (1 + natives),
         "{summary_json}"
     );
-    let out = pack()
-        .args([
-            "verify",
-            &format!("{}:v1", s(&pulled)),
-            "--key",
-            s(&keys[1].1),
-            "--json",
-        ])
-        .args(["--reference", &repo])
-        .output()
-        .unwrap();
+    let out = verify(
+        &home,
+        &pulled,
+        &keys[1].1,
+        &["--json", "--reference", &repo],
+    );
     assert_exit(&out, 0);
     let verdict = json_stdout(&out);
     let verified: Vec<&Value> = verdict["signatures"]
@@ -590,19 +570,18 @@ fn referrers_over_a_registry(auth: bool) {
         3
     );
     let from_mirror = dir.path().join("from-mirror");
-    let out = pack_for(&home, auth)
-        .args(["pull", &format!("{mirror}:v1"), "-o", s(&from_mirror)])
-        .args(["--key", s(&keys[1].1)])
-        .output()
-        .unwrap();
+    let pull_from_mirror = |extra: &[&str]| {
+        pack_for(&home, auth)
+            .args(["pull", &format!("{mirror}:v1"), "-o", s(&from_mirror)])
+            .args(["--key", s(&keys[1].1)])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = pull_from_mirror(&[]);
     assert_exit(&out, 1);
     assert_stderr_has(&out, "signed for");
-    let out = pack_for(&home, auth)
-        .args(["pull", &format!("{mirror}:v1"), "-o", s(&from_mirror)])
-        .args(["--key", s(&keys[1].1), "--allow-reference", &repo])
-        .output()
-        .unwrap();
-    assert_exit(&out, 0);
+    assert_exit(&pull_from_mirror(&["--allow-reference", &repo]), 0);
 }
 
 #[test]

@@ -15,18 +15,7 @@ use pack_packager::{Bundle, Layout};
 use crate::common::*;
 use crate::registry::Registry;
 
-/// `pack` in `dir`, with its own compile cache and content store.
-fn pack_in(dir: &Path) -> assert_cmd::Command {
-    let mut cmd = pack();
-    cmd.current_dir(dir)
-        .env("PACK_CACHE_DIR", dir.join("cache"))
-        .env("PACK_STORE", dir.join("store"))
-        .env("DOCKER_CONFIG", dir.join("docker"))
-        .env_remove("PACK_KEY_PASSWORD")
-        .env_remove("SOURCE_DATE_EPOCH");
-    cmd
-}
-
+/// `pack build COMPONENT -t <here> -o LAYOUT EXTRA` in `dir`; it must succeed.
 fn build(dir: &Path, component: &str, layout: &str, extra: &[&str]) {
     let out = pack_in(dir)
         .args(["build", s(&fixture(component)), "-t", here(), "-o", layout])
@@ -36,8 +25,14 @@ fn build(dir: &Path, component: &str, layout: &str, extra: &[&str]) {
     assert_exit(&out, 0);
 }
 
-fn platform() -> String {
-    here().to_string()
+/// The hello-cli fixture built into `dir/layout`, signed with `key`.
+fn build_signed_hello(dir: &Path, layout: &str, key: &Path) {
+    build(
+        dir,
+        "components/hello-cli.wasm",
+        layout,
+        &["--sign-key", s(key)],
+    );
 }
 
 /// Signed build: inspect shows the provenance (verified with the key, by claimed key
@@ -49,12 +44,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
     let d = dir.path();
     let (a_key, a_pub) = key_pair(d, "a");
     let (b_key, b_pub) = key_pair(d, "b");
-    build(
-        d,
-        "components/hello-cli.wasm",
-        "out",
-        &["--sign-key", s(&a_key)],
-    );
+    build_signed_hello(d, "out", &a_key);
 
     let out = pack_output(d, &["inspect", "out", "--key", s(&a_pub), "--json"]);
     assert_exit(&out, 0);
@@ -64,7 +54,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
     let provenance = json["provenance"].as_array().unwrap();
     assert_eq!(provenance.len(), 1, "{json}");
     let p = &provenance[0];
-    assert_eq!(p["platform"], platform().as_str());
+    assert_eq!(p["platform"], here());
     assert_eq!(p["manifest"], native["digest"]);
     assert_eq!(p["verified"], true, "{p}");
     let claim = &p["attestations"][0]["claim"];
@@ -110,7 +100,7 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
     };
     let out = verify("out", &[&a_pub]);
     assert_exit(&out, 0);
-    assert_stdout_has(&out, format!("{}: compile provenance by key", platform()));
+    assert_stdout_has(&out, format!("{}: compile provenance by key", here()));
 
     // Signed without provenance: refused, naming the platform.
     build(d, "components/hello-cli.wasm", "bare", &[]);
@@ -118,23 +108,15 @@ fn build_writes_provenance_that_inspect_shows_and_verify_requires() {
     assert_exit(&out, 0);
     let out = verify("bare", &[&a_pub]);
     assert_exit(&out, 1);
-    let text = stdout(&out);
-    assert!(
-        text.contains(&format!("{} has no compile provenance", platform())),
-        "{text}"
-    );
+    assert_stdout_has(&out, format!("{} has no compile provenance", here()));
     // Provenance by key b does not count for a verifier who trusts only key a.
     let out = pack_output(d, &["sign", "bare", "--key", s(&b_key), "--json"]);
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["provenance"].as_array().unwrap().len(), 1);
     let out = verify("bare", &[&a_pub]);
     assert_exit(&out, 1);
-    let text = stdout(&out);
-    assert!(
-        text.contains(&format!("{} has no valid compile provenance", platform()))
-            && text.contains("made by another key"),
-        "{text}"
-    );
+    assert_stdout_has(&out, format!("{} has no valid compile provenance", here()));
+    assert_stdout_has(&out, "made by another key");
     assert_exit(&verify("bare", &[&a_pub, &b_pub]), 0);
 }
 
@@ -161,7 +143,6 @@ fn forge(honest: &Path, other: &Path, forged: &Path) {
         Some(u) => pack_packager::compression::decompress_to_vec(&layer[..], u, other).unwrap(),
         None => layer,
     };
-    let c = &native.config;
     let info = portable.config.component.as_ref().unwrap();
     let input = BundleInput {
         component: BlobSource::Bytes(component),
@@ -175,14 +156,7 @@ fn forge(honest: &Path, other: &Path, forged: &Path) {
             platform: native.descriptor.platform().clone().unwrap(),
             cwasm: BlobSource::Bytes(cwasm),
             cwasm_sha256: None,
-            compilation: Compilation {
-                wasmtime_version: c.wasmtime_version.clone(),
-                compatibility_hash: c.compatibility_hash.clone(),
-                target_triple: c.target_triple.clone(),
-                cpu_preset: c.cpu_preset.clone(),
-                cpu_flags: c.cpu_flags.clone(),
-                profile: c.profile.clone(),
-            },
+            compilation: Compilation::of(&native.config),
         }],
         annotations: Default::default(),
         created: None,
@@ -202,31 +176,22 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     let (release_key, release_pub) = key_pair(d, "release");
     let (farm_key, farm_pub) = key_pair(d, "farm");
     let (_, other_pub) = key_pair(d, "other");
-    build(
-        d,
-        "components/hello-cli.wasm",
-        "honest",
-        &["--sign-key", s(&release_key)],
-    );
+    build_signed_hello(d, "honest", &release_key);
     build(d, "components/calc.wasm", "calc", &[]);
     forge(&d.join("honest"), &d.join("calc"), &d.join("forged"));
     let out = pack_output(d, &["sign", "forged", "--key", s(&release_key)]);
     assert_exit(&out, 0);
 
-    let verify = |layout: &str, extra: &[&str]| {
+    // `pack COMMAND LAYOUT --key release.pub EXTRA`.
+    let with_release_key = |command: &str, layout: &str, extra: &[&str]| {
         pack_in(d)
-            .args(["verify", layout, "--key", s(&release_pub)])
+            .args([command, layout, "--key", s(&release_pub)])
             .args(extra)
             .output()
             .unwrap()
     };
-    let run = |layout: &str, extra: &[&str]| {
-        pack_in(d)
-            .args(["run", layout, "--key", s(&release_pub)])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let verify = |layout: &str, extra: &[&str]| with_release_key("verify", layout, extra);
+    let run = |layout: &str, extra: &[&str]| with_release_key("run", layout, extra);
 
     // Signatures and provenance: both say yes.
     assert_exit(&verify("honest", &[]), 0);
@@ -240,18 +205,14 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     assert_exit(&out, 0);
     let json = json_stdout(&out);
     let rebuilt = &json["rebuild"][0];
-    assert_eq!(rebuilt["platform"], platform().as_str(), "{json}");
+    assert_eq!(rebuilt["platform"], here(), "{json}");
     assert_eq!(rebuilt["reproduced"], true, "{json}");
     assert_eq!(rebuilt["rebuilt"], rebuilt["cwasm"], "{json}");
     assert!(rebuilt["attestation"].is_string(), "{json}");
     // The forged one differs: exit 1, naming the platform; nothing is attested.
     let out = verify("forged", &["--rebuild", "--attest-key", s(&farm_key)]);
     assert_exit(&out, 1);
-    let text = stdout(&out);
-    assert!(
-        text.contains(&format!("{}: the rebuild differs", platform())),
-        "{text}"
-    );
+    assert_stdout_has(&out, format!("{}: the rebuild differs", here()));
     let out = pack_output(d, &["inspect", "forged", "--key", s(&farm_pub), "--json"]);
     assert_exit(&out, 0);
     let json = json_stdout(&out);
@@ -281,7 +242,7 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
-        err.contains(&platform()) && err.contains("rebuild attestation"),
+        err.contains(here()) && err.contains("rebuild attestation"),
         "{err}"
     );
     // An attestation by a key not in --rebuilt-by does not count, nor does one key
@@ -324,28 +285,37 @@ fn provenance_and_attestations_survive_push_and_pull() {
     let d = dir.path();
     let (release_key, release_pub) = key_pair(d, "release");
     let (farm_key, farm_pub) = key_pair(d, "farm");
-    build(
+    build_signed_hello(d, "out", &release_key);
+    let out = pack_output(
         d,
-        "components/hello-cli.wasm",
-        "out",
-        &["--sign-key", s(&release_key)],
+        &[
+            "verify",
+            "out",
+            "--key",
+            s(&release_pub),
+            "--rebuild",
+            "--attest-key",
+            s(&farm_key),
+        ],
     );
-    let out = pack_in(d)
-        .args(["verify", "out", "--key", s(&release_pub), "--rebuild"])
-        .args(["--attest-key", s(&farm_key)])
-        .output()
-        .unwrap();
     assert_exit(&out, 0);
     let target = format!("{}/team/app:v1", registry.addr());
     let out = pack_output(d, &["push", "out", &target, "--json"]);
     assert_exit(&out, 0);
     // Signature (index), provenance and attestation (native manifest).
     let pushed = json_stdout(&out);
-    let out = pack_in(d)
-        .args(["pull", &target, "-o", "pulled", "--json"])
-        .args(["--key", s(&release_pub)])
-        .output()
-        .unwrap();
+    let out = pack_output(
+        d,
+        &[
+            "pull",
+            &target,
+            "-o",
+            "pulled",
+            "--json",
+            "--key",
+            s(&release_pub),
+        ],
+    );
     assert_exit(&out, 0);
     let pulled = json_stdout(&out);
     assert_eq!(
@@ -359,22 +329,17 @@ fn provenance_and_attestations_survive_push_and_pull() {
     );
     assert_exit(&out, 0);
     assert_eq!(json_stdout(&out)["provenance"][0]["verified"], true);
+    let rebuilt_by_farm = ["--key", s(&release_pub), "--rebuilt-by", s(&farm_pub)];
     let out = pack_in(d)
-        .args(["run", "pulled:v1", "--key", s(&release_pub)])
-        .args(["--rebuilt-by", s(&farm_pub)])
+        .args(["run", "pulled:v1"])
+        .args(rebuilt_by_farm)
         .output()
         .unwrap();
     assert_exit(&out, 0);
     // The host's own pull from the registry takes them along too.
     let out = pack_in(d)
-        .args([
-            "run",
-            &target,
-            "--key",
-            s(&release_pub),
-            "--insecure-registry",
-        ])
-        .args(["--rebuilt-by", s(&farm_pub)])
+        .args(["run", &target, "--insecure-registry"])
+        .args(rebuilt_by_farm)
         .output()
         .unwrap();
     assert_exit(&out, 0);

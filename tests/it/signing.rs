@@ -32,11 +32,39 @@ fn pack_pw() -> assert_cmd::Command {
     cmd
 }
 
+/// Asserts that the file at `path` is a PEM `label` (`-----BEGIN <label>-----`); returns
+/// its text.
+#[track_caller]
+fn assert_pem(path: &Path, label: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.starts_with(&format!("-----BEGIN {label}-----")),
+        "{}: {text}",
+        path.display()
+    );
+    text
+}
+
 fn openssl(args: &[&str]) -> std::process::Output {
     Command::new("openssl")
         .args(args)
         .output()
         .expect("run openssl")
+}
+
+/// The public key (PEM) OpenSSL derives from the private key `key`, encrypted with
+/// [`PASSWORD`].
+fn openssl_public_key(key: &Path) -> String {
+    let out = openssl(&[
+        "pkey",
+        "-in",
+        &s(key),
+        "-passin",
+        &format!("pass:{PASSWORD}"),
+        "-pubout",
+    ]);
+    assert_exit(&out, 0);
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -48,16 +76,8 @@ fn key_generate_writes_a_protected_key_pair() {
     assert!(out.contains("wrote pack.key and pack.pub"), "{out}");
     let key = dir.path().join("pack.key");
     let public = dir.path().join("pack.pub");
-    let key_text = std::fs::read_to_string(&key).unwrap();
-    assert!(
-        key_text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
-        "{key_text}"
-    );
-    assert!(
-        std::fs::read_to_string(&public)
-            .unwrap()
-            .starts_with("-----BEGIN PUBLIC KEY-----")
-    );
+    let key_text = assert_pem(&key, "ENCRYPTED PRIVATE KEY");
+    assert_pem(&public, "PUBLIC KEY");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -83,11 +103,7 @@ fn key_generate_writes_a_protected_key_pair() {
         err.contains("warning: `pack.key` is not encrypted"),
         "{err}"
     );
-    assert!(
-        std::fs::read_to_string(&key)
-            .unwrap()
-            .starts_with("-----BEGIN PRIVATE KEY-----")
-    );
+    assert_pem(&key, "PRIVATE KEY");
 
     // No password and stdin is not a terminal: a clear error, nothing written.
     let (code, _, err) = run(pack()
@@ -121,38 +137,14 @@ fn openssl_reads_the_keys() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("k");
-    pack_pw()
-        .args(["key", "generate", "--output-prefix", &s(&prefix)])
-        .assert()
-        .success();
+    let (key, public) = encrypted_key_pair(dir.path(), "k", PASSWORD);
     // The encrypted PKCS#8 (PBES2, scrypt) key decrypts with OpenSSL and has the public
     // key of the `.pub` file.
-    let out = openssl(&[
-        "pkey",
-        "-in",
-        &format!("{}.key", s(&prefix)),
-        "-passin",
-        &format!("pass:{PASSWORD}"),
-        "-pubout",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        std::fs::read_to_string(format!("{}.pub", s(&prefix))).unwrap()
+        openssl_public_key(&key),
+        std::fs::read_to_string(&public).unwrap()
     );
-    let out = openssl(&[
-        "pkey",
-        "-pubin",
-        "-in",
-        &format!("{}.pub", s(&prefix)),
-        "-text",
-        "-noout",
-    ]);
+    let out = openssl(&["pkey", "-pubin", "-in", &s(&public), "-text", "-noout"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("NIST CURVE: P-256"));
 }
 
@@ -161,16 +153,10 @@ fn sign_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, summary) = sample_layout(dir.path(), "app", "v1");
     let target = format!("{}:v1", s(&layout));
-    let key = dir.path().join("k");
-    let other = dir.path().join("other");
-    for prefix in [&key, &other] {
-        pack_pw()
-            .args(["key", "generate", "--output-prefix", &s(prefix)])
-            .assert()
-            .success();
-    }
-    let (key_priv, key_pub) = (format!("{}.key", s(&key)), format!("{}.pub", s(&key)));
-    let other_pub = format!("{}.pub", s(&other));
+    let (key_priv, key_pub) = encrypted_key_pair(dir.path(), "k", PASSWORD);
+    let (other_priv, other_pub) = encrypted_key_pair(dir.path(), "other", PASSWORD);
+    // As the command lines take them.
+    let (key_priv, key_pub, other_pub) = (s(&key_priv), s(&key_pub), s(&other_pub));
 
     // Unsigned: exit 1, and why.
     let (code, out, _) = run(pack().args(["verify", &target, "--key", &key_pub]));
@@ -230,7 +216,7 @@ fn sign_and_verify() {
 
     // A second signature by another key is added, not replacing the first.
     pack_pw()
-        .args(["sign", &target, "--key", &format!("{}.key", s(&other))])
+        .args(["sign", &target, "--key", &s(&other_priv)])
         .assert()
         .success();
     let (code, out, _) = run(pack().args(["verify", &target, "--key", &key_pub, "--json"]));
@@ -256,12 +242,8 @@ fn sign_and_verify() {
 fn sign_needs_the_right_password() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, _) = sample_layout(dir.path(), "app", "latest");
-    let key = dir.path().join("k");
-    pack_pw()
-        .args(["key", "generate", "--output-prefix", &s(&key)])
-        .assert()
-        .success();
-    let key_priv = format!("{}.key", s(&key));
+    let (key, _) = encrypted_key_pair(dir.path(), "k", PASSWORD);
+    let key_priv = s(&key);
 
     let (code, _, err) = run(pack().env("PACK_KEY_PASSWORD", "wrong").args([
         "sign",
@@ -296,13 +278,9 @@ fn openssl_verifies_the_signature() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (layout, summary) = sample_layout(dir.path(), "app", "latest");
-    let key = dir.path().join("k");
+    let (key, public) = encrypted_key_pair(dir.path(), "k", PASSWORD);
     pack_pw()
-        .args(["key", "generate", "--output-prefix", &s(&key)])
-        .assert()
-        .success();
-    pack_pw()
-        .args(["sign", &s(&layout), "--key", &format!("{}.key", s(&key))])
+        .args(["sign", &s(&layout), "--key", &s(&key)])
         .assert()
         .success();
 
@@ -339,35 +317,24 @@ fn openssl_verifies_the_signature() {
     std::fs::write(&payload_path, &payload).unwrap();
     std::fs::write(&signature_path, &signature).unwrap();
 
-    let out = openssl(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &format!("{}.pub", s(&key)),
-        "-signature",
-        &s(&signature_path),
-        &s(&payload_path),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let openssl_verify = || {
+        openssl(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &s(&public),
+            "-signature",
+            &s(&signature_path),
+            &s(&payload_path),
+        ])
+    };
+    let out = openssl_verify();
+    assert_exit(&out, 0);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
 
     // And a tampered payload does not verify.
     std::fs::write(&payload_path, [&payload[..], b" "].concat()).unwrap();
-    let out = openssl(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &format!("{}.pub", s(&key)),
-        "-signature",
-        &s(&signature_path),
-        &s(&payload_path),
-    ]);
-    assert!(!out.status.success());
+    assert!(!openssl_verify().status.success());
 }
 
 /// Keys made by OpenSSL work: an encrypted PKCS#8 key (PBES2 with PBKDF2) signs, and its
@@ -393,22 +360,8 @@ fn openssl_keys_sign_and_verify() {
         "-out",
         &s(&key),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = openssl(&[
-        "pkey",
-        "-in",
-        &s(&key),
-        "-passin",
-        &format!("pass:{PASSWORD}"),
-        "-pubout",
-        "-out",
-        &s(&public),
-    ]);
-    assert!(out.status.success());
+    assert_exit(&out, 0);
+    std::fs::write(&public, openssl_public_key(&key)).unwrap();
 
     let (code, _, err) =
         run(pack_pw().args(["sign", &s(&layout), "--key", &s(&key), "--recursive"]));

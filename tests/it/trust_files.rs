@@ -97,16 +97,22 @@ fn refused(out: &Output, path: &Path, needle: &str) {
     assert!(err.contains(needle), "no {needle:?} in\n{err}");
 }
 
+/// A copy of the layout `bundle` as `app` in a fresh temporary directory: (the directory,
+/// the copy).
+fn copy_of(bundle: &Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("app");
+    copy_layout(bundle, &layout);
+    (dir, layout)
+}
+
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]
 fn a_blob_swapped_for_a_symbolic_link_is_refused() {
-    let b = bundles();
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("app");
-    copy_layout(&b.native, &layout);
+    let (dir, layout) = copy_of(&bundles().native);
     runs(&run(&layout, &[]));
 
     // The artifact is now a link to a file outside the layout, with the same (valid)
@@ -145,10 +151,7 @@ fn a_blob_swapped_for_a_symbolic_link_is_refused() {
 
 #[test]
 fn a_blob_or_directory_others_can_write_is_refused() {
-    let b = bundles();
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("app");
-    copy_layout(&b.native, &layout);
+    let (_dir, layout) = copy_of(&bundles().native);
     let blob = cwasm_blob(&layout);
     let sha256 = layout.join("blobs/sha256");
     for (path, mode, good) in [
@@ -180,10 +183,7 @@ fn a_blob_or_directory_others_can_write_is_refused() {
 
 #[test]
 fn allow_jit_compiles_the_checked_portable_component() {
-    let b = bundles();
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("app");
-    copy_layout(&b.foreign, &layout);
+    let (dir, layout) = copy_of(&bundles().foreign);
     // Nothing fits this machine: with --allow-jit the portable component runs.
     let out = run(&layout, &["--allow-jit"]);
     runs(&out);
@@ -218,17 +218,28 @@ fn writable_by_others(root: &Path) -> Vec<String> {
     found
 }
 
-/// `pack` run by `sh` after `umask 000`.
-fn pack_umask_000() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new("sh");
-    cmd.args([
-        "-c",
-        "umask 000; exec \"$0\" \"$@\"",
-        env!("CARGO_BIN_EXE_pack"),
-    ])
-    .env_remove("PACK_COLOR")
-    .env("NO_COLOR", "1");
-    cmd
+/// Nothing under `dir/<root>`, for each of `roots`, is writable by group or others.
+#[track_caller]
+fn assert_none_writable_by_others(dir: &Path, roots: &[&str]) {
+    for root in roots {
+        let bad = writable_by_others(&dir.join(root));
+        assert!(bad.is_empty(), "writable by others: {bad:#?}");
+    }
+}
+
+/// `pack ARGS` run by `sh` after `umask 000`, to its end.
+fn pack_umask_000(args: &[&str]) -> Output {
+    assert_cmd::Command::new("sh")
+        .args([
+            "-c",
+            "umask 000; exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_pack"),
+        ])
+        .args(args)
+        .env_remove("PACK_COLOR")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -240,46 +251,50 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
     let hello = fixture("components/hello-cli.wasm");
 
     // The umask really is 000 for the child.
-    let out = pack_umask_000()
-        .args(["key", "generate", "--no-password", "--output-prefix"])
-        .arg(d.join("new"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let new = d.join("new");
+    let out = pack_umask_000(&[
+        "key",
+        "generate",
+        "--no-password",
+        "--output-prefix",
+        s(&new),
+    ]);
+    assert_exit(&out, 0);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
     assert_eq!(mode(&d.join("new.key")), 0o600);
     assert_eq!(mode(&d.join("new.pub")), 0o644);
 
     // pack build: the output layout (and the directories made for it) and the cache.
-    let out = pack_umask_000()
-        .arg("build")
-        .arg(&hello)
-        .args(["-t", here, "-o"])
-        .arg(d.join("out/deep/app"))
-        .arg("--sign-key")
-        .arg(&b.private)
-        .arg("--cache-dir")
-        .arg(d.join("build-cache"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (built, build_cache) = (d.join("out/deep/app"), d.join("build-cache"));
+    let out = pack_umask_000(&[
+        "build",
+        s(&hello),
+        "-t",
+        here,
+        "-o",
+        s(&built),
+        "--sign-key",
+        s(&b.private),
+        "--cache-dir",
+        s(&build_cache),
+    ]);
+    assert_exit(&out, 0);
     // pack compile: its output directory and the cache.
-    let out = pack_umask_000()
-        .arg("compile")
-        .arg(&hello)
-        .args(["-t", here, "-o"])
-        .arg(d.join("compiled/out"))
-        .arg("--cache-dir")
-        .arg(d.join("compile-cache/pack"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    for root in ["out", "build-cache", "compiled", "compile-cache"] {
-        let bad = writable_by_others(&d.join(root));
-        assert!(bad.is_empty(), "writable by others: {bad:#?}");
-    }
+    let (compiled, compile_cache) = (d.join("compiled/out"), d.join("compile-cache/pack"));
+    let out = pack_umask_000(&[
+        "compile",
+        s(&hello),
+        "-t",
+        here,
+        "-o",
+        s(&compiled),
+        "--cache-dir",
+        s(&compile_cache),
+    ]);
+    assert_exit(&out, 0);
+    assert_none_writable_by_others(d, &["out", "build-cache", "compiled", "compile-cache"]);
     // What was built runs (the host's checks pass on what pack wrote).
-    runs(&run(&d.join("out/deep/app"), &[]));
+    runs(&run(&built, &[]));
 
     // The content store and a pulled layout, through a real registry.
     let Some(registry) = Registry::start() else {
@@ -287,26 +302,22 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
     };
     let reference = format!("{}/team/hello:v1", registry.addr());
     pack_push(&b.native, &reference);
-    let out = pack_umask_000()
-        .args(["run", &reference, "--key", s(&b.public), "--store"])
-        .arg(d.join("data/pack/store"))
-        .output()
-        .unwrap();
-    runs(&out);
-    let out = pack_umask_000()
-        .args(["pull", &reference, "--key", s(&b.public), "-o"])
-        .arg(d.join("pulled/app"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pack pull: {}", stderr(&out));
-    for root in ["data", "pulled"] {
-        let bad = writable_by_others(&d.join(root));
-        assert!(bad.is_empty(), "writable by others: {bad:#?}");
-    }
+    let store = d.join("data/pack/store");
+    runs(&pack_umask_000(&[
+        "run",
+        &reference,
+        "--key",
+        s(&b.public),
+        "--store",
+        s(&store),
+    ]));
+    let pulled = d.join("pulled/app");
+    let out = pack_umask_000(&["pull", &reference, "--key", s(&b.public), "-o", s(&pulled)]);
+    assert_exit(&out, 0);
+    assert_none_writable_by_others(d, &["data", "pulled"]);
     runs(&run(&d.join("pulled/app:v1"), &[]));
 
     // A store others can write is refused before anything is read from it.
-    let store = d.join("data/pack/store");
     chmod(&store, 0o777);
     let out = pack()
         .args(["run", &reference, "--key", s(&b.public), "--store"])

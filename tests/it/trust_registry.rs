@@ -242,19 +242,27 @@ fn pack_in(home: &Path) -> assert_cmd::Command {
     cmd
 }
 
-/// The environment's credentials (alice:wonderland), for `scope` when given.
-fn with_credentials(cmd: &mut assert_cmd::Command, scope: Option<&str>) {
+/// [`pack_in`] `home` with the environment's credentials (alice:wonderland), for `scope`
+/// (`PACK_REGISTRY`) when given.
+fn pack_with_credentials(home: &Path, scope: Option<&str>) -> assert_cmd::Command {
+    let mut cmd = pack_in(home);
     cmd.env("PACK_REGISTRY_USERNAME", USER)
         .env("PACK_REGISTRY_PASSWORD", SECRET);
     if let Some(scope) = scope {
         cmd.env("PACK_REGISTRY", scope);
     }
+    cmd
+}
+
+/// The credentials as an `Authorization: Basic` header carries them.
+fn encoded_credentials() -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{SECRET}"))
 }
 
 /// No request head the fake received carries the credentials, in clear or base64, or
 /// any `Authorization: Basic`.
 fn assert_no_credentials(fake: &Fake, what: &str) {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{SECRET}"));
+    let encoded = encoded_credentials();
     let requests = fake.requests();
     assert!(!requests.is_empty(), "{what}: the fake saw no request");
     for request in requests {
@@ -273,7 +281,7 @@ fn assert_no_credentials(fake: &Fake, what: &str) {
 }
 
 fn no_secret_in_output(out: &Output) {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{SECRET}"));
+    let encoded = encoded_credentials();
     for text in [stdout(out), stderr(out)] {
         assert!(
             !text.contains(SECRET) && !text.contains(&encoded),
@@ -446,9 +454,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
     });
 
     // Honest path: PACK_REGISTRY names the real registry; push and pull authenticate.
-    let mut cmd = pack_in(d);
-    with_credentials(&mut cmd, Some(real.addr()));
-    let out = cmd
+    let out = pack_with_credentials(d, Some(real.addr()))
         .args(["push", &format!("{}:v1", s(&layout))])
         .arg(format!("{}/app:v1", real.addr()))
         .arg("--json")
@@ -458,9 +464,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
     assert_eq!(json_stdout(&out)["credentials"]["kind"], "environment");
     no_secret_in_output(&out);
     // Without PACK_REGISTRY, the registry on the command line is the one they are for.
-    let mut cmd = pack_in(d);
-    with_credentials(&mut cmd, None);
-    let out = cmd
+    let out = pack_with_credentials(d, None)
         .args(["pull", &format!("{}/app:v1", real.addr()), "-o"])
         .arg(d.join("pulled"))
         .args(["--key", s(&public), "--json"])
@@ -496,9 +500,10 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
             ],
         ];
         for args in attempts {
-            let mut cmd = pack_in(d);
-            with_credentials(&mut cmd, Some(real.addr()));
-            let out = cmd.args(&args).output().unwrap();
+            let out = pack_with_credentials(d, Some(real.addr()))
+                .args(&args)
+                .output()
+                .unwrap();
             assert_exit(&out, 3);
             no_secret_in_output(&out);
             let err = stderr(&out);
@@ -515,9 +520,10 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
         // `pack login` to the fake with the variables for the real registry: refused
         // before anything is sent.
         let before = fake.requests().len();
-        let mut cmd = pack_in(d);
-        with_credentials(&mut cmd, Some(real.addr()));
-        let out = cmd.args(["login", &fake.addr]).output().unwrap();
+        let out = pack_with_credentials(d, Some(real.addr()))
+            .args(["login", &fake.addr])
+            .output()
+            .unwrap();
         assert_exit(&out, 2);
         assert_stderr_has(&out, "PACK_REGISTRY");
         assert_eq!(fake.requests().len(), before, "login contacted the fake");
@@ -526,9 +532,7 @@ fn environment_credentials_reach_only_the_registry_they_are_for() {
 
     // The other way round: PACK_REGISTRY names another registry, so the real one gets
     // nothing from the environment and refuses the anonymous pull.
-    let mut cmd = pack_in(d);
-    with_credentials(&mut cmd, Some(&basic.addr));
-    let out = cmd
+    let out = pack_with_credentials(d, Some(&basic.addr))
         .args(["pull", &format!("{}/app:v1", real.addr()), "-o"])
         .arg(d.join("refused"))
         .output()
@@ -547,7 +551,7 @@ fn a_redirect_to_another_host_does_not_carry_the_credentials() {
     // The registry the credentials are for: wants Basic, then redirects every manifest
     // and blob to the other host (as registries do to a CDN).
     let registry = Fake::start(move |request, _| {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{SECRET}"));
+        let encoded = encoded_credentials();
         let authorized = request.header("authorization") == Some(format!("Basic {encoded}"));
         if !authorized {
             return Response::unauthorized(r#"Basic realm="registry""#);
@@ -557,9 +561,7 @@ fn a_redirect_to_another_host_does_not_carry_the_credentials() {
         }
         Response::new(307, Vec::new()).with("Location", &format!("http://{target}{}", request.path))
     });
-    let mut cmd = pack_in(d);
-    with_credentials(&mut cmd, Some(&registry.addr));
-    let out = cmd
+    let out = pack_with_credentials(d, Some(&registry.addr))
         .args(["pull", &format!("{}/app:v1", registry.addr), "-o"])
         .arg(d.join("out"))
         .output()
@@ -567,7 +569,7 @@ fn a_redirect_to_another_host_does_not_carry_the_credentials() {
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
     no_secret_in_output(&out);
     // The registry got them (this is the honest half), the redirect target did not.
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{SECRET}"));
+    let encoded = encoded_credentials();
     assert!(
         registry
             .requests()
@@ -605,9 +607,11 @@ fn credentials_are_not_sent_to_a_plain_http_token_realm_on_another_host() {
         ],
         vec!["login".to_string(), fake.addr.clone()],
     ] {
-        let mut cmd = pack_in(d);
-        with_credentials(&mut cmd, Some(&fake.addr));
-        let out = cmd.env("PACK_TIMEOUT", "3").args(&args).output().unwrap();
+        let out = pack_with_credentials(d, Some(&fake.addr))
+            .env("PACK_TIMEOUT", "3")
+            .args(&args)
+            .output()
+            .unwrap();
         assert_exit(&out, 2);
         no_secret_in_output(&out);
         assert!(
@@ -653,6 +657,15 @@ fn manifest_route(bytes: &[u8]) -> Response {
     }
 }
 
+/// A blob of `size` filler bytes, as large as a hostile descriptor says.
+fn filler_route(size: u64) -> Response {
+    Response {
+        status: 200,
+        headers: vec![],
+        body: Body::Filler(size),
+    }
+}
+
 #[test]
 fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
     let dir = tempfile::tempdir().unwrap();
@@ -690,6 +703,30 @@ fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
     let huge_path = format!("/v2/app/blobs/{huge}");
     let root_sig_path = format!("/v2/app/manifests/{root_sig}");
     let honest_root_sig = routes.lock().unwrap()[&root_sig_path].clone();
+    // A pull into `name` is refused at once, naming the signature's `tag` and `manifest`
+    // and saying each of `why`; nothing of the huge blob is served, nothing is written.
+    let assert_refused = |name: &str, key: bool, tag: &str, manifest: &str, why: &[&str]| {
+        let (out, took) = pull(name, key);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        assert!(
+            err.contains(tag) && err.contains(manifest),
+            "the error names neither the tag nor the manifest:\n{err}"
+        );
+        for text in why {
+            assert!(
+                err.contains(text),
+                "the error does not say {text:?}:\n{err}"
+            );
+        }
+        assert_eq!(
+            fake.served(&huge_path),
+            0,
+            "{name}: the huge blob was fetched"
+        );
+        assert!(took < Duration::from_secs(30), "took {took:?}");
+        assert_nothing_pulled(&d.join(name));
+    };
 
     // 1. The signature of a signed manifest, added by a registry writer: one layer that
     //    says 256 MiB. Today `pull --key` verifies the index, then downloads it all.
@@ -706,30 +743,11 @@ fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
             format!("/v2/app/manifests/{child_sig}"),
             manifest_route(&bytes),
         );
-        routes.insert(
-            huge_path.clone(),
-            Response {
-                status: 200,
-                headers: vec![],
-                body: Body::Filler(declared),
-            },
-        );
+        routes.insert(huge_path.clone(), filler_route(declared));
     }
     for key in [true, false] {
-        let (out, took) = pull("huge", key);
-        assert_exit(&out, 2);
-        let err = stderr(&out);
-        assert!(
-            err.contains(&child_sig) && err.contains(&child_sig_digest),
-            "the error names neither the tag nor the manifest:\n{err}"
-        );
-        assert!(
-            err.contains("65536 bytes") && err.contains(&declared.to_string()),
-            "the error names neither the limit nor the size:\n{err}"
-        );
-        assert_eq!(fake.served(&huge_path), 0, "the huge blob was fetched");
-        assert!(took < Duration::from_secs(30), "took {took:?}");
-        assert_nothing_pulled(&d.join("huge"));
+        let limit_and_size = ["65536 bytes", &declared.to_string()];
+        assert_refused("huge", key, &child_sig, &child_sig_digest, &limit_and_size);
     }
     routes
         .lock()
@@ -755,33 +773,10 @@ fn signature_manifests_cannot_make_a_pull_fetch_without_bound() {
     {
         let mut routes = routes.lock().unwrap();
         routes.insert(root_sig_path.clone(), manifest_route(&bytes));
-        routes.insert(
-            huge_path.clone(),
-            Response {
-                status: 200,
-                headers: vec![],
-                body: Body::Filler(payload_size),
-            },
-        );
+        routes.insert(huge_path.clone(), filler_route(payload_size));
     }
-    let (out, took) = pull("crowded", true);
-    assert_exit(&out, 2);
-    let err = stderr(&out);
-    assert!(
-        err.contains(&root_sig) && err.contains(&crowded_digest),
-        "the error names neither the tag nor the manifest:\n{err}"
-    );
-    assert!(
-        err.contains("64 signature layers, more than the 16"),
-        "the error does not name the limit:\n{err}"
-    );
-    assert_eq!(
-        fake.served(&huge_path),
-        0,
-        "payloads of the crowded signature were fetched"
-    );
-    assert!(took < Duration::from_secs(30), "took {took:?}");
-    assert_nothing_pulled(&d.join("crowded"));
+    let limit = ["64 signature layers, more than the 16"];
+    assert_refused("crowded", true, &root_sig, &crowded_digest, &limit);
 
     // Put back, the honest signature pulls again.
     routes

@@ -25,19 +25,33 @@ fn hello() -> PathBuf {
     fixture("components/hello-cli.wasm")
 }
 
+/// A fresh home holding a `release` key pair: (the home, `release.key`, `release.pub`).
+fn home_with_release_key() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = key_pair(dir.path(), "release");
+    (dir, private, public)
+}
+
+/// `pack build COMPONENT -t <this machine> -o LAYOUT EXTRA` in `dir`.
+fn build(dir: &Path, component: &Path, layout: &str, extra: &[&str]) -> Output {
+    run(pack_in(dir)
+        .args(["build", s(component), "-t", here(), "-o", layout])
+        .args(extra))
+}
+
+/// [`build`] of the hello-cli fixture, signed with `key`.
+fn build_signed_hello(dir: &Path, layout: &str, key: &Path, extra: &[&str]) -> Output {
+    build(
+        dir,
+        &hello(),
+        layout,
+        &[&["--sign-key", s(key)], extra].concat(),
+    )
+}
+
 /// Builds `component` into `layout:tag`, unsigned; returns the index digest.
 fn build_unsigned(dir: &Path, component: &Path, layout: &Path, tag: &str) -> String {
-    let out = run(pack_in(dir).args([
-        "build",
-        s(component),
-        "-t",
-        here(),
-        "-o",
-        s(layout),
-        "--tag",
-        tag,
-        "--json",
-    ]));
+    let out = build(dir, component, s(layout), &["--tag", tag, "--json"]);
     assert_exit(&out, 0);
     json_stdout(&out)["digest"].as_str().unwrap().to_string()
 }
@@ -64,9 +78,8 @@ fn has_tag(layout: &Path, tag: &str) -> bool {
 fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
     use std::os::unix::fs::OpenOptionsExt as _;
 
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, private, public) = home_with_release_key();
     let d = dir.path();
-    let (private, public) = key_pair(d, "release");
     let layout = d.join("out");
     // Another index the attacker wants signed, already in the layout.
     let decoy = build_unsigned(d, &fixture("components/calc.wasm"), &layout, "decoy");
@@ -178,25 +191,11 @@ fn build_signs_the_index_it_wrote_even_when_the_tag_is_swapped_meanwhile() {
 /// write it could swap what gets signed.
 #[test]
 fn build_refuses_an_output_layout_others_can_write() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, private, _) = home_with_release_key();
     let d = dir.path();
-    let (private, _) = key_pair(d, "release");
     let layout = d.join("out");
     build_unsigned(d, &hello(), &layout, "v1");
-    let signed_build = |tag: &str| {
-        run(pack_in(d).args([
-            "build",
-            s(&hello()),
-            "-t",
-            here(),
-            "-o",
-            s(&layout),
-            "--tag",
-            tag,
-            "--sign-key",
-            s(&private),
-        ]))
-    };
+    let signed_build = |tag: &str| build_signed_hello(d, s(&layout), &private, &["--tag", tag]);
     for (path, bits) in [
         (layout.clone(), 0o777),
         (layout.clone(), 0o775),
@@ -295,25 +294,11 @@ fn a_signature_is_bound_to_its_repository() {
     let Some(registry) = Registry::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, private, public) = home_with_release_key();
     let d = dir.path();
-    let (private, public) = key_pair(d, "release");
     let app_a = format!("{}/team/app-a", registry.addr());
     let app_b = format!("{}/team/app-b", registry.addr());
-    let out = run(pack_in(d).args([
-        "build",
-        s(&hello()),
-        "-t",
-        here(),
-        "-o",
-        "out",
-        "--tag",
-        "v1",
-        "--sign-key",
-        s(&private),
-        "--reference",
-        &app_a,
-    ]));
+    let out = build_signed_hello(d, "out", &private, &["--tag", "v1", "--reference", &app_a]);
     assert_exit(&out, 0);
     for repo in [&app_a, &app_b] {
         assert_exit(
@@ -321,10 +306,12 @@ fn a_signature_is_bound_to_its_repository() {
             0,
         );
     }
-    let key = ["--key", s(&public)];
+    let (a_v1, b_v1) = (format!("{app_a}:v1"), format!("{app_b}:v1"));
+    // `pack ARGS --key release.pub`.
+    let with_key = |args: &[&str]| run(pack_in(d).args(args).args(["--key", s(&public)]));
 
     // Served as app-b: refused, before anything but the signature is fetched.
-    let out = run(pack_in(d).args(["run", &format!("{app_b}:v1")]).args(key));
+    let out = with_key(&["run", &b_v1]);
     assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
@@ -332,67 +319,41 @@ fn a_signature_is_bound_to_its_repository() {
         "{err}"
     );
     assert!(err.contains("--allow-reference"), "{err}");
-    let out = run(pack_in(d)
-        .args(["pull", &format!("{app_b}:v1"), "-o", "pulled"])
-        .args(key));
+    let out = with_key(&["pull", &b_v1, "-o", "pulled"]);
     assert_exit(&out, 1);
     assert_stderr_has(&out, format!("signed for `{app_a}`"));
     assert!(!d.join("pulled").exists());
 
     // Allowed explicitly (a mirror), exactly or by pattern.
     for pattern in [app_a.clone(), format!("{}/team/*", registry.addr())] {
-        let out = run(pack_in(d)
-            .args(["run", &format!("{app_b}:v1")])
-            .args(key)
-            .args(["--allow-reference", &pattern]));
+        let out = with_key(&["run", &b_v1, "--allow-reference", &pattern]);
         assert_exit(&out, 0);
     }
-    let out = run(pack_in(d)
-        .args(["pull", &format!("{app_b}:v1"), "-o", "pulled"])
-        .args(key)
-        .args(["--allow-reference", &app_a]));
+    let out = with_key(&["pull", &b_v1, "-o", "pulled", "--allow-reference", &app_a]);
     assert_exit(&out, 0);
     // A pattern for other repositories does not help.
-    let out = run(pack_in(d)
-        .args(["run", &format!("{app_b}:v1")])
-        .args(key)
-        .args(["--allow-reference", "ghcr.io/**"]));
+    let out = with_key(&["run", &b_v1, "--allow-reference", "ghcr.io/**"]);
     assert_exit(&out, 2);
 
     // Where it was signed for, it runs.
-    assert_exit(
-        &run(pack_in(d).args(["run", &format!("{app_a}:v1")]).args(key)),
-        0,
-    );
+    assert_exit(&with_key(&["run", &a_v1]), 0);
     // Docker's normalization: `index.docker.io/...` and `docker.io/...` are one.
-    assert_exit(
-        &run(pack_in(d)
-            .args(["run", &format!("{app_a}:v1")])
-            .args(key)
-            .args(["--allow-reference", "index.docker.io/team/other"])),
-        0,
-    );
+    let out = with_key(&[
+        "run",
+        &a_v1,
+        "--allow-reference",
+        "index.docker.io/team/other",
+    ]);
+    assert_exit(&out, 0);
 
     // A layout is checked against --reference when one is given.
-    let verify = |reference: &str| {
-        run(pack_in(d)
-            .args(["verify", "out:v1", "--reference", reference])
-            .args(key))
-    };
+    let verify = |reference: &str| with_key(&["verify", "out:v1", "--reference", reference]);
     assert_exit(&verify(&app_a), 0);
     let out = verify(&app_b);
     assert_exit(&out, 1);
     assert_stdout_has(&out, format!("signed for `{app_a}`"));
-    let out = run(pack_in(d)
-        .args(["run", "./out:v1", "--reference", &app_b])
-        .args(key));
-    assert_exit(&out, 2);
-    assert_exit(
-        &run(pack_in(d)
-            .args(["run", "./out:v1", "--reference", &app_a])
-            .args(key)),
-        0,
-    );
+    assert_exit(&with_key(&["run", "./out:v1", "--reference", &app_b]), 2);
+    assert_exit(&with_key(&["run", "./out:v1", "--reference", &app_a]), 0);
 }
 
 /// `pack verify` on a bundle whose signature holds but one of whose layers was damaged
@@ -400,20 +361,9 @@ fn a_signature_is_bound_to_its_repository() {
 /// the quick check of the signature alone.
 #[test]
 fn verify_names_a_damaged_blob() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, private, public) = home_with_release_key();
     let d = dir.path();
-    let (private, public) = key_pair(d, "release");
-    let out = run(pack_in(d).args([
-        "build",
-        s(&hello()),
-        "-t",
-        here(),
-        "-o",
-        "out",
-        "--sign-key",
-        s(&private),
-    ]));
-    assert_exit(&out, 0);
+    assert_exit(&build_signed_hello(d, "out", &private, &[]), 0);
     let verify = |extra: &[&str]| {
         run(pack_in(d)
             .args(["verify", "out", "--key", s(&public)])
@@ -459,9 +409,8 @@ fn verify_names_a_damaged_blob() {
 /// (ssh refuses it); one only its owner can read is not.
 #[test]
 fn a_private_key_others_can_read_is_warned_about() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, private, _) = home_with_release_key();
     let d = dir.path();
-    let (private, _) = key_pair(d, "release");
     build_unsigned(d, &hello(), &d.join("out"), "v1");
     let sign = || run(pack_in(d).args(["sign", "out:v1", "--key", s(&private)]));
     let out = sign();
@@ -484,18 +433,7 @@ fn a_private_key_others_can_read_is_warned_about() {
         warnings[0]
     );
     // The same through `pack build --sign-key`.
-    let out = run(pack_in(d).args([
-        "build",
-        s(&hello()),
-        "-t",
-        here(),
-        "-o",
-        "out",
-        "--tag",
-        "v2",
-        "--sign-key",
-        s(&private),
-    ]));
+    let out = build_signed_hello(d, "out", &private, &["--tag", "v2"]);
     assert_exit(&out, 0);
     assert_stderr_has(&out, "chmod 600");
 }
