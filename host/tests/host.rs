@@ -141,6 +141,13 @@ fn sign(layout: &Path, key: &PrivateKey) {
     signing::sign_index(&layout, "latest", key, &SignOptions::default()).unwrap();
 }
 
+/// A bundle of `command(body)` precompiled for this host into `dir/name`, signed by `key`.
+fn signed_command(dir: &Path, name: &str, body: &str, key: &PrivateKey) -> PathBuf {
+    let path = bundle(dir, name, &command(body), &[Native::host()]);
+    sign(&path, key);
+    path
+}
+
 fn host(key: &PrivateKey) -> Host {
     Host::new(HostOptions::new(Trust::Keys(vec![key.public_key()])))
 }
@@ -158,6 +165,16 @@ fn quiet() -> WasiOptions {
     }
 }
 
+/// Opens the command at `path` with `host` and runs it once, without output.
+fn run_quietly(host: &Host, path: &Path) -> RunOutcome {
+    host.open(&source(path))
+        .unwrap()
+        .command()
+        .unwrap()
+        .run(&quiet())
+        .unwrap()
+}
+
 /// The path of the `.cwasm` blob of the first native manifest.
 fn cwasm_path(layout: &Path) -> PathBuf {
     let l = Layout::open(layout).unwrap();
@@ -169,15 +186,8 @@ fn cwasm_path(layout: &Path) -> PathBuf {
 fn runs_a_signed_bundle_from_its_precompiled_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate();
-    let ok = bundle(dir.path(), "ok", &command("i32.const 0"), &[Native::host()]);
-    let err = bundle(
-        dir.path(),
-        "err",
-        &command("i32.const 1"),
-        &[Native::host()],
-    );
-    sign(&ok, &key);
-    sign(&err, &key);
+    let ok = signed_command(dir.path(), "ok", "i32.const 0", &key);
+    let err = signed_command(dir.path(), "err", "i32.const 1", &key);
     let host = host(&key);
 
     let loaded = host.open(&source(&ok)).unwrap();
@@ -197,31 +207,15 @@ fn runs_a_signed_bundle_from_its_precompiled_artifact() {
     // The same pre-instance again: a new instance each time.
     assert_eq!(pre.run(&quiet()).unwrap(), RunOutcome::Exit(0));
 
-    let loaded = host.open(&source(&err)).unwrap();
-    assert_eq!(
-        loaded.command().unwrap().run(&quiet()).unwrap(),
-        RunOutcome::Exit(1)
-    );
+    assert_eq!(run_quietly(&host, &err), RunOutcome::Exit(1));
 }
 
 #[test]
 fn a_trap_is_an_outcome_with_a_backtrace() {
     let dir = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate();
-    let trap = bundle(
-        dir.path(),
-        "trap",
-        &command("unreachable"),
-        &[Native::host()],
-    );
-    sign(&trap, &key);
-    let outcome = host(&key)
-        .open(&source(&trap))
-        .unwrap()
-        .command()
-        .unwrap()
-        .run(&quiet())
-        .unwrap();
+    let trap = signed_command(dir.path(), "trap", "unreachable", &key);
+    let outcome = run_quietly(&host(&key), &trap);
     let RunOutcome::Trap(trap) = outcome else {
         panic!("{outcome:?}")
     };
@@ -265,13 +259,7 @@ fn refuses_unsigned_and_foreign_signatures() {
 fn refuses_a_tampered_artifact_before_loading_it() {
     let dir = tempfile::tempdir().unwrap();
     let key = PrivateKey::generate();
-    let path = bundle(
-        dir.path(),
-        "app",
-        &command("i32.const 0"),
-        &[Native::host()],
-    );
-    sign(&path, &key);
+    let path = signed_command(dir.path(), "app", "i32.const 0", &key);
     // Loaded once by this host (which then remembers the blob as verified) ...
     let host = host(&key);
     host.open(&source(&path)).unwrap();
@@ -337,9 +325,13 @@ fn lists_every_manifest_passed_over() {
     }
     let path = bundle(dir.path(), "app", &wasm, &natives);
     sign(&path, &key);
-    let mut options = HostOptions::new(Trust::Keys(vec![key.public_key()]));
-    options.engine = EnginePolicy::Fixed(EngineSettings::default());
-    let err = Host::new(options).open(&source(&path)).unwrap_err();
+    // A host with stock engine settings, which adopts no artifact's profile.
+    let fixed = || {
+        let mut options = HostOptions::new(Trust::Keys(vec![key.public_key()]));
+        options.engine = EnginePolicy::Fixed(EngineSettings::default());
+        options
+    };
+    let err = Host::new(fixed()).open(&source(&path)).unwrap_err();
     let Error::NoArtifact {
         passed_over,
         jit_possible,
@@ -361,8 +353,7 @@ fn lists_every_manifest_passed_over() {
         assert_eq!(passed_over.len(), 3);
     }
     // JIT allowed, but this build has no compiler (or compiles, with `jit`).
-    let mut options = HostOptions::new(Trust::Keys(vec![key.public_key()]));
-    options.engine = EnginePolicy::Fixed(EngineSettings::default());
+    let mut options = fixed();
     options.allow_jit = true;
     let result = Host::new(options).open(&source(&path));
     if pack_host::HAS_COMPILER {

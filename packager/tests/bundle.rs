@@ -3,18 +3,9 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 
-use common::{check_layout, sample_input};
+use common::{blob_json, check_layout, read_json, sample_input};
 use pack_packager::{BlobSource, Bundle, Error, Layout, build_bundle};
-use serde_json::Value;
-
-fn blob_json(root: &Path, digest: &str) -> (String, Value) {
-    let hex = digest.strip_prefix("sha256:").unwrap();
-    let text = fs::read_to_string(root.join("blobs/sha256").join(hex)).unwrap();
-    let value = serde_json::from_str(&text).unwrap();
-    (text, value)
-}
 
 #[test]
 fn builds_a_valid_bundle_with_the_documented_shape() {
@@ -30,8 +21,7 @@ fn builds_a_valid_bundle_with_the_documented_shape() {
     assert_eq!(check_layout(&root), 10);
 
     // index.json: one tagged entry.
-    let index_json: Value =
-        serde_json::from_str(&fs::read_to_string(root.join("index.json")).unwrap()).unwrap();
+    let index_json = read_json(&root.join("index.json"));
     let entries = index_json["manifests"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use base64::Engine as _;
+use common::blob_json;
 use pack_packager::annotations::{COSIGN_SIGNATURE, REF_NAME};
 use pack_packager::signing::{
     self, PrivateKey, Rejection, SignOptions, SignatureFormat, SignatureKind, sign_digest,
@@ -14,22 +15,13 @@ use pack_packager::signing::{
 use pack_packager::{Layout, build_bundle};
 use serde_json::Value;
 
+/// The reference the signatures of these tests name.
+const REFERENCE: &str = "registry.example.com/app";
+
 fn bundle(dir: &Path) -> Layout {
     let root = dir.join("layout");
     build_bundle(&root, "latest", &common::sample_input(dir)).unwrap();
     Layout::open(root).unwrap()
-}
-
-fn blob_json(layout: &Layout, digest: &str) -> (Vec<u8>, Value) {
-    let bytes = fs::read(
-        layout
-            .root()
-            .join("blobs/sha256")
-            .join(digest.strip_prefix("sha256:").unwrap()),
-    )
-    .unwrap();
-    let value = serde_json::from_slice(&bytes).unwrap();
-    (bytes, value)
 }
 
 #[test]
@@ -38,7 +30,7 @@ fn sign_writes_a_cosign_signature_manifest() {
     let layout = bundle(dir.path());
     let key = PrivateKey::generate();
     let options = SignOptions {
-        reference: Some("registry.example.com/app".into()),
+        reference: Some(REFERENCE.into()),
         ..Default::default()
     };
     let summary = sign_index(&layout, "latest", &key, &options).unwrap();
@@ -54,7 +46,7 @@ fn sign_writes_a_cosign_signature_manifest() {
 
     let entry = layout.resolve(&tag).unwrap();
     assert_eq!(entry.annotations().as_ref().unwrap()[REF_NAME], tag);
-    let (_, manifest) = blob_json(&layout, entry.digest().as_ref());
+    let (_, manifest) = blob_json(layout.root(), entry.digest().as_ref());
     assert_eq!(
         manifest["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"
@@ -69,30 +61,33 @@ fn sign_writes_a_cosign_signature_manifest() {
         layers[0]["mediaType"],
         "application/vnd.dev.cosign.simplesigning.v1+json"
     );
-    let (payload, payload_json) = blob_json(&layout, layers[0]["digest"].as_str().unwrap());
+    let (payload, payload_json) = blob_json(layout.root(), layers[0]["digest"].as_str().unwrap());
     assert_eq!(
-        String::from_utf8(payload.clone()).unwrap(),
+        payload,
         format!(
-            r#"{{"critical":{{"identity":{{"docker-reference":"registry.example.com/app"}},"image":{{"docker-manifest-digest":"{index_digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+            r#"{{"critical":{{"identity":{{"docker-reference":"{REFERENCE}"}},"image":{{"docker-manifest-digest":"{index_digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
         )
     );
     assert_eq!(payload_json["optional"], Value::Null);
     let signature = base64::engine::general_purpose::STANDARD
         .decode(layers[0]["annotations"][COSIGN_SIGNATURE].as_str().unwrap())
         .unwrap();
-    assert!(key.public_key().verify(&payload, &signature));
+    assert!(key.public_key().verify(payload.as_bytes(), &signature));
     assert_eq!(
         layers[0]["annotations"]["dev.pack.signature.key"],
         key.public_key().fingerprint().to_string()
     );
-    let (_, config) = blob_json(&layout, manifest["config"]["digest"].as_str().unwrap());
+    let (_, config) = blob_json(
+        layout.root(),
+        manifest["config"]["digest"].as_str().unwrap(),
+    );
     assert_eq!(config["rootfs"]["diff_ids"][0], layers[0]["digest"]);
     common::check_layout(layout.root());
 
     let verdict = verify(&layout, "latest", &[key.public_key()]).unwrap();
     assert!(verdict.is_verified(), "{verdict:?}");
     let verified: Vec<_> = verdict.verified().collect();
-    assert_eq!(verified[0].reference, "registry.example.com/app");
+    assert_eq!(verified[0].reference, REFERENCE);
     assert_eq!(verified[0].key, key.public_key().fingerprint());
 }
 
@@ -167,30 +162,28 @@ fn malformed_payloads_and_signatures_are_rejected() {
     let keys = [key.public_key()];
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
 
-    let payload = b"not json";
-    let err = signing::verify_payload(payload, &b64(&key.sign(payload)), &digest, &keys);
-    assert!(
-        matches!(err, Err(Rejection::MalformedPayload { .. })),
-        "{err:?}"
-    );
+    // Signed by the key, but not a cosign payload: not JSON, or of another type.
+    let payloads: [&[u8]; 2] = [
+        b"not json",
+        br#"{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"d"},"type":"other"},"optional":null}"#,
+    ];
+    for payload in payloads {
+        let err = signing::verify_payload(payload, &b64(&key.sign(payload)), &digest, &keys);
+        assert!(
+            matches!(err, Err(Rejection::MalformedPayload { .. })),
+            "{}: {err:?}",
+            String::from_utf8_lossy(payload)
+        );
+    }
 
-    let payload = br#"{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"d"},"type":"other"},"optional":null}"#;
-    let err = signing::verify_payload(payload, &b64(&key.sign(payload)), &digest, &keys);
-    assert!(
-        matches!(err, Err(Rejection::MalformedPayload { .. })),
-        "{err:?}"
-    );
-
-    let err = signing::verify_payload(b"{}", "%%%", &digest, &keys);
-    assert!(
-        matches!(err, Err(Rejection::MalformedSignature { .. })),
-        "{err:?}"
-    );
-    let err = signing::verify_payload(b"{}", &b64(b"raw"), &digest, &keys);
-    assert!(
-        matches!(err, Err(Rejection::MalformedSignature { .. })),
-        "{err:?}"
-    );
+    // Not base64, or not a signature.
+    for signature in ["%%%".to_string(), b64(b"raw")] {
+        let err = signing::verify_payload(b"{}", &signature, &digest, &keys);
+        assert!(
+            matches!(err, Err(Rejection::MalformedSignature { .. })),
+            "{signature}: {err:?}"
+        );
+    }
 }
 
 #[test]
@@ -244,23 +237,41 @@ fn sign_by_a_new_key(
     sign_index(layout, "latest", &PrivateKey::generate(), options)
 }
 
+/// A new layout in `dir` whose `latest` is signed as many times as a host follows, with
+/// `options`, each time by a new key.
+fn signed_to_the_limit(dir: &Path, options: &SignOptions) -> Layout {
+    let layout = bundle(dir);
+    for _ in 0..pack_packager::limits::MAX_SIGNATURE_LAYERS {
+        sign_by_a_new_key(&layout, options).unwrap();
+    }
+    layout
+}
+
+/// Signs `layout:latest` once more, by a new key: refused, with `index.json` left as it
+/// was.
+fn one_more_signature_is_refused(layout: &Layout) -> pack_packager::Error {
+    let before = fs::read(layout.root().join("index.json")).unwrap();
+    let err = sign_by_a_new_key(layout, &SignOptions::default()).unwrap_err();
+    assert_eq!(
+        fs::read(layout.root().join("index.json")).unwrap(),
+        before,
+        "index.json changed"
+    );
+    err
+}
+
 #[test]
 fn signing_stops_at_the_number_of_signatures_a_host_follows() {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = bundle(dir.path());
     let limit = pack_packager::limits::MAX_SIGNATURE_LAYERS;
-    for _ in 0..limit {
-        sign_by_a_new_key(&layout, &SignOptions::default()).unwrap();
-    }
-    let before = fs::read(layout.root().join("index.json")).unwrap();
-    let err = sign_by_a_new_key(&layout, &SignOptions::default()).unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = signed_to_the_limit(dir.path(), &SignOptions::default());
+    let err = one_more_signature_is_refused(&layout);
     assert!(
         matches!(err, pack_packager::Error::TooMany { count, limit: l, .. } if count == limit + 1 && l == limit),
         "{err:?}"
     );
-    // Nothing changed, and the signatures there still verify.
-    assert_eq!(fs::read(layout.root().join("index.json")).unwrap(), before);
-    // Both formats: `limit` legacy layers and `limit` bundle referrers.
+    // The signatures there still verify. Both formats: `limit` legacy layers and `limit`
+    // bundle referrers.
     assert_eq!(
         verify(&layout, "latest", &[]).unwrap().signatures.len(),
         2 * limit
@@ -268,21 +279,16 @@ fn signing_stops_at_the_number_of_signatures_a_host_follows() {
 
     // Bundles alone stop at the same number, before anything is written.
     let dir = tempfile::tempdir().unwrap();
-    let layout = bundle(dir.path());
     let bundles = SignOptions {
         format: SignatureFormat::Bundle,
         ..Default::default()
     };
-    for _ in 0..limit {
-        sign_by_a_new_key(&layout, &bundles).unwrap();
-    }
-    let before = fs::read(layout.root().join("index.json")).unwrap();
-    let err = sign_by_a_new_key(&layout, &SignOptions::default()).unwrap_err();
+    let layout = signed_to_the_limit(dir.path(), &bundles);
+    let err = one_more_signature_is_refused(&layout);
     assert!(
         matches!(err, pack_packager::Error::TooMany { limit: l, .. } if l == limit),
         "{err:?}"
     );
-    assert_eq!(fs::read(layout.root().join("index.json")).unwrap(), before);
 }
 
 fn legacy() -> SignOptions {
@@ -298,7 +304,7 @@ fn a_bundle_signature_is_a_referrer_and_verifies() {
     let layout = bundle(dir.path());
     let key = PrivateKey::generate();
     let options = SignOptions {
-        reference: Some("registry.example.com/app".into()),
+        reference: Some(REFERENCE.into()),
         format: SignatureFormat::Bundle,
         annotations: [("build".to_string(), "7".to_string())].into(),
         ..Default::default()
@@ -317,7 +323,7 @@ fn a_bundle_signature_is_a_referrer_and_verifies() {
     assert!(verdict.is_verified(), "{verdict:?}");
     assert_eq!(verdict.signatures[0].format, SignatureKind::SigstoreBundle);
     let verified: Vec<_> = verdict.verified().collect();
-    assert_eq!(verified[0].reference, "registry.example.com/app");
+    assert_eq!(verified[0].reference, REFERENCE);
     assert_eq!(
         verified[0].optional.as_ref().unwrap()["build"],
         Value::String("7".into())

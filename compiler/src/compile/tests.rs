@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use wasmtime::{Engine, Precompiled};
@@ -53,6 +53,11 @@ fn options(out: &Path, targets: Vec<Target>, cache: Option<&Path>, jobs: usize) 
     }
 }
 
+/// Options that compile for `values` into `dir/out`, without a cache.
+fn uncached(dir: &Path, values: &[&str], jobs: usize) -> CompileOptions {
+    options(&dir.join("out"), targets(values), None, jobs)
+}
+
 /// The cache secret of these tests.
 fn secret() -> CacheSecret {
     CacheSecret::from_value(b"the secret of the compiler's tests").unwrap()
@@ -95,6 +100,60 @@ impl Log {
             .iter()
             .filter(|l| l.starts_with(prefix))
             .count()
+    }
+
+    /// Asserts that exactly one line starts with `prefix`, and shows every line if not.
+    #[track_caller]
+    fn assert_once(&self, prefix: &str) {
+        assert_eq!(
+            self.count(prefix),
+            1,
+            "{prefix}: {:?}",
+            self.0.lock().unwrap()
+        );
+    }
+}
+
+/// `app.wasm` compiled once for linux/amd64 into `dir/out`, with a cache in `dir/cache`.
+struct Cached {
+    input: Input,
+    /// Options that compile it again, with the same cache.
+    opts: CompileOptions,
+    cache_dir: PathBuf,
+    first: Artifact,
+    /// The bytes of the first compile's artifact.
+    good: Vec<u8>,
+    key: String,
+    /// The path of the cache entry, without its extension (`.cwasm`, `.json`).
+    entry: PathBuf,
+}
+
+fn compiled_into_cache(dir: &Path) -> Cached {
+    let input = input(dir, "app.wasm", component());
+    let cache_dir = dir.join("cache");
+    let amd64 = targets(&["linux/amd64"]);
+    let opts = options(&dir.join("out"), amd64.clone(), Some(&cache_dir), 1);
+    let first = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
+    let good = std::fs::read(&first.path).unwrap();
+    let key = cache_key(
+        &first.source_sha256,
+        input.kind,
+        &amd64[0],
+        &Profile::default(),
+    );
+    let entry = cache_dir
+        .join("v1")
+        .join(wasmtime_version())
+        .join(&key[..2])
+        .join(&key);
+    Cached {
+        input,
+        opts,
+        cache_dir,
+        first,
+        good,
+        key,
+        entry,
     }
 }
 
@@ -152,23 +211,15 @@ fn reproducible_across_jobs_and_cache_hits() {
 #[test]
 fn corrupt_cache_entries_are_discarded_and_recompiled() {
     let dir = tempfile::tempdir().unwrap();
-    let input = input(dir.path(), "app.wasm", component());
-    let cache = dir.path().join("cache");
-    let amd64 = targets(&["linux/amd64"]);
-    let opts = options(&dir.path().join("out"), amd64.clone(), Some(&cache), 1);
-    let first = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
-    let good = std::fs::read(&first.path).unwrap();
-    let key = cache_key(
-        &first.source_sha256,
-        input.kind,
-        &amd64[0],
-        &Profile::default(),
-    );
-    let entry = cache
-        .join("v1")
-        .join(wasmtime_version())
-        .join(&key[..2])
-        .join(format!("{key}.cwasm"));
+    let Cached {
+        input,
+        opts,
+        first,
+        good,
+        entry,
+        ..
+    } = compiled_into_cache(dir.path());
+    let entry = entry.with_extension("cwasm");
     let overwrite = |path: &Path| {
         use std::io::{Seek, Write};
         let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
@@ -188,12 +239,7 @@ fn corrupt_cache_entries_are_discarded_and_recompiled() {
     let log = Log::default();
     let again = artifacts(compile(&input, &opts, &log).unwrap()).remove(0);
     assert!(!again.cache_hit);
-    assert_eq!(
-        log.count("warning discarded corrupt cache entry"),
-        1,
-        "{:?}",
-        log.0.lock().unwrap()
-    );
+    log.assert_once("warning discarded corrupt cache entry");
     assert_eq!(std::fs::read(&again.path).unwrap(), good);
     assert_eq!(std::fs::read(&entry).unwrap(), good, "stored again");
 }
@@ -201,24 +247,15 @@ fn corrupt_cache_entries_are_discarded_and_recompiled() {
 #[test]
 fn entries_that_do_not_authenticate_are_compiled_again_and_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let input = input(dir.path(), "app.wasm", component());
-    let cache_dir = dir.path().join("cache");
-    let amd64 = targets(&["linux/amd64"]);
-    let out = dir.path().join("out");
-    let opts = options(&out, amd64.clone(), Some(&cache_dir), 1);
-    let first = artifacts(compile(&input, &opts, &NoReporter).unwrap()).remove(0);
-    let good = std::fs::read(&first.path).unwrap();
-    let key = cache_key(
-        &first.source_sha256,
-        input.kind,
-        &amd64[0],
-        &Profile::default(),
-    );
-    let entry = cache_dir
-        .join("v1")
-        .join(wasmtime_version())
-        .join(&key[..2])
-        .join(&key);
+    let Cached {
+        input,
+        opts,
+        cache_dir,
+        good,
+        key,
+        entry,
+        ..
+    } = compiled_into_cache(dir.path());
     let (cwasm, json) = (entry.with_extension("cwasm"), entry.with_extension("json"));
     let sidecar =
         || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap() };
@@ -235,12 +272,7 @@ fn entries_that_do_not_authenticate_are_compiled_again_and_replaced() {
     let made = artifacts(compile(&input, &opts, &log).unwrap()).remove(0);
     assert!(!made.cache_hit);
     assert_eq!(std::fs::read(&made.path).unwrap(), good);
-    assert_eq!(
-        log.count("warning not using cache entry"),
-        1,
-        "{:?}",
-        log.0.lock().unwrap()
-    );
+    log.assert_once("warning not using cache entry");
     // ... and the fresh entry replaced it.
     assert_eq!(std::fs::read(&cwasm).unwrap(), good);
     assert!(artifacts(compile(&input, &opts, &NoReporter).unwrap())[0].cache_hit);
@@ -251,14 +283,14 @@ fn entries_that_do_not_authenticate_are_compiled_again_and_replaced() {
     std::fs::write(&json, serde_json::to_vec(&bare).unwrap()).unwrap();
     let log = Log::default();
     assert!(!artifacts(compile(&input, &opts, &log).unwrap())[0].cache_hit);
-    assert_eq!(log.count("warning not using cache entry"), 1);
+    log.assert_once("warning not using cache entry");
     let elsewhere = CompileOptions {
         cache: Some(Cache::new(&cache_dir, CacheSecret::ephemeral())),
         ..opts.clone()
     };
     let log = Log::default();
     assert!(!artifacts(compile(&input, &elsewhere, &log).unwrap())[0].cache_hit);
-    assert_eq!(log.count("warning not using cache entry"), 1);
+    log.assert_once("warning not using cache entry");
     // A maintenance handle finds nothing and stores nothing.
     let maintenance = Cache::for_maintenance(&cache_dir);
     assert!(!maintenance.contains(&key));
@@ -270,12 +302,7 @@ fn core_modules_are_precompiled_as_modules() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap();
     let input = input(dir.path(), "m.wasm", wasm);
-    let opts = options(
-        &dir.path().join("out"),
-        targets(&["linux/amd64", "pulley32"]),
-        None,
-        0,
-    );
+    let opts = uncached(dir.path(), &["linux/amd64", "pulley32"], 0);
     for a in artifacts(compile(&input, &opts, &NoReporter).unwrap()) {
         assert_eq!(a.kind, Kind::Module);
         let bytes = std::fs::read(&a.path).unwrap();
@@ -294,12 +321,7 @@ fn invalid_input_fails_as_a_whole() {
     let at = wasm.iter().rposition(|&b| b == 0x41).unwrap();
     wasm[at] = 0x42;
     let input = input(dir.path(), "bad.wasm", wasm);
-    let opts = options(
-        &dir.path().join("out"),
-        targets(&["linux/amd64", "linux/arm64"]),
-        None,
-        2,
-    );
+    let opts = uncached(dir.path(), &["linux/amd64", "linux/arm64"], 2);
     let err = compile(&input, &opts, &NoReporter).unwrap_err();
     assert!(
         matches!(err, Error::Input(crate::Error::InvalidWasm { .. })),
@@ -318,10 +340,9 @@ fn a_compiler_panic_fails_only_its_target() {
     )
     .unwrap();
     let input = input(dir.path(), "simd.wasm", wasm);
-    let opts = options(
-        &dir.path().join("out"),
-        targets(&["linux/riscv64/rva20u64", "linux/amd64", "linux/riscv64"]),
-        None,
+    let opts = uncached(
+        dir.path(),
+        &["linux/riscv64/rva20u64", "linux/amd64", "linux/riscv64"],
         2,
     );
     let outcome = compile(&input, &opts, &NoReporter).unwrap();
@@ -403,12 +424,7 @@ fn cache_keys_cover_every_input() {
 fn cpu_features_are_explicit() {
     let dir = tempfile::tempdir().unwrap();
     let input = input(dir.path(), "app.wasm", component());
-    let opts = options(
-        &dir.path().join("out"),
-        targets(&["linux/amd64", "linux/amd64/v3"]),
-        None,
-        2,
-    );
+    let opts = uncached(dir.path(), &["linux/amd64", "linux/amd64/v3"], 2);
     let [base, v3] = &artifacts(compile(&input, &opts, &NoReporter).unwrap())[..] else {
         panic!()
     };
@@ -468,46 +484,39 @@ fn artifacts_from_elsewhere_are_admitted_only_when_they_fit() {
 
     // Each claim that does not hold keeps the artifact out.
     let arm64 = targets(&["linux/arm64"]).remove(0);
+    let zeros = "0".repeat(64);
     let refused = [
-        admit(&cache, &input, &arm64, &profile, &claimed, &made.path),
-        admit(
-            &cache,
-            &input,
+        ("another target", &arm64, claimed.clone()),
+        (
+            "another sha256",
             &amd64[0],
-            &profile,
-            &Claimed {
-                sha256: &"0".repeat(64),
+            Claimed {
+                sha256: &zeros,
                 ..claimed.clone()
             },
-            &made.path,
         ),
-        admit(
-            &cache,
-            &input,
+        (
+            "a module",
             &amd64[0],
-            &profile,
-            &Claimed {
+            Claimed {
                 kind: Kind::Module,
                 ..claimed.clone()
             },
-            &made.path,
         ),
-        admit(
-            &cache,
-            &input,
+        (
+            "another wasmtime",
             &amd64[0],
-            &profile,
-            &Claimed {
+            Claimed {
                 wasmtime_version: "1.0.0",
                 ..claimed.clone()
             },
-            &made.path,
         ),
     ];
-    for result in refused {
+    for (case, target, claim) in refused {
+        let result = admit(&cache, &input, target, &profile, &claim, &made.path);
         assert!(
             matches!(result, Err(AdmitError::Mismatch { .. })),
-            "{result:?}"
+            "{case}: {result:?}"
         );
     }
     assert!(!cache.contains(&key));

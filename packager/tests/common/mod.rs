@@ -109,13 +109,20 @@ pub fn sample_input(dir: &Path) -> BundleInput {
     }
 }
 
-fn read_json(path: &Path) -> Value {
+pub fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn blob(root: &Path, digest: &str) -> Vec<u8> {
     let hex = digest.strip_prefix("sha256:").unwrap();
     std::fs::read(root.join("blobs/sha256").join(hex)).unwrap()
+}
+
+/// The JSON blob `digest` of the layout at `root`: its text, and the document.
+pub fn blob_json(root: &Path, digest: &str) -> (String, Value) {
+    let text = String::from_utf8(blob(root, digest)).unwrap();
+    let value = serde_json::from_str(&text).unwrap();
+    (text, value)
 }
 
 /// Checks a descriptor's size and digest against its blob and returns the blob.
