@@ -229,24 +229,22 @@ impl Settings {
             relaxed_simd_deterministic,
             concurrency_support
         );
-        if let Some(v) = s.memory_reservation {
-            config.memory_reservation(v);
+        // Settings left to wasmtime's default unless given.
+        macro_rules! options {
+            ($($key:ident),*) => {$(
+                if let Some(v) = s.$key {
+                    config.$key(v);
+                }
+            )*};
         }
-        if let Some(v) = s.memory_guard_size {
-            config.memory_guard_size(v);
-        }
-        if let Some(v) = s.signals_based_traps {
-            config.signals_based_traps(v);
-        }
-        if let Some(v) = s.gc_heap_reservation {
-            config.gc_heap_reservation(v);
-        }
-        if let Some(v) = s.gc_heap_guard_size {
-            config.gc_heap_guard_size(v);
-        }
-        if let Some(v) = s.gc_heap_may_move {
-            config.gc_heap_may_move(v);
-        }
+        options!(
+            memory_reservation,
+            memory_guard_size,
+            signals_based_traps,
+            gc_heap_reservation,
+            gc_heap_guard_size,
+            gc_heap_may_move
+        );
         if s.gc_heap_initial_size != d.gc_heap_initial_size {
             config.gc_heap_initial_size(s.gc_heap_initial_size);
         }
