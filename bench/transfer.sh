@@ -196,22 +196,23 @@ done
 input="$corpus/components/py-cli.component.wasm"
 echo "building py-cli --target all (the first build fills the compile cache) ..." >&2
 cold=$(time_ms "$pack" build "$input" --target all -o "$work/all-cold" --quiet)
-with=(); without=()
-for i in $(seq "$repeat"); do
-    rm -rf "$work/all-z" "$work/all-plain"
-    with+=("$(time_ms "$pack" build "$input" --target all -o "$work/all-z" --quiet)")
-    without+=("$(time_ms "$pack" build "$input" --target all -o "$work/all-plain" --no-compression --quiet)")
-done
-rows+=("$(printf '%-32s %14s %14s %7s' "py-cli packaging, cache warm (ms)" "$(median "${with[@]}")" "$(median "${without[@]}")" "$(ratio "$(median "${with[@]}")" "$(median "${without[@]}")")")")
+# Builds py-cli --target all $repeat times with compression (into all-z) and without
+# (all-plain), with the build options "$@"; sets the medians $with_ms and $without_ms.
+build_both() {
+    local with=() without=()
+    for i in $(seq "$repeat"); do
+        rm -rf "$work/all-z" "$work/all-plain"
+        with+=("$(time_ms "$pack" build "$input" --target all -o "$work/all-z" "$@" --quiet)")
+        without+=("$(time_ms "$pack" build "$input" --target all -o "$work/all-plain" "$@" --no-compression --quiet)")
+    done
+    with_ms=$(median "${with[@]}") without_ms=$(median "${without[@]}")
+}
+build_both
+rows+=("$(printf '%-32s %14s %14s %7s' "py-cli packaging, cache warm (ms)" "$with_ms" "$without_ms" "$(ratio "$with_ms" "$without_ms")")")
 rows+=("$(printf '%-32s %14s' "  (first build, compiling)" "$cold")")
 # The whole build (compiling every target), with compression and without.
-with=(); without=()
-for i in $(seq "$repeat"); do
-    rm -rf "$work/all-z" "$work/all-plain"
-    with+=("$(time_ms "$pack" build "$input" --target all -o "$work/all-z" --no-cache --quiet)")
-    without+=("$(time_ms "$pack" build "$input" --target all -o "$work/all-plain" --no-cache --no-compression --quiet)")
-done
-row "py-cli build --target all (ms)" "$(median "${with[@]}")" "$(median "${without[@]}")" 1.1
+build_both --no-cache
+row "py-cli build --target all (ms)" "$with_ms" "$without_ms" 1.1
 z=$(du -sb "$work/all-z/blobs" | cut -f1); plain=$(du -sb "$work/all-plain/blobs" | cut -f1)
 rows+=("$(printf '%-32s %14s %14s %7s' "py-cli --target all bundle" "$(mb "$z")" "$(mb "$plain")" "$(ratio "$z" "$plain")")")
 

@@ -280,10 +280,10 @@ impl RemoteCache {
             wasmtime_version: &entry.config.wasmtime_version,
             compatibility_hash: &entry.config.compatibility_hash,
             kind,
-            sha256: &entry.artifact_sha256,
-            size: entry.artifact_size,
+            sha256: &entry.layer_sha256,
+            size: entry.layer_size,
         };
-        match compile::admit(local, input, target, profile, &claimed, &entry.artifact) {
+        match compile::admit(local, input, target, profile, &claimed, &entry.layer) {
             Ok(_) => Fetched::Registry,
             Err(e) => {
                 self.refuse(target, &source, &crate::diagnostics::chain(&e));
@@ -325,9 +325,9 @@ impl RemoteCache {
                 }
                 // The bytes admitted are the bytes hashed here, whatever happens to the
                 // file meanwhile.
-                let body = std::fs::read(&entry.segment).map_err(|e| e.to_string())?;
+                let body = std::fs::read(&entry.layer).map_err(|e| e.to_string())?;
                 let digest = compile::sha256_hex(&body);
-                if digest != entry.segment_sha256 || body.len() as u64 != entry.segment_size {
+                if digest != entry.layer_sha256 || body.len() as u64 != entry.layer_size {
                     return Err(format!(
                         "the segment changed after it was verified (sha256 {digest})"
                     ));

@@ -12,7 +12,7 @@ use semver::Version;
 use serde::Serialize;
 use wit_parser::{
     Function, Handle, InterfaceId, Resolve, Type, TypeDefKind, TypeId, TypeOwner, WorldId,
-    WorldItem, WorldKey,
+    WorldItem,
 };
 
 use crate::wasm::Input;
@@ -199,7 +199,7 @@ pub fn check_decoded(
         .collect();
     for (key, item) in &cw.imports {
         let name = component.name_world_key(key);
-        checker.check_import(&name, key, item, &world_imports);
+        checker.check_item(Direction::Import, &name, item, &world_imports);
     }
 
     let component_exports: Vec<(String, &WorldItem)> = cw
@@ -209,7 +209,7 @@ pub fn check_decoded(
         .collect();
     for (key, item) in &tw.exports {
         let name = wit.resolve.name_world_key(key);
-        checker.check_export(&name, item, &component_exports);
+        checker.check_item(Direction::Export, &name, item, &component_exports);
     }
 
     Report {
@@ -324,55 +324,50 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_import(
+    /// Looks up the required side's item `name` (a component import, or a world export)
+    /// among the other side's `others`, by a semver-compatible name unless `--strict`,
+    /// and compares the two.
+    fn check_item(
         &mut self,
+        direction: Direction,
         name: &str,
-        key: &WorldKey,
         item: &WorldItem,
-        world_imports: &[(String, &WorldItem)],
+        others: &[(String, &WorldItem)],
     ) {
-        let Some((world_name, world_item)) = self.lookup(name, world_imports) else {
-            let how = if self.strict && compat_key(name).is_some() {
-                " under this exact name (--strict)"
-            } else {
-                ""
+        let Some((other_name, other_item)) = self.lookup(name, others) else {
+            let (kind, message) = match direction {
+                Direction::Import => {
+                    let how = if self.strict && compat_key(name).is_some() {
+                        " under this exact name (--strict)"
+                    } else {
+                        ""
+                    };
+                    let message = format!(
+                        "the component imports `{name}`, which the world does not provide{how}"
+                    );
+                    (MismatchKind::ImportNotProvided, message)
+                }
+                Direction::Export => (
+                    MismatchKind::MissingExport,
+                    format!("the world requires the component to export `{name}`, and it does not"),
+                ),
             };
-            self.mismatch(
-                MismatchKind::ImportNotProvided,
-                name.to_string(),
-                format!("the component imports `{name}`, which the world does not provide{how}"),
-            );
+            self.mismatch(kind, name.to_string(), message);
             return;
         };
-        if world_name != name {
-            self.notes.push(format!(
-                "import `{name}` is provided by the world's `{world_name}` (semver-compatible)"
-            ));
+        if other_name != name {
+            self.notes.push(match direction {
+                Direction::Import => format!(
+                    "import `{name}` is provided by the world's `{other_name}` (semver-compatible)"
+                ),
+                Direction::Export => format!(
+                    "the world's export `{name}` is served by the component's `{other_name}` \
+                     (semver-compatible)"
+                ),
+            });
         }
-        let _ = key;
-        self.compare_items(Direction::Import, name, (world_name, world_item), item);
-    }
-
-    fn check_export(
-        &mut self,
-        name: &str,
-        world_item: &WorldItem,
-        component_exports: &[(String, &WorldItem)],
-    ) {
-        let Some((comp_name, comp_item)) = self.lookup(name, component_exports) else {
-            self.mismatch(
-                MismatchKind::MissingExport,
-                name.to_string(),
-                format!("the world requires the component to export `{name}`, and it does not"),
-            );
-            return;
-        };
-        if comp_name != name {
-            self.notes.push(format!(
-                "the world's export `{name}` is served by the component's `{comp_name}` (semver-compatible)"
-            ));
-        }
-        self.compare_items(Direction::Export, name, (comp_name, world_item), comp_item);
+        let (world_item, component_item) = direction.world_first(item, other_item);
+        self.compare_items(direction, name, (other_name, world_item), component_item);
     }
 
     /// Compares the world's item `expected` with the component's `found`, both named
@@ -544,6 +539,14 @@ impl<'a> Checker<'a> {
         };
         let ek = &self.target.types[eid].kind;
         let fk = &self.comp.types[fid].kind;
+        // Enums and flags match when they name the same cases in the same order.
+        let same_names =
+            |path: &Vec<String>, kind: &str, e: Vec<&str>, f: Vec<&str>, diffs: &mut Vec<Diff>| {
+                if e != f {
+                    let show = |names: Vec<&str>| format!("{kind} ({})", names.join(", "));
+                    differ(path, show(e), show(f), diffs);
+                }
+            };
         let whole = |diffs: &mut Vec<Diff>, path: &Vec<String>| {
             differ(
                 path,
@@ -600,30 +603,20 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            (TypeDefKind::Enum(e), TypeDefKind::Enum(f)) => {
-                let en: Vec<&str> = e.cases.iter().map(|c| c.name.as_str()).collect();
-                let fnames: Vec<&str> = f.cases.iter().map(|c| c.name.as_str()).collect();
-                if en != fnames {
-                    differ(
-                        path,
-                        format!("enum ({})", en.join(", ")),
-                        format!("enum ({})", fnames.join(", ")),
-                        diffs,
-                    );
-                }
-            }
-            (TypeDefKind::Flags(e), TypeDefKind::Flags(f)) => {
-                let en: Vec<&str> = e.flags.iter().map(|c| c.name.as_str()).collect();
-                let fnames: Vec<&str> = f.flags.iter().map(|c| c.name.as_str()).collect();
-                if en != fnames {
-                    differ(
-                        path,
-                        format!("flags ({})", en.join(", ")),
-                        format!("flags ({})", fnames.join(", ")),
-                        diffs,
-                    );
-                }
-            }
+            (TypeDefKind::Enum(e), TypeDefKind::Enum(f)) => same_names(
+                path,
+                "enum",
+                e.cases.iter().map(|c| c.name.as_str()).collect(),
+                f.cases.iter().map(|c| c.name.as_str()).collect(),
+                diffs,
+            ),
+            (TypeDefKind::Flags(e), TypeDefKind::Flags(f)) => same_names(
+                path,
+                "flags",
+                e.flags.iter().map(|c| c.name.as_str()).collect(),
+                f.flags.iter().map(|c| c.name.as_str()).collect(),
+                diffs,
+            ),
             (TypeDefKind::Tuple(e), TypeDefKind::Tuple(f)) => {
                 if e.types.len() != f.types.len() {
                     return whole(diffs, path);

@@ -41,46 +41,72 @@ impl std::hash::Hash for ProfileName {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
-/// `opt_level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptLevel {
-    None,
-    #[default]
-    Speed,
-    SpeedAndSize,
+/// A setting that takes one of several names (serialized in snake_case), each standing
+/// for a value of the wasmtime type of the same setting.
+macro_rules! setting_enum {
+    ($(#[$meta:meta])* $name:ident => $wasmtime:ident {
+        $($(#[$variant_meta:meta])* $variant:ident => $value:ident,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)*
+        }
+
+        impl $name {
+            /// wasmtime's value for it.
+            // Without `cranelift`, the code-generation keys are not applied.
+            #[cfg_attr(not(feature = "cranelift"), allow(dead_code))]
+            fn to_wasmtime(self) -> wasmtime::$wasmtime {
+                match self {
+                    $($name::$variant => wasmtime::$wasmtime::$value,)*
+                }
+            }
+        }
+    };
 }
 
-/// `regalloc_algorithm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegallocAlgorithm {
-    #[default]
-    Backtracking,
-    SinglePass,
+setting_enum! {
+    /// `opt_level`.
+    OptLevel => OptLevel {
+        None => None,
+        #[default]
+        Speed => Speed,
+        SpeedAndSize => SpeedAndSize,
+    }
 }
 
-/// `inlining`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Inlining {
-    #[default]
-    No,
-    Yes,
-    Intrinsics,
-    InterModule,
-    InterModuleAndIntraGc,
+setting_enum! {
+    /// `regalloc_algorithm`.
+    RegallocAlgorithm => RegallocAlgorithm {
+        #[default]
+        Backtracking => Backtracking,
+        SinglePass => SinglePass,
+    }
 }
 
-/// `collector`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Collector {
-    #[default]
-    Auto,
-    Drc,
-    Null,
-    Copying,
+setting_enum! {
+    /// `inlining`.
+    Inlining => Inlining {
+        #[default]
+        No => No,
+        Yes => Yes,
+        Intrinsics => Intrinsics,
+        InterModule => InterModule,
+        InterModuleAndIntraGc => InterModuleAndIntraGc,
+    }
+}
+
+setting_enum! {
+    /// `collector`.
+    Collector => Collector {
+        #[default]
+        Auto => Auto,
+        Drc => DeferredReferenceCounting,
+        Null => Null,
+        Copying => Copying,
+    }
 }
 
 /// The settings of a profile (the keys of a `pack compile --profile` file, and what a
@@ -183,30 +209,17 @@ impl Settings {
         #[cfg(feature = "cranelift")]
         {
             if s.opt_level != d.opt_level {
-                config.cranelift_opt_level(match s.opt_level {
-                    OptLevel::None => wasmtime::OptLevel::None,
-                    OptLevel::Speed => wasmtime::OptLevel::Speed,
-                    OptLevel::SpeedAndSize => wasmtime::OptLevel::SpeedAndSize,
-                });
+                config.cranelift_opt_level(s.opt_level.to_wasmtime());
             }
             if s.regalloc_algorithm != d.regalloc_algorithm {
-                config.cranelift_regalloc_algorithm(match s.regalloc_algorithm {
-                    RegallocAlgorithm::Backtracking => wasmtime::RegallocAlgorithm::Backtracking,
-                    RegallocAlgorithm::SinglePass => wasmtime::RegallocAlgorithm::SinglePass,
-                });
+                config.cranelift_regalloc_algorithm(s.regalloc_algorithm.to_wasmtime());
             }
             if s.nan_canonicalization != d.nan_canonicalization {
                 config.cranelift_nan_canonicalization(s.nan_canonicalization);
             }
         }
         if s.inlining != d.inlining {
-            config.compiler_inlining(match s.inlining {
-                Inlining::No => wasmtime::Inlining::No,
-                Inlining::Yes => wasmtime::Inlining::Yes,
-                Inlining::Intrinsics => wasmtime::Inlining::Intrinsics,
-                Inlining::InterModule => wasmtime::Inlining::InterModule,
-                Inlining::InterModuleAndIntraGc => wasmtime::Inlining::InterModuleAndIntraGc,
-            });
+            config.compiler_inlining(s.inlining.to_wasmtime());
         }
         macro_rules! bools {
             ($($key:ident),*) => {$(
@@ -229,34 +242,27 @@ impl Settings {
             relaxed_simd_deterministic,
             concurrency_support
         );
-        if let Some(v) = s.memory_reservation {
-            config.memory_reservation(v);
+        // Settings left to wasmtime's default unless given.
+        macro_rules! options {
+            ($($key:ident),*) => {$(
+                if let Some(v) = s.$key {
+                    config.$key(v);
+                }
+            )*};
         }
-        if let Some(v) = s.memory_guard_size {
-            config.memory_guard_size(v);
-        }
-        if let Some(v) = s.signals_based_traps {
-            config.signals_based_traps(v);
-        }
-        if let Some(v) = s.gc_heap_reservation {
-            config.gc_heap_reservation(v);
-        }
-        if let Some(v) = s.gc_heap_guard_size {
-            config.gc_heap_guard_size(v);
-        }
-        if let Some(v) = s.gc_heap_may_move {
-            config.gc_heap_may_move(v);
-        }
+        options!(
+            memory_reservation,
+            memory_guard_size,
+            signals_based_traps,
+            gc_heap_reservation,
+            gc_heap_guard_size,
+            gc_heap_may_move
+        );
         if s.gc_heap_initial_size != d.gc_heap_initial_size {
             config.gc_heap_initial_size(s.gc_heap_initial_size);
         }
         if s.collector != d.collector {
-            config.collector(match s.collector {
-                Collector::Auto => wasmtime::Collector::Auto,
-                Collector::Drc => wasmtime::Collector::DeferredReferenceCounting,
-                Collector::Null => wasmtime::Collector::Null,
-                Collector::Copying => wasmtime::Collector::Copying,
-            });
+            config.collector(s.collector.to_wasmtime());
         }
         for (name, &enable) in &s.features {
             if let Some(flag) = feature_flag(name) {

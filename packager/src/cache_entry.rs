@@ -30,6 +30,7 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Digest, ImageManifestBuilder, MediaType};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::set_tag_in;
@@ -70,18 +71,6 @@ pub struct FunctionsConfig {
     pub functions: u64,
 }
 
-/// A function cache entry that verified.
-#[derive(Debug, Clone)]
-pub struct VerifiedFunctions {
-    pub digest: Digest,
-    pub config: FunctionsConfig,
-    /// The segment in the layout, checked against its digest and size.
-    pub segment: PathBuf,
-    /// sha256 (hex) of the segment.
-    pub segment_sha256: String,
-    pub segment_size: u64,
-}
-
 /// The config of a cache entry: the key and everything it was derived from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -106,29 +95,77 @@ pub struct EntryConfig {
     pub profile_sha256: String,
 }
 
-/// A cache entry that verified.
+/// A signed entry that verified: its signature, its shape, its config's key and its layer.
 #[derive(Debug, Clone)]
-pub struct VerifiedEntry {
+pub struct Verified<C> {
     /// The manifest digest.
     pub digest: Digest,
     /// Its config.
-    pub config: EntryConfig,
-    /// The `.cwasm` in the layout, checked against its digest and size.
-    pub artifact: PathBuf,
-    /// sha256 (hex) of the `.cwasm`.
-    pub artifact_sha256: String,
+    pub config: C,
+    /// The layer (the `.cwasm`, or the function cache segment) in the layout, checked
+    /// against its digest and size.
+    pub layer: PathBuf,
+    /// sha256 (hex) of the layer.
+    pub layer_sha256: String,
     /// Its size in bytes.
-    pub artifact_size: u64,
+    pub layer_size: u64,
+}
+
+/// A cache entry that verified.
+pub type VerifiedEntry = Verified<EntryConfig>;
+
+/// A function cache entry that verified.
+pub type VerifiedFunctions = Verified<FunctionsConfig>;
+
+/// What sets the two kinds of entry apart: their config, its key, tag and media types.
+trait Kind: Serialize + DeserializeOwned {
+    /// The manifest's `artifactType` and the config's media type.
+    const ARTIFACT_TYPE: &'static str;
+    /// The media type of the one layer.
+    const LAYER: &'static str;
+    const TAG_PREFIX: &'static str;
+    /// What the config is called in errors.
+    const CONFIG: &'static str;
+    /// What the key is called in errors.
+    const KEY: &'static str;
+    fn key(&self) -> &str;
+
+    /// The tag of the entry for `key` (sha256 hex).
+    fn tag(key: &str) -> Result<String> {
+        if !is_sha256_hex(key) {
+            return Err(Error::InvalidInput {
+                message: format!("`{key}` is not a {} (64 lowercase hex digits)", Self::KEY),
+            });
+        }
+        Ok(format!("{}{key}", Self::TAG_PREFIX))
+    }
+}
+
+impl Kind for EntryConfig {
+    const ARTIFACT_TYPE: &'static str = ARTIFACT_TYPE;
+    const LAYER: &'static str = CWASM_LAYER;
+    const TAG_PREFIX: &'static str = TAG_PREFIX;
+    const CONFIG: &'static str = "cache entry config";
+    const KEY: &'static str = "cache key";
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Kind for FunctionsConfig {
+    const ARTIFACT_TYPE: &'static str = FUNCTIONS_ARTIFACT_TYPE;
+    const LAYER: &'static str = FUNCTIONS_LAYER;
+    const TAG_PREFIX: &'static str = FUNCTIONS_TAG_PREFIX;
+    const CONFIG: &'static str = "function cache entry config";
+    const KEY: &'static str = "segment key";
+    fn key(&self) -> &str {
+        &self.segment_key
+    }
 }
 
 /// The tag of the entry for `key` (a sha256 hex string): `pack-cache-v1-<key>`.
 pub fn tag_for(key: &str) -> Result<String> {
-    if !is_sha256_hex(key) {
-        return Err(Error::InvalidInput {
-            message: format!("`{key}` is not a cache key (64 lowercase hex digits)"),
-        });
-    }
-    Ok(format!("{TAG_PREFIX}{key}"))
+    EntryConfig::tag(key)
 }
 
 fn is_sha256_hex(key: &str) -> bool {
@@ -141,39 +178,33 @@ fn is_sha256_hex(key: &str) -> bool {
 /// The tag of the function cache entry for `segment_key` (sha256 hex):
 /// `pack-functions-v1-<key>`.
 pub fn functions_tag_for(segment_key: &str) -> Result<String> {
-    if !is_sha256_hex(segment_key) {
-        return Err(Error::InvalidInput {
-            message: format!("`{segment_key}` is not a segment key (64 lowercase hex digits)"),
-        });
-    }
-    Ok(format!("{FUNCTIONS_TAG_PREFIX}{segment_key}"))
+    FunctionsConfig::tag(segment_key)
 }
 
-/// Writes a signed single-layer manifest into `layout` under `tag`.
-#[allow(clippy::too_many_arguments)]
-fn write_signed<C: Serialize>(
+/// Writes a signed single-layer manifest for `config` with the layer at `file` into
+/// `layout`, tagged for `config`'s key, and signs it with `key` for `reference`. Returns
+/// the manifest digest.
+fn write_signed<C: Kind>(
     layout: &Layout,
-    tag: &str,
-    artifact_type: &str,
-    layer_type: &str,
     config: &C,
     file: &Path,
     key: &PrivateKey,
     reference: &str,
 ) -> Result<Digest> {
-    let layer = layout.put_file(file, None)?.descriptor(layer_type);
-    let (config_descriptor, _) = layout.put_json(artifact_type, config)?;
+    let tag = C::tag(config.key())?;
+    let layer = layout.put_file(file, None)?.descriptor(C::LAYER);
+    let (config_descriptor, _) = layout.put_json(C::ARTIFACT_TYPE, config)?;
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .artifact_type(MediaType::from(artifact_type))
+        .artifact_type(MediaType::from(C::ARTIFACT_TYPE))
         .config(config_descriptor)
         .layers(vec![layer])
         .build()
         .expect("every required manifest field is set");
     let (descriptor, _) = layout.put_json(IMAGE_MANIFEST, &manifest)?;
     layout.update_index(|index| {
-        set_tag_in(index, tag, &descriptor);
+        set_tag_in(index, &tag, &descriptor);
         Ok(())
     })?;
     sign_digest(layout, descriptor.digest(), key, reference, None)?;
@@ -190,17 +221,7 @@ pub fn write_functions_entry(
     key: &PrivateKey,
     reference: &str,
 ) -> Result<Digest> {
-    let tag = functions_tag_for(&config.segment_key)?;
-    write_signed(
-        layout,
-        &tag,
-        FUNCTIONS_ARTIFACT_TYPE,
-        FUNCTIONS_LAYER,
-        config,
-        segment,
-        key,
-        reference,
-    )
+    write_signed(layout, config, segment, key, reference)
 }
 
 /// Reads the function cache entry for `segment_key` from `layout`, with the same checks
@@ -211,48 +232,74 @@ pub fn read_functions_entry(
     segment_key: &str,
     keys: &[PublicKey],
 ) -> Result<VerifiedFunctions> {
-    let tag = functions_tag_for(segment_key)?;
-    let (digest, manifest, layer) =
-        read_signed(layout, &tag, FUNCTIONS_ARTIFACT_TYPE, FUNCTIONS_LAYER, keys)?;
+    read_verified(layout, segment_key, keys)
+}
+
+/// Writes the entry for `config` with the artifact at `cwasm` into `layout`, tagged
+/// [`tag_for`]`(config.key)`, and signs it with `key` for `reference` (the repository the
+/// entry is meant for). Returns the manifest digest.
+pub fn write_entry(
+    layout: &Layout,
+    config: &EntryConfig,
+    cwasm: &Path,
+    key: &PrivateKey,
+    reference: &str,
+) -> Result<Digest> {
+    write_signed(layout, config, cwasm, key, reference)
+}
+
+/// Reads the entry for `key` from `layout` and trusts it only when a signature by one
+/// of `keys` covers its manifest, the manifest is a cache entry for that key, and the
+/// artifact matches its digest. Every refusal is [`Error::UntrustedCacheEntry`].
+pub fn read_entry(layout: &Layout, key: &str, keys: &[PublicKey]) -> Result<VerifiedEntry> {
+    read_verified(layout, key, keys)
+}
+
+/// Reads the entry of kind `C` for `key`: its signature by one of `keys` first (nothing
+/// of the entry is parsed before it verifies), then its shape ([`read_signed`]), the
+/// config's key and the layer's digest and size.
+fn read_verified<C: Kind>(layout: &Layout, key: &str, keys: &[PublicKey]) -> Result<Verified<C>> {
+    let tag = C::tag(key)?;
+    let (digest, manifest, layer) = read_signed::<C>(layout, &tag, keys)?;
     let untrusted = |reason: String| Error::UntrustedCacheEntry {
         tag: tag.clone(),
         reason,
     };
-    let config: FunctionsConfig = layout
-        .read_json(manifest.config(), "function cache entry config")
+    let config: C = layout
+        .read_json(manifest.config(), C::CONFIG)
         .map_err(|e| untrusted(e.to_string()))?;
-    if config.segment_key != segment_key {
+    if config.key() != key {
         return Err(untrusted(format!(
-            "it is signed for segment {}, not {segment_key}",
-            config.segment_key
+            "it is signed for {} {}, not {key}",
+            C::KEY,
+            config.key()
         )));
     }
-    let segment = layout
+    let path = layout
         .verify_blob(&layer)
         .map_err(|e| untrusted(e.to_string()))?;
-    Ok(VerifiedFunctions {
+    Ok(Verified {
         digest,
         config,
-        segment,
-        segment_sha256: layer.digest().digest().to_string(),
-        segment_size: layer.size(),
+        layer: path,
+        layer_sha256: layer.digest().digest().to_string(),
+        layer_size: layer.size(),
     })
 }
 
 /// Resolves `tag`, verifies its signature against `keys`, and checks that it is a
-/// single-layer manifest of `artifact_type` whose layer is a `layer_type`. Nothing of
+/// single-layer manifest of `C`'s artifact type whose layer is a `C::LAYER`. Nothing of
 /// the entry is parsed before the signature verified.
-fn read_signed(
+fn read_signed<C: Kind>(
     layout: &Layout,
     tag: &str,
-    artifact_type: &str,
-    layer_type: &str,
     keys: &[PublicKey],
 ) -> Result<(
     Digest,
     oci_spec::image::ImageManifest,
     oci_spec::image::Descriptor,
 )> {
+    let (artifact_type, layer_type) = (C::ARTIFACT_TYPE, C::LAYER);
     let untrusted = |reason: String| Error::UntrustedCacheEntry {
         tag: tag.to_string(),
         reason,
@@ -295,61 +342,6 @@ fn read_signed(
     Ok((descriptor.digest().clone(), manifest, layer))
 }
 
-/// Writes the entry for `config` with the artifact at `cwasm` into `layout`, tagged
-/// [`tag_for`]`(config.key)`, and signs it with `key` for `reference` (the repository the
-/// entry is meant for). Returns the manifest digest.
-pub fn write_entry(
-    layout: &Layout,
-    config: &EntryConfig,
-    cwasm: &Path,
-    key: &PrivateKey,
-    reference: &str,
-) -> Result<Digest> {
-    let tag = tag_for(&config.key)?;
-    write_signed(
-        layout,
-        &tag,
-        ARTIFACT_TYPE,
-        CWASM_LAYER,
-        config,
-        cwasm,
-        key,
-        reference,
-    )
-}
-
-/// Reads the entry for `key` from `layout` and trusts it only when a signature by one
-/// of `keys` covers its manifest, the manifest is a cache entry for that key, and the
-/// artifact matches its digest. Every refusal is [`Error::UntrustedCacheEntry`].
-pub fn read_entry(layout: &Layout, key: &str, keys: &[PublicKey]) -> Result<VerifiedEntry> {
-    let tag = tag_for(key)?;
-    let untrusted = |reason: String| Error::UntrustedCacheEntry {
-        tag: tag.clone(),
-        reason,
-    };
-    // The signature first: nothing of the entry is parsed before it verifies.
-    let (digest, manifest, layer) = read_signed(layout, &tag, ARTIFACT_TYPE, CWASM_LAYER, keys)?;
-    let config: EntryConfig = layout
-        .read_json(manifest.config(), "cache entry config")
-        .map_err(|e| untrusted(e.to_string()))?;
-    if config.key != key {
-        return Err(untrusted(format!(
-            "it is signed for key {}, not {key}",
-            config.key
-        )));
-    }
-    let artifact = layout
-        .verify_blob(&layer)
-        .map_err(|e| untrusted(e.to_string()))?;
-    Ok(VerifiedEntry {
-        digest,
-        config,
-        artifact,
-        artifact_sha256: layer.digest().digest().to_string(),
-        artifact_size: layer.size(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,8 +376,8 @@ mod tests {
         let entry = read_entry(&one, &k, &[key.public_key()]).unwrap();
         assert_eq!(entry.digest, d1);
         assert_eq!(entry.config, config(&k));
-        assert_eq!(std::fs::read(&entry.artifact).unwrap(), b"\x7fELF artifact");
-        assert_eq!(entry.artifact_size, 13);
+        assert_eq!(std::fs::read(&entry.layer).unwrap(), b"\x7fELF artifact");
+        assert_eq!(entry.layer_size, 13);
 
         // Another key does not verify it.
         let other = PrivateKey::generate().public_key();
@@ -429,31 +421,37 @@ mod tests {
         write_functions_entry(&layout, &config, &segment, &key, "r/cache").unwrap();
         let entry = read_functions_entry(&layout, &k, &[key.public_key()]).unwrap();
         assert_eq!(entry.config, config);
-        assert_eq!(std::fs::read(&entry.segment).unwrap(), b"PACKFNC1 segment");
-        assert_eq!(entry.segment_size, 16);
+        assert_eq!(std::fs::read(&entry.layer).unwrap(), b"PACKFNC1 segment");
+        assert_eq!(entry.layer_size, 16);
         let other = PrivateKey::generate().public_key();
         assert!(read_functions_entry(&layout, &k, &[other]).is_err());
 
         // An artifact entry under a function tag is refused, although it is signed.
         let cwasm = dir.path().join("a.cwasm");
         std::fs::write(&cwasm, b"\x7fELF").unwrap();
-        let tag = functions_tag_for(&k).unwrap();
-        write_signed(
-            &layout,
-            &tag,
-            ARTIFACT_TYPE,
-            CWASM_LAYER,
-            &config,
-            &cwasm,
-            &key,
-            "r/cache",
-        )
-        .unwrap();
+        write_signed(&layout, &CwasmTyped(config), &cwasm, &key, "r/cache").unwrap();
         let err = read_functions_entry(&layout, &k, &[key.public_key()]).unwrap_err();
         assert!(
             matches!(&err, Error::UntrustedCacheEntry { reason, .. } if reason.contains("artifactType")),
             "{err}"
         );
+    }
+
+    /// A function cache config in a manifest typed as an artifact entry, under a
+    /// function cache tag.
+    #[derive(Serialize, Deserialize)]
+    #[serde(transparent)]
+    struct CwasmTyped(FunctionsConfig);
+
+    impl Kind for CwasmTyped {
+        const ARTIFACT_TYPE: &'static str = ARTIFACT_TYPE;
+        const LAYER: &'static str = CWASM_LAYER;
+        const TAG_PREFIX: &'static str = FUNCTIONS_TAG_PREFIX;
+        const CONFIG: &'static str = "config";
+        const KEY: &'static str = "segment key";
+        fn key(&self) -> &str {
+            &self.0.segment_key
+        }
     }
 
     #[test]

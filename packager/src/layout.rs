@@ -770,56 +770,63 @@ impl Layout {
 /// Parses an image manifest (the bytes of the blob at `path`, named in errors) and checks
 /// it against the limits: at most [`MAX_LAYERS`] layers, config and layers by sha256.
 pub fn parse_manifest(bytes: &[u8], path: &Path) -> Result<ImageManifest> {
-    let manifest: ImageManifest =
-        serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
-            path: path.to_path_buf(),
-            what: "image manifest",
-            message: e.to_string(),
-        })?;
-    if manifest.layers().len() > MAX_LAYERS {
-        return Err(Error::TooMany {
-            path: path.to_path_buf(),
-            what: "layers",
-            count: manifest.layers().len(),
-            limit: MAX_LAYERS,
-        });
-    }
-    for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
-        if let Some(reason) = descriptor_problem(d) {
-            return Err(Error::UnusableDescriptor {
-                path: path.to_path_buf(),
-                reason,
-            });
-        }
-    }
-    Ok(manifest)
+    parse_document(
+        bytes,
+        path,
+        "image manifest",
+        ("layers", MAX_LAYERS),
+        |m: &ImageManifest| {
+            (
+                m.layers().len(),
+                std::iter::once(m.config()).chain(m.layers()).collect(),
+            )
+        },
+    )
 }
 
 /// Parses an image index (the bytes of the blob at `path`, named in errors) and checks it
 /// against the limits: at most [`MAX_INDEX_ENTRIES`] entries, each by sha256.
 pub fn parse_index(bytes: &[u8], path: &Path) -> Result<ImageIndex> {
-    let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
+    parse_document(
+        bytes,
+        path,
+        "image index",
+        ("manifests", MAX_INDEX_ENTRIES),
+        |i: &ImageIndex| (i.manifests().len(), i.manifests().iter().collect()),
+    )
+}
+
+/// Parses `what` from `bytes` (the blob at `path`, named in errors); `entries` says how
+/// many of what `limit` counts it has, and every descriptor in it, each of which must be
+/// usable ([`descriptor_problem`]).
+fn parse_document<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    path: &Path,
+    what: &'static str,
+    (counted, limit): (&'static str, usize),
+    entries: impl Fn(&T) -> (usize, Vec<&Descriptor>),
+) -> Result<T> {
+    let doc: T = serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
         path: path.to_path_buf(),
-        what: "image index",
+        what,
         message: e.to_string(),
     })?;
-    if index.manifests().len() > MAX_INDEX_ENTRIES {
+    let (count, descriptors) = entries(&doc);
+    if count > limit {
         return Err(Error::TooMany {
             path: path.to_path_buf(),
-            what: "manifests",
-            count: index.manifests().len(),
-            limit: MAX_INDEX_ENTRIES,
+            what: counted,
+            count,
+            limit,
         });
     }
-    for d in index.manifests() {
-        if let Some(reason) = descriptor_problem(d) {
-            return Err(Error::UnusableDescriptor {
-                path: path.to_path_buf(),
-                reason,
-            });
-        }
+    if let Some(reason) = descriptors.into_iter().find_map(descriptor_problem) {
+        return Err(Error::UnusableDescriptor {
+            path: path.to_path_buf(),
+            reason,
+        });
     }
-    Ok(index)
+    Ok(doc)
 }
 
 impl BlobFile {

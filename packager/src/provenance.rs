@@ -31,8 +31,7 @@ use crate::layout::parse_sha256;
 use crate::referrers;
 use crate::signing::sigstore::{self, BUNDLE_MEDIA_TYPE, Statement, Subject};
 use crate::signing::{
-    Fingerprint, PrivateKey, PublicKey, Rejection, announces_bundle, bundle_annotations,
-    claimed_key,
+    Fingerprint, PrivateKey, PublicKey, Rejection, announces_bundle, claimed_key, store_statement,
 };
 use crate::{Error, Layout, Result};
 
@@ -338,7 +337,7 @@ pub fn sign_provenance(layout: &Layout, bundle: &Bundle, key: &PrivateKey) -> Re
         };
         let statement = provenance_statement(native, &component)?;
         let subject = manifest_subject(&native.descriptor);
-        let (referrer, added) = store(layout, &subject, &statement, key, SLSA_PROVENANCE)?;
+        let (referrer, added) = store_statement(layout, &subject, &statement, key)?;
         written.push(Written {
             platform: platform_of(native),
             manifest: subject.digest().clone(),
@@ -378,25 +377,6 @@ fn portable_component(layout: &Layout, bundle: &Bundle) -> Result<Digest> {
                      could name as their source"
                 .to_string(),
         })
-}
-
-fn store(
-    layout: &Layout,
-    subject: &Descriptor,
-    statement: &Statement,
-    key: &PrivateKey,
-    predicate_type: &str,
-) -> Result<(Descriptor, bool)> {
-    let bytes = sigstore::sign_statement(statement, key);
-    referrers::add_referrer(
-        layout,
-        subject,
-        BUNDLE_MEDIA_TYPE,
-        BUNDLE_MEDIA_TYPE,
-        &bytes,
-        &bundle_annotations(predicate_type, &key.public_key()),
-        crate::limits::MAX_SIGNATURE_LAYERS,
-    )
 }
 
 /// A referrer found, and its bundle's layer digest and bytes, or why its manifest is
@@ -674,7 +654,7 @@ pub fn sign_rebuild(
     let cwasm = cwasm_digest(native)?;
     let statement = rebuild_statement(native, component, &cwasm, &key.public_key());
     let subject = manifest_subject(&native.descriptor);
-    let (referrer, added) = store(layout, &subject, &statement, key, REBUILD_PREDICATE)?;
+    let (referrer, added) = store_statement(layout, &subject, &statement, key)?;
     Ok(Written {
         platform: platform_of(native),
         manifest: subject.digest().clone(),
@@ -827,12 +807,12 @@ mod tests {
         // A statement naming another component, signed by the key.
         let other = crate::layout::sha256(b"another component");
         let statement = provenance_statement(native, &other).unwrap();
-        store(&layout, &subject, &statement, &key, SLSA_PROVENANCE).unwrap();
+        store_statement(&layout, &subject, &statement, &key).unwrap();
         // And one whose settings are not the config's.
         let component = bundle.portable.as_ref().unwrap().component.digest().clone();
         let mut statement = provenance_statement(native, &component).unwrap();
         statement.predicate["buildDefinition"]["externalParameters"]["cpuPreset"] = "x86-64".into();
-        store(&layout, &subject, &statement, &key, SLSA_PROVENANCE).unwrap();
+        store_statement(&layout, &subject, &statement, &key).unwrap();
         let checks = verify_provenance(&layout, &bundle, &[key.public_key()]).unwrap();
         let outcomes: Vec<_> = checks[0].referrers.iter().map(|r| &r.outcome).collect();
         assert!(matches!(

@@ -108,27 +108,20 @@ mod tests {
             }
         );
         assert_eq!(LayoutRef::parse("out/bundle").tag, "latest");
-        let r = LayoutRef::parse("dir:with:colons:v2");
-        assert_eq!(
-            (r.path.to_str().unwrap(), r.tag.as_str()),
-            ("dir:with:colons", "v2")
-        );
-        // What follows the last ':' is not a tag: the whole string is the path.
-        let r = LayoutRef::parse("C:/x/y");
-        assert_eq!(
-            (r.path.to_str().unwrap(), r.tag.as_str()),
-            ("C:/x/y", "latest")
-        );
-        let r = LayoutRef::parse("dir:");
-        assert_eq!(
-            (r.path.to_str().unwrap(), r.tag.as_str()),
-            ("dir:", "latest")
-        );
-        let r = LayoutRef::parse(":tag");
-        assert_eq!(
-            (r.path.to_str().unwrap(), r.tag.as_str()),
-            (":tag", "latest")
-        );
+        for (input, path, tag) in [
+            ("dir:with:colons:v2", "dir:with:colons", "v2"),
+            // What follows the last ':' is not a tag: the whole string is the path.
+            ("C:/x/y", "C:/x/y", "latest"),
+            ("dir:", "dir:", "latest"),
+            (":tag", ":tag", "latest"),
+        ] {
+            let r = LayoutRef::parse(input);
+            assert_eq!(
+                (r.path.to_str().unwrap(), r.tag.as_str()),
+                (path, tag),
+                "{input}"
+            );
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use pack_packager::signing::{
 
 use crate::client::{Registry, with_retry};
 use crate::referrers::RegistryTransport;
-use crate::reporter::{Item, Outcome};
+use crate::reporter::{Item, Outcome, blob_done};
 use crate::transfer::{
     Document, MANIFEST_TYPES, PlatformSpec, TransferSummary, document_descriptor,
     document_media_type,
@@ -258,27 +258,16 @@ pub async fn pull(
     }
 
     let layout = Layout::open_or_create(layout_dir)?;
-    let mut summary = TransferSummary {
-        reference: source.to_string(),
-        layout: layout.root().to_path_buf(),
-        tag: tag.to_string(),
-        digest: root_digest.to_string(),
-        media_type: root.descriptor.media_type().to_string(),
-        scheme: registry.scheme(),
-        credentials: registry.credential_source().clone(),
-        blobs_transferred: 0,
-        blobs_skipped: 0,
-        blobs_mounted: 0,
-        bytes_transferred: 0,
-        bytes_skipped: 0,
-        manifests_transferred: 0,
-        manifests_skipped: 0,
-        signatures: Vec::new(),
-        referrers: Vec::new(),
-        verified_by,
-        verified_references,
-        duration: Default::default(),
-    };
+    let mut summary = TransferSummary::new(
+        registry,
+        source.to_string(),
+        layout.root(),
+        tag,
+        root_digest.to_string(),
+        root.descriptor.media_type().to_string(),
+    );
+    summary.verified_by = verified_by;
+    summary.verified_references = verified_references;
     reporter.on_plan(blobs.len(), blobs.iter().map(Descriptor::size).sum());
     let outcomes: Vec<(Outcome, u64)> = futures_util::stream::iter(blobs.iter().enumerate())
         .map(|(id, blob)| pull_blob(registry, &layout, repository, reporter, id, blob))
@@ -488,16 +477,9 @@ async fn pull_blob(
     blob: &Descriptor,
 ) -> Result<(Outcome, u64)> {
     let digest = blob.digest();
-    reporter.on_start(&Item {
-        id,
-        digest: digest.clone(),
-        size: blob.size(),
-        media_type: blob.media_type().to_string(),
-        manifest: false,
-    });
+    reporter.on_start(&Item::blob(id, blob));
     if layout.has_blob(digest) {
-        reporter.on_complete(id, Outcome::Skipped);
-        return Ok((Outcome::Skipped, blob.size()));
+        return Ok(blob_done(reporter, id, Outcome::Skipped, blob));
     }
     let progress = |received: u64| reporter.on_progress(id, received);
     let what = format!("blob {digest}");
@@ -505,8 +487,7 @@ async fn pull_blob(
         registry.download_blob(repository, layout, blob, &progress)
     })
     .await?;
-    reporter.on_complete(id, Outcome::Transferred);
-    Ok((Outcome::Transferred, blob.size()))
+    Ok(blob_done(reporter, id, Outcome::Transferred, blob))
 }
 
 /// The sigstore bundle referrers of `digest` that a copy takes along (signatures, compile

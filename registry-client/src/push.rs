@@ -14,7 +14,7 @@ use pack_packager::signing::signature_tag;
 use crate::client::{Registry, with_retry};
 use crate::error::Operation;
 use crate::referrers::{RegistryTransport, attach};
-use crate::reporter::{Item, Outcome};
+use crate::reporter::{Item, Outcome, blob_done};
 use crate::transfer::{Document, TransferSummary, document_media_type, is_index};
 use crate::{Error, Reporter, Result};
 
@@ -194,27 +194,14 @@ pub async fn push(
     let repository = target.repository();
     let target_tag = target.tag().unwrap_or(tag);
     let plan = plan(layout, tag)?;
-    let mut summary = TransferSummary {
-        reference: format!("{}/{}:{}", registry.registry(), repository, target_tag),
-        layout: layout.root().to_path_buf(),
-        tag: tag.to_string(),
-        digest: plan.root.descriptor.digest().to_string(),
-        media_type: plan.root.media_type.clone(),
-        scheme: registry.scheme(),
-        credentials: registry.credential_source().clone(),
-        blobs_transferred: 0,
-        blobs_skipped: 0,
-        blobs_mounted: 0,
-        bytes_transferred: 0,
-        bytes_skipped: 0,
-        manifests_transferred: 0,
-        manifests_skipped: 0,
-        signatures: Vec::new(),
-        referrers: Vec::new(),
-        verified_by: Vec::new(),
-        verified_references: Vec::new(),
-        duration: Default::default(),
-    };
+    let mut summary = TransferSummary::new(
+        registry,
+        format!("{}/{}:{}", registry.registry(), repository, target_tag),
+        layout.root(),
+        tag,
+        plan.root.descriptor.digest().to_string(),
+        plan.root.media_type.clone(),
+    );
     reporter.on_plan(
         plan.blobs.len(),
         plan.blobs.iter().map(Descriptor::size).sum(),
@@ -279,21 +266,14 @@ async fn push_blob(
     blob: &Descriptor,
 ) -> Result<(Outcome, u64)> {
     let digest = blob.digest();
-    reporter.on_start(&Item {
-        id,
-        digest: digest.clone(),
-        size: blob.size(),
-        media_type: blob.media_type().to_string(),
-        manifest: false,
-    });
+    reporter.on_start(&Item::blob(id, blob));
     let what = format!("blob {digest}");
     let exists = with_retry(registry, &what, reporter, || {
         registry.blob_exists(repository, digest)
     })
     .await?;
     if exists {
-        reporter.on_complete(id, Outcome::Skipped);
-        return Ok((Outcome::Skipped, blob.size()));
+        return Ok(blob_done(reporter, id, Outcome::Skipped, blob));
     }
     if let Some(from) = &options.mount_from {
         let mounted = with_retry(registry, &what, reporter, || {
@@ -301,8 +281,7 @@ async fn push_blob(
         })
         .await?;
         if mounted {
-            reporter.on_complete(id, Outcome::Mounted);
-            return Ok((Outcome::Mounted, blob.size()));
+            return Ok(blob_done(reporter, id, Outcome::Mounted, blob));
         }
     }
     let path = layout.blob_path(digest)?;
@@ -312,8 +291,7 @@ async fn push_blob(
     })
     .await?;
     reporter.on_progress(id, blob.size());
-    reporter.on_complete(id, Outcome::Transferred);
-    Ok((Outcome::Transferred, blob.size()))
+    Ok(blob_done(reporter, id, Outcome::Transferred, blob))
 }
 
 /// Puts a push's documents one after the other: each a reporter item numbered after the

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use oci_spec::image::Digest;
+use oci_spec::image::{Descriptor, Digest};
 
 /// A blob or manifest being moved.
 #[derive(Debug, Clone)]
@@ -19,6 +19,19 @@ pub struct Item {
     pub manifest: bool,
 }
 
+impl Item {
+    /// Blob number `id` of a transfer, as its descriptor describes it.
+    pub fn blob(id: usize, blob: &Descriptor) -> Self {
+        Item {
+            id,
+            digest: blob.digest().clone(),
+            size: blob.size(),
+            media_type: blob.media_type().to_string(),
+            manifest: false,
+        }
+    }
+}
+
 /// How a blob transfer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -29,6 +42,18 @@ pub enum Outcome {
     Skipped,
     /// The registry mounted it from another repository; nothing was sent.
     Mounted,
+}
+
+/// Reports blob `id` done with `outcome`; returns the outcome with the blob's size, as the
+/// push and pull of one blob do.
+pub(crate) fn blob_done(
+    reporter: &dyn Reporter,
+    id: usize,
+    outcome: Outcome,
+    blob: &Descriptor,
+) -> (Outcome, u64) {
+    reporter.on_complete(id, outcome);
+    (outcome, blob.size())
 }
 
 /// Receives progress from a push or pull. Called from several tasks at once; every method

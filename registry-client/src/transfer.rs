@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
-use crate::client::Scheme;
+use crate::client::{Registry, Scheme};
 use crate::{CredentialSource, Error, Outcome, Result};
 
 /// Media types of documents a tag may point to, the `Accept` of manifest requests.
@@ -144,6 +144,39 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S:
 }
 
 impl TransferSummary {
+    /// A summary of moving `digest` (`media_type`) between `registry`'s `reference` and
+    /// the layout at `layout` under `tag`, with nothing counted yet.
+    pub(crate) fn new(
+        registry: &Registry,
+        reference: String,
+        layout: &std::path::Path,
+        tag: &str,
+        digest: String,
+        media_type: String,
+    ) -> Self {
+        TransferSummary {
+            reference,
+            layout: layout.to_path_buf(),
+            tag: tag.to_string(),
+            digest,
+            media_type,
+            scheme: registry.scheme(),
+            credentials: registry.credential_source().clone(),
+            blobs_transferred: 0,
+            blobs_skipped: 0,
+            blobs_mounted: 0,
+            bytes_transferred: 0,
+            bytes_skipped: 0,
+            manifests_transferred: 0,
+            manifests_skipped: 0,
+            signatures: Vec::new(),
+            referrers: Vec::new(),
+            verified_by: Vec::new(),
+            verified_references: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
     pub(crate) fn count(&mut self, outcome: Outcome, size: u64) {
         match outcome {
             Outcome::Transferred => {

@@ -48,11 +48,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
-
 use super::cache::{Cache, open_regular};
 use super::secret::CacheSecret;
-use super::{Error, Profile, Target, fsutil, wasmtime_version};
+use super::{Error, Profile, Target, fsutil};
 
 /// The default size limit of one segment (one target and engine settings), in bytes.
 pub const DEFAULT_SEGMENT_LIMIT: u64 = 512 * 1024 * 1024;
@@ -84,14 +82,7 @@ pub struct FunctionStats {
 /// version, the triple, the CPU flags and the profile's digest: every setting of the
 /// engine that changes generated code.
 pub fn segment_key(target: &Target, profile: &Profile) -> String {
-    let text = format!(
-        "pack-function-cache v1\nwasmtime {}\ntarget {}\ncpu {}\nprofile {}\n",
-        wasmtime_version(),
-        target.triple(),
-        target.cpu().flags().join(","),
-        profile.sha256(),
-    );
-    hex::encode(Sha256::digest(text.as_bytes()))
+    super::engine_key("pack-function-cache v1", "", target, profile)
 }
 
 /// The cache key the MAC of a segment is made under (distinct from every artifact key).

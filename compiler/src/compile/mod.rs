@@ -104,8 +104,16 @@ pub fn default_stem(input: &Path) -> String {
 /// The cache key of `target`: sha256 over the input's digest, the wasmtime version, the
 /// input kind, the target triple, the CPU flags and the profile's digest.
 pub fn cache_key(source_sha256: &str, kind: Kind, target: &Target, profile: &Profile) -> String {
+    let input = format!("input {source_sha256}\nkind {kind:?}\n");
+    engine_key("pack-cache v1", &input, target, profile)
+}
+
+/// sha256 (hex) over the lines `first`, `wasmtime <version>`, then `input` (zero or
+/// more lines, each ending in a newline), then the target triple, its CPU flags and the
+/// profile's digest: what the compiled code depends on besides its input.
+fn engine_key(first: &str, input: &str, target: &Target, profile: &Profile) -> String {
     let text = format!(
-        "pack-cache v1\nwasmtime {}\ninput {source_sha256}\nkind {kind:?}\ntarget {}\ncpu {}\nprofile {}\n",
+        "{first}\nwasmtime {}\n{input}target {}\ncpu {}\nprofile {}\n",
         wasmtime_version(),
         target.triple(),
         target.cpu().flags().join(","),

@@ -81,13 +81,7 @@ pub struct Failure {
 impl From<&TargetError> for Failure {
     fn from(error: &TargetError) -> Self {
         let target = error.target();
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let message = super::error_chain(error);
         Failure {
             target: target.to_string(),
             triple: target.triple(),

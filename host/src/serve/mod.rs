@@ -372,22 +372,14 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .listen;
-        let listener = bind(addr)?;
-        let local = listener.local_addr().map_err(|source| ServeError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
+        let (listener, local) = bind(addr)?;
         shared.reporter.event(&Event::Listening {
             address: local.to_string(),
             url: format!("http://{local}/"),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(metrics_addr) = shared.options.metrics {
-            let metrics = bind(metrics_addr)?;
-            let local = metrics.local_addr().map_err(|source| ServeError::Listen {
-                addr: metrics_addr.to_string(),
-                source,
-            })?;
+            let (metrics, local) = bind(metrics_addr)?;
             shared.reporter.event(&Event::Metrics {
                 address: local.to_string(),
                 url: format!("http://{local}/metrics"),
@@ -525,11 +517,16 @@ impl Server {
     }
 }
 
-fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
-    crate::http::listen(addr).map_err(|source| ServeError::Listen {
+/// Listens on `addr`; returns the listener and the address it got (the port the system
+/// chose, for port 0).
+fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    let error = |source| ServeError::Listen {
         addr: addr.to_string(),
         source,
-    })
+    };
+    let listener = crate::http::listen(addr).map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
 }
 
 impl Shared {

@@ -440,14 +440,27 @@ pub fn sign_bundle(
         COSIGN_SIGN_PREDICATE,
         predicate,
     );
-    let bundle = sigstore::sign_statement(&statement, key);
+    store_statement(layout, subject, &statement, key)
+}
+
+/// Signs `statement` with `key` as a sigstore bundle and stores it as a referrer of
+/// `subject` ([`referrers::add_referrer`], at most
+/// [`MAX_SIGNATURE_LAYERS`](crate::limits::MAX_SIGNATURE_LAYERS) of them). Returns the
+/// referrer manifest's descriptor and whether it was added.
+pub(crate) fn store_statement(
+    layout: &Layout,
+    subject: &Descriptor,
+    statement: &Statement,
+    key: &PrivateKey,
+) -> Result<(Descriptor, bool)> {
+    let bundle = sigstore::sign_statement(statement, key);
     referrers::add_referrer(
         layout,
         subject,
         BUNDLE_MEDIA_TYPE,
         BUNDLE_MEDIA_TYPE,
         &bundle,
-        &bundle_annotations(COSIGN_SIGN_PREDICATE, &key.public_key()),
+        &bundle_annotations(&statement.predicate_type, &key.public_key()),
         crate::limits::MAX_SIGNATURE_LAYERS,
     )
 }

@@ -258,6 +258,15 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
+    /// A cosign signing statement for `name` at [`digest`]`(c)`.
+    fn signing_statement(name: &str, c: char) -> Statement {
+        Statement::new(
+            vec![Subject::new(name, &digest(c))],
+            COSIGN_SIGN_PREDICATE,
+            serde_json::json!({}),
+        )
+    }
+
     fn digest(c: char) -> Digest {
         Digest::from_str(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
     }
@@ -276,11 +285,7 @@ mod tests {
     fn a_signed_statement_opens_with_its_key_only() {
         let key = PrivateKey::generate();
         let other = PrivateKey::generate();
-        let statement = Statement::new(
-            vec![Subject::new("registry.example.com/app", &digest('a'))],
-            COSIGN_SIGN_PREDICATE,
-            serde_json::json!({}),
-        );
+        let statement = signing_statement("registry.example.com/app", 'a');
         let bundle = sign_statement(&statement, &key);
         let text = String::from_utf8(bundle.clone()).unwrap();
         assert!(text.contains("\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\""));
@@ -300,18 +305,10 @@ mod tests {
     #[test]
     fn a_changed_payload_or_type_does_not_verify() {
         let key = PrivateKey::generate();
-        let statement = Statement::new(
-            vec![Subject::new("app", &digest('a'))],
-            COSIGN_SIGN_PREDICATE,
-            serde_json::json!({}),
-        );
+        let statement = signing_statement("app", 'a');
         let bundle = sign_statement(&statement, &key);
         let mut value: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
-        let forged = Statement::new(
-            vec![Subject::new("app", &digest('b'))],
-            COSIGN_SIGN_PREDICATE,
-            serde_json::json!({}),
-        );
+        let forged = signing_statement("app", 'b');
         value["dsseEnvelope"]["payload"] = base64::engine::general_purpose::STANDARD
             .encode(forged.to_bytes())
             .into();

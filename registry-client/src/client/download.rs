@@ -72,11 +72,7 @@ impl Registry {
         } else {
             None
         };
-        let url = format!(
-            "{}://{}/v2/{repository}/manifests/{reference}",
-            self.scheme.as_str(),
-            self.host
-        );
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
         let response = self
             .authorized_get(&ctx, repository, &url, &accept.join(", "))
             .await?;
@@ -143,11 +139,7 @@ impl Registry {
         digest: &Digest,
     ) -> Result<Option<Bytes>> {
         let ctx = self.context(repository, format!("list referrers of {digest}"));
-        let url = format!(
-            "{}://{}/v2/{repository}/referrers/{digest}",
-            self.scheme.as_str(),
-            self.host
-        );
+        let url = self.url(&format!("/v2/{repository}/referrers/{digest}"));
         let response = self
             .authorized_get(
                 &ctx,

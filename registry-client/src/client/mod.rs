@@ -201,13 +201,18 @@ impl Registry {
         Ok(connected)
     }
 
+    /// The registry's URL for `path`, which starts with `/` (`/v2/...`).
+    fn url(&self, path: &str) -> String {
+        format!("{}://{}{path}", self.scheme.as_str(), self.host)
+    }
+
     /// oci-client answers a Bearer challenge with a token request to the realm carrying
     /// the credentials, wherever the realm is. One on plain HTTP on a host that is not
     /// loopback would have them cross the network in clear: asked before anything else
     /// (`GET /v2/` without credentials), such a registry is refused. A failure here is
     /// left to the requests that follow to report.
     async fn refuse_plain_http_realm(&self) -> Result<()> {
-        let url = format!("{}://{}/v2/", self.scheme.as_str(), self.host);
+        let url = self.url("/v2/");
         let Ok(response) = self.upload_client()?.get(&url).send().await else {
             return Ok(());
         };

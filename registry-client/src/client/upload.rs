@@ -53,7 +53,7 @@ impl Registry {
 
     fn absolute(&self, location: &str) -> String {
         if location.starts_with('/') {
-            format!("{}://{}{location}", self.scheme.as_str(), self.host)
+            self.url(location)
         } else {
             location.to_string()
         }
@@ -108,24 +108,19 @@ impl Registry {
     ) -> Result<()> {
         let ctx = self.context(repository, format!("upload blob {digest}"));
         let client = self.upload_client()?;
+        let blob = BlobUpload {
+            repository,
+            path,
+            digest,
+            size,
+            progress,
+        };
         let mut refreshed = false;
         loop {
             let authorization = self
                 .authorization(repository, RegistryOperation::Push, refreshed)
                 .await?;
-            match self
-                .upload_once(
-                    &ctx,
-                    client,
-                    &authorization,
-                    repository,
-                    path,
-                    digest,
-                    size,
-                    progress,
-                )
-                .await
-            {
+            match self.upload_once(&ctx, client, &authorization, &blob).await {
                 // A token that expired: ask for a new one, once.
                 Err(Error::Unauthorized { .. }) if !refreshed && authorization.is_some() => {
                     refreshed = true;
@@ -135,23 +130,21 @@ impl Registry {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn upload_once(
         &self,
         ctx: &Context<'_>,
         client: &reqwest::Client,
         authorization: &Option<HeaderValue>,
-        repository: &str,
-        path: &Path,
-        digest: &Digest,
-        size: u64,
-        progress: &(dyn Fn(u64) + Send + Sync),
+        blob: &BlobUpload<'_>,
     ) -> Result<()> {
-        let start = format!(
-            "{}://{}/v2/{repository}/blobs/uploads/",
-            self.scheme.as_str(),
-            self.host
-        );
+        let BlobUpload {
+            repository,
+            path,
+            digest,
+            size,
+            progress,
+        } = *blob;
+        let start = self.url(&format!("/v2/{repository}/blobs/uploads/"));
         let response = self
             .upload_request(
                 ctx,
@@ -229,6 +222,17 @@ impl Registry {
             .map(|_| ())
             .map_err(|e| ctx.oci(e))
     }
+}
+
+/// One blob upload: the file at `path`, sent as blob `digest` of `size` bytes to
+/// `repository`, with `progress` told the bytes sent so far.
+#[derive(Clone, Copy)]
+struct BlobUpload<'a> {
+    repository: &'a str,
+    path: &'a Path,
+    digest: &'a Digest,
+    size: u64,
+    progress: &'a (dyn Fn(u64) + Send + Sync),
 }
 
 /// A request body that streams `len` bytes of the file at `path` from `offset`, and a
