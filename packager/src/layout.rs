@@ -159,6 +159,19 @@ fn read_limited(
     Ok(Ok(bytes))
 }
 
+/// Parses `bytes`, the `what` at `path`, as JSON.
+fn parse_json_at<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    path: &Path,
+    what: &'static str,
+) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
+        path: path.to_path_buf(),
+        what,
+        message: e.to_string(),
+    })
+}
+
 fn read_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |source| Error::Read {
         path: path.to_path_buf(),
@@ -242,11 +255,7 @@ impl Layout {
         )
         .map_err(read_err(&marker))??;
         let header: oci_spec::image::OciLayout =
-            serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
-                path: marker.clone(),
-                what: "`oci-layout` file",
-                message: e.to_string(),
-            })?;
+            parse_json_at(&bytes, &marker, "`oci-layout` file")?;
         let version = header.image_layout_version();
         if !version.starts_with("1.") {
             return Err(not_a_layout(&format!(
@@ -374,11 +383,7 @@ impl Layout {
             "a layout's `index.json`",
         )
         .map_err(read_err(&path))??;
-        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
-            path: path.clone(),
-            what: "image index (`index.json`)",
-            message: e.to_string(),
-        })?;
+        let index: ImageIndex = parse_json_at(&bytes, &path, "image index (`index.json`)")?;
         if index.schema_version() != 2 {
             return Err(Error::InvalidJson {
                 path,
@@ -744,13 +749,7 @@ impl Layout {
         bytes: &[u8],
         what: &'static str,
     ) -> Result<T> {
-        serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
-            path: self
-                .blob_path(descriptor.digest())
-                .unwrap_or_else(|_| self.root.clone()),
-            what,
-            message: e.to_string(),
-        })
+        parse_json_at(bytes, &self.document_path(descriptor), what)
     }
 
     fn expect_media_type(&self, descriptor: &Descriptor, expected: &MediaType) -> Result<()> {
@@ -806,11 +805,7 @@ fn parse_document<T: serde::de::DeserializeOwned>(
     (counted, limit): (&'static str, usize),
     entries: impl Fn(&T) -> (usize, Vec<&Descriptor>),
 ) -> Result<T> {
-    let doc: T = serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson {
-        path: path.to_path_buf(),
-        what,
-        message: e.to_string(),
-    })?;
+    let doc: T = parse_json_at(bytes, path, what)?;
     let (count, descriptors) = entries(&doc);
     if count > limit {
         return Err(Error::TooMany {

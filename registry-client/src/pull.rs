@@ -233,10 +233,13 @@ pub async fn pull(
             .referrer_types
             .as_deref()
             .unwrap_or(pack_packager::provenance::PREDICATE_TYPES);
-        for (entry, doc) in
-            signature_bundles(registry, repository, &digest, types, reporter).await?
-        {
-            bundles.push((digest.clone(), entry, doc));
+        // A referrer that fails its check is left out.
+        let checked =
+            signature_bundle_checks(registry, repository, &digest, types, reporter).await?;
+        for (entry, check) in checked {
+            if let Ok((doc, _)) = check {
+                bundles.push((digest.clone(), entry, doc));
+            }
         }
     }
 
@@ -490,32 +493,16 @@ async fn pull_blob(
     Ok(blob_done(reporter, id, Outcome::Transferred, blob))
 }
 
+type BundleCheck = std::result::Result<(Doc, ImageManifest), String>;
+
 /// The sigstore bundle referrers of `digest` that a copy takes along (signatures, compile
 /// provenance and rebuild attestations: their index entry
 /// announces one), each manifest fetched and checked ([`referrer_problem`]: one bundle
 /// layer, `subject` = `digest`, within the signature limits) before anything of it is
-/// fetched; a referrer that fails the check is left out. At most
+/// fetched; each with the outcome of its check. At most
 /// [`MAX_SIGNATURE_LAYERS`](pack_packager::limits::MAX_SIGNATURE_LAYERS) of them, each
 /// manifest at most [`MAX_SIGNATURE_BLOB_BYTES`](pack_packager::limits::MAX_SIGNATURE_BLOB_BYTES),
 /// or the whole listing is refused.
-async fn signature_bundles(
-    registry: &Registry,
-    repository: &str,
-    digest: &Digest,
-    predicate_types: &[&str],
-    reporter: &dyn Reporter,
-) -> Result<Vec<(Descriptor, Doc)>> {
-    Ok(
-        signature_bundle_checks(registry, repository, digest, predicate_types, reporter)
-            .await?
-            .into_iter()
-            .filter_map(|(entry, checked)| checked.ok().map(|(doc, _)| (entry, doc)))
-            .collect(),
-    )
-}
-
-type BundleCheck = std::result::Result<(Doc, ImageManifest), String>;
-
 async fn signature_bundle_checks(
     registry: &Registry,
     repository: &str,

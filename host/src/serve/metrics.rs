@@ -128,74 +128,104 @@ impl Metrics {
     pub fn render(&self, gauges: &Gauges) -> String {
         let d = self.data();
         let mut out = String::new();
-        out.push_str(
-            "# HELP pack_serve_requests_total Requests answered, by app (route) and status.\n",
+        let requests = d
+            .requests
+            .iter()
+            .map(|((app, status), n)| (format!("{},status=\"{status}\"", app_label(app)), *n));
+        family(
+            &mut out,
+            ("pack_serve_requests_total", "counter"),
+            "Requests answered, by app (route) and status.",
+            requests,
         );
-        out.push_str("# TYPE pack_serve_requests_total counter\n");
-        for ((app, status), n) in &d.requests {
-            let _ = writeln!(
-                out,
-                "pack_serve_requests_total{{app=\"{}\",status=\"{status}\"}} {n}",
-                escape(app)
-            );
-        }
-        out.push_str("# HELP pack_serve_request_duration_seconds From a request's arrival to its response head.\n");
-        out.push_str("# TYPE pack_serve_request_duration_seconds histogram\n");
-        for (app, h) in &d.latency {
-            h.write(
-                &mut out,
+        for (name, help, histograms) in [
+            (
                 "pack_serve_request_duration_seconds",
-                &format!("app=\"{}\"", escape(app)),
-            );
-        }
-        out.push_str("# HELP pack_serve_cold_start_duration_seconds Resolve, verify, select, load and link of an app.\n");
-        out.push_str("# TYPE pack_serve_cold_start_duration_seconds histogram\n");
-        for (app, h) in &d.cold_starts {
-            h.write(
-                &mut out,
+                "From a request's arrival to its response head.",
+                &d.latency,
+            ),
+            (
                 "pack_serve_cold_start_duration_seconds",
-                &format!("app=\"{}\"", escape(app)),
-            );
+                "Resolve, verify, select, load and link of an app.",
+                &d.cold_starts,
+            ),
+        ] {
+            family(&mut out, (name, "histogram"), help, []);
+            for (app, h) in histograms {
+                h.write(&mut out, name, &app_label(app));
+            }
         }
-        out.push_str("# HELP pack_serve_cold_starts_total Cold starts, by app.\n");
-        out.push_str("# TYPE pack_serve_cold_starts_total counter\n");
-        for (app, h) in &d.cold_starts {
-            let _ = writeln!(
-                out,
-                "pack_serve_cold_starts_total{{app=\"{}\"}} {}",
-                escape(app),
-                h.count
-            );
-        }
-        out.push_str("# HELP pack_serve_swaps_total New releases swapped in, by app.\n");
-        out.push_str("# TYPE pack_serve_swaps_total counter\n");
-        for (app, n) in &d.swaps {
-            let _ = writeln!(out, "pack_serve_swaps_total{{app=\"{}\"}} {n}", escape(app));
-        }
-        out.push_str("# HELP pack_serve_refusals_total Refused bundles, releases and requests, by app and reason.\n");
-        out.push_str("# TYPE pack_serve_refusals_total counter\n");
-        for ((app, reason), n) in &d.refusals {
-            let _ = writeln!(
-                out,
-                "pack_serve_refusals_total{{app=\"{}\",reason=\"{}\"}} {n}",
-                escape(app),
-                escape(reason)
-            );
-        }
-        out.push_str("# HELP pack_serve_loaded_apps Apps loaded now.\n");
-        out.push_str("# TYPE pack_serve_loaded_apps gauge\n");
-        let _ = writeln!(out, "pack_serve_loaded_apps {}", gauges.loaded_apps);
-        out.push_str("# HELP pack_serve_instances_in_use Instances alive now, by app.\n");
-        out.push_str("# TYPE pack_serve_instances_in_use gauge\n");
-        for (app, n) in &gauges.instances {
-            let _ = writeln!(
-                out,
-                "pack_serve_instances_in_use{{app=\"{}\"}} {n}",
-                escape(app)
-            );
-        }
+        let cold_starts = d
+            .cold_starts
+            .iter()
+            .map(|(app, h)| (app_label(app), h.count));
+        family(
+            &mut out,
+            ("pack_serve_cold_starts_total", "counter"),
+            "Cold starts, by app.",
+            cold_starts,
+        );
+        let swaps = d.swaps.iter().map(|(app, n)| (app_label(app), *n));
+        family(
+            &mut out,
+            ("pack_serve_swaps_total", "counter"),
+            "New releases swapped in, by app.",
+            swaps,
+        );
+        let refusals = d.refusals.iter().map(|((app, reason), n)| {
+            (
+                format!("{},reason=\"{}\"", app_label(app), escape(reason)),
+                *n,
+            )
+        });
+        family(
+            &mut out,
+            ("pack_serve_refusals_total", "counter"),
+            "Refused bundles, releases and requests, by app and reason.",
+            refusals,
+        );
+        let loaded = [(String::new(), gauges.loaded_apps as u64)];
+        family(
+            &mut out,
+            ("pack_serve_loaded_apps", "gauge"),
+            "Apps loaded now.",
+            loaded,
+        );
+        let instances = gauges
+            .instances
+            .iter()
+            .map(|(app, n)| (app_label(app), *n as u64));
+        family(
+            &mut out,
+            ("pack_serve_instances_in_use", "gauge"),
+            "Instances alive now, by app.",
+            instances,
+        );
         out
     }
+}
+
+/// A metric family `(name, type)`: its `# HELP` and `# TYPE` lines, then a sample for
+/// each `(labels, value)` (no braces for empty labels).
+fn family(
+    out: &mut String,
+    (name, kind): (&str, &str),
+    help: &str,
+    samples: impl IntoIterator<Item = (String, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// The `app` label of an app's series.
+fn app_label(app: &str) -> String {
+    format!("app=\"{}\"", escape(app))
 }
 
 #[cfg(test)]
@@ -227,6 +257,11 @@ mod tests {
             text.contains("pack_serve_refusals_total{app=\"/hello\",reason=\"concurrency\"} 1\n")
         );
         assert!(text.contains("pack_serve_loaded_apps 1\n"));
+        assert!(text.contains(
+            "# HELP pack_serve_loaded_apps Apps loaded now.\n# TYPE pack_serve_loaded_apps gauge\n"
+        ));
+        assert!(text.contains("# TYPE pack_serve_cold_start_duration_seconds histogram\n"));
+        assert_eq!(text.matches("# TYPE ").count(), 8, "{text}");
         assert!(text.contains("pack_serve_instances_in_use{app=\"/hello\"} 2\n"));
     }
 }
