@@ -11,7 +11,7 @@ use pack_packager::{
 use serde_json::Value;
 
 use crate::common::*;
-use crate::registry::{Registry, oci_ref, require, skopeo};
+use crate::registry::{oci_ref, require, skopeo};
 
 /// A bundle input with a small component and two native artifacts of fake `.cwasm`
 /// bytes (the packager does not interpret them).
@@ -257,10 +257,9 @@ fn registry_round_trip_keeps_the_index_digest() {
     if require("skopeo").is_none() {
         return;
     }
-    let Some(registry) = Registry::start() else {
+    let Some((registry, dir)) = registry_and_tempdir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let (layout, summary) = sample_layout(dir.path(), "app", "v1");
     let index_bytes = std::fs::read(
         layout

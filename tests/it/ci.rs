@@ -307,10 +307,9 @@ fn quiet_prints_only_reference_and_digest_and_ci_logs_each_stage_with_its_time()
 
 #[test]
 fn push_reads_pack_toml_and_quiet_prints_only_reference_and_digest() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, dir)) = registry_and_tempdir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let project = project(d);
     // Unsigned, pushed to the registry.

@@ -13,7 +13,6 @@ use pack_packager::bundle::{BlobSource, BundleInput, Compilation, NativeArtifact
 use pack_packager::{Bundle, Layout};
 
 use crate::common::*;
-use crate::registry::Registry;
 
 /// `pack build COMPONENT -t <here> -o LAYOUT EXTRA` in `dir`; it must succeed.
 fn build(dir: &Path, component: &str, layout: &str, extra: &[&str]) {
@@ -278,10 +277,9 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
 /// `--rebuilt-by`.
 #[test]
 fn provenance_and_attestations_survive_push_and_pull() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, dir)) = registry_and_tempdir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (release_key, release_pub) = key_pair(d, "release");
     let (farm_key, farm_pub) = key_pair(d, "farm");

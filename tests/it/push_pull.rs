@@ -507,10 +507,9 @@ fn skopeo_reads_what_pack_pushes_and_pack_reads_what_skopeo_pushes() {
 
 #[test]
 fn mount_from_another_repository_sends_nothing() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
     let out = push(
         home.path(),
         &format!("{}/base:v1", registry.addr()),
@@ -568,10 +567,9 @@ fn transient_failures_are_retried() {
 
 #[test]
 fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
     // The connection dies for good once the first blob upload has completed.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen_done = done.clone();
@@ -612,10 +610,9 @@ fn an_interrupted_push_finishes_without_sending_again_what_arrived() {
 fn large_blobs_go_up_in_chunks_and_survive_a_failed_chunk() {
     use pack_packager::oci_spec::image::{Arch, Os, PlatformBuilder};
     use pack_packager::{BlobSource, BundleInput, Compilation, NativeArtifact, PortableConfig};
-    let Some(registry) = Registry::start() else {
+    let Some((registry, home)) = registry_and_tempdir() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
     // 40 MiB of fake `.cwasm` (the packager does not interpret it): more than one chunk.
     let mut cwasm = Vec::with_capacity(40 << 20);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

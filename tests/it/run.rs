@@ -543,10 +543,9 @@ fn engine_profiles_are_adopted_or_refused() {
 #[test]
 fn runs_bundles_pulled_from_a_registry() {
     let Some(f) = fixtures() else { return };
-    let Some(registry) = Registry::start() else {
+    let Some((registry, store)) = registry_and_tempdir() else {
         return;
     };
-    let store = tempfile::tempdir().unwrap();
     let store_arg = ["--store", s(store.path())];
     let reference = |name: &str| format!("{}/team/{name}:v1", registry.addr());
     pack_push(&f.c_cli, &reference("c-cli"));

@@ -10,7 +10,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::registry::Registry;
 
 /// Keys and bundles built once and shared read-only by the tests.
 struct Fixtures {
@@ -576,10 +575,9 @@ fn configuration_errors_name_the_file_line_and_key() {
 fn releases_follow_the_tag_and_a_bad_signature_keeps_the_old_one() {
     let f = fixtures();
     let Some(js) = &f.js else { return };
-    let Some(registry) = Registry::start() else {
+    let Some((registry, store)) = registry_and_tempdir() else {
         return;
     };
-    let store = tempfile::tempdir().unwrap();
     let reference = format!("{}/team/app:live", registry.addr());
     pack_push(&f.hello, &reference);
     let app = format!("/app={reference}");
