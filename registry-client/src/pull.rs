@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
 use oci_client::Reference;
 use oci_spec::image::ImageManifest;
 use oci_spec::image::{Descriptor, Digest};
@@ -271,15 +270,11 @@ pub async fn pull(
     );
     summary.verified_by = verified_by;
     summary.verified_references = verified_references;
-    reporter.on_plan(blobs.len(), blobs.iter().map(Descriptor::size).sum());
-    let outcomes: Vec<(Outcome, u64)> = futures_util::stream::iter(blobs.iter().enumerate())
-        .map(|(id, blob)| pull_blob(registry, &layout, repository, reporter, id, blob))
-        .buffer_unordered(options.jobs.max(1))
-        .try_collect()
+    summary
+        .move_blobs(&blobs, options.jobs, reporter, |(id, blob)| {
+            pull_blob(registry, &layout, repository, reporter, id, blob)
+        })
         .await?;
-    for (outcome, size) in outcomes {
-        summary.count(outcome, size);
-    }
 
     // Documents (exact bytes, checked against their digests), then the tags, ours last.
     let write = |doc: &Doc, summary: &mut TransferSummary| -> Result<()> {

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
 use oci_client::Reference;
 use oci_spec::image::Descriptor;
 use pack_packager::Layout;
@@ -202,20 +201,12 @@ pub async fn push(
         plan.root.descriptor.digest().to_string(),
         plan.root.media_type.clone(),
     );
-    reporter.on_plan(
-        plan.blobs.len(),
-        plan.blobs.iter().map(Descriptor::size).sum(),
-    );
-
     // 1. Blobs.
-    let outcomes: Vec<(Outcome, u64)> = futures_util::stream::iter(plan.blobs.iter().enumerate())
-        .map(|(id, blob)| push_blob(registry, layout, repository, options, reporter, id, blob))
-        .buffer_unordered(options.jobs.max(1))
-        .try_collect()
+    summary
+        .move_blobs(&plan.blobs, options.jobs, reporter, |(id, blob)| {
+            push_blob(registry, layout, repository, options, reporter, id, blob)
+        })
         .await?;
-    for (outcome, size) in outcomes {
-        summary.count(outcome, size);
-    }
 
     // 2. Manifests by digest, children first.
     let mut manifests = Manifests {

@@ -5,7 +5,9 @@ use std::time::Duration;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
 use crate::client::{Registry, Scheme};
-use crate::{CredentialSource, Error, Outcome, Result};
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::{CredentialSource, Error, Outcome, Reporter, Result};
 
 /// Media types of documents a tag may point to, the `Accept` of manifest requests.
 pub(crate) const MANIFEST_TYPES: &[&str] = &[
@@ -175,6 +177,32 @@ impl TransferSummary {
             verified_references: Vec::new(),
             duration: Duration::ZERO,
         }
+    }
+
+    /// Moves `blobs` (push or pull), `jobs` at a time, each with `one(id, blob)` (its
+    /// number is its index), after telling `reporter` what will move; counts each
+    /// outcome.
+    pub(crate) async fn move_blobs<'a, F, Fut>(
+        &mut self,
+        blobs: &'a [Descriptor],
+        jobs: usize,
+        reporter: &dyn Reporter,
+        one: F,
+    ) -> Result<()>
+    where
+        F: FnMut((usize, &'a Descriptor)) -> Fut,
+        Fut: std::future::Future<Output = Result<(Outcome, u64)>>,
+    {
+        reporter.on_plan(blobs.len(), blobs.iter().map(Descriptor::size).sum());
+        let outcomes: Vec<(Outcome, u64)> = futures_util::stream::iter(blobs.iter().enumerate())
+            .map(one)
+            .buffer_unordered(jobs.max(1))
+            .try_collect()
+            .await?;
+        for (outcome, size) in outcomes {
+            self.count(outcome, size);
+        }
+        Ok(())
     }
 
     pub(crate) fn count(&mut self, outcome: Outcome, size: u64) {
