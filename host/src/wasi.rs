@@ -25,6 +25,23 @@ pub enum Output {
     Memory(MemoryOutputPipe),
 }
 
+impl Output {
+    /// Sends the guest's stdout or stderr here: `inherit` hands it the host's, `set` a
+    /// pipe.
+    fn connect(
+        &self,
+        builder: &mut WasiCtxBuilder,
+        inherit: fn(&mut WasiCtxBuilder) -> &mut WasiCtxBuilder,
+        set: impl FnOnce(&mut WasiCtxBuilder, MemoryOutputPipe),
+    ) {
+        match self {
+            Output::Inherit => _ = inherit(builder),
+            Output::Null => {}
+            Output::Memory(pipe) => set(builder, pipe.clone()),
+        }
+    }
+}
+
 /// What a component sees of the world: arguments, environment, preopened directories,
 /// stdio. Nothing else is given (no network, no inherited environment).
 #[derive(Debug, Clone, Default)]
@@ -66,24 +83,12 @@ impl WasiOptions {
         if self.inherit_stdin {
             builder.inherit_stdin();
         }
-        match &self.stdout {
-            Output::Inherit => {
-                builder.inherit_stdout();
-            }
-            Output::Null => {}
-            Output::Memory(pipe) => {
-                builder.stdout(pipe.clone());
-            }
-        }
-        match &self.stderr {
-            Output::Inherit => {
-                builder.inherit_stderr();
-            }
-            Output::Null => {}
-            Output::Memory(pipe) => {
-                builder.stderr(pipe.clone());
-            }
-        }
+        let stdout = |b: &mut WasiCtxBuilder, pipe| _ = b.stdout(pipe);
+        let stderr = |b: &mut WasiCtxBuilder, pipe| _ = b.stderr(pipe);
+        self.stdout
+            .connect(&mut builder, WasiCtxBuilder::inherit_stdout, stdout);
+        self.stderr
+            .connect(&mut builder, WasiCtxBuilder::inherit_stderr, stderr);
         for (host, guest) in &self.dirs {
             builder
                 .preopened_dir(host, guest, FsPerms::ReadWrite)
