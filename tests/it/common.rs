@@ -95,6 +95,59 @@ pub fn build_hello(target: &str, layout: &Path, key: &Path) {
     ]);
 }
 
+/// What the hello-cli fixture prints when it runs.
+pub const HELLO_RAN: &str = "hello from pack fixture";
+
+/// A key pair and builds of the hello-cli fixture signed with it ([`build_hello`]), in a
+/// directory that lasts as long as the test binary: a test file keeps one in a
+/// `OnceLock` and shares it between its tests.
+pub struct SignedHello {
+    _dir: tempfile::TempDir,
+    pub public: PathBuf,
+    pub private: PathBuf,
+    layouts: Vec<(&'static str, PathBuf)>,
+}
+
+impl SignedHello {
+    /// The key pair `key`, and a layout `name` built for `target` for each of `builds`.
+    pub fn build(key: &str, builds: &[(&'static str, &str)]) -> Self {
+        let dir = shared_tempdir();
+        let (private, public) = key_pair(dir.path(), key);
+        let layouts = builds
+            .iter()
+            .map(|&(name, target)| {
+                let layout = dir.path().join(name);
+                build_hello(target, &layout, &private);
+                (name, layout)
+            })
+            .collect();
+        SignedHello {
+            _dir: dir,
+            public,
+            private,
+            layouts,
+        }
+    }
+
+    /// `pack run BUNDLE --key <the public key> EXTRA...`.
+    pub fn run(&self, bundle: impl AsRef<std::ffi::OsStr>, extra: &[&str]) -> std::process::Output {
+        pack()
+            .arg("run")
+            .arg(bundle)
+            .arg("--key")
+            .arg(&self.public)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    /// The layout built as `name`.
+    pub fn layout(&self, name: &str) -> &Path {
+        let found = self.layouts.iter().find(|(n, _)| *n == name);
+        &found.unwrap_or_else(|| panic!("no build named {name}")).1
+    }
+}
+
 /// `pack push LAYOUT REFERENCE` (the layout's `latest` tag); it must succeed.
 #[track_caller]
 pub fn pack_push(layout: &Path, reference: &str) {

@@ -13,32 +13,11 @@ use serde_json::{Value, json};
 use crate::common::*;
 use crate::registry::Registry;
 
-/// What the hello-cli fixture prints when it runs.
-const RAN: &str = "hello from pack fixture";
-
 /// A key pair and the hello-cli fixture built (compressed, the default) for this
-/// machine's platform and signed, once.
-struct Built {
-    _dir: tempfile::TempDir,
-    public: PathBuf,
-    private: PathBuf,
-    layout: PathBuf,
-}
-
-fn built() -> &'static Built {
-    static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = shared_tempdir();
-        let layout = dir.path().join("hello");
-        let (private, public) = key_pair(dir.path(), "k");
-        build_hello(here(), &layout, &private);
-        Built {
-            _dir: dir,
-            public,
-            private,
-            layout,
-        }
-    })
+/// machine's platform as `hello` and signed, once.
+fn built() -> &'static SignedHello {
+    static BUILT: OnceLock<SignedHello> = OnceLock::new();
+    BUILT.get_or_init(|| SignedHello::build("k", &[("hello", here())]))
 }
 
 fn blob(layout: &Path, digest: &str) -> PathBuf {
@@ -117,22 +96,11 @@ fn replace_cwasm_frame(layout: &Path, frame: &[u8]) {
     assert!(out.status.success(), "pack sign: {}", stderr(&out));
 }
 
-fn run(bundle: &str, extra: &[&str]) -> Output {
-    pack()
-        .arg("run")
-        .arg(bundle)
-        .arg("--key")
-        .arg(&built().public)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
 /// Asserts that the fixture ran: its greeting is on `out`'s stdout (the panic shows the
 /// stderr).
 #[track_caller]
 fn assert_ran(out: &Output) {
-    assert!(stdout(out).contains(RAN), "{}", stderr(out));
+    assert!(stdout(out).contains(HELLO_RAN), "{}", stderr(out));
 }
 
 /// `pack run` of `layout` without verifying it.
@@ -163,7 +131,7 @@ fn build_hello_uncached(layout: &Path, targets: &[&str], extra: &[&str]) {
 #[track_caller]
 fn refused(out: &Output, needle: &str) {
     assert_exit(out, 2);
-    assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
+    assert!(!stdout(out).contains(HELLO_RAN), "it ran: {}", stdout(out));
     assert!(
         stderr(out).contains(needle),
         "no {needle:?} in\n{}",
@@ -190,7 +158,7 @@ fn cwasm_content(layout: &Path) -> Vec<u8> {
 fn build_writes_zstd_layers_only_in_native_manifests() {
     let b = built();
     let out = pack()
-        .args(["inspect", "--json", s(&b.layout)])
+        .args(["inspect", "--json", s(b.layout("hello"))])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -213,7 +181,7 @@ fn build_writes_zstd_layers_only_in_native_manifests() {
         portable["component"]["digest"]
     );
     // The content recorded is what the frame holds.
-    let content = cwasm_content(&b.layout);
+    let content = cwasm_content(b.layout("hello"));
     assert_eq!(content.len() as u64, full);
     assert_eq!(
         sha256(&content),
@@ -227,7 +195,7 @@ fn build_writes_zstd_layers_only_in_native_manifests() {
     build_hello_uncached(&again, &[here()], &[]);
     assert_eq!(
         index_digest(&again, "latest"),
-        index_digest(&b.layout, "latest")
+        index_digest(b.layout("hello"), "latest")
     );
     let plain = dir.path().join("plain");
     build_hello_uncached(&plain, &[here()], &["--no-compression"]);
@@ -248,9 +216,9 @@ fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
         return;
     };
     let b = built();
-    let digest = index_digest(&b.layout, "latest");
+    let digest = index_digest(b.layout("hello"), "latest");
     let reference = format!("{}/team/hello:v1", registry.addr());
-    pack_push(&b.layout, &reference);
+    pack_push(b.layout("hello"), &reference);
 
     // skopeo reads it back byte for byte.
     let dir = tempfile::tempdir().unwrap();
@@ -267,37 +235,37 @@ fn compressed_bundles_round_trip_through_a_registry_and_skopeo() {
     // The host pulls it into its store, verifies and runs it, and keeps the
     // decompressed artifact there (read-only), named by the digest the config records.
     let store = dir.path().join("store");
-    let out = run(&reference, &["--store", s(&store)]);
+    let out = built().run(&reference, &["--store", s(&store)]);
     assert_exit(&out, 0);
-    assert_stdout_has(&out, RAN);
-    let content = cwasm_content(&b.layout);
+    assert_stdout_has(&out, HELLO_RAN);
+    let content = cwasm_content(b.layout("hello"));
     let kept = blob(&store, &sha256(&content));
     assert_eq!(std::fs::read(&kept).unwrap(), content);
     let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
     assert_eq!(mode & 0o222 & !0o200, 0, "{mode:o}");
     // And runs it from there again.
-    let out = run(&reference, &["--store", s(&store)]);
+    let out = built().run(&reference, &["--store", s(&store)]);
     assert_exit(&out, 0);
-    assert_stdout_has(&out, RAN);
+    assert_stdout_has(&out, HELLO_RAN);
 }
 
 #[test]
 fn a_frame_that_ends_early_or_expands_too_far_is_refused() {
     let b = built();
-    let content = cwasm_content(&b.layout);
+    let content = cwasm_content(b.layout("hello"));
     let frame = pack_packager::compression::compress(&content, 3).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // A copy of the built layout at `dir/<name>` whose `.cwasm` layer is `frame`.
     let with_frame = |name: &str, frame: &[u8]| {
         let layout = dir.path().join(name);
-        copy_layout(&b.layout, &layout);
+        copy_layout(b.layout("hello"), &layout);
         replace_cwasm_frame(&layout, frame);
         layout
     };
 
     // The frame cut short.
     let truncated = with_frame("truncated", &frame[..frame.len() - 100]);
-    refused(&run(s(&truncated), &[]), "ends after");
+    refused(&built().run(s(&truncated), &[]), "ends after");
 
     // A frame that expands to the content and then 64 MiB of zeros: cut at the size the
     // config records and refused.
@@ -306,13 +274,13 @@ fn a_frame_that_ends_early_or_expands_too_far_is_refused() {
     let bomb = pack_packager::compression::compress(&bomb, 1).unwrap();
     assert!(bomb.len() < 4 << 20, "{}", bomb.len());
     let expanding = with_frame("bomb", &bomb);
-    let out = run(s(&expanding), &[]);
+    let out = built().run(s(&expanding), &[]);
     refused(&out, "expands past");
     refused(&out, "compressed layer");
 
     // The honest frame, rewritten the same way, runs.
     let honest = with_frame("honest", &frame);
-    assert_ran(&run(s(&honest), &[]));
+    assert_ran(&built().run(s(&honest), &[]));
 }
 
 #[test]
@@ -322,7 +290,7 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
     };
     let b = built();
     let reference = format!("{}/team/hello-store:v1", registry.addr());
-    pack_push(&b.layout, &reference);
+    pack_push(b.layout("hello"), &reference);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let store_arg = ["--store", s(&store)];
@@ -330,10 +298,10 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
     // The first start pulls and decompresses; the next one hashes the decompressed
     // artifact and records it (its file is settled by then); the one after runs it.
     for _ in 0..2 {
-        assert_ran(&run(&reference, &store_arg));
+        assert_ran(&built().run(&reference, &store_arg));
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let content = sha256(&cwasm_content(&b.layout));
+    let content = sha256(&cwasm_content(b.layout("hello")));
     let record = read_json(&store.join("verified.json"));
     let identity = &record["blobs"][&content];
     let kept = blob(&store, &content);
@@ -342,7 +310,7 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
         Some(std::fs::metadata(&kept).unwrap().len()),
         "{record}"
     );
-    assert_ran(&run(&reference, &store_arg));
+    assert_ran(&built().run(&reference, &store_arg));
 
     // The owner changes one byte of it in place (same size, same inode): the record no
     // longer matches, so it is hashed, and refused.
@@ -354,7 +322,10 @@ fn a_store_blob_changed_after_its_verification_is_hashed_again_and_refused() {
         .open(&kept)
         .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
         .unwrap();
-    refused(&run(&reference, &store_arg), "does not match its digest");
+    refused(
+        &built().run(&reference, &store_arg),
+        "does not match its digest",
+    );
 }
 
 /// The `os/arch` of an index entry.
@@ -410,7 +381,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     // this machine's `.cwasm` layer is fetched.
     let (layout, reference) = build("everything", &[here(), "pulley64"]);
     let store = dir.path().join("store-1");
-    let out = run(&reference, &["--store", s(&store)]);
+    let out = built().run(&reference, &["--store", s(&store)]);
     assert_ran(&out);
     assert!(!stderr(&out).contains("fallback"), "{}", stderr(&out));
     let (first_reference, first_store) = (reference.clone(), store.clone());
@@ -475,7 +446,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     let tree = &json_stdout(&out)["tree"];
     assert_eq!(tree["unfetched"], json!([native_layers[1]]), "{tree}");
     assert_eq!(tree["damaged"], json!([]), "{tree}");
-    assert_ran(&run(&pulled_v1, &[]));
+    assert_ran(&built().run(&pulled_v1, &[]));
     // --all-layers fetches the fallback too, and nothing else.
     let summary = pull(&["--all-layers"]);
     assert_eq!(summary["blobsTransferred"], 1, "{summary}");
@@ -485,7 +456,7 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     // component is fetched then, with a warning, and nothing of the other platform.
     let (layout, reference) = build("foreign", &[elsewhere]);
     let store = dir.path().join("store-2");
-    let out = run(&reference, &["--store", s(&store), "--allow-jit"]);
+    let out = built().run(&reference, &["--store", s(&store), "--allow-jit"]);
     assert_ran(&out);
     assert_stderr_has(&out, "fetched the fallback layer");
     for (platform, digest) in layers(&layout) {
@@ -500,19 +471,19 @@ fn a_host_fetches_the_layer_it_loads_and_fallbacks_only_when_it_falls_back() {
     // The registry gone: `--pull missing` starts from the store's verified copy,
     // `--pull always` cannot, and `--pull never` with an empty store says so.
     drop(registry);
-    let out = run(
+    let out = built().run(
         &first_reference,
         &["--store", s(&first_store), "--pull", "missing"],
     );
     assert_ran(&out);
-    let out = run(
+    let out = built().run(
         &first_reference,
         &["--store", s(&first_store), "--retries", "0"],
     );
     assert_exit(&out, 4);
     let empty = dir.path().join("store-empty");
     refused(
-        &run(&first_reference, &["--store", s(&empty), "--pull", "never"]),
+        &built().run(&first_reference, &["--store", s(&empty), "--pull", "never"]),
         "is not in the content store",
     );
 }

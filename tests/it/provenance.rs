@@ -236,7 +236,7 @@ fn a_swapped_native_artifact_is_caught_by_a_rebuild() {
     // refused before anything is loaded, naming what is missing.
     let out = run("honest", &["--rebuilt-by", s(&farm_pub), "--", "x"]);
     assert_exit(&out, 0);
-    assert_stdout_has(&out, "hello from pack fixture");
+    assert_stdout_has(&out, HELLO_RAN);
     let out = run("forged", &["--rebuilt-by", s(&farm_pub)]);
     assert_exit(&out, 2);
     let err = stderr(&out);

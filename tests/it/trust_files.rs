@@ -13,38 +13,12 @@ use pack_packager::Layout;
 use crate::common::*;
 use crate::registry::Registry;
 
-/// What the hello-cli fixture prints when it runs.
-const RAN: &str = "hello from pack fixture";
-
 /// A key pair and two signed bundles of the hello-cli fixture, built once: `native`
 /// (this machine's platform) and `foreign` (only another platform's).
-struct Bundles {
-    _dir: tempfile::TempDir,
-    public: PathBuf,
-    private: PathBuf,
-    native: PathBuf,
-    foreign: PathBuf,
-}
-
-fn bundles() -> &'static Bundles {
-    static BUNDLES: OnceLock<Bundles> = OnceLock::new();
+fn bundles() -> &'static SignedHello {
+    static BUNDLES: OnceLock<SignedHello> = OnceLock::new();
     BUNDLES.get_or_init(|| {
-        let dir = shared_tempdir();
-        let (private, public) = key_pair(dir.path(), "trust");
-        let (here, elsewhere) = (here(), elsewhere());
-        let build = |target: &str, name: &str| {
-            let layout = dir.path().join(name);
-            build_hello(target, &layout, &private);
-            layout
-        };
-        let (native, foreign) = (build(here, "native"), build(elsewhere, "foreign"));
-        Bundles {
-            public,
-            private,
-            native,
-            foreign,
-            _dir: dir,
-        }
+        SignedHello::build("trust", &[("native", here()), ("foreign", elsewhere())])
     })
 }
 
@@ -68,27 +42,16 @@ fn cwasm_blob(layout: &Path) -> PathBuf {
     layer_blob(layout, pack_packager::media_types::CWASM_LAYER)
 }
 
-fn run(layout: &Path, extra: &[&str]) -> Output {
-    pack()
-        .arg("run")
-        .arg(layout)
-        .arg("--key")
-        .arg(&bundles().public)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
 fn runs(out: &Output) {
     assert_exit(out, 0);
-    assert_stdout_has(out, RAN);
+    assert_stdout_has(out, HELLO_RAN);
 }
 
 /// Refused (exit 2, a bundle that cannot be trusted), nothing ran, and stderr names
 /// `path` and says `needle`.
 fn refused(out: &Output, path: &Path, needle: &str) {
     assert_exit(out, 2);
-    assert!(!stdout(out).contains(RAN), "it ran: {}", stdout(out));
+    assert!(!stdout(out).contains(HELLO_RAN), "it ran: {}", stdout(out));
     let err = stderr(out);
     assert!(
         err.contains(&format!("`{}`", path.display())),
@@ -112,8 +75,8 @@ fn chmod(path: &Path, mode: u32) {
 
 #[test]
 fn a_blob_swapped_for_a_symbolic_link_is_refused() {
-    let (dir, layout) = copy_of(&bundles().native);
-    runs(&run(&layout, &[]));
+    let (dir, layout) = copy_of(bundles().layout("native"));
+    runs(&bundles().run(&layout, &[]));
 
     // The artifact is now a link to a file outside the layout, with the same (valid)
     // content: whoever controls the link's target controls what runs.
@@ -121,37 +84,37 @@ fn a_blob_swapped_for_a_symbolic_link_is_refused() {
     let outside = dir.path().join("outside.cwasm");
     std::fs::rename(&blob, &outside).unwrap();
     std::os::unix::fs::symlink(&outside, &blob).unwrap();
-    let out = run(&layout, &[]);
+    let out = bundles().run(&layout, &[]);
     refused(&out, &blob, "is a symbolic link");
     assert_stderr_has(&out, "hint: replace the link");
 
     // The same for a linked directory on the way, and for a linked `index.json`.
     std::fs::remove_file(&blob).unwrap();
     std::fs::rename(&outside, &blob).unwrap();
-    runs(&run(&layout, &[]));
+    runs(&bundles().run(&layout, &[]));
     let blobs = layout.join("blobs/sha256");
     let moved = dir.path().join("sha256");
     std::fs::rename(&blobs, &moved).unwrap();
     std::os::unix::fs::symlink(&moved, &blobs).unwrap();
-    refused(&run(&layout, &[]), &blobs, "is a symbolic link");
+    refused(&bundles().run(&layout, &[]), &blobs, "is a symbolic link");
     std::fs::remove_file(&blobs).unwrap();
     std::fs::rename(&moved, &blobs).unwrap();
     let index = layout.join("index.json");
     std::fs::rename(&index, dir.path().join("index.json")).unwrap();
     std::os::unix::fs::symlink(dir.path().join("index.json"), &index).unwrap();
-    refused(&run(&layout, &[]), &index, "is a symbolic link");
+    refused(&bundles().run(&layout, &[]), &index, "is a symbolic link");
 
     // A layout that is itself a link is the user's choice: followed.
     std::fs::remove_file(&index).unwrap();
     std::fs::rename(dir.path().join("index.json"), &index).unwrap();
     let named = dir.path().join("named");
     std::os::unix::fs::symlink(&layout, &named).unwrap();
-    runs(&run(&named, &[]));
+    runs(&bundles().run(&named, &[]));
 }
 
 #[test]
 fn a_blob_or_directory_others_can_write_is_refused() {
-    let (_dir, layout) = copy_of(&bundles().native);
+    let (_dir, layout) = copy_of(bundles().layout("native"));
     let blob = cwasm_blob(&layout);
     let sha256 = layout.join("blobs/sha256");
     for (path, mode, good) in [
@@ -163,29 +126,29 @@ fn a_blob_or_directory_others_can_write_is_refused() {
         (layout.join("index.json"), 0o646, 0o644),
     ] {
         chmod(&path, mode);
-        let out = run(&layout, &[]);
+        let out = bundles().run(&layout, &[]);
         refused(&out, &path, "writable by");
         assert_stderr_has(&out, format!("chmod go-w {}", path.display()));
         chmod(&path, good);
     }
-    runs(&run(&layout, &[]));
+    runs(&bundles().run(&layout, &[]));
 
     // A file of another user (only root can make one): refused too, as root.
     let me = std::fs::metadata(&blob).unwrap().uid();
     if me == 0 {
         std::os::unix::fs::chown(&blob, Some(54321), None).unwrap();
-        let out = run(&layout, &[]);
+        let out = bundles().run(&layout, &[]);
         refused(&out, &blob, "belongs to user 54321");
         std::os::unix::fs::chown(&blob, Some(0), None).unwrap();
     }
-    runs(&run(&layout, &[]));
+    runs(&bundles().run(&layout, &[]));
 }
 
 #[test]
 fn allow_jit_compiles_the_checked_portable_component() {
-    let (dir, layout) = copy_of(&bundles().foreign);
+    let (dir, layout) = copy_of(bundles().layout("foreign"));
     // Nothing fits this machine: with --allow-jit the portable component runs.
-    let out = run(&layout, &["--allow-jit"]);
+    let out = bundles().run(&layout, &["--allow-jit"]);
     runs(&out);
     assert_stderr_has(
         &out,
@@ -196,7 +159,11 @@ fn allow_jit_compiles_the_checked_portable_component() {
     let outside = dir.path().join("outside.wasm");
     std::fs::rename(&wasm, &outside).unwrap();
     std::os::unix::fs::symlink(&outside, &wasm).unwrap();
-    refused(&run(&layout, &["--allow-jit"]), &wasm, "is a symbolic link");
+    refused(
+        &bundles().run(&layout, &["--allow-jit"]),
+        &wasm,
+        "is a symbolic link",
+    );
 }
 
 /// Every directory and file under `root` (itself included) whose mode lets group or
@@ -294,14 +261,14 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
     assert_exit(&out, 0);
     assert_none_writable_by_others(d, &["out", "build-cache", "compiled", "compile-cache"]);
     // What was built runs (the host's checks pass on what pack wrote).
-    runs(&run(&built, &[]));
+    runs(&bundles().run(&built, &[]));
 
     // The content store and a pulled layout, through a real registry.
     let Some(registry) = Registry::start() else {
         return;
     };
     let reference = format!("{}/team/hello:v1", registry.addr());
-    pack_push(&b.native, &reference);
+    pack_push(b.layout("native"), &reference);
     let store = d.join("data/pack/store");
     runs(&pack_umask_000(&[
         "run",
@@ -315,7 +282,7 @@ fn nothing_pack_writes_under_umask_000_is_writable_by_others() {
     let out = pack_umask_000(&["pull", &reference, "--key", s(&b.public), "-o", s(&pulled)]);
     assert_exit(&out, 0);
     assert_none_writable_by_others(d, &["data", "pulled"]);
-    runs(&run(&d.join("pulled/app:v1"), &[]));
+    runs(&bundles().run(d.join("pulled/app:v1"), &[]));
 
     // A store others can write is refused before anything is read from it.
     chmod(&store, 0o777);
