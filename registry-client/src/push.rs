@@ -295,67 +295,44 @@ struct Manifests<'a> {
 }
 
 impl Manifests<'_> {
+    /// Puts `doc` under `reference` unless the registry has it there already.
     async fn put(
         &mut self,
         reference: &str,
         doc: &Doc,
         summary: &mut TransferSummary,
     ) -> Result<()> {
+        let (registry, repository, reporter) = (self.registry, self.repository, self.reporter);
         let id = self.next_id;
         self.next_id += 1;
-        if put_document(
-            self.registry,
-            self.repository,
-            reference,
-            doc,
+        let digest = doc.descriptor.digest();
+        reporter.on_start(&Item {
             id,
-            self.reporter,
-        )
-        .await?
-        {
-            summary.manifests_transferred += 1;
-        } else {
+            digest: digest.clone(),
+            size: doc.descriptor.size(),
+            media_type: doc.media_type.clone(),
+            manifest: true,
+        });
+        let what = format!("manifest {reference}");
+        let current = with_retry(registry, &what, reporter, || {
+            registry.manifest_digest(repository, reference)
+        })
+        .await?;
+        if current.as_ref() == Some(digest) {
+            reporter.on_complete(id, Outcome::Skipped);
             summary.manifests_skipped += 1;
+            return Ok(());
         }
+        with_retry(registry, &what, reporter, || {
+            registry.put_manifest(repository, reference, doc.bytes.clone(), &doc.media_type)
+        })
+        .await
+        .map_err(|e| with_hint_operation(e, digest))?;
+        reporter.on_progress(id, doc.descriptor.size());
+        reporter.on_complete(id, Outcome::Transferred);
+        summary.manifests_transferred += 1;
         Ok(())
     }
-}
-
-/// Puts a document under `reference` unless the registry has it there already; returns
-/// whether it was sent.
-async fn put_document(
-    registry: &Registry,
-    repository: &str,
-    reference: &str,
-    doc: &Doc,
-    id: usize,
-    reporter: &dyn Reporter,
-) -> Result<bool> {
-    let digest = doc.descriptor.digest();
-    reporter.on_start(&Item {
-        id,
-        digest: digest.clone(),
-        size: doc.descriptor.size(),
-        media_type: doc.media_type.clone(),
-        manifest: true,
-    });
-    let what = format!("manifest {reference}");
-    let current = with_retry(registry, &what, reporter, || {
-        registry.manifest_digest(repository, reference)
-    })
-    .await?;
-    if current.as_ref() == Some(digest) {
-        reporter.on_complete(id, Outcome::Skipped);
-        return Ok(false);
-    }
-    with_retry(registry, &what, reporter, || {
-        registry.put_manifest(repository, reference, doc.bytes.clone(), &doc.media_type)
-    })
-    .await
-    .map_err(|e| with_hint_operation(e, digest))?;
-    reporter.on_progress(id, doc.descriptor.size());
-    reporter.on_complete(id, Outcome::Transferred);
-    Ok(true)
 }
 
 /// Names the manifest digest in errors about a manifest pushed by tag.

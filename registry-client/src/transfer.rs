@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
 use crate::client::{Registry, Scheme};
-use futures_util::{StreamExt, TryStreamExt};
-
 use crate::{CredentialSource, Error, Outcome, Reporter, Result};
 
 /// Media types of documents a tag may point to, the `Accept` of manifest requests.

@@ -685,14 +685,44 @@ impl Drop for Spawned {
 pub fn assert_failed_pull_left_nothing(layout: &Path, hex: &str) {
     let blob = layout.join("blobs/sha256").join(hex);
     assert!(!blob.exists(), "{} was kept", blob.display());
-    let temporary: Vec<String> = std::fs::read_dir(layout)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".pack-tmp"))
-        .collect();
+    let temporary = temp_files(layout);
     assert!(temporary.is_empty(), "{temporary:?}");
     let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
     assert!(!index.contains("\"v1\""), "{index}");
+}
+
+/// The temporary files (`.pack-tmp-*`) in the directory `dir` (none when it does not exist).
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".pack-tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Flips the bits of the middle byte of the file `path` (its length stays).
+pub fn flip_middle_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+/// Nothing pulled into `out`: no layout, or one without the tag and without blobs.
+#[track_caller]
+pub fn assert_nothing_pulled(out: &Path) {
+    if !out.exists() {
+        return;
+    }
+    let index = std::fs::read_to_string(out.join("index.json")).unwrap_or_default();
+    assert!(!index.contains("\"v1\""), "the tag was written: {index}");
+    let blobs: Vec<_> = std::fs::read_dir(out.join("blobs/sha256"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(blobs.is_empty(), "blobs were written: {blobs:?}");
 }
 
 /// A registry for a test that also runs skopeo; `None` (the caller skips) when either is

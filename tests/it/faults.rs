@@ -124,18 +124,6 @@ fn blobs(layout: &Path) -> Vec<(String, u64)> {
     out
 }
 
-/// The temporary files (`.pack-tmp-*`) in the directory `dir` (none when it does not exist).
-fn temp_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(".pack-tmp-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Asserts that no temporary file stays in `dir` after `what` ran.
 #[track_caller]
 fn assert_no_temp_files(dir: &Path, what: &str) {

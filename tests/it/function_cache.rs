@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::registry::Registry;
-use crate::shared_cache::{cache_info, flip_middle_byte, sources, stored_blob, summary};
+use crate::shared_cache::{cache_info, sources, summary};
 
 /// `pack compile` with its own cache directory (`None`: no cache at all).
 fn compile(input: &Path, targets: &str, out: &Path, cache: Option<&Path>) -> Value {
@@ -160,9 +160,9 @@ fn tamper_with_segments(registry: &Registry, repo: &str) -> usize {
             continue;
         }
         let manifest = std::fs::read_to_string(tag.join("current/link")).unwrap();
-        let manifest = read_json(&stored_blob(registry, manifest.trim()));
+        let manifest = read_json(&registry.blob_file(manifest.trim()));
         let layer = manifest["layers"][0]["digest"].as_str().unwrap();
-        flip_middle_byte(&stored_blob(registry, layer));
+        flip_middle_byte(&registry.blob_file(layer));
         tampered += 1;
     }
     tampered

@@ -66,10 +66,7 @@ fn pull(home: &Path, reference: &str, dest: &Path, extra: &[&str]) -> std::proce
 }
 
 fn blob_names(layout: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(layout.join("blobs/sha256"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names = file_names(&layout.join("blobs/sha256"));
     names.sort();
     names
 }
@@ -202,16 +199,7 @@ fn damaged_blobs_are_refused_and_leave_nothing_behind() {
     let (_, layout, _) = bundle();
     // Flip bytes of the largest blob in the registry's storage (same length).
     let biggest = biggest_blob(layout);
-    let stored = registry
-        .storage()
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&biggest[..2])
-        .join(&biggest)
-        .join("data");
-    let mut bytes = std::fs::read(&stored).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&stored, bytes).unwrap();
+    flip_middle_byte(&registry.blob_file(&biggest));
 
     let dest = home.path().join("pulled");
     let out = pull(home.path(), &target, &dest, &[]);

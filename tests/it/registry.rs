@@ -134,6 +134,17 @@ impl Registry {
         self._storage.path().join("data")
     }
 
+    /// The file that holds the blob `digest` (`sha256:<hex>`, or the hex alone) in its
+    /// storage.
+    pub fn blob_file(&self, digest: &str) -> std::path::PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     /// `docker://127.0.0.1:PORT/<repo>` for skopeo.
     pub fn docker_ref(&self, repo_and_tag: &str) -> String {
         format!("docker://{}/{repo_and_tag}", self.addr)

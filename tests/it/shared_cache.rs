@@ -1,7 +1,7 @@
 //! `pack build --cache-repo`: a compile cache shared through a real registry. Two
 //! directories stand for two CI runners, each with its own local compile cache.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
@@ -88,26 +88,6 @@ pub(crate) fn assert_amd64_entry_ignored(out: &Output, why: &str) {
     );
 }
 
-/// The file that holds the blob `digest` (`sha256:<hex>`, or the hex alone) in
-/// `registry`'s storage.
-pub(crate) fn stored_blob(registry: &Registry, digest: &str) -> PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    registry
-        .storage()
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
-        .join("data")
-}
-
-/// Flips the bits of the middle byte of the file `path` (its length stays).
-pub(crate) fn flip_middle_byte(path: &Path) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    std::fs::write(path, &bytes).unwrap();
-}
-
 #[test]
 fn a_second_runner_compiles_nothing_and_builds_the_same_bundle() {
     let Some((registry, keys)) = registry_and_tempdir() else {
@@ -191,7 +171,7 @@ fn entries_signed_by_another_key_or_tampered_with_are_compiled_instead() {
     // Flip bytes of the artifact in the registry's storage (same length): the signature
     // still verifies, the layer does not match its digest, and the target is compiled.
     let cwasm = cwasm_digest(&runner.path().join("out/app"));
-    flip_middle_byte(&stored_blob(&registry, &cwasm));
+    flip_middle_byte(&registry.blob_file(&cwasm));
 
     let victim = Runner::new();
     let out = victim.build(&hello, target, &repo, &ours);

@@ -415,19 +415,6 @@ fn content_fake(routes: Arc<Mutex<HashMap<String, Response>>>) -> Fake {
     })
 }
 
-/// Nothing pulled into `out`: no layout, or one without the tag and without blobs.
-fn assert_nothing_pulled(out: &Path) {
-    if !out.exists() {
-        return;
-    }
-    let index = std::fs::read_to_string(out.join("index.json")).unwrap_or_default();
-    assert!(!index.contains("\"v1\""), "the tag was written: {index}");
-    let blobs: Vec<_> = std::fs::read_dir(out.join("blobs/sha256"))
-        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
-        .unwrap_or_default();
-    assert!(blobs.is_empty(), "blobs were written: {blobs:?}");
-}
-
 // ---------------------------------------------------------------------------------------
 // Finding: the environment's credentials go to any registry.
 
