@@ -126,15 +126,16 @@ trait Kind: Serialize + DeserializeOwned {
     const TAG_PREFIX: &'static str;
     /// What the config is called in errors.
     const CONFIG: &'static str;
-    /// What the key is called in errors.
-    const KEY: &'static str;
+    /// What the key is called in errors: in a tag (`cache key`), and in a config
+    /// (`key`).
+    const KEY: (&'static str, &'static str);
     fn key(&self) -> &str;
 
     /// The tag of the entry for `key` (sha256 hex).
     fn tag(key: &str) -> Result<String> {
         if !is_sha256_hex(key) {
             return Err(Error::InvalidInput {
-                message: format!("`{key}` is not a {} (64 lowercase hex digits)", Self::KEY),
+                message: format!("`{key}` is not a {} (64 lowercase hex digits)", Self::KEY.0),
             });
         }
         Ok(format!("{}{key}", Self::TAG_PREFIX))
@@ -146,7 +147,7 @@ impl Kind for EntryConfig {
     const LAYER: &'static str = CWASM_LAYER;
     const TAG_PREFIX: &'static str = TAG_PREFIX;
     const CONFIG: &'static str = "cache entry config";
-    const KEY: &'static str = "cache key";
+    const KEY: (&'static str, &'static str) = ("cache key", "key");
     fn key(&self) -> &str {
         &self.key
     }
@@ -157,7 +158,7 @@ impl Kind for FunctionsConfig {
     const LAYER: &'static str = FUNCTIONS_LAYER;
     const TAG_PREFIX: &'static str = FUNCTIONS_TAG_PREFIX;
     const CONFIG: &'static str = "function cache entry config";
-    const KEY: &'static str = "segment key";
+    const KEY: (&'static str, &'static str) = ("segment key", "segment");
     fn key(&self) -> &str {
         &self.segment_key
     }
@@ -271,7 +272,7 @@ fn read_verified<C: Kind>(layout: &Layout, key: &str, keys: &[PublicKey]) -> Res
     if config.key() != key {
         return Err(untrusted(format!(
             "it is signed for {} {}, not {key}",
-            C::KEY,
+            C::KEY.1,
             config.key()
         )));
     }
@@ -448,7 +449,7 @@ mod tests {
         const LAYER: &'static str = CWASM_LAYER;
         const TAG_PREFIX: &'static str = FUNCTIONS_TAG_PREFIX;
         const CONFIG: &'static str = "config";
-        const KEY: &'static str = "segment key";
+        const KEY: (&'static str, &'static str) = ("segment key", "segment");
         fn key(&self) -> &str {
             &self.0.segment_key
         }
